@@ -1,0 +1,155 @@
+"""Run configuration as frozen dataclasses, with JSON round trips and `a.b=value` overrides."""
+
+import dataclasses
+import json
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from dynjax.data.missing import STRATEGIES
+
+
+@dataclass(frozen=True)
+class SynthConfig:
+    """Synthetic Numerai-format data with known ground truth (`dynjax synth`)."""
+
+    n_train_eras: int = 160
+    n_val_eras: int = 48
+    gap_eras: int = 4  # eras between train and validation that no file holds
+    rows_per_era: int = 400  # mean; eras vary by +-20 %
+    n_features: int = 120
+    n_factors: int = 12  # latent factors that make features correlate in clusters
+    n_regimes: int = 3
+    active_per_regime: int = 8
+    regime_eras: int = 24  # mean length of a regime in eras
+    noise: float = 3.0  # target noise std over the unit-variance signal
+    nan_rate: float = 0.01  # fraction of feature values that are null
+    target_nan_rate: float = 0.0  # fraction of main-target values that are NaN
+    small_frac: float = 0.15
+    medium_frac: float = 0.5
+    seed: int = 0
+
+    def __post_init__(self):
+        _check(self.n_train_eras >= 1 and self.n_val_eras >= 1, "need at least one train and one validation era")
+        _check(self.rows_per_era >= 10, "rows_per_era must be >= 10")
+        _check(1 <= self.active_per_regime <= self.n_features, "active_per_regime must be in 1..n_features")
+        _check(self.n_regimes >= 1 and self.n_factors >= 1, "n_regimes and n_factors must be >= 1")
+        _check(0 <= self.nan_rate < 1 and 0 <= self.target_nan_rate < 1, "NaN rates must be in [0, 1)")
+        _check(self.noise >= 0 and self.gap_eras >= 0, "noise and gap_eras must be >= 0")
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Which data, which columns, and how windows of eras are cut from it."""
+
+    data_dir: str | None = None  # None: the embedded synthetic default
+    feature_set: str = "all"
+    features: tuple[str, ...] = ()  # an explicit list overrides feature_set
+    targets: tuple[str, ...] = ("target",)  # the first is the main target
+    missing: str = "bin"
+    embargo: int = 4  # eras between a row's era and the era its target is known
+    window_eras: int = 8
+    rows_per_era: int = 512
+    min_era_rows: int = 2
+
+    def __post_init__(self):
+        _check(self.missing in STRATEGIES, f"missing must be one of {STRATEGIES}, got {self.missing!r}")
+        _check(self.embargo >= 0, "embargo must be >= 0")
+        _check(self.window_eras >= 1 and self.rows_per_era >= 1, "window_eras and rows_per_era must be >= 1")
+        _check(len(self.targets) >= 1, "need at least one target")
+
+    @property
+    def feature_spec(self) -> str | tuple[str, ...]:
+        return self.features or self.feature_set
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything one run depends on; written to `config.json` in the run directory."""
+
+    data: DataConfig = field(default_factory=DataConfig)
+    synth: SynthConfig = field(default_factory=SynthConfig)
+    seed: int = 0
+
+
+def to_dict(cfg) -> dict[str, Any]:
+    """Plain JSON-ready dict of a config dataclass."""
+    return dataclasses.asdict(cfg)
+
+
+def from_dict(cls, raw: dict[str, Any]):
+    """Build a config dataclass from a (possibly partial) dict; unknown keys are errors."""
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(raw) - names)
+    if unknown:
+        raise ValueError(f"unknown {cls.__name__} keys: {', '.join(unknown)}")
+    kwargs = {}
+    for name, value in raw.items():
+        hint = hints[name]
+        kwargs[name] = from_dict(hint, value) if dataclasses.is_dataclass(hint) else _coerce(hint, value)
+    return cls(**kwargs)
+
+
+def load_config(path: str | Path) -> RunConfig:
+    """Read a (partial) RunConfig from a JSON file."""
+    return from_dict(RunConfig, json.loads(Path(path).read_text()))
+
+
+def save_config(cfg: RunConfig, path: str | Path) -> None:
+    Path(path).write_text(json.dumps(to_dict(cfg), indent=2) + "\n")
+
+
+def override(cfg, assignments: list[str]):
+    """Apply `section.field=value` strings, e.g. `data.embargo=6` or `synth.n_features=40`."""
+    for item in assignments:
+        key, sep, text = item.partition("=")
+        if not sep:
+            raise ValueError(f"override {item!r} is not of the form key=value")
+        cfg = _set(cfg, key.strip().split("."), text.strip())
+    return cfg
+
+
+def _set(cfg, path: list[str], text: str):
+    names = {f.name for f in dataclasses.fields(cfg)}
+    if path[0] not in names:
+        raise ValueError(f"unknown config key {path[0]!r} in {type(cfg).__name__}; known: {', '.join(sorted(names))}")
+    current = getattr(cfg, path[0])
+    if len(path) > 1:
+        if not dataclasses.is_dataclass(current):
+            raise ValueError(f"{path[0]!r} has no sub-keys")
+        return dataclasses.replace(cfg, **{path[0]: _set(current, path[1:], text)})
+    hint = typing.get_type_hints(type(cfg))[path[0]]
+    return dataclasses.replace(cfg, **{path[0]: _coerce(hint, _parse(text))})
+
+
+def _parse(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text  # bare strings: data.feature_set=small
+
+
+def _coerce(hint, value):
+    args = typing.get_args(hint)
+    if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union:
+        if value is None and type(None) in args:
+            return None
+        return _coerce(next(a for a in args if a is not type(None)), value)
+    if typing.get_origin(hint) is tuple:
+        items = value.split(",") if isinstance(value, str) else list(value)
+        return tuple(str(v).strip() for v in items)
+    if hint is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if hint is str and not isinstance(value, str):
+        return str(value)
+    if hint in (int, float, bool) and type(value) is not hint:
+        raise ValueError(f"expected {hint.__name__}, got {value!r}")
+    return value
+
+
+def _check(ok: bool, message: str) -> None:
+    if not ok:
+        raise ValueError(message)

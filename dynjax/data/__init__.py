@@ -1,0 +1,15 @@
+"""Numerai data: loading, era index and embargo, era windows, missing values, synthetic data."""
+
+from dynjax.data.eras import EraIndex, last_resolved_era, resolved_eras, sliding_windows
+from dynjax.data.errors import DataError
+from dynjax.data.features import FeatureMetadata, read_feature_metadata, resolve_features
+from dynjax.data.missing import MISSING, N_BINS, Imputer, fit_imputer, float_view, impute_inplace
+from dynjax.data.numerai import EraData, NumeraiData, check_same_features, load_numerai, load_split
+from dynjax.data.windows import Batch, era_chunks, sample_window, window_rng
+
+__all__ = [
+    "Batch", "DataError", "EraData", "EraIndex", "FeatureMetadata", "Imputer", "MISSING", "N_BINS",
+    "NumeraiData", "check_same_features", "era_chunks", "fit_imputer", "float_view", "impute_inplace",
+    "last_resolved_era", "load_numerai", "load_split", "read_feature_metadata", "resolve_features",
+    "resolved_eras", "sample_window", "sliding_windows", "window_rng",
+]

@@ -1,0 +1,254 @@
+"""Load Numerai parquet files into int8 feature matrices ordered by era.
+
+Features stay int8 from parquet to the arrays handed to JAX: columns are read a group at
+a time (lazy scan, projection pushdown), nulls become the `MISSING` bin, and each group is
+written straight into one preallocated `int8[N, F]` matrix, so peak memory stays near the
+int8 size of the requested features.
+"""
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import polars as pl
+
+from dynjax.data.eras import EraIndex, build_era_index, era_numbers
+from dynjax.data.errors import DataError, preview
+from dynjax.data.features import FeatureMetadata, read_feature_metadata, resolve_features
+from dynjax.data.missing import MAX_BIN, MISSING
+
+_INTEGER = (pl.Int8, pl.Int16, pl.Int32, pl.Int64, pl.UInt8, pl.UInt16, pl.UInt32, pl.UInt64)
+_CHUNK_BYTES = 32 << 20
+
+
+@dataclass(frozen=True, eq=False)
+class EraData:
+    """One split, rows sorted by era (labeled rows first within an era)."""
+
+    x_NxF: np.ndarray  # int8, bins 0..4 and MISSING
+    y_NxT: np.ndarray  # float32, NaN where a target is unknown
+    ids: pl.Series
+    index: EraIndex
+    features: tuple[str, ...]
+    targets: tuple[str, ...]
+    source: str
+
+    @property
+    def n_rows(self) -> int:
+        return self.x_NxF.shape[0]
+
+    def era_column(self) -> np.ndarray:
+        """Era name of every row (for writing predictions)."""
+        return np.repeat(np.array(self.index.names), self.index.sizes)
+
+
+@dataclass(frozen=True, eq=False)
+class NumeraiData:
+    """The splits of one data directory, loaded with one feature list."""
+
+    train: EraData
+    validation: EraData | None
+    live: EraData | None
+    metadata: FeatureMetadata = field(repr=False)
+
+
+def load_split(
+    path: str | Path,
+    features: Sequence[str],
+    targets: Sequence[str] = ("target",),
+    *,
+    data_type: str | None = None,
+    require_targets: bool = True,
+    min_era_rows: int = 2,
+) -> EraData:
+    """Load one parquet split.
+
+    Args:
+      path: a Numerai parquet file (`train.parquet`, `validation.parquet`, `live.parquet`).
+      features: feature columns to read, in the order of the returned matrix.
+      targets: target columns; the first is the main target.
+      data_type: keep only rows with this `data_type` (e.g. "validation").
+      require_targets: training data: every target column must exist, rows with a NaN
+        main target are kept but not labeled, and each era needs `min_era_rows` labeled
+        rows. Without it (live data) absent targets read as NaN.
+      min_era_rows: the fewest rows an era may have (one-row eras have no correlation).
+    Returns:
+      An `EraData` with `x_NxF` int8, `y_NxT` float32 and the era index.
+    """
+    path = Path(path)
+    features, targets = tuple(features), tuple(targets)
+    lf = _scan(path)
+    schema = lf.collect_schema()
+    _check_schema(path, schema, features, targets, require_targets, data_type)
+
+    present_targets = [t for t in targets if t in schema]
+    meta_cols = ["id", "era", *present_targets] + (["data_type"] if data_type else [])
+    meta = lf.select(meta_cols).collect()
+    keep = np.ones(meta.height, bool)
+    if data_type:
+        keep = (meta["data_type"] == data_type).to_numpy()
+    numbers = era_numbers(meta["era"], path)
+    y_NxT = _targets(meta, targets, path)
+    labeled = ~np.isnan(y_NxT[:, 0]) if targets else np.zeros(meta.height, bool)
+
+    # Stable sort by era, labeled rows first inside an era; the same permutation also
+    # drops rows of other data types, so each feature group is gathered exactly once.
+    rows = np.flatnonzero(keep)
+    perm = rows[np.lexsort((~labeled[rows], numbers[rows]))]
+    ids = meta["id"].cast(pl.String).gather(perm)
+    _check_ids(ids, path)
+    index = build_era_index(
+        meta["era"].cast(pl.String).gather(perm).to_list(), numbers[perm], labeled[perm]
+    )
+    _check_eras(index, path, min_era_rows, require_targets)
+    x_NxF = _read_features(lf, path, features, perm)
+    if require_targets:
+        _check_not_all_missing(x_NxF, features, path)
+    return EraData(x_NxF, y_NxT[perm], ids, index, features, targets, str(path))
+
+
+def load_numerai(
+    data_dir: str | Path,
+    feature_set: str | Sequence[str] = "all",
+    targets: Sequence[str] = ("target",),
+    *,
+    live: bool = True,
+    min_era_rows: int = 2,
+) -> NumeraiData:
+    """Load `train.parquet`, `validation.parquet` and (if present) `live.parquet`."""
+    data_dir = Path(data_dir)
+    if not data_dir.is_dir():
+        raise DataError(data_dir, "data directory not found")
+    metadata = read_feature_metadata(data_dir / "features.json")
+    features = resolve_features(metadata, feature_set)
+    train = load_split(data_dir / "train.parquet", features, targets, min_era_rows=min_era_rows)
+    validation = None
+    if (data_dir / "validation.parquet").exists():
+        validation = load_split(
+            data_dir / "validation.parquet", features, targets,
+            data_type="validation", require_targets=False, min_era_rows=min_era_rows,
+        )
+    live_data = None
+    if live and (data_dir / "live.parquet").exists():
+        check_same_features(data_dir / "train.parquet", data_dir / "live.parquet")
+        live_data = load_split(
+            data_dir / "live.parquet", features, targets, require_targets=False, min_era_rows=1
+        )
+    return NumeraiData(train, validation, live_data, metadata)
+
+
+def check_same_features(reference: str | Path, other: str | Path) -> None:
+    """Raise if two files do not carry the same `feature_*` columns."""
+    ref_cols = _feature_columns(reference)
+    other_cols = _feature_columns(other)
+    if ref_cols != other_cols:
+        only_ref = sorted(set(ref_cols) - set(other_cols))
+        only_other = sorted(set(other_cols) - set(ref_cols))
+        raise DataError(
+            other,
+            f"feature columns differ from {Path(reference).name}: "
+            f"missing {preview(only_ref) or 'none'}; extra {preview(only_other) or 'none'}",
+        )
+
+
+def _feature_columns(path: str | Path) -> list[str]:
+    return [c for c in _scan(Path(path)).collect_schema() if c.startswith("feature")]
+
+
+def _scan(path: Path) -> pl.LazyFrame:
+    if not path.is_file():
+        raise DataError(path, "file not found")
+    try:
+        lf = pl.scan_parquet(path)
+        lf.collect_schema()
+    except Exception as err:  # polars raises several types for unreadable files
+        raise DataError(path, f"not a readable parquet file ({type(err).__name__}: {err})") from None
+    return lf
+
+
+def _check_schema(path, schema, features, targets, require_targets, data_type) -> None:
+    required = ["id", "era"] + (list(targets) if require_targets else [])
+    if data_type:
+        required.append("data_type")
+    missing = [c for c in required if c not in schema]
+    if missing:
+        raise DataError(path, f"missing required columns: {preview(missing)}")
+    absent = [f for f in features if f not in schema]
+    if absent:
+        raise DataError(path, f"missing {len(absent)} requested feature columns: {preview(absent)}")
+    not_int = [f"{f} ({schema[f]})" for f in features if schema[f] not in _INTEGER]
+    if not_int:
+        raise DataError(
+            path, f"feature columns must hold integer bins 0..{MAX_BIN}; got {preview(not_int)}"
+        )
+    not_num = [f"{t} ({schema[t]})" for t in targets if t in schema and not schema[t].is_numeric()]
+    if not_num:
+        raise DataError(path, f"target columns must be numeric; got {preview(not_num)}")
+
+
+def _targets(meta: pl.DataFrame, targets: Sequence[str], path: Path) -> np.ndarray:
+    """float32 [N, T]; nulls and absent targets become NaN."""
+    y_NxT = np.full((meta.height, len(targets)), np.nan, np.float32)
+    for j, name in enumerate(targets):
+        if name in meta.columns:
+            y_NxT[:, j] = meta[name].cast(pl.Float32).fill_null(np.nan).to_numpy()
+    return y_NxT
+
+
+def _check_ids(ids: pl.Series, path: Path) -> None:
+    if ids.null_count():
+        raise DataError(path, "column 'id' has null values")
+    if ids.n_unique() != len(ids):
+        dupes = ids.filter(ids.is_duplicated()).unique().sort().to_list()
+        raise DataError(path, f"duplicate ids: {preview(dupes)}")
+
+
+def _check_eras(index: EraIndex, path: Path, min_rows: int, require_targets: bool) -> None:
+    if index.n_eras == 0:
+        raise DataError(path, "no rows to load")
+    small = [n for n, size in zip(index.names, index.sizes) if size < min_rows]
+    if small:
+        raise DataError(path, f"eras with fewer than {min_rows} rows: {preview(small)}")
+    if require_targets:
+        unlabeled = [n for n, k in zip(index.names, index.n_labeled) if k < min_rows]
+        if unlabeled:
+            raise DataError(
+                path, f"eras with fewer than {min_rows} rows with a main target: {preview(unlabeled)}"
+            )
+
+
+def _read_features(lf: pl.LazyFrame, path: Path, features: Sequence[str], perm: np.ndarray) -> np.ndarray:
+    """int8 [len(perm), F], read a column group at a time."""
+    x_NxF = np.empty((len(perm), len(features)), np.int8)
+    n_file_rows = max(1, lf.select(pl.len()).collect().item())
+    group = max(1, _CHUNK_BYTES // n_file_rows)
+    for start in range(0, len(features), group):
+        cols = list(features[start : start + group])
+        chunk = lf.select(cols).collect()
+        _check_range(chunk, path)
+        # The schema check guarantees integers, so this cast is lossless.
+        filled = chunk.select(pl.all().cast(pl.Int8).fill_null(MISSING)).to_numpy()
+        del chunk
+        x_NxF[:, start : start + len(cols)] = filled[perm]
+    return x_NxF
+
+
+def _check_range(chunk: pl.DataFrame, path: Path) -> None:
+    lo, hi = chunk.min().row(0), chunk.max().row(0)
+    bad = [
+        f"{c} [{a}..{b}]"
+        for c, a, b in zip(chunk.columns, lo, hi)
+        if a is not None and (a < 0 or b > MAX_BIN)
+    ]
+    if bad:
+        raise DataError(path, f"feature values outside bins 0..{MAX_BIN}: {preview(bad)}")
+
+
+def _check_not_all_missing(x_NxF: np.ndarray, features: Sequence[str], path: Path) -> None:
+    all_missing = np.ones(x_NxF.shape[1], bool)
+    for start in range(0, x_NxF.shape[0], 65536):
+        all_missing &= (x_NxF[start : start + 65536] == MISSING).all(axis=0)
+    if all_missing.any():
+        names = [f for f, m in zip(features, all_missing) if m]
+        raise DataError(path, f"features with no values at all (every row null): {preview(names)}")

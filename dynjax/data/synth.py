@@ -1,0 +1,197 @@
+"""Synthetic Numerai-format data with ground truth (`dynjax synth`).
+
+Features are per-era quintile bins of latent Gaussian features that correlate in clusters.
+The target is a noisy function of a few *active* features; which features are active (and
+with which weights and shapes) changes with a hidden regime that switches every few dozen
+eras. Next to Numerai's files, `truth/` records the active features of every era and the
+noise-free signal of every row, so the attainable correlation and selection recall are known.
+"""
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+from dynjax.config import SynthConfig
+from dynjax.data.missing import MAX_BIN
+
+TARGET_NAMES = ("target", "target_ender_20", "target_ender_60", "target_jasper_20")
+FIVE_BIN_QUANTILES = (0.05, 0.25, 0.75, 0.95)  # Numerai's 5/20/50/20/5 % target shape
+SEVEN_BIN_QUANTILES = (0.05, 0.15, 0.35, 0.65, 0.85, 0.95)
+SHAPES = ("linear", "u_shape", "threshold")
+_SHAPE_TABLES = {  # effect of bins 0..4, centred
+    "linear": np.array([-2.0, -1.0, 0.0, 1.0, 2.0]),
+    "u_shape": np.array([2.0, -0.5, -1.0, -0.5, 0.0]),
+    "threshold": np.array([-1.0, -1.0, -1.0, 1.5, 1.5]),
+}
+
+
+@dataclass(frozen=True, eq=False)
+class Regime:
+    """Active features of one regime, with their weights and response shapes."""
+
+    features: np.ndarray  # int [A]
+    weights: np.ndarray  # float [A]
+    shapes: tuple[str, ...]
+
+
+@dataclass(frozen=True, eq=False)
+class Split:
+    """Generated rows of one file, before writing."""
+
+    eras: np.ndarray  # int era numbers per row
+    x_NxF: np.ndarray  # int8 bins, -1 where null
+    signal_N: np.ndarray
+    y_NxT: np.ndarray
+
+
+def feature_names(n: int) -> list[str]:
+    return [f"feature_{i:04d}" for i in range(n)]
+
+
+def era_label(number: int) -> str:
+    return f"{number:04d}"
+
+
+def make_regimes(cfg: SynthConfig, rng: np.random.Generator) -> list[Regime]:
+    regimes = []
+    for _ in range(cfg.n_regimes):
+        feats = np.sort(rng.choice(cfg.n_features, cfg.active_per_regime, replace=False))
+        weights = rng.choice([-1.0, 1.0], len(feats)) * rng.uniform(0.5, 1.5, len(feats))
+        shapes = tuple(rng.choice(SHAPES, len(feats), p=[0.6, 0.25, 0.15]))
+        regimes.append(Regime(feats, weights, shapes))
+    return regimes
+
+
+def regime_sequence(n_eras: int, cfg: SynthConfig, rng: np.random.Generator) -> np.ndarray:
+    """Regime of each era: persistent blocks of geometric length, switching to a new regime."""
+    seq = np.zeros(n_eras, np.int64)
+    current = int(rng.integers(cfg.n_regimes))
+    for e in range(n_eras):
+        if e and cfg.n_regimes > 1 and rng.random() < 1.0 / cfg.regime_eras:
+            current = int((current + rng.integers(1, cfg.n_regimes)) % cfg.n_regimes)
+        seq[e] = current
+    return seq
+
+
+def quantile_bins(values_NxC: np.ndarray, quantiles: tuple[float, ...]) -> np.ndarray:
+    """Per-column rank bins at the given cumulative quantiles (0..len(quantiles))."""
+    n = len(values_NxC)
+    order = np.argsort(values_NxC, axis=0, kind="stable")
+    edges = np.asarray(quantiles) * n
+    bin_of_rank = np.searchsorted(edges, np.arange(n) + 0.5).astype(np.int8)
+    bins = np.empty(values_NxC.shape, np.int8)
+    np.put_along_axis(bins, order, np.broadcast_to(bin_of_rank[:, None], values_NxC.shape), axis=0)
+    return bins
+
+
+def regime_signal(bins_NxF: np.ndarray, regime: Regime) -> np.ndarray:
+    """Noise-free signal of one era's rows, standardised within the era."""
+    s = np.zeros(len(bins_NxF))
+    for f, w, shape in zip(regime.features, regime.weights, regime.shapes):
+        s += w * _SHAPE_TABLES[shape][bins_NxF[:, f]]
+    return (s - s.mean()) / (s.std() + 1e-12)
+
+
+def generate_era(cfg: SynthConfig, n_rows: int, regime: Regime, unresolved_60: bool,
+                 loadings: tuple[np.ndarray, np.ndarray], rng: np.random.Generator):
+    """One era: int8 bins (-1 = null), signal, and targets [N, 4]."""
+    cluster_F, rho_F = loadings
+    z_NxK = rng.standard_normal((n_rows, cfg.n_factors))
+    raw_NxF = rho_F * z_NxK[:, cluster_F] + np.sqrt(1 - rho_F**2) * rng.standard_normal((n_rows, cfg.n_features))
+    bins = quantile_bins(raw_NxF, (0.2, 0.4, 0.6, 0.8))
+    signal = regime_signal(bins, regime)
+    target = quantile_bins((signal + cfg.noise * rng.standard_normal(n_rows))[:, None], FIVE_BIN_QUANTILES)[:, 0] / 4
+    long = quantile_bins((signal + 1.5 * cfg.noise * rng.standard_normal(n_rows))[:, None], FIVE_BIN_QUANTILES)[:, 0] / 4
+    jasper = quantile_bins((0.8 * signal + cfg.noise * rng.standard_normal(n_rows))[:, None], SEVEN_BIN_QUANTILES)[:, 0] / 6
+    if unresolved_60:
+        long = np.full(n_rows, np.nan)
+    y_NxT = np.stack([target, target, long, jasper], axis=1).astype(np.float32)
+    if cfg.target_nan_rate:
+        y_NxT[rng.random(n_rows) < cfg.target_nan_rate, :2] = np.nan
+    bins[rng.random(bins.shape) < cfg.nan_rate] = -1
+    return bins, signal.astype(np.float32), y_NxT
+
+
+def generate(cfg: SynthConfig) -> tuple[dict[str, Split], np.ndarray, list[Regime], np.ndarray]:
+    """All splits in memory: ({'train', 'validation', 'live'}, era numbers, regimes, regime per era)."""
+    rng = np.random.default_rng(cfg.seed)
+    regimes = make_regimes(cfg, rng)
+    loadings = (rng.integers(cfg.n_factors, size=cfg.n_features), rng.uniform(0.3, 0.8, cfg.n_features))
+    val_start = cfg.n_train_eras + cfg.gap_eras + 1
+    split_eras = {
+        "train": np.arange(1, cfg.n_train_eras + 1),
+        "validation": np.arange(val_start, val_start + cfg.n_val_eras),
+        "live": np.array([val_start + cfg.n_val_eras]),
+    }
+    numbers = np.arange(1, split_eras["live"][0] + 1)
+    regime_of = regime_sequence(len(numbers), cfg, rng)
+    # ender_60 looks 12 eras ahead, so it is still unresolved in the last 12 eras.
+    last_resolved_60 = split_eras["live"][0] - 12
+    splits = {}
+    for name, eras in split_eras.items():
+        parts = []
+        for era in eras:
+            n = max(10, int(round(cfg.rows_per_era * rng.uniform(0.8, 1.2))))
+            regime = regimes[regime_of[era - 1]]
+            parts.append((np.full(n, era), *generate_era(cfg, n, regime, era > last_resolved_60, loadings, rng)))
+        era_col, x, s, y = (np.concatenate(p) for p in zip(*parts))
+        if name == "live":
+            y[:] = np.nan
+        splits[name] = Split(era_col, x, s, y)
+    return splits, numbers, regimes, regime_of
+
+
+def write_synthetic(cfg: SynthConfig, out: str | Path) -> Path:
+    """Write train/validation/live parquet, features.json and truth/ to `out`."""
+    out = Path(out)
+    (out / "truth").mkdir(parents=True, exist_ok=True)
+    splits, numbers, regimes, regime_of = generate(cfg)
+    names = feature_names(cfg.n_features)
+    id_rng = np.random.default_rng([cfg.seed, 1])
+    n_total = sum(len(s.eras) for s in splits.values())
+    # An odd multiplier mod 2**60 is a bijection: unique, random-looking ids.
+    id_codes = (np.arange(n_total, dtype=np.uint64) * np.uint64(0x9E3779B97F4A7C15) + np.uint64(id_rng.integers(2**60))) % np.uint64(2**60)
+    offset, signal_frames = 0, []
+    for name, split in splits.items():
+        ids = [f"n{c:015x}" for c in id_codes[offset : offset + len(split.eras)]]
+        offset += len(split.eras)
+        _split_frame(name, split, ids, names).write_parquet(out / f"{name}.parquet")
+        signal_frames.append(pl.DataFrame({"id": ids, "era": [era_label(e) for e in split.eras], "signal": split.signal_N}))
+    pl.concat(signal_frames).write_parquet(out / "truth" / "signal.parquet")
+    _active_frame(numbers, regime_of, regimes, names).write_parquet(out / "truth" / "active.parquet")
+    (out / "features.json").write_text(json.dumps(_feature_json(cfg, names), indent=1))
+    meta = {"config": asdict(cfg), "regime_of_era": {era_label(n): int(r) for n, r in zip(numbers, regime_of)}}
+    (out / "truth" / "synth.json").write_text(json.dumps(meta, indent=1))
+    return out
+
+
+def _split_frame(name: str, split: Split, ids: list[str], names: list[str]) -> pl.DataFrame:
+    data_type = "validation" if name == "validation" else name
+    cols = {"id": ids, "era": [era_label(e) for e in split.eras], "data_type": [data_type] * len(ids)}
+    x_FxN = np.ascontiguousarray(split.x_NxF.T)  # contiguous columns for polars
+    feats = pl.DataFrame({n: x_FxN[j] for j, n in enumerate(names)}).with_columns(pl.all().replace(-1, None))
+    targets = pl.DataFrame({t: split.y_NxT[:, j] for j, t in enumerate(TARGET_NAMES)})
+    targets = targets.with_columns(pl.all().fill_nan(None))
+    return pl.concat([pl.DataFrame(cols), feats, targets], how="horizontal")
+
+
+def _active_frame(numbers, regime_of, regimes, names) -> pl.DataFrame:
+    rows = [
+        (era_label(n), int(r), names[f], float(w), shape)
+        for n, r in zip(numbers, regime_of)
+        for f, w, shape in zip(regimes[r].features, regimes[r].weights, regimes[r].shapes)
+    ]
+    return pl.DataFrame(rows, schema=["era", "regime", "feature", "weight", "shape"], orient="row")
+
+
+def _feature_json(cfg: SynthConfig, names: list[str]) -> dict:
+    rng = np.random.default_rng([cfg.seed, 2])
+    order = rng.permutation(len(names))
+    subset = lambda frac: sorted(names[i] for i in order[: max(1, int(round(frac * len(names))))])
+    return {
+        "feature_sets": {"small": subset(cfg.small_frac), "medium": subset(cfg.medium_frac), "all": list(names)},
+        "targets": list(TARGET_NAMES),
+    }

@@ -1,0 +1,59 @@
+"""Era windows: the unit of training work, `x: int8[W, R, F]`, `y: f32[W, R]`, `mask: bool[W, R]`."""
+
+from dataclasses import dataclass
+from typing import Iterator
+
+import numpy as np
+
+from dynjax.data.numerai import EraData
+
+
+@dataclass(frozen=True, eq=False)
+class Batch:
+    """One window of W eras with R rows each; padded rows have `mask_WxR == False`."""
+
+    x_WxRxF: np.ndarray  # int8
+    y_WxR: np.ndarray  # float32, 0 where masked
+    mask_WxR: np.ndarray  # bool
+    era_W: np.ndarray  # int64 era numbers
+
+
+def window_rng(seed: int, *path: int) -> np.random.Generator:
+    """A sampling stream determined by (seed, step, ...), so resumed runs resample identically."""
+    return np.random.default_rng([seed, *path])
+
+
+def sample_window(
+    data: EraData,
+    positions_W: np.ndarray,
+    rows_per_era: int,
+    rng: np.random.Generator,
+    target: int = 0,
+) -> Batch:
+    """Sample R labeled rows from each era of the window (all of them, padded, if fewer)."""
+    positions_W = np.asarray(positions_W, np.int64)
+    w, r = len(positions_W), rows_per_era
+    rows_WxR = np.zeros((w, r), np.int64)
+    mask_WxR = np.zeros((w, r), bool)
+    for i, e in enumerate(positions_W):
+        start, n = int(data.index.offsets[e]), int(data.index.n_labeled[e])
+        take = rng.choice(n, r, replace=False) if n > r else np.arange(n)
+        rows_WxR[i, : len(take)] = start + np.sort(take)
+        mask_WxR[i, : len(take)] = True
+    x_WxRxF = data.x_NxF[rows_WxR.reshape(-1)].reshape(w, r, -1)
+    y_WxR = np.where(mask_WxR, data.y_NxT[rows_WxR, target], 0.0).astype(np.float32)
+    return Batch(x_WxRxF, y_WxR, mask_WxR, data.index.numbers[positions_W])
+
+
+def era_chunks(data: EraData, position: int, chunk_rows: int) -> Iterator[tuple[np.ndarray, np.ndarray, slice]]:
+    """All rows of one era in fixed-size chunks `(x_RxF, mask_R, rows)` for prediction.
+
+    A fixed chunk size keeps the predict function's input shape constant across eras.
+    """
+    rows = data.index.rows(position)
+    for start in range(rows.start, rows.stop, chunk_rows):
+        stop = min(start + chunk_rows, rows.stop)
+        x_RxF = np.zeros((chunk_rows, data.x_NxF.shape[1]), np.int8)
+        x_RxF[: stop - start] = data.x_NxF[start:stop]
+        mask_R = np.arange(chunk_rows) < stop - start
+        yield x_RxF, mask_R, slice(start, stop)

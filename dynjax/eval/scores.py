@@ -1,0 +1,38 @@
+"""Per-era `numerai_corr` (numerai-tools) and the summary statistics of a run."""
+
+import numpy as np
+import polars as pl
+from numerai_tools.scoring import numerai_corr
+
+
+def per_era_corr(frame: pl.DataFrame, prediction: str, target: str = "target") -> pl.DataFrame:
+    """Numerai's correlation of `prediction` with `target` in every era with a known target.
+
+    `frame` needs `id`, `era`, the prediction and the target columns; rows with a null/NaN
+    target are left out, and eras with fewer than two such rows are skipped.
+    """
+    scored = frame.select("id", "era", prediction, target).filter(pl.col(target).is_not_nan() & pl.col(target).is_not_null())
+    rows = []
+    for (era,), part in scored.sort("era").group_by("era", maintain_order=True):
+        if part.height < 2:
+            continue
+        pdf = part.to_pandas().set_index("id")
+        rows.append((era, float(numerai_corr(pdf[[prediction]], pdf[target])[prediction])))
+    return pl.DataFrame(rows, schema={"era": pl.String, "corr": pl.Float64}, orient="row")
+
+
+def summarize(corr_E: np.ndarray) -> dict[str, float]:
+    """Mean, std, Sharpe and max drawdown of the cumulative per-era score."""
+    corr_E = np.asarray(corr_E, np.float64)
+    if corr_E.size == 0:
+        return {"corr_mean": float("nan"), "corr_std": float("nan"), "corr_sharpe": float("nan"), "max_drawdown": float("nan"), "n_eras": 0}
+    cum = np.cumsum(corr_E)
+    drawdown = np.max(np.maximum.accumulate(np.r_[0.0, cum])[1:] - cum)
+    std = float(corr_E.std(ddof=1)) if corr_E.size > 1 else float("nan")
+    return {
+        "corr_mean": float(corr_E.mean()),
+        "corr_std": std,
+        "corr_sharpe": float(corr_E.mean() / std) if std and std > 0 else float("nan"),
+        "max_drawdown": float(drawdown),
+        "n_eras": int(corr_E.size),
+    }

@@ -1,0 +1,47 @@
+"""Run directories: creation without clobbering, `config.json`, and the embedded default data."""
+
+import json
+from dataclasses import asdict
+from pathlib import Path
+
+from dynjax.config import RunConfig, SynthConfig, from_dict, save_config, to_dict
+from dynjax.data.synth import write_synthetic
+
+
+class RunDirError(RuntimeError):
+    """A run directory that cannot be used as asked (nothing in it is changed)."""
+
+
+def open_run_dir(out: str | Path, cfg: RunConfig, resume: bool) -> RunConfig:
+    """Create `out` for a new run, or reopen it with `resume`; returns the run's config.
+
+    A new run refuses a directory that already holds a run, so no earlier result is lost.
+    A resumed run keeps the config it was started with.
+    """
+    out = Path(out)
+    config_path = out / "config.json"
+    if resume:
+        if not config_path.is_file():
+            raise RunDirError(f"{out}: nothing to resume (no config.json)")
+        return from_dict(RunConfig, json.loads(config_path.read_text()))
+    if config_path.exists():
+        raise RunDirError(f"{out}: already holds a run; pass --resume to continue it or choose another --out")
+    out.mkdir(parents=True, exist_ok=True)
+    save_config(cfg, config_path)
+    return cfg
+
+
+def default_data(out: str | Path, synth: SynthConfig) -> Path:
+    """The embedded default: synthetic data in `out/data`, generated once per config."""
+    data_dir = Path(out) / "data"
+    stamp = data_dir / "truth" / "synth.json"
+    if stamp.is_file() and json.loads(stamp.read_text()).get("config") == asdict(synth):
+        return data_dir
+    return write_synthetic(synth, data_dir)
+
+
+def write_json(path: str | Path, payload: dict) -> None:
+    Path(path).write_text(json.dumps(payload, indent=2, default=float) + "\n")
+
+
+__all__ = ["RunDirError", "default_data", "open_run_dir", "to_dict", "write_json"]
