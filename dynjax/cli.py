@@ -11,7 +11,7 @@ from dynjax.data import DataError, fit_imputer, impute_inplace, load_numerai
 from dynjax.data.summary import describe
 from dynjax.data.synth import write_synthetic
 from dynjax.eval.truth import has_truth, oracle_scores
-from dynjax.rundir import RunDirError, default_data, open_run_dir, write_json
+from dynjax.rundir import RunDirError, default_data, open_run_dir, start_run_dir, write_json
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -49,6 +49,7 @@ def cmd_walk_forward(args: argparse.Namespace) -> int:
     for split in (data.train, data.validation, data.live):
         if split is not None:
             impute_inplace(imputer, split.x_NxF, split.index)
+    start_run_dir(args.out, cfg)
     summary = describe(data, cfg.data.embargo)
     summary["timing/load_s"] = time.perf_counter() - start
     if has_truth(data_dir) and data.validation is not None:

@@ -13,22 +13,25 @@ class RunDirError(RuntimeError):
 
 
 def open_run_dir(out: str | Path, cfg: RunConfig, resume: bool) -> RunConfig:
-    """Create `out` for a new run, or reopen it with `resume`; returns the run's config.
+    """The config of the run in `out`: `cfg` for a new run, the saved one with `resume`.
 
-    A new run refuses a directory that already holds a run, so no earlier result is lost.
-    A resumed run keeps the config it was started with.
+    A new run refuses a directory that already holds a run, so no earlier result is lost;
+    nothing is written here, so a run that fails on bad input leaves no half-started run.
     """
-    out = Path(out)
-    config_path = out / "config.json"
+    config_path = Path(out) / "config.json"
     if resume:
         if not config_path.is_file():
             raise RunDirError(f"{out}: nothing to resume (no config.json)")
         return from_dict(RunConfig, json.loads(config_path.read_text()))
     if config_path.exists():
         raise RunDirError(f"{out}: already holds a run; pass --resume to continue it or choose another --out")
-    out.mkdir(parents=True, exist_ok=True)
-    save_config(cfg, config_path)
     return cfg
+
+
+def start_run_dir(out: str | Path, cfg: RunConfig) -> None:
+    """Create `out` and record the run's config."""
+    Path(out).mkdir(parents=True, exist_ok=True)
+    save_config(cfg, Path(out) / "config.json")
 
 
 def default_data(out: str | Path, synth: SynthConfig) -> Path:
@@ -44,4 +47,4 @@ def write_json(path: str | Path, payload: dict) -> None:
     Path(path).write_text(json.dumps(payload, indent=2, default=float) + "\n")
 
 
-__all__ = ["RunDirError", "default_data", "open_run_dir", "to_dict", "write_json"]
+__all__ = ["RunDirError", "default_data", "open_run_dir", "start_run_dir", "to_dict", "write_json"]

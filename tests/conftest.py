@@ -1,0 +1,44 @@
+"""Shared fixtures: a tiny synthetic data set and a writer for hand-made broken files."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+
+from dynjax.config import SynthConfig
+from dynjax.data.synth import write_synthetic
+
+TINY = SynthConfig(
+    n_train_eras=12, n_val_eras=6, rows_per_era=40, n_features=16, n_factors=4,
+    n_regimes=2, active_per_regime=3, regime_eras=4, noise=1.0, nan_rate=0.05, seed=3,
+)
+
+
+@pytest.fixture(scope="session")
+def synth_dir(tmp_path_factory) -> Path:
+    """A tiny synthetic Numerai directory (read-only for tests)."""
+    return write_synthetic(TINY, tmp_path_factory.mktemp("synth"))
+
+
+def write_split(path: Path, n_eras: int = 3, rows: int = 5, n_features: int = 4, **overrides) -> Path:
+    """A small hand-made Numerai-layout parquet file; `overrides` replace or add columns."""
+    rng = np.random.default_rng(0)
+    n = n_eras * rows
+    cols = {
+        "id": [f"id{i}" for i in range(n)],
+        "era": [f"{e + 1:04d}" for e in range(n_eras) for _ in range(rows)],
+        "data_type": ["train"] * n,
+        **{f"feature_{j}": pl.Series(rng.integers(0, 5, n), dtype=pl.Int8) for j in range(n_features)},
+        "target": rng.choice([0.0, 0.25, 0.5, 0.75, 1.0], n),
+    }
+    cols.update(overrides)
+    pl.DataFrame(cols).write_parquet(path)
+    return path
+
+
+def write_features_json(path: Path, n_features: int = 4) -> Path:
+    names = [f"feature_{j}" for j in range(n_features)]
+    path.write_text(json.dumps({"feature_sets": {"small": names[:2], "all": names}, "targets": ["target"]}))
+    return path

@@ -1,0 +1,48 @@
+"""Covers dynjax.config: frozen configs, validation, JSON round trip and key=value overrides."""
+
+import dataclasses
+
+import pytest
+
+from dynjax.config import DataConfig, RunConfig, from_dict, load_config, override, save_config, to_dict
+
+
+def test_configs_are_frozen():
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        RunConfig().data.embargo = 3
+
+
+def test_round_trip(tmp_path):
+    cfg = override(RunConfig(), ["data.embargo=6", "synth.noise=2", "data.targets=target,target_ender_60"])
+    save_config(cfg, tmp_path / "c.json")
+    assert load_config(tmp_path / "c.json") == cfg
+    assert from_dict(RunConfig, to_dict(cfg)) == cfg
+
+
+def test_override_types():
+    cfg = override(RunConfig(), ["data.feature_set=small", "synth.noise=2", "seed=5", "data.data_dir=/x"])
+    assert cfg.data.feature_set == "small" and cfg.seed == 5 and cfg.data.data_dir == "/x"
+    assert isinstance(cfg.synth.noise, float) and cfg.synth.noise == 2.0
+    assert override(cfg, ["data.data_dir=null"]).data.data_dir is None
+
+
+@pytest.mark.parametrize(
+    "item, message",
+    [
+        ("data.embargo", "not of the form key=value"),
+        ("data.nope=1", "unknown config key 'nope'"),
+        ("data.embargo=1.5", "expected int"),
+        ("data.embargo=-1", "embargo must be >= 0"),
+        ("data.missing=knn", "missing must be one of"),
+        ("seed.x=1", "has no sub-keys"),
+    ],
+)
+def test_bad_overrides(item, message):
+    with pytest.raises(ValueError, match=message):
+        override(RunConfig(), [item])
+
+
+def test_partial_dict_and_unknown_keys():
+    assert from_dict(RunConfig, {"data": {"embargo": 5}}).data == DataConfig(embargo=5)
+    with pytest.raises(ValueError, match="unknown DataConfig keys: window"):
+        from_dict(RunConfig, {"data": {"window": 5}})

@@ -1,0 +1,43 @@
+"""Covers dynjax.eval.scores: per-era numerai_corr and the run summary statistics."""
+
+import numpy as np
+import polars as pl
+import pytest
+from numerai_tools.scoring import numerai_corr
+
+from dynjax.eval import per_era_corr, summarize
+
+
+def _frame(seed=0, eras=4, rows=50):
+    rng = np.random.default_rng(seed)
+    n = eras * rows
+    target = rng.choice([0, 0.25, 0.5, 0.75, 1.0], n)
+    return pl.DataFrame({
+        "id": [f"r{i}" for i in range(n)],
+        "era": [f"{e:04d}" for e in range(eras) for _ in range(rows)],
+        "prediction": target + rng.standard_normal(n),
+        "target": target,
+    })
+
+
+def test_per_era_corr_matches_numerai_tools_directly():
+    frame = _frame()
+    scores = per_era_corr(frame, "prediction")
+    for era, corr in scores.iter_rows():
+        part = frame.filter(pl.col("era") == era).to_pandas().set_index("id")
+        assert corr == pytest.approx(numerai_corr(part[["prediction"]], part["target"])["prediction"], abs=1e-12)
+    assert scores.height == 4 and (scores["corr"] > 0).all()
+
+
+def test_rows_without_target_are_skipped():
+    frame = _frame().with_columns(pl.when(pl.col("era") == "0001").then(None).otherwise(pl.col("target")).alias("target"))
+    assert per_era_corr(frame, "prediction")["era"].to_list() == ["0000", "0002", "0003"]
+
+
+def test_summary_statistics():
+    s = summarize([0.02, -0.01, -0.03, 0.04])
+    assert s["corr_mean"] == pytest.approx(0.005)
+    assert s["corr_std"] == pytest.approx(np.std([0.02, -0.01, -0.03, 0.04], ddof=1))
+    assert s["corr_sharpe"] == pytest.approx(0.005 / s["corr_std"])
+    assert s["max_drawdown"] == pytest.approx(0.04)  # peak 0.02 -> trough -0.02
+    assert summarize([])["n_eras"] == 0
