@@ -1,6 +1,7 @@
 """Era bookkeeping: Numerai's era order, row offsets per era, and the embargo rule."""
 
 from dataclasses import dataclass
+from typing import Sequence
 
 import numpy as np
 import polars as pl
@@ -61,13 +62,13 @@ class EraIndex:
         return int(hits[0])
 
 
-def build_era_index(names: list[str], numbers: np.ndarray, labeled: np.ndarray) -> EraIndex:
+def build_era_index(names: Sequence[str], numbers: np.ndarray, labeled: np.ndarray) -> EraIndex:
     """Index from per-row era names/numbers and label flags already sorted by era."""
     starts = np.flatnonzero(np.r_[True, numbers[1:] != numbers[:-1]]) if len(numbers) else np.array([], int)
     offsets = np.r_[starts, len(numbers)].astype(np.int64)
     n_labeled = np.add.reduceat(labeled.astype(np.int64), starts) if len(starts) else np.zeros(0, np.int64)
     return EraIndex(
-        names=tuple(names[i] for i in starts),
+        names=tuple(str(names[int(i)]) for i in starts),
         numbers=numbers[starts].astype(np.int64),
         offsets=offsets,
         n_labeled=n_labeled.astype(np.int64),

@@ -19,7 +19,7 @@ from dynjax.data.features import FeatureMetadata, read_feature_metadata, resolve
 from dynjax.data.missing import MAX_BIN, MISSING
 
 _INTEGER = (pl.Int8, pl.Int16, pl.Int32, pl.Int64, pl.UInt8, pl.UInt16, pl.UInt32, pl.UInt64)
-_CHUNK_BYTES = 32 << 20
+_CHUNK_BYTES = 16 << 20
 
 
 @dataclass(frozen=True, eq=False)
@@ -98,13 +98,13 @@ def load_split(
     perm = rows[np.lexsort((~labeled[rows], numbers[rows]))]
     ids = meta["id"].cast(pl.String).gather(perm)
     _check_ids(ids, path)
-    index = build_era_index(
-        meta["era"].cast(pl.String).gather(perm).to_list(), numbers[perm], labeled[perm]
-    )
+    index = build_era_index(meta["era"].cast(pl.String).gather(perm), numbers[perm], labeled[perm])
     _check_eras(index, path, min_era_rows, require_targets)
-    x_NxF = _read_features(lf, path, features, perm)
-    if require_targets:
-        _check_not_all_missing(x_NxF, features, path)
+    del meta
+    x_NxF, all_missing_F = _read_features(lf, path, features, perm)
+    if require_targets and all_missing_F.any():
+        names = [f for f, m in zip(features, all_missing_F) if m]
+        raise DataError(path, f"features with no values at all (every row null): {preview(names)}")
     return EraData(x_NxF, y_NxT[perm], ids, index, features, targets, str(path))
 
 
@@ -218,11 +218,15 @@ def _check_eras(index: EraIndex, path: Path, min_rows: int, require_targets: boo
             )
 
 
-def _read_features(lf: pl.LazyFrame, path: Path, features: Sequence[str], perm: np.ndarray) -> np.ndarray:
-    """int8 [len(perm), F], read a column group at a time."""
+def _read_features(
+    lf: pl.LazyFrame, path: Path, features: Sequence[str], perm: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """int8 [len(perm), F] read a column group at a time, and which features are all null."""
     x_NxF = np.empty((len(perm), len(features)), np.int8)
+    all_missing_F = np.zeros(len(features), bool)
     n_file_rows = max(1, lf.select(pl.len()).collect().item())
     group = max(1, _CHUNK_BYTES // n_file_rows)
+    in_order = len(perm) == n_file_rows and bool(np.all(perm == np.arange(len(perm))))
     for start in range(0, len(features), group):
         cols = list(features[start : start + group])
         chunk = lf.select(cols).collect()
@@ -230,8 +234,10 @@ def _read_features(lf: pl.LazyFrame, path: Path, features: Sequence[str], perm: 
         # The schema check guarantees integers, so this cast is lossless.
         filled = chunk.select(pl.all().cast(pl.Int8).fill_null(MISSING)).to_numpy()
         del chunk
-        x_NxF[:, start : start + len(cols)] = filled[perm]
-    return x_NxF
+        block = filled if in_order else filled[perm]
+        all_missing_F[start : start + len(cols)] = (block == MISSING).all(axis=0)
+        x_NxF[:, start : start + len(cols)] = block
+    return x_NxF, all_missing_F
 
 
 def _check_range(chunk: pl.DataFrame, path: Path) -> None:
@@ -243,12 +249,3 @@ def _check_range(chunk: pl.DataFrame, path: Path) -> None:
     ]
     if bad:
         raise DataError(path, f"feature values outside bins 0..{MAX_BIN}: {preview(bad)}")
-
-
-def _check_not_all_missing(x_NxF: np.ndarray, features: Sequence[str], path: Path) -> None:
-    all_missing = np.ones(x_NxF.shape[1], bool)
-    for start in range(0, x_NxF.shape[0], 65536):
-        all_missing &= (x_NxF[start : start + 65536] == MISSING).all(axis=0)
-    if all_missing.any():
-        names = [f for f, m in zip(features, all_missing) if m]
-        raise DataError(path, f"features with no values at all (every row null): {preview(names)}")

@@ -1,0 +1,92 @@
+"""Load time and peak memory of a Numerai-width training file, next to its int8 size.
+
+    python -m benchmarks.load_memory [--rows 500000] [--features 2376] [--data /tmp/dynjax_bench_load]
+
+Generates (once, cached in --data) a synthetic train.parquet of `rows` x `features`
+(the `all` set's width), then loads it in a fresh process and reports wall time and the
+peak resident set. Target: peak resident memory under 1.5x the int8 feature matrix.
+Writes benchmarks/results/load_memory.json.
+"""
+
+import argparse
+import json
+import platform
+import resource
+import subprocess
+import sys
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+TARGET_RATIO = 1.5
+RESULTS = Path(__file__).parent / "results" / "load_memory.json"
+
+
+def _peak_rss() -> int:
+    """This process's resident high-water mark (VmHWM; unlike ru_maxrss it resets on exec)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # not Linux: KiB on most
+
+
+def _measure(data_dir: str) -> dict:
+    """Runs in a fresh process: import, note the baseline, load, note the peak."""
+    from dynjax.data import load_numerai  # noqa: F401  (imports count towards the baseline)
+    from dynjax.data.features import read_feature_metadata, resolve_features
+    from dynjax.data.numerai import load_split
+
+    baseline = _peak_rss()
+    features = resolve_features(read_feature_metadata(Path(data_dir) / "features.json"), "all")
+    start = time.perf_counter()
+    split = load_split(Path(data_dir) / "train.parquet", features)
+    seconds = time.perf_counter() - start
+    peak = _peak_rss()
+    return {"rows": split.n_rows, "features": len(features), "load_s": seconds,
+            "int8_bytes": int(split.x_NxF.nbytes), "baseline_rss_bytes": baseline, "peak_rss_bytes": peak}
+
+
+def _generate(data_dir: Path, rows: int, features: int) -> None:
+    from dynjax.config import SynthConfig
+    from dynjax.data.synth import write_synthetic
+
+    eras = max(1, rows // 5000)
+    cfg = SynthConfig(n_train_eras=eras, n_val_eras=1, rows_per_era=rows // eras, n_features=features,
+                      n_factors=64, active_per_regime=20, nan_rate=0.01)
+    stamp = data_dir / "truth" / "synth.json"
+    if stamp.is_file() and json.loads(stamp.read_text())["config"] == asdict(cfg):
+        return
+    start = time.perf_counter()
+    write_synthetic(cfg, data_dir)
+    print(f"generated {data_dir} in {time.perf_counter() - start:.0f}s", flush=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rows", type=int, default=500_000)
+    parser.add_argument("--features", type=int, default=2376)
+    parser.add_argument("--data", default="/tmp/dynjax_bench_load")
+    parser.add_argument("--measure", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.measure:
+        print(json.dumps(_measure(args.measure)))
+        return
+    _generate(Path(args.data), args.rows, args.features)
+    out = subprocess.run([sys.executable, "-m", "benchmarks.load_memory", "--measure", args.data],
+                         check=True, capture_output=True, text=True)
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    result["peak_over_int8"] = result["peak_rss_bytes"] / result["int8_bytes"]
+    result["target_ratio"] = TARGET_RATIO
+    result["target_met"] = result["peak_over_int8"] < TARGET_RATIO
+    result["machine"] = f"{platform.machine()} {platform.processor() or ''} python {platform.python_version()}".strip()
+    RESULTS.parent.mkdir(exist_ok=True)
+    RESULTS.write_text(json.dumps(result, indent=2) + "\n")
+    gib = 1 / 2**30
+    print(f"rows {result['rows']:,} x features {result['features']:,}  load {result['load_s']:.1f}s")
+    print(f"int8 matrix {result['int8_bytes'] * gib:.2f} GiB  baseline RSS {result['baseline_rss_bytes'] * gib:.2f} GiB  "
+          f"peak RSS {result['peak_rss_bytes'] * gib:.2f} GiB  = {result['peak_over_int8']:.2f}x int8 "
+          f"(target < {TARGET_RATIO}x: {'met' if result['target_met'] else 'NOT met'})")
+
+
+if __name__ == "__main__":
+    main()
