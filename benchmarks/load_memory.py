@@ -78,7 +78,7 @@ def main() -> None:
     result["peak_over_int8"] = result["peak_rss_bytes"] / result["int8_bytes"]
     result["target_ratio"] = TARGET_RATIO
     result["target_met"] = result["peak_over_int8"] < TARGET_RATIO
-    result["machine"] = f"{platform.machine()} {platform.processor() or ''} python {platform.python_version()}".strip()
+    result["machine"] = " ".join(filter(None, [platform.machine(), platform.processor(), "python", platform.python_version()]))
     RESULTS.parent.mkdir(exist_ok=True)
     RESULTS.write_text(json.dumps(result, indent=2) + "\n")
     gib = 1 / 2**30

@@ -5,7 +5,7 @@ import polars as pl
 import pytest
 from numerai_tools.scoring import numerai_corr
 
-from dynjax.eval import per_era_corr, summarize
+from dynjax.eval import per_era_corr, summarize, to_pandas
 
 
 def _frame(seed=0, eras=4, rows=50):
@@ -24,7 +24,7 @@ def test_per_era_corr_matches_numerai_tools_directly():
     frame = _frame()
     scores = per_era_corr(frame, "prediction")
     for era, corr in scores.iter_rows():
-        part = frame.filter(pl.col("era") == era).to_pandas().set_index("id")
+        part = to_pandas(frame.filter(pl.col("era") == era))
         assert corr == pytest.approx(numerai_corr(part[["prediction"]], part["target"])["prediction"], abs=1e-12)
     assert scores.height == 4 and (scores["corr"] > 0).all()
 

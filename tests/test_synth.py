@@ -9,6 +9,7 @@ from numerai_tools.scoring import numerai_corr
 
 from dynjax.config import SynthConfig
 from dynjax.data.synth import generate, quantile_bins, regime_sequence
+from dynjax.eval import to_pandas
 from tests.conftest import TINY
 
 
@@ -57,10 +58,8 @@ def test_eras_gap_and_live(synth_dir):
 def test_ground_truth_signal_scores_with_numerai_tools(synth_dir):
     signal = pl.read_parquet(synth_dir / "truth" / "signal.parquet")
     rows = pl.read_parquet(synth_dir / "train.parquet", columns=["id", "era", "target"]).join(signal.drop("era"), on="id")
-    per_era = [
-        numerai_corr(part.to_pandas().set_index("id")[["signal"]], part.to_pandas().set_index("id")["target"])["signal"]
-        for _, part in rows.group_by("era")
-    ]
+    frames = [to_pandas(part) for _, part in rows.group_by("era")]
+    per_era = [numerai_corr(f[["signal"]], f["target"])["signal"] for f in frames]
     assert np.mean(per_era) > 0.3  # noise 1.0 in the tiny config
 
 

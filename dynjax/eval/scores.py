@@ -1,6 +1,7 @@
 """Per-era `numerai_corr` (numerai-tools) and the summary statistics of a run."""
 
 import numpy as np
+import pandas as pd
 import polars as pl
 from numerai_tools.scoring import numerai_corr
 
@@ -16,9 +17,15 @@ def per_era_corr(frame: pl.DataFrame, prediction: str, target: str = "target") -
     for (era,), part in scored.sort("era").group_by("era", maintain_order=True):
         if part.height < 2:
             continue
-        pdf = part.to_pandas().set_index("id")
+        pdf = to_pandas(part)
         rows.append((era, float(numerai_corr(pdf[[prediction]], pdf[target])[prediction])))
     return pl.DataFrame(rows, schema={"era": pl.String, "corr": pl.Float64}, orient="row")
+
+
+def to_pandas(frame: pl.DataFrame, index: str = "id") -> pd.DataFrame:
+    """pandas view for numerai-tools, indexed by `index` (via numpy: no pyarrow needed)."""
+    cols = {c: frame[c].to_numpy() for c in frame.columns if c != index}
+    return pd.DataFrame(cols, index=pd.Index(frame[index].to_numpy(), name=index))
 
 
 def summarize(corr_E: np.ndarray) -> dict[str, float]:
