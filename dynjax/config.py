@@ -65,12 +65,79 @@ class DataConfig:
         return self.features or self.feature_set
 
 
+NORMALIZERS = ("softmax", "sparsemax", "entmax15")
+GATES = ("none", "l1", "l0")
+PENALTIES = ("none", "entropy", "l1", "l0")
+SELECTION_MODES = ("none", "fixed", "topk", "quantile", "schedule")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """The feature-attention model; F comes from the data."""
+
+    d_model: int = 32
+    n_heads: int = 4
+    normalizer: str = "softmax"
+    gates: str = "none"  # per-feature gates for the l1 / l0 penalties
+    dropout: float = 0.0
+    inputs: str = "bins"  # "bins": int8 bins, tabulated per (feature, bin); "float": float view per row
+    tabulate: bool = True  # False: the naive per-row form of binned inputs (same function, slower)
+    context: bool = False  # condition on an encoder over past eras' summaries
+    context_eras: int = 8
+
+    def __post_init__(self):
+        _check(self.normalizer in NORMALIZERS, f"unknown normalizer {self.normalizer!r}; choose from {NORMALIZERS}")
+        _check(self.gates in GATES, f"unknown gates {self.gates!r}; choose from {GATES}")
+        _check(self.inputs in ("bins", "float"), f"inputs must be 'bins' or 'float', got {self.inputs!r}")
+        _check(self.d_model % self.n_heads == 0, "d_model must be a multiple of n_heads")
+
+
+@dataclass(frozen=True)
+class SelectionConfig:
+    """How importances become a mask.
+
+    mode: "none" (keep all), "fixed" (EMA importance >= threshold / F, i.e. `threshold`
+    times the uniform weight), "topk" (the k largest), "quantile" (at or above the
+    `quantile` of importances), "schedule" (top-k with k going linearly from `k_start` to
+    `k` over `schedule_eras` updates).
+    """
+
+    mode: str = "none"
+    threshold: float = 1.0
+    k: int = 32
+    quantile: float = 0.75
+    k_start: int = 0  # 0: all features
+    schedule_eras: int = 50
+    decay: float = 0.8  # EMA smoothing across eras
+    min_features: int = 1
+
+    def __post_init__(self):
+        _check(self.mode in SELECTION_MODES, f"unknown selection mode {self.mode!r}; choose from {SELECTION_MODES}")
+        _check(0 <= self.decay < 1, "selection decay must be in [0, 1)")
+
+
+@dataclass(frozen=True)
+class LossConfig:
+    """Task loss weights and the sparsity penalty (needs matching model gates for l1 / l0)."""
+
+    mse_weight: float = 1.0
+    corr_weight: float = 0.0
+    sparsity: str = "none"  # one of PENALTIES
+    sparsity_lambda: float = 0.0
+
+    def __post_init__(self):
+        _check(self.sparsity in PENALTIES, f"unknown sparsity penalty {self.sparsity!r}; choose from {PENALTIES}")
+
+
 @dataclass(frozen=True)
 class RunConfig:
     """Everything one run depends on; written to `config.json` in the run directory."""
 
     data: DataConfig = field(default_factory=DataConfig)
     synth: SynthConfig = field(default_factory=SynthConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    selection: SelectionConfig = field(default_factory=SelectionConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
     seed: int = 0
 
 

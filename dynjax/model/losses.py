@@ -1,0 +1,34 @@
+"""Per-era losses: MSE, Pearson correlation loss, their weighted sum, plus lambda * sparsity."""
+
+import jax.numpy as jnp
+
+from dynjax.config import LossConfig
+from dynjax.model.sparsity import n_nonzero, sparsity_penalty
+from dynjax.model.selection import era_importance
+
+
+def masked_mse(pred_R: jnp.ndarray, y_R: jnp.ndarray, mask_R: jnp.ndarray) -> jnp.ndarray:
+    w = mask_R.astype(pred_R.dtype)
+    return (w * (pred_R - y_R) ** 2).sum() / jnp.maximum(w.sum(), 1.0)
+
+
+def masked_pearson(pred_R: jnp.ndarray, y_R: jnp.ndarray, mask_R: jnp.ndarray) -> jnp.ndarray:
+    """Pearson correlation over the valid rows of one era."""
+    w = mask_R.astype(pred_R.dtype)
+    n = jnp.maximum(w.sum(), 1.0)
+    pc = (pred_R - (w * pred_R).sum() / n) * w
+    yc = (y_R - (w * y_R).sum() / n) * w
+    return (pc * yc).sum() / jnp.sqrt((pc**2).sum() * (yc**2).sum() + 1e-12)
+
+
+def era_loss(pred_R, y_R, mask_R, aux: dict, cfg: LossConfig) -> tuple[jnp.ndarray, dict]:
+    """Loss of one era: `(total, terms)` with every term separate so each can be logged."""
+    mse = masked_mse(pred_R, y_R, mask_R)
+    corr = masked_pearson(pred_R, y_R, mask_R)
+    penalty, diag = sparsity_penalty(cfg.sparsity, aux["att_RxF"], mask_R, aux["gate_aux"])
+    task = cfg.mse_weight * mse + cfg.corr_weight * (1.0 - corr)
+    total = task + cfg.sparsity_lambda * penalty
+    importance_F = era_importance(aux["weight_RxF"], mask_R)
+    terms = {"loss": total, "task": task, "mse": mse, "corr": corr, "sparsity": penalty,
+             "n_features": n_nonzero(importance_F), **{f"sparsity/{k}": v for k, v in diag.items()}}
+    return total, terms

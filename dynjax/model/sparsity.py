@@ -1,0 +1,38 @@
+"""Sparsity penalties, each `(penalty, diagnostics)`; the realised feature count per era."""
+
+import jax.numpy as jnp
+
+from dynjax.config import PENALTIES
+
+
+def attention_entropy(att_RxF: jnp.ndarray, mask_R: jnp.ndarray) -> jnp.ndarray:
+    """Mean entropy of the rows' attention (TabNet): low when rows attend to few features."""
+    ent_R = -(att_RxF * jnp.log(jnp.where(att_RxF > 0, att_RxF, 1.0))).sum(axis=-1)
+    w = mask_R.astype(ent_R.dtype)
+    return (ent_R * w).sum() / jnp.maximum(w.sum(), 1.0)
+
+
+def n_nonzero(importance_F: jnp.ndarray) -> jnp.ndarray:
+    """Features with non-zero weight in the era (exact zeros from sparse normalisers, masks, gates)."""
+    return (importance_F > 0).sum()
+
+
+def sparsity_penalty(kind: str, att_RxF: jnp.ndarray, mask_R: jnp.ndarray, gate_aux: dict) -> tuple[jnp.ndarray, dict]:
+    """The selected penalty; `gate_aux` carries the gates' own terms (`l1`, `expected_l0`)."""
+    entropy = attention_entropy(att_RxF, mask_R)
+    diag = {"entropy": entropy, **gate_aux}
+    if kind == "none":
+        return jnp.zeros(()), diag
+    if kind == "entropy":
+        return entropy, diag
+    if kind == "l1":
+        return _need(gate_aux, "l1", kind), diag
+    if kind == "l0":
+        return _need(gate_aux, "expected_l0", kind) / att_RxF.shape[-1], diag
+    raise ValueError(f"unknown sparsity penalty {kind!r}; choose from {PENALTIES}")
+
+
+def _need(gate_aux: dict, key: str, kind: str) -> jnp.ndarray:
+    if key not in gate_aux:
+        raise ValueError(f"sparsity penalty {kind!r} needs model gates={kind!r}")
+    return gate_aux[key]

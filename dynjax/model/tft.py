@@ -1,0 +1,64 @@
+"""The model: TFT-style feature attention with gates, selection mask and optional era context.
+
+    tokens  = GRN(emb[f, b], c)                  per (feature, bin): an F x B table
+    query   = q + W c                            one per era (learned, context-conditioned)
+    att_RxF = mean_h norm(masked(<k_h(tok[f, x_rf]), q_h>))   interpretable multi-head
+    h_R     = sum_f att_rf * gate_f * v(tok[f, x_rf])
+    pred_R  = head(GRN(h_R, c))
+
+With `tabulate=False` (or float inputs) the same function is computed per row: tokens are
+gathered for every row and the GRN runs on R x F tokens instead of F x B.
+"""
+
+import flax.linen as nn
+import jax.numpy as jnp
+
+from dynjax.config import ModelConfig
+from dynjax.data.missing import float_view
+from dynjax.model.attention import FeatureAttention
+from dynjax.model.blocks import GRN
+from dynjax.model.context import EraContextEncoder
+from dynjax.model.embed import FeatureEmbedding
+from dynjax.model.gates import FeatureGates
+
+
+class FeatureAttentionModel(nn.Module):
+    """`apply(params, x_RxF, mask_F, ctx_LxF, ctx_mask_L) -> (pred_R, aux)` for one era's rows."""
+
+    cfg: ModelConfig
+    n_features: int
+
+    def setup(self):
+        cfg = self.cfg
+        self.embed = FeatureEmbedding(self.n_features, cfg.d_model)
+        self.token_grn = GRN(cfg.d_model, cfg.dropout)
+        self.query_D = self.param("query", nn.initializers.normal(1.0), (cfg.d_model,))
+        self.attention = FeatureAttention(cfg.d_model, cfg.n_heads, cfg.normalizer)
+        self.gates = FeatureGates(self.n_features, cfg.gates)
+        self.out_grn = GRN(cfg.d_model, cfg.dropout)
+        self.head = nn.Dense(1, bias_init=nn.initializers.constant(0.5))  # targets centre on 0.5
+        if cfg.context:
+            self.context = EraContextEncoder(cfg.d_model)
+            self.context_query = nn.Dense(cfg.d_model, use_bias=False)
+
+    def __call__(self, x_RxF, mask_F=None, ctx_LxF=None, ctx_mask_L=None, *, deterministic: bool = True):
+        cfg = self.cfg
+        mask_F = jnp.ones(self.n_features, bool) if mask_F is None else mask_F
+        c_D, query_D = None, self.query_D
+        if cfg.context:
+            c_D = self.context(ctx_LxF, ctx_mask_L)
+            query_D = query_D + self.context_query(c_D)
+        gate_F, gate_aux = self.gates(deterministic=deterministic)
+        if cfg.inputs == "float":
+            tok_RxFxD = self.token_grn(self.embed.floats(float_view(x_RxF)), c_D, deterministic=deterministic)
+            h_RxD, att_RxF = self.attention.per_row(tok_RxFxD, query_D, mask_F, gate_F)
+        elif cfg.tabulate:
+            tok_FxBxD = self.token_grn(self.embed.table(), c_D, deterministic=deterministic)
+            h_RxD, att_RxF = self.attention.tabulated(tok_FxBxD, query_D, x_RxF, mask_F, gate_F)
+        else:
+            emb_RxFxD = self.embed.table()[jnp.arange(self.n_features), x_RxF.astype(jnp.int32)]
+            tok_RxFxD = self.token_grn(emb_RxFxD, c_D, deterministic=deterministic)
+            h_RxD, att_RxF = self.attention.per_row(tok_RxFxD, query_D, mask_F, gate_F)
+        pred_R = self.head(self.out_grn(h_RxD, c_D, deterministic=deterministic))[:, 0]
+        aux = {"att_RxF": att_RxF, "weight_RxF": att_RxF * gate_F, "gate_F": gate_F, "gate_aux": gate_aux}
+        return pred_R, aux
