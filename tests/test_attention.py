@@ -1,0 +1,49 @@
+"""Covers dynjax.model.attention: tabulated == per-row, weights on the simplex, masking."""
+
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from dynjax.data import N_BINS
+from dynjax.model.attention import FeatureAttention
+
+F, R, D, H = 9, 12, 8, 2
+
+
+def _setup(normalizer):
+    attn = FeatureAttention(D, H, normalizer)
+    tok = jax.random.normal(jax.random.key(0), (F, N_BINS, D))
+    query = jax.random.normal(jax.random.key(1), (D,))
+    x = jax.random.randint(jax.random.key(2), (R, F), 0, N_BINS).astype(jnp.int8)
+    ones = jnp.ones(F, bool), jnp.ones(F)
+    params = attn.init(jax.random.key(3), tok, query, x, *ones, method=FeatureAttention.tabulated)
+    return attn, params, tok, query, x
+
+
+@pytest.mark.parametrize("normalizer", ["softmax", "sparsemax", "entmax15"])
+def test_tabulated_equals_per_row(normalizer):
+    attn, params, tok, query, x = _setup(normalizer)
+    gate = jax.random.uniform(jax.random.key(4), (F,))
+    mask = jnp.arange(F) != 3
+    h_tab, att_tab = attn.apply(params, tok, query, x, mask, gate, method=FeatureAttention.tabulated)
+    tok_rows = tok[jnp.arange(F), x.astype(jnp.int32)]
+    h_row, att_row = attn.apply(params, tok_rows, query, mask, gate, method=FeatureAttention.per_row)
+    chex.assert_shape((h_tab, att_tab), ((R, D), (R, F)))
+    np.testing.assert_allclose(h_tab, h_row, atol=1e-5)
+    np.testing.assert_allclose(att_tab, att_row, atol=1e-6)
+    np.testing.assert_allclose(att_tab.sum(-1), 1.0, atol=1e-5)
+
+
+def test_masked_features_get_zero_weight_and_their_tokens_zero_gradient():
+    attn, params, tok, query, x = _setup("softmax")
+    mask = jnp.arange(F) % 3 != 0
+
+    def loss(tok):
+        h, att = attn.apply(params, tok, query, x, mask, jnp.ones(F), method=FeatureAttention.tabulated)
+        return (h**2).sum(), att
+
+    (_, att), g = jax.value_and_grad(loss, has_aux=True)(tok)
+    assert bool((att[:, ~mask] == 0).all()) and bool((att[:, mask] > 0).all())
+    assert bool((g[~mask] == 0).all()) and bool((jnp.abs(g[mask]).sum() > 0))

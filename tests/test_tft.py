@@ -1,0 +1,76 @@
+"""Covers dynjax.model.tft: the full model in every configuration, forms, jit, masking."""
+
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from dynjax.config import ModelConfig
+from dynjax.data import N_BINS
+from dynjax.model import FeatureAttentionModel
+
+F, R, L = 11, 16, 4
+X = jax.random.randint(jax.random.key(0), (R, F), 0, N_BINS).astype(jnp.int8)
+CTX = jax.random.normal(jax.random.key(1), (L, F)), jnp.arange(L) < 2
+
+
+def _init(cfg):
+    model = FeatureAttentionModel(cfg, F)
+    ctx = CTX if cfg.context else (None, None)
+    params = model.init({"params": jax.random.key(2), "gates": jax.random.key(3)}, X, None, *ctx)
+    return model, params, ctx
+
+
+@pytest.mark.parametrize("normalizer", ["softmax", "sparsemax", "entmax15"])
+@pytest.mark.parametrize("kw", [{}, {"gates": "l0"}, {"gates": "l1"}, {"context": True}, {"inputs": "float"}])
+def test_shapes_and_finiteness(normalizer, kw):
+    model, params, ctx = _init(ModelConfig(d_model=8, n_heads=2, normalizer=normalizer, **kw))
+    pred, aux = model.apply(params, X, None, *ctx)
+    chex.assert_shape((pred, aux["att_RxF"], aux["weight_RxF"], aux["gate_F"]), ((R,), (R, F), (R, F), (F,)))
+    chex.assert_tree_all_finite((pred, aux["att_RxF"]))
+    np.testing.assert_allclose(aux["att_RxF"].sum(-1), 1.0, atol=1e-5)
+
+
+@pytest.mark.parametrize("normalizer", ["softmax", "entmax15"])
+def test_tabulated_and_naive_forms_agree(normalizer):
+    cfg = ModelConfig(d_model=8, n_heads=2, normalizer=normalizer)
+    model, params, _ = _init(cfg)
+    naive = FeatureAttentionModel(ModelConfig(d_model=8, n_heads=2, normalizer=normalizer, tabulate=False), F)
+    np.testing.assert_allclose(model.apply(params, X)[0], naive.apply(params, X)[0], atol=1e-5)
+
+
+def test_jit_and_no_jit_agree():
+    model, params, ctx = _init(ModelConfig(d_model=8, n_heads=2, context=True, normalizer="sparsemax"))
+    eager = model.apply(params, X, None, *ctx)[0]
+    jitted = jax.jit(model.apply)(params, X, None, *ctx)[0]
+    np.testing.assert_allclose(eager, jitted, atol=1e-5)
+
+
+def test_unselected_features_have_zero_weight_and_zero_gradient():
+    model, params, _ = _init(ModelConfig(d_model=8, n_heads=2))
+    mask = jnp.arange(F) >= 4
+
+    def loss(p):
+        pred, aux = model.apply(p, X, mask)
+        return (pred**2).sum(), aux
+
+    (_, aux), grads = jax.value_and_grad(loss, has_aux=True)(params)
+    assert bool((aux["att_RxF"][:, ~mask] == 0).all())
+    g_emb = grads["params"]["embed"]["emb"]
+    assert bool((g_emb[:4] == 0).all()) and float(jnp.abs(g_emb[4:]).sum()) > 0
+    # Changing an unselected feature's values changes nothing.
+    np.testing.assert_allclose(model.apply(params, X.at[:, 0].set(0), mask)[0], model.apply(params, X, mask)[0], atol=1e-6)
+
+
+def test_stochastic_gates_need_a_key_and_give_exact_zeros_in_weights():
+    model, params, _ = _init(ModelConfig(d_model=8, n_heads=2, gates="l0"))
+    params = jax.tree_util.tree_map_with_path(
+        lambda path, v: jnp.where(jnp.arange(F) < 3, -20.0, 20.0) if "log_alpha" in str(path) else v, params)
+    _, aux = model.apply(params, X, deterministic=False, rngs={"gates": jax.random.key(5)})
+    assert bool((aux["weight_RxF"][:, :3] == 0).all()) and bool((aux["weight_RxF"][:, 3:] > 0).all())
+
+
+def test_bad_model_config():
+    with pytest.raises(ValueError, match="multiple of n_heads"):
+        ModelConfig(d_model=10, n_heads=4)
