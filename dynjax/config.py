@@ -130,6 +130,21 @@ class LossConfig:
 
 
 @dataclass(frozen=True)
+class OptimConfig:
+    """AdamW with linear warm-up, cosine decay and global-norm clipping (optax)."""
+
+    learning_rate: float = 3e-3
+    weight_decay: float = 1e-4
+    warmup_steps: int = 50
+    decay_steps: int = 2000
+    end_lr_fraction: float = 0.1
+    clip_norm: float = 1.0
+
+    def __post_init__(self):
+        _check(self.learning_rate > 0 and self.decay_steps > self.warmup_steps >= 0, "need lr > 0 and decay_steps > warmup_steps >= 0")
+
+
+@dataclass(frozen=True)
 class RunConfig:
     """Everything one run depends on; written to `config.json` in the run directory."""
 
@@ -138,6 +153,7 @@ class RunConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     selection: SelectionConfig = field(default_factory=SelectionConfig)
     loss: LossConfig = field(default_factory=LossConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
     seed: int = 0
 
 

@@ -61,3 +61,11 @@ class EraContextEncoder(nn.Module):
         )
         # With no resolved history yet the carry stays at its zero init: a neutral context.
         return GRN(self.d_model, name="grn")(carry[0])
+
+
+def window_context(
+    summary_ExF: np.ndarray, numbers_E: np.ndarray, positions_W: np.ndarray, embargo: int, length: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Context of every era in a window, each built by `context_window` for its own era."""
+    pairs = [context_window(summary_ExF, numbers_E, int(numbers_E[e]), embargo, length) for e in positions_W]
+    return np.stack([c for c, _ in pairs]), np.stack([m for _, m in pairs])

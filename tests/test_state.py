@@ -1,0 +1,29 @@
+"""Covers dynjax.train.state: initial state shapes and the optimiser schedule."""
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from dynjax.config import ModelConfig, OptimConfig
+from dynjax.model import FeatureAttentionModel
+from dynjax.train import create_train_state, make_optimizer
+
+
+def test_initial_state_for_plain_and_context_models():
+    for cfg in (ModelConfig(d_model=8, n_heads=2), ModelConfig(d_model=8, n_heads=2, context=True, gates="l0")):
+        model = FeatureAttentionModel(cfg, 7)
+        state = create_train_state(model, make_optimizer(OptimConfig()), jax.random.key(0))
+        assert int(state.step) == 0
+        assert state.params["params"]["embed"]["emb"].shape == (7, 6, 8)
+        assert ("context" in state.params["params"]) == cfg.context
+
+
+def test_schedule_warms_up_then_decays():
+    cfg = OptimConfig(learning_rate=1.0, warmup_steps=10, decay_steps=100, weight_decay=0.0)
+    opt = make_optimizer(cfg)
+    params = {"w": jnp.zeros(3)}
+    state = opt.init(params)
+    updates, state = opt.update({"w": jnp.array([100.0, 0.0, 0.0])}, state, params)
+    assert float(jnp.abs(updates["w"]).max()) == 0.0  # step 0 of the warm-up: lr 0
+    schedule = optax.warmup_cosine_decay_schedule(0.0, 1.0, 10, 100, 0.1)
+    assert float(schedule(10)) == 1.0 and abs(float(schedule(100)) - 0.1) < 1e-6
