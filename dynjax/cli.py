@@ -11,6 +11,7 @@ from dynjax.data import DataError, fit_imputer, impute_inplace, load_numerai
 from dynjax.data.summary import describe
 from dynjax.data.synth import write_synthetic
 from dynjax.eval.truth import has_truth, oracle_scores
+from dynjax.train.checkpoint import CheckpointError
 from dynjax.rundir import RunDirError, default_data, open_run_dir, start_run_dir, write_json
 
 
@@ -19,7 +20,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.func(args)
-    except (DataError, RunDirError, ValueError) as err:
+    except (DataError, RunDirError, ValueError, CheckpointError) as err:
         print(f"dynjax {args.command}: error: {err}", file=sys.stderr)
         return 2
 
@@ -45,18 +46,89 @@ def cmd_walk_forward(args: argparse.Namespace) -> int:
     # Data
     start = time.perf_counter()
     data = load_numerai(data_dir, cfg.data.feature_spec, cfg.data.targets, min_era_rows=cfg.data.min_era_rows)
-    imputer = fit_imputer(cfg.data.missing, data.train.x_NxF, seed=cfg.seed)
-    for split in (data.train, data.validation, data.live):
-        if split is not None:
-            impute_inplace(imputer, split.x_NxF, split.index)
-    start_run_dir(args.out, cfg)
+    _impute(cfg, data)
+    if not args.resume:
+        start_run_dir(args.out, cfg)
     summary = describe(data, cfg.data.embargo)
     summary["timing/load_s"] = time.perf_counter() - start
     if has_truth(data_dir) and data.validation is not None:
         _, summary["oracle"] = oracle_scores(data_dir, "validation", cfg.data.targets[0])
     write_json(Path(args.out) / "data_summary.json", summary)
     _print_summary(data_dir, summary)
+    if data.validation is None:
+        raise DataError(data_dir, "the walk-forward predicts validation.parquet, which is missing")
+
+    # Train: pretrain, then walk forward (resumes from the latest checkpoint if there is one)
+    from dynjax.eval.report import build_report  # jax/orbax imports only when training
+    from dynjax.train.walk_forward import walk_forward
+
+    start = time.perf_counter()
+    timings = walk_forward(cfg, data, args.out, progress=_progress, stop_after=args.stop_after)
+    timings["total_train_s"] = time.perf_counter() - start
+    if args.stop_after is not None and not (Path(args.out) / "predictions.parquet").exists():
+        print(f"stopped after {args.stop_after} walk-forward eras; continue with --resume")
+        return 0
+
+    # Report
+    start = time.perf_counter()
+    metrics = build_report(args.out, data, cfg.data.embargo, data_dir, seed=cfg.seed,
+                           rows_per_era=cfg.data.rows_per_era, timings={**timings, "load_s": summary["timing/load_s"]})
+    metrics["timing"]["report_s"] = time.perf_counter() - start
+    write_json(Path(args.out) / "metrics.json", {k: v for k, v in metrics.items() if k != "plots"})
+    _print_report(metrics, args.out)
     return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from dynjax.eval.report import build_report
+
+    cfg = open_run_dir(args.run, RunConfig(), resume=True)
+    data_dir = Path(cfg.data.data_dir) if cfg.data.data_dir else Path(args.run) / "data"
+    data = load_numerai(data_dir, cfg.data.feature_spec, cfg.data.targets, min_era_rows=cfg.data.min_era_rows)
+    _impute(cfg, data)
+    metrics = build_report(args.run, data, cfg.data.embargo, data_dir, seed=cfg.seed, rows_per_era=cfg.data.rows_per_era)
+    _print_report(metrics, args.run)
+    return 0
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from dynjax.train.predict import predict_file
+
+    n = predict_file(args.run, args.data, args.out)
+    print(f"wrote {n} predictions to {args.out}")
+    return 0
+
+
+def _impute(cfg: RunConfig, data) -> None:
+    imputer = fit_imputer(cfg.data.missing, data.train.x_NxF, seed=cfg.seed)
+    for split in (data.train, data.validation, data.live):
+        if split is not None:
+            impute_inplace(imputer, split.x_NxF, split.index)
+
+
+def _progress(iterable, **kwargs):
+    """tqdm progress bars when the `progress` extra is installed."""
+    try:
+        from tqdm.auto import tqdm
+    except ImportError:
+        return iterable
+    return tqdm(iterable, leave=False, mininterval=1.0, **kwargs)
+
+
+def _print_report(metrics: dict, out) -> None:
+    print(f"\n{'model':<9}{'corr mean':>11}{'std':>9}{'sharpe':>8}{'max dd':>9}")
+    for name in ("dynjax", "frozen", "ridge", "oracle"):
+        if name in metrics:
+            m = metrics[name]
+            print(f"{name:<9}{m['corr_mean']:>11.4f}{m['corr_std']:>9.4f}{m['corr_sharpe']:>8.2f}{m['max_drawdown']:>9.4f}")
+    sel = metrics.get("selection", {})
+    if "recall" in sel:
+        print(f"selection: {sel['n_selected']:.1f} features/era, recall {sel['recall']:.3f}, precision "
+              f"{sel['precision']:.3f}, top-k importance recall {sel['topk_recall']:.3f}")
+    t = metrics.get("timing", {})
+    if t:
+        print("timing: " + ", ".join(f"{k.removesuffix('_s')} {v:.1f}s" for k, v in t.items()))
+    print(f"run directory: {out}")
 
 
 def _print_summary(data_dir: Path, summary: dict) -> None:
@@ -95,8 +167,19 @@ def _parser() -> argparse.ArgumentParser:
     wf.add_argument("--target", help="main target column (default: target)")
     wf.add_argument("--config", help="JSON file with a (partial) RunConfig")
     wf.add_argument("--resume", action="store_true", help="continue the run in --out")
+    wf.add_argument("--stop-after", type=int, help=argparse.SUPPRESS)  # kill-and-resume tests
     wf.add_argument("overrides", nargs="*", help="config overrides such as data.embargo=6")
     wf.set_defaults(func=cmd_walk_forward)
+
+    ev = sub.add_parser("evaluate", help="score a finished run and redraw its plots")
+    ev.add_argument("--run", required=True, help="run directory")
+    ev.set_defaults(func=cmd_evaluate)
+
+    pr = sub.add_parser("predict", help="predict a live parquet file with a run's latest checkpoint")
+    pr.add_argument("--run", required=True, help="run directory")
+    pr.add_argument("--data", required=True, help="live.parquet (Numerai layout)")
+    pr.add_argument("--out", required=True, help="submission CSV to write (id,prediction)")
+    pr.set_defaults(func=cmd_predict)
     return parser
 
 

@@ -145,6 +145,26 @@ class OptimConfig:
 
 
 @dataclass(frozen=True)
+class TrainConfig:
+    """Pretraining and the walk-forward schedule (windows come from DataConfig)."""
+
+    pretrain_epochs: int = 4
+    window_stride: int = 2  # eras between consecutive pretraining windows
+    holdout_eras: int = 16  # last resolved eras held out for early stopping
+    patience: int = 2  # epochs without holdout improvement before stopping
+    update_every: int = 1  # walk-forward: update the model every this many eras
+    steps_per_update: int = 8
+    predict_chunk: int = 1024  # rows per predict call (fixed, so no recompiles)
+    keep_checkpoints: int = 3  # the latest N, plus the best by holdout correlation
+    log_every: int = 50
+
+    def __post_init__(self):
+        _check(self.pretrain_epochs >= 0 and self.steps_per_update >= 0, "epochs and steps must be >= 0")
+        _check(self.update_every >= 1 and self.window_stride >= 1, "update_every and window_stride must be >= 1")
+        _check(self.holdout_eras >= 1 and self.keep_checkpoints >= 1, "holdout_eras and keep_checkpoints must be >= 1")
+
+
+@dataclass(frozen=True)
 class RunConfig:
     """Everything one run depends on; written to `config.json` in the run directory."""
 
@@ -154,6 +174,7 @@ class RunConfig:
     selection: SelectionConfig = field(default_factory=SelectionConfig)
     loss: LossConfig = field(default_factory=LossConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
     seed: int = 0
 
 

@@ -16,6 +16,16 @@ TINY = SynthConfig(
 )
 
 
+# A walk-forward small enough for tests: two-era windows, one pretraining epoch, tiny model.
+TINY_RUN = [
+    "synth.n_train_eras=14", "synth.n_val_eras=5", "synth.rows_per_era=30", "synth.n_features=12",
+    "synth.active_per_regime=3", "synth.n_factors=3", "synth.noise=1.0",
+    "data.window_eras=2", "data.rows_per_era=16", "train.holdout_eras=2", "train.pretrain_epochs=1",
+    "train.steps_per_update=2", "train.predict_chunk=32", "model.d_model=8", "model.n_heads=2",
+    "model.context=true", "model.context_eras=3", "selection.mode=topk", "selection.k=4",
+]
+
+
 @pytest.fixture(scope="session")
 def synth_dir(tmp_path_factory) -> Path:
     """A tiny synthetic Numerai directory (read-only for tests)."""

@@ -6,8 +6,7 @@ import polars as pl
 
 from dynjax.cli import main
 
-TINY_ARGS = ["synth.n_train_eras=10", "synth.n_val_eras=5", "synth.rows_per_era=30", "synth.n_features=12",
-             "synth.active_per_regime=3", "synth.n_factors=3"]
+from tests.conftest import TINY_RUN as TINY_ARGS
 
 
 def test_synth_command(tmp_path, capsys):
@@ -25,9 +24,32 @@ def test_walk_forward_on_embedded_default(tmp_path, capsys):
     summary = json.loads((out / "data_summary.json").read_text())
     config = json.loads((out / "config.json").read_text())
     assert config["data"]["feature_set"] == "medium" and config["synth"]["n_features"] == 12
-    assert summary["train"]["eras"] == 10 and summary["train"]["features"] == 6
+    assert summary["train"]["eras"] == 14 and summary["train"]["features"] == 6
     assert summary["oracle"]["corr_mean"] > 0
-    assert "oracle" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "oracle" in printed and "dynjax" in printed and "ridge" in printed
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert {"dynjax", "frozen", "ridge", "oracle", "selection", "timing"} <= set(metrics)
+    for name in ("config.json", "predictions.parquet", "selection.parquet", "metrics_per_era.csv",
+                 "metrics.jsonl", "submission.csv", "cumulative_corr.png", "importance_heatmap.png", "selected_count.png"):
+        assert (out / name).is_file(), name
+    preds = pl.read_parquet(out / "predictions.parquet")
+    assert preds.columns == ["id", "era", "prediction"] and preds["era"].n_unique() == 5 + 1  # validation + live
+    sub = pl.read_csv(out / "submission.csv")
+    assert sub.columns == ["id", "prediction"] and sub["prediction"].is_between(0, 1).all()
+    sel = pl.read_parquet(out / "selection.parquet")
+    assert set(sel.columns) == {"era", "feature", "importance", "selected"}
+
+
+def test_predict_and_evaluate_commands(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["walk-forward", "--out", str(out), *TINY_ARGS]) == 0
+    assert main(["predict", "--run", str(out), "--data", str(out / "data" / "live.parquet"), "--out", str(tmp_path / "s.csv")]) == 0
+    sub = pl.read_csv(tmp_path / "s.csv")
+    assert sub.height == pl.read_parquet(out / "data" / "live.parquet").height and sub["prediction"].is_between(0, 1).all()
+    (out / "metrics.json").unlink()
+    assert main(["evaluate", "--run", str(out)]) == 0
+    assert (out / "metrics.json").is_file() and "ridge" in capsys.readouterr().out
 
 
 def test_walk_forward_refuses_existing_run_and_resumes(tmp_path, capsys):

@@ -6,6 +6,7 @@ import pytest
 from numerai_tools.scoring import numerai_corr
 
 from dynjax.eval import per_era_corr, summarize, to_pandas
+from dynjax.eval.scores import era_exposure
 
 
 def _frame(seed=0, eras=4, rows=50):
@@ -37,7 +38,15 @@ def test_rows_without_target_are_skipped():
 def test_summary_statistics():
     s = summarize([0.02, -0.01, -0.03, 0.04])
     assert s["corr_mean"] == pytest.approx(0.005)
-    assert s["corr_std"] == pytest.approx(np.std([0.02, -0.01, -0.03, 0.04], ddof=1))
+    assert s["corr_std"] == pytest.approx(np.std([0.02, -0.01, -0.03, 0.04]))
     assert s["corr_sharpe"] == pytest.approx(0.005 / s["corr_std"])
     assert s["max_drawdown"] == pytest.approx(0.04)  # peak 0.02 -> trough -0.02
     assert summarize([])["n_eras"] == 0
+
+
+def test_exposure_of_a_prediction_equal_to_one_feature():
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 5, (200, 3)).astype(np.float32)
+    y = (x[:, 1] + rng.standard_normal(200)) / 10
+    out = era_exposure(x[:, 1] + 1e-3 * rng.standard_normal(200), y, x, ["a", "b", "c"])
+    assert out["max_exposure"] > 0.99 and abs(out["fnc"]) < 0.1  # all signal came from feature b

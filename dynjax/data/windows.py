@@ -1,7 +1,7 @@
 """Era windows: the unit of training work, `x: int8[W, R, F]`, `y: f32[W, R]`, `mask: bool[W, R]`."""
 
 from dataclasses import dataclass
-from typing import Iterator
+from typing import Iterator, Sequence
 
 import numpy as np
 
@@ -31,18 +31,25 @@ def sample_window(
     target: int = 0,
 ) -> Batch:
     """Sample R labeled rows from each era of the window (all of them, padded, if fewer)."""
-    positions_W = np.asarray(positions_W, np.int64)
-    w, r = len(positions_W), rows_per_era
-    rows_WxR = np.zeros((w, r), np.int64)
+    return sample_eras([(data, int(e)) for e in positions_W], rows_per_era, rng, target)
+
+
+def sample_eras(
+    eras: Sequence[tuple[EraData, int]], rows_per_era: int, rng: np.random.Generator, target: int = 0
+) -> Batch:
+    """`sample_window` over eras that may come from different splits: `(split, position)` pairs."""
+    w, r = len(eras), rows_per_era
+    x_WxRxF = np.zeros((w, r, eras[0][0].x_NxF.shape[1]), np.int8)
+    y_WxR = np.zeros((w, r), np.float32)
     mask_WxR = np.zeros((w, r), bool)
-    for i, e in enumerate(positions_W):
+    for i, (data, e) in enumerate(eras):
         start, n = int(data.index.offsets[e]), int(data.index.n_labeled[e])
-        take = rng.choice(n, r, replace=False) if n > r else np.arange(n)
-        rows_WxR[i, : len(take)] = start + np.sort(take)
-        mask_WxR[i, : len(take)] = True
-    x_WxRxF = data.x_NxF[rows_WxR.reshape(-1)].reshape(w, r, -1)
-    y_WxR = np.where(mask_WxR, data.y_NxT[rows_WxR, target], 0.0).astype(np.float32)
-    return Batch(x_WxRxF, y_WxR, mask_WxR, data.index.numbers[positions_W])
+        rows = start + np.sort(rng.choice(n, r, replace=False) if n > r else np.arange(n))
+        x_WxRxF[i, : len(rows)] = data.x_NxF[rows]
+        y_WxR[i, : len(rows)] = data.y_NxT[rows, target]
+        mask_WxR[i, : len(rows)] = True
+    era_W = np.array([data.index.numbers[e] for data, e in eras], np.int64)
+    return Batch(x_WxRxF, y_WxR, mask_WxR, era_W)
 
 
 def era_chunks(data: EraData, position: int, chunk_rows: int) -> Iterator[tuple[np.ndarray, np.ndarray, slice]]:

@@ -3,7 +3,7 @@
 import numpy as np
 import pandas as pd
 import polars as pl
-from numerai_tools.scoring import numerai_corr
+from numerai_tools.scoring import feature_neutral_corr, max_feature_correlation, numerai_corr, sharpe_ratio
 
 
 def per_era_corr(frame: pl.DataFrame, prediction: str, target: str = "target") -> pl.DataFrame:
@@ -22,6 +22,16 @@ def per_era_corr(frame: pl.DataFrame, prediction: str, target: str = "target") -
     return pl.DataFrame(rows, schema={"era": pl.String, "corr": pl.Float64}, orient="row")
 
 
+def era_exposure(pred_R: np.ndarray, y_R: np.ndarray, x_RxF: np.ndarray, features: list[str]) -> dict[str, float]:
+    """Feature-neutral corr and max feature exposure of one era (numerai-tools)."""
+    idx = pd.Index([f"r{i:07d}" for i in range(len(pred_R))])
+    feats = pd.DataFrame(np.asarray(x_RxF, np.float32), index=idx, columns=features)
+    preds = pd.DataFrame({"prediction": pred_R}, index=idx)
+    fnc = feature_neutral_corr(preds, feats, pd.Series(y_R, index=idx, name="target"))["prediction"]
+    _, exposure = max_feature_correlation(preds["prediction"], feats)
+    return {"fnc": float(fnc), "max_exposure": float(exposure)}
+
+
 def to_pandas(frame: pl.DataFrame, index: str = "id") -> pd.DataFrame:
     """pandas view for numerai-tools, indexed by `index` (via numpy: no pyarrow needed)."""
     cols = {c: frame[c].to_numpy() for c in frame.columns if c != index}
@@ -35,11 +45,11 @@ def summarize(corr_E: np.ndarray) -> dict[str, float]:
         return {"corr_mean": float("nan"), "corr_std": float("nan"), "corr_sharpe": float("nan"), "max_drawdown": float("nan"), "n_eras": 0}
     cum = np.cumsum(corr_E)
     drawdown = np.max(np.maximum.accumulate(np.r_[0.0, cum])[1:] - cum)
-    std = float(corr_E.std(ddof=1)) if corr_E.size > 1 else float("nan")
+    std = float(corr_E.std())  # numerai-tools' sharpe_ratio uses the population std
     return {
         "corr_mean": float(corr_E.mean()),
         "corr_std": std,
-        "corr_sharpe": float(corr_E.mean() / std) if std and std > 0 else float("nan"),
+        "corr_sharpe": float(sharpe_ratio(pd.Series(corr_E))) if std > 0 else float("nan"),
         "max_drawdown": float(drawdown),
         "n_eras": int(corr_E.size),
     }

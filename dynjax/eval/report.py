@@ -1,0 +1,90 @@
+"""The run report: per-era scores of the model, its frozen self, ridge and the oracle;
+selection quality against ground truth; exposure; plots; the submission file."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+from dynjax.data.missing import CENTER, MISSING, SCALE
+from dynjax.data.numerai import NumeraiData
+from dynjax.data.timeline import make_timeline
+from dynjax.eval.baseline import ridge_walk_forward
+from dynjax.eval.plots import write_plots
+from dynjax.eval.scores import era_exposure, per_era_corr, summarize
+from dynjax.eval.truth import active_features, has_truth
+
+
+def build_report(out: str | Path, data: NumeraiData, embargo: int, data_dir: str | Path, *, seed: int = 0,
+                 rows_per_era: int = 512, timings: dict | None = None) -> dict:
+    """Score a finished walk-forward run in `out`; writes metrics, tables, plots, submission."""
+    out = Path(out)
+    val = data.validation
+    truth_frame = pl.DataFrame({"id": val.ids, "era": val.era_column(), "target": val.y_NxT[:, 0]})
+    splits = [s for s in (data.train, data.validation, data.live) if s is not None]
+    timeline = make_timeline(*splits)
+    predicted = np.arange(data.train.index.n_eras, timeline.n_eras)
+    ridge = ridge_walk_forward(timeline, predicted, embargo, rows_per_era=rows_per_era, seed=seed)
+    ridge.write_parquet(out / "predictions_ridge.parquet")
+    sources = {"dynjax": pl.read_parquet(out / "predictions.parquet"),
+               "frozen": pl.read_parquet(out / "predictions_frozen.parquet"), "ridge": ridge}
+    if has_truth(data_dir):
+        signal = pl.read_parquet(Path(data_dir) / "truth" / "signal.parquet").select("id", pl.col("signal").alias("prediction"))
+        sources["oracle"] = signal
+    per_era = None
+    for name, preds in sources.items():
+        scored = per_era_corr(truth_frame.join(preds.select("id", "prediction"), on="id"), "prediction")
+        scored = scored.rename({"corr": f"corr_{name}"})
+        per_era = scored if per_era is None else per_era.join(scored, on="era", how="left")
+    selection = pl.read_parquet(out / "selection.parquet")
+    per_era = per_era.join(_selection_per_era(selection, data_dir), on="era", how="left")
+    per_era = per_era.join(_exposure_per_era(val, sources["dynjax"]), on="era", how="left").sort("era")
+    per_era.write_csv(out / "metrics_per_era.csv")
+
+    metrics = {name: summarize(per_era[f"corr_{name}"].drop_nulls().to_numpy()) for name in sources}
+    metrics["dynjax"].update(fnc_mean=float(per_era["fnc"].mean()), max_exposure_mean=float(per_era["max_exposure"].mean()))
+    metrics["selection"] = {c: float(per_era[c].mean()) for c in ("n_selected", "recall", "precision", "topk_recall") if c in per_era.columns}
+    metrics["timing"] = timings or {}
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=2, default=float) + "\n")
+    metrics["plots"] = [str(p) for p in write_plots(out, per_era, selection)]
+    if data.live is not None:
+        _write_submission(out, data.live, sources["dynjax"])
+    return metrics
+
+
+def _selection_per_era(selection: pl.DataFrame, data_dir) -> pl.DataFrame:
+    per_era = selection.group_by("era").agg(pl.col("selected").sum().alias("n_selected"))
+    if not has_truth(data_dir):
+        return per_era
+    truth = active_features(data_dir)
+    rows = []
+    for (era,), part in selection.group_by("era"):
+        active = truth.get(era, set())
+        chosen = set(part.filter(pl.col("selected"))["feature"])
+        top = set(part.sort("importance", descending=True)["feature"][: len(active)])
+        hit = len(chosen & active)
+        rows.append((era, hit / max(len(active), 1), hit / max(len(chosen), 1), len(top & active) / max(len(active), 1)))
+    quality = pl.DataFrame(rows, schema=["era", "recall", "precision", "topk_recall"], orient="row")
+    return per_era.join(quality, on="era")
+
+
+def _exposure_per_era(split, preds: pl.DataFrame) -> pl.DataFrame:
+    by_id = dict(zip(preds["id"].to_list(), preds["prediction"].to_list()))
+    rows = []
+    for e in range(split.index.n_eras):
+        r = split.index.labeled_rows(e)
+        if r.stop - r.start < 3:
+            continue
+        x = split.x_NxF[r]
+        xf = np.where(x == MISSING, 0.0, (x - CENTER) / SCALE)
+        pred = np.array([by_id[i] for i in split.ids[r.start:r.stop].to_list()])
+        rows.append((split.index.names[e], *era_exposure(pred, split.y_NxT[r, 0], xf, list(split.features)).values()))
+    return pl.DataFrame(rows, schema=["era", "fnc", "max_exposure"], orient="row")
+
+
+def _write_submission(out: Path, live, preds: pl.DataFrame) -> None:
+    """Numerai submission: `id,prediction`, predictions ranked into (0, 1) per era."""
+    sub = pl.DataFrame({"id": live.ids}).join(preds, on="id", how="left")
+    sub = sub.with_columns(((pl.col("prediction").rank("average").over("era") - 0.5) / pl.len().over("era")).alias("prediction"))
+    sub.select("id", "prediction").write_csv(out / "submission.csv")
