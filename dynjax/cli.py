@@ -11,8 +11,8 @@ from dynjax.data import DataError, fit_imputer, impute_inplace, load_numerai
 from dynjax.data.summary import describe
 from dynjax.data.synth import write_synthetic
 from dynjax.eval.truth import has_truth, oracle_scores
-from dynjax.train.checkpoint import CheckpointError
 from dynjax.rundir import RunDirError, default_data, open_run_dir, start_run_dir, write_json
+from dynjax.train.checkpoint import CheckpointError
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -46,4 +46,4 @@ def test_masked_features_get_zero_weight_and_their_tokens_zero_gradient():
 
     (_, att), g = jax.value_and_grad(loss, has_aux=True)(tok)
     assert bool((att[:, ~mask] == 0).all()) and bool((att[:, mask] > 0).all())
-    assert bool((g[~mask] == 0).all()) and bool((jnp.abs(g[mask]).sum() > 0))
+    assert bool((g[~mask] == 0).all()) and bool(jnp.abs(g[mask]).sum() > 0)

@@ -5,7 +5,6 @@ import json
 import polars as pl
 
 from dynjax.cli import main
-
 from tests.conftest import TINY_RUN as TINY_ARGS
 
 

@@ -4,7 +4,15 @@ import dataclasses
 
 import pytest
 
-from dynjax.config import DataConfig, RunConfig, from_dict, load_config, override, save_config, to_dict
+from dynjax.config import (
+    DataConfig,
+    RunConfig,
+    from_dict,
+    load_config,
+    override,
+    save_config,
+    to_dict,
+)
 
 
 def test_configs_are_frozen():

@@ -7,7 +7,7 @@ import pytest
 from numerai_tools.scoring import numerai_corr as nt_numerai_corr
 from numerai_tools.scoring import tie_kept_rank as nt_rank
 
-from dynjax.eval.jax_corr import numerai_corr, per_era_numerai_corr, tie_kept_rank
+from dynjax.eval.jax_corr import era_corr, numerai_corr, per_era_numerai_corr, tie_kept_rank
 
 
 def _era(seed, n=300, ties=True):
@@ -46,3 +46,8 @@ def test_padded_rows_take_no_part_and_vmap_over_eras():
         pred_WxR[i, len(p):] = 99.0  # padding must not move the ranks
     got = per_era_numerai_corr(pred_WxR, y_WxR, mask_WxR)
     np.testing.assert_allclose(got, [_reference(p, y) for p, y in eras], atol=1e-4)
+
+
+def test_bucketed_host_helper_matches():
+    pred, y = _era(7, n=137)
+    assert era_corr(pred, y) == pytest.approx(_reference(pred, y), abs=1e-4)

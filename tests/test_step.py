@@ -9,7 +9,13 @@ import pytest
 from dynjax.config import LossConfig, ModelConfig, OptimConfig
 from dynjax.data import load_numerai, sample_window, sliding_windows, window_rng
 from dynjax.model import FeatureAttentionModel, era_loss
-from dynjax.train import create_train_state, make_optimizer, make_predict, make_train_step, window_batch
+from dynjax.train import (
+    create_train_state,
+    make_optimizer,
+    make_predict,
+    make_train_step,
+    window_batch,
+)
 from dynjax.train.step import make_window_loss, train_step_fn
 
 W, R = 3, 16
@@ -54,7 +60,7 @@ def test_no_recompiles_across_steps_and_windows(setup):
     state = create_train_state(model, optimizer, jax.random.key(0))
     for i, batch in enumerate(batches[:4]):
         mask = all_F.at[i].set(False)  # a new selection mask is data, not a new program
-        state, metrics = step(state, batch, mask, jax.random.key(1))
+        state, _ = step(state, batch, mask, jax.random.key(1))
     assert int(state.step) == 4 and step._cache_size() == 1
 
 

@@ -1,7 +1,6 @@
 """Covers dynjax.train.walk_forward: kill-and-resume identity, no target leakage, checkpoints."""
 
 import dataclasses
-import shutil
 
 import numpy as np
 import polars as pl

@@ -3,7 +3,14 @@
 import numpy as np
 import pytest
 
-from dynjax.data import era_chunks, load_numerai, load_split, sample_window, sliding_windows, window_rng
+from dynjax.data import (
+    era_chunks,
+    load_numerai,
+    load_split,
+    sample_window,
+    sliding_windows,
+    window_rng,
+)
 from tests.conftest import write_split
 
 FEATS = [f"feature_{j}" for j in range(4)]

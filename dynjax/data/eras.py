@@ -1,7 +1,7 @@
 """Era bookkeeping: Numerai's era order, row offsets per era, and the embargo rule."""
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 import polars as pl

@@ -1,9 +1,9 @@
 """`features.json`: feature sets and target names in Numerai's layout."""
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 from dynjax.data.errors import DataError, preview
 

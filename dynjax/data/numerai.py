@@ -6,9 +6,9 @@ written straight into one preallocated `int8[N, F]` matrix, so peak memory stays
 int8 size of the requested features.
 """
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import polars as pl
@@ -162,7 +162,7 @@ def _scan(path: Path) -> pl.LazyFrame:
     try:
         lf = pl.scan_parquet(path)
         lf.collect_schema()
-    except Exception as err:  # polars raises several types for unreadable files
+    except Exception as err:  # noqa: BLE001  (polars raises several types for unreadable files)
         raise DataError(path, f"not a readable parquet file ({type(err).__name__}: {err})") from None
     return lf
 

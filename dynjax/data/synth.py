@@ -15,7 +15,6 @@ import numpy as np
 import polars as pl
 
 from dynjax.config import SynthConfig
-from dynjax.data.missing import MAX_BIN
 
 TARGET_NAMES = ("target", "target_ender_20", "target_ender_60", "target_jasper_20")
 FIVE_BIN_QUANTILES = (0.05, 0.25, 0.75, 0.95)  # Numerai's 5/20/50/20/5 % target shape
@@ -134,7 +133,7 @@ def generate(cfg: SynthConfig) -> tuple[dict[str, Split], np.ndarray, list[Regim
     for name, eras in split_eras.items():
         parts = []
         for era in eras:
-            n = max(10, int(round(cfg.rows_per_era * rng.uniform(0.8, 1.2))))
+            n = max(10, round(cfg.rows_per_era * rng.uniform(0.8, 1.2)))
             regime = regimes[regime_of[era - 1]]
             parts.append((np.full(n, era), *generate_era(cfg, n, regime, era > last_resolved_60, loadings, rng)))
         era_col, x, s, y = (np.concatenate(p) for p in zip(*parts))
@@ -190,7 +189,7 @@ def _active_frame(numbers, regime_of, regimes, names) -> pl.DataFrame:
 def _feature_json(cfg: SynthConfig, names: list[str]) -> dict:
     rng = np.random.default_rng([cfg.seed, 2])
     order = rng.permutation(len(names))
-    subset = lambda frac: sorted(names[i] for i in order[: max(1, int(round(frac * len(names))))])
+    subset = lambda frac: sorted(names[i] for i in order[: max(1, round(frac * len(names)))])
     return {
         "feature_sets": {"small": subset(cfg.small_frac), "medium": subset(cfg.medium_frac), "all": list(names)},
         "targets": list(TARGET_NAMES),

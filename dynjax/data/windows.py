@@ -1,7 +1,7 @@
 """Era windows: the unit of training work, `x: int8[W, R, F]`, `y: f32[W, R]`, `mask: bool[W, R]`."""
 
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Iterator, Sequence
 
 import numpy as np
 

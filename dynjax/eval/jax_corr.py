@@ -8,6 +8,7 @@ part; tests check agreement with numerai-tools.
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax.scipy.stats import norm
 
 
@@ -38,3 +39,13 @@ def numerai_corr(pred_R: jnp.ndarray, y_R: jnp.ndarray, mask_R: jnp.ndarray) -> 
 
 
 per_era_numerai_corr = jax.jit(jax.vmap(numerai_corr))
+
+
+def era_corr(pred_R: np.ndarray, y_R: np.ndarray) -> float:
+    """Numerai corr of one era on the host; pads to a power-of-two bucket so eras of
+    different sizes share a handful of compiled programs instead of one each."""
+    n = len(pred_R)
+    size = 1 << max(int(np.ceil(np.log2(max(n, 2)))), 4)
+    pad = lambda v: np.pad(np.asarray(v, np.float32), (0, size - n))
+    mask = np.arange(size) < n
+    return float(per_era_numerai_corr(pad(pred_R)[None], pad(y_R)[None], mask[None])[0])

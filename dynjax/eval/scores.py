@@ -3,7 +3,12 @@
 import numpy as np
 import pandas as pd
 import polars as pl
-from numerai_tools.scoring import feature_neutral_corr, max_feature_correlation, numerai_corr, sharpe_ratio
+from numerai_tools.scoring import (
+    feature_neutral_corr,
+    max_feature_correlation,
+    numerai_corr,
+    sharpe_ratio,
+)
 
 
 def per_era_corr(frame: pl.DataFrame, prediction: str, target: str = "target") -> pl.DataFrame:

@@ -8,7 +8,6 @@ per call as F x B tables, then picked per row.
 """
 
 import flax.linen as nn
-import jax
 import jax.numpy as jnp
 
 from dynjax.model.normalizers import get_normalizer

@@ -3,8 +3,8 @@
 import jax.numpy as jnp
 
 from dynjax.config import LossConfig
-from dynjax.model.sparsity import n_nonzero, sparsity_penalty
 from dynjax.model.selection import era_importance
+from dynjax.model.sparsity import n_nonzero, sparsity_penalty
 
 
 def masked_mse(pred_R: jnp.ndarray, y_R: jnp.ndarray, mask_R: jnp.ndarray) -> jnp.ndarray:

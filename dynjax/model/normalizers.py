@@ -6,7 +6,7 @@ plus an exact solve on the support, and have a closed-form Jacobian-vector produ
 (`jax.custom_jvp`), so gradients are exact and cheap.
 """
 
-from typing import Callable
+from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp

@@ -11,6 +11,7 @@ from flax import struct
 
 from dynjax.config import SelectionConfig
 
+
 @struct.dataclass
 class SelectionState:
     ema_F: jnp.ndarray  # smoothed importance

@@ -54,14 +54,14 @@ class RunCheckpoints:
     def restore_meta(self, step: int) -> dict:
         try:
             return self.manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))["meta"]
-        except Exception as err:
+        except Exception as err:  # noqa: BLE001  (orbax and tensorstore raise many types)
             raise CheckpointError(f"{self.directory}/{step}: checkpoint metadata unreadable ({type(err).__name__}: {err})") from None
 
     def restore_state(self, step: int, abstract_state: Any) -> Any:
         """Restore into the shapes/dtypes of `abstract_state` (from `jax.eval_shape`)."""
         try:
             return self.manager.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract_state)))["state"]
-        except Exception as err:
+        except Exception as err:  # noqa: BLE001  (orbax and tensorstore raise many types)
             raise CheckpointError(f"{self.directory}/{step}: checkpoint state unreadable ({type(err).__name__}: {err})") from None
 
     def close(self) -> None:

@@ -7,7 +7,7 @@
 the step compiles once for a run.
 """
 
-from typing import Callable
+from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp

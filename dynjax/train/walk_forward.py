@@ -9,8 +9,8 @@ as an uninterrupted run: every random draw is a function of (seed, phase, era, s
 
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import jax
 import jax.numpy as jnp
@@ -23,7 +23,7 @@ from dynjax.data.eras import resolved_eras, sliding_windows
 from dynjax.data.numerai import NumeraiData
 from dynjax.data.timeline import Timeline, make_timeline
 from dynjax.data.windows import era_chunks, sample_eras, window_rng
-from dynjax.eval.jax_corr import per_era_numerai_corr
+from dynjax.eval.jax_corr import era_corr
 from dynjax.model.context import context_window, era_summaries
 from dynjax.model.selection import SelectionState, era_importance, init_selection, update_selection
 from dynjax.model.tft import FeatureAttentionModel
@@ -193,7 +193,7 @@ def _holdout_corr(timeline: Timeline, holdout: np.ndarray, state: RunState, pred
         rows = split.index.labeled_rows(local)
         pred, _ = predict_era(state.train.params, state.selection, int(e))
         n_labeled = rows.stop - rows.start
-        corrs.append(float(per_era_numerai_corr(pred[None, :n_labeled], split.y_NxT[rows, 0][None], np.ones((1, n_labeled), bool))[0]))
+        corrs.append(era_corr(pred[:n_labeled], split.y_NxT[rows, 0]))
     return float(np.mean(corrs))
 
 
@@ -237,7 +237,7 @@ class ResolvedScores:
             rows = split.index.labeled_rows(local)
             n = rows.stop - rows.start
             pred = pl.read_parquet(self.parts / f"{self.timeline.name(e)}.parquet")["prediction"].to_numpy()[:n]
-            self.cache[e] = float(per_era_numerai_corr(pred[None], split.y_NxT[rows, 0][None], np.ones((1, n), bool))[0]) if n > 1 else float("nan")
+            self.cache[e] = era_corr(pred, split.y_NxT[rows, 0]) if n > 1 else float("nan")
         return self.cache[e]
 
 
