@@ -90,12 +90,17 @@ def walk_forward(cfg: RunConfig, data: NumeraiData, out: str | Path, *, stop_aft
         ctx = [ctx_of(int(e)) for e in positions] if cfg.model.context else None
         return window_batch(sampled, (np.stack([c for c, _ in ctx]), np.stack([m for _, m in ctx])) if ctx else None)
 
+    all_F = jnp.ones(n_features, bool)
+
     def predict_era(params, selection: SelectionState, e: int) -> tuple[np.ndarray, np.ndarray]:
+        """Predictions with the selection mask; importances from attention over all features,
+        so a feature dropped in one regime can win its place back in the next."""
         split, local = timeline.era(e)
         ctx = ctx_of(e) if cfg.model.context else (None, None)
         preds, imp_sum, n = [], np.zeros(n_features), 0
         for x_RxF, mask_R, _ in era_chunks(split, local, cfg.train.predict_chunk):
-            pred_R, weight_RxF = predict(params, x_RxF, selection.mask_F, *ctx)
+            pred_R, _ = predict(params, x_RxF, selection.mask_F, *ctx)
+            _, weight_RxF = predict(params, x_RxF, all_F, *ctx)
             preds.append(np.asarray(pred_R)[mask_R])
             imp_sum += np.asarray(era_importance(weight_RxF, jnp.asarray(mask_R))) * mask_R.sum()
             n += int(mask_R.sum())
@@ -133,7 +138,8 @@ def walk_forward(cfg: RunConfig, data: NumeraiData, out: str | Path, *, stop_aft
             window = timeline.resolved(e, cfg.data.embargo)[-cfg.data.window_eras:]
             for s in range(cfg.train.steps_per_update):
                 state, metrics = step(state, batch_for(window, window_rng(cfg.seed, WALK, k, s)), walk_key)
-            log.write(phase="walk", era=timeline.name(e), **{f"train/{m}": v for m, v in metrics.items()})
+            log.write(phase="walk", era=timeline.name(e), **{f"train/{m}": v for m, v in metrics.items()},
+                      **{"select/n_features": int(state.selection.mask_F.sum())})
         timings["train_s"] += time.perf_counter() - start
         start = time.perf_counter()
         pred, importance_F = predict_era(state.train.params, state.selection, e)
