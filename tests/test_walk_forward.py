@@ -86,3 +86,13 @@ def test_corrupt_checkpoint_gives_a_clear_error(full_run, data_dir, tmp_path):
     with pytest.raises(CheckpointError, match=f"checkpoints/{latest}: checkpoint state unreadable"):
         walk_forward(CFG, load_numerai(data_dir), out)
     assert (out / "predictions_parts").is_dir() and any((out / "predictions_parts").iterdir())  # nothing lost
+
+
+def test_metrics_log_writes_json_lines_and_raises_on_non_finite_loss(tmp_path):
+    from dynjax.train.walk_forward import MetricsLog
+
+    log = MetricsLog(tmp_path / "m.jsonl")
+    log.write(phase="walk", era="0003", **{"train/loss": np.float32(0.5), "select/n_features": 7})
+    assert '"train/loss": 0.5' in (tmp_path / "m.jsonl").read_text()
+    with pytest.raises(FloatingPointError, match="non-finite training loss at walk step/era 0004"):
+        log.write(phase="walk", era="0004", **{"train/loss": np.float32("nan")})

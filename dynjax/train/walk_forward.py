@@ -50,7 +50,11 @@ class MetricsLog:
         self.path = path
 
     def write(self, **record) -> None:
+        """Append one record; device values are pulled here, so call it every few steps only."""
         clean = {k: float(v) if hasattr(v, "__float__") and not isinstance(v, (int, str)) else v for k, v in record.items()}
+        if not np.isfinite(clean.get("train/loss", 0.0)):
+            raise FloatingPointError(f"non-finite training loss at {record.get('phase')} step/era "
+                                     f"{record.get('step', record.get('era'))}: {clean['train/loss']}")
         with self.path.open("a") as f:
             f.write(json.dumps(clean) + "\n")
 
@@ -170,14 +174,16 @@ def _pretrain(cfg, timeline: Timeline, first_predicted: int, state: RunState, st
     key = jax.random.fold_in(root_key, PRETRAIN)
     # Copies, not references: the train step donates (frees) the state it is given.
     best, best_corr, since_best = jax.tree.map(jnp.copy, state), _holdout_corr(timeline, holdout, state, predict_era), 0
+    n_steps = 0  # counted on the host: reading state.train.step would sync every step
     for epoch in range(cfg.train.pretrain_epochs):
         order = np.random.default_rng([cfg.seed, PRETRAIN, epoch]).permutation(len(windows))
         for i in progress(order, desc=f"pretrain epoch {epoch + 1}/{cfg.train.pretrain_epochs}"):
             state, metrics = step(state, batch_for(windows[i], window_rng(cfg.seed, PRETRAIN, epoch, int(i))), key)
-            if int(state.train.step) % cfg.train.log_every == 0:
-                log.write(phase="pretrain", epoch=epoch, step=int(state.train.step), **{f"train/{m}": v for m, v in metrics.items()})
+            n_steps += 1
+            if n_steps % cfg.train.log_every == 0:
+                log.write(phase="pretrain", epoch=epoch, step=n_steps, **{f"train/{m}": v for m, v in metrics.items()})
         corr = _holdout_corr(timeline, holdout, state, predict_era)
-        log.write(phase="pretrain", epoch=epoch, step=int(state.train.step), **{"eval/corr_mean": corr})
+        log.write(phase="pretrain", epoch=epoch, step=n_steps, **{"eval/corr_mean": corr})
         if corr > best_corr:
             best, best_corr, since_best = jax.tree.map(jnp.copy, state), corr, 0
         else:
