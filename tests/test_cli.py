@@ -1,4 +1,4 @@
-"""Covers dynjax.cli: `dynjax synth` and the `dynjax walk-forward` main job end to end."""
+"""Covers dynjax.cli end to end, and through it dynjax.eval.report and dynjax.train.predict."""
 
 import json
 

@@ -98,6 +98,11 @@ def era_medians(block_NxF: np.ndarray) -> np.ndarray:
     return np.where(total_F > 0, median_F, int(CENTER)).astype(np.int8)
 
 
+def float_view_np(x: np.ndarray) -> np.ndarray:
+    """`float_view` on the host, for numpy consumers (summaries, ridge, exposure)."""
+    return np.where(x == MISSING, 0.0, (x.astype(np.float32) - CENTER) / SCALE).astype(np.float32)
+
+
 def float_view(x: jnp.ndarray) -> jnp.ndarray:
     """Centred, unit-scaled float32 view of a batch of bins; the missing bin maps to 0."""
     xf = (x.astype(jnp.float32) - CENTER) / SCALE

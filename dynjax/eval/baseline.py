@@ -8,15 +8,11 @@ adds the newly resolved eras in O(F^2) instead of refitting from scratch.
 import numpy as np
 import polars as pl
 
-from dynjax.data.missing import CENTER, MISSING, SCALE
+from dynjax.data.missing import float_view_np
 from dynjax.data.timeline import Timeline
 from dynjax.data.windows import window_rng
 
 RIDGE = 2
-
-
-def _float_view(x: np.ndarray) -> np.ndarray:
-    return np.where(x == MISSING, 0.0, (x.astype(np.float32) - CENTER) / SCALE).astype(np.float32)
 
 
 def ridge_walk_forward(timeline: Timeline, predicted: np.ndarray, embargo: int, *, alpha: float = 100.0,
@@ -35,7 +31,7 @@ def ridge_walk_forward(timeline: Timeline, predicted: np.ndarray, embargo: int, 
             take = np.arange(rows.start, rows.stop)
             if len(take) > rows_per_era:
                 take = np.sort(window_rng(seed, RIDGE, int(r)).choice(take, rows_per_era, replace=False))
-            x = np.c_[_float_view(split.x_NxF[take]), np.ones(len(take), np.float32)]
+            x = np.c_[float_view_np(split.x_NxF[take]), np.ones(len(take), np.float32)]
             y = split.y_NxT[take, 0] - 0.5
             xtx += x.T @ x
             xty += x.T @ y
@@ -45,6 +41,6 @@ def ridge_walk_forward(timeline: Timeline, predicted: np.ndarray, embargo: int, 
         w = np.linalg.solve(xtx + reg, xty)
         split, local = timeline.era(int(e))
         rows = split.index.rows(local)
-        pred = np.c_[_float_view(split.x_NxF[rows]), np.ones(rows.stop - rows.start)] @ w + 0.5
+        pred = np.c_[float_view_np(split.x_NxF[rows]), np.ones(rows.stop - rows.start)] @ w + 0.5
         frames.append(pl.DataFrame({"id": split.ids[rows.start:rows.stop], "era": [timeline.name(int(e))] * len(pred), "prediction": pred}))
     return pl.concat(frames)

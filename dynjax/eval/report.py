@@ -7,12 +7,12 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from dynjax.data.missing import CENTER, MISSING, SCALE
+from dynjax.data.missing import float_view_np
 from dynjax.data.numerai import NumeraiData
 from dynjax.data.timeline import make_timeline
 from dynjax.eval.baseline import ridge_walk_forward
 from dynjax.eval.plots import write_plots
-from dynjax.eval.scores import era_exposure, per_era_corr, summarize
+from dynjax.eval.scores import era_exposure, per_era_corr, rank_per_era, summarize
 from dynjax.eval.truth import active_features, has_truth
 
 
@@ -76,8 +76,7 @@ def _exposure_per_era(split, preds: pl.DataFrame) -> pl.DataFrame:
         r = split.index.labeled_rows(e)
         if r.stop - r.start < 3:
             continue
-        x = split.x_NxF[r]
-        xf = np.where(x == MISSING, 0.0, (x - CENTER) / SCALE)
+        xf = float_view_np(split.x_NxF[r])
         pred = np.array([by_id[i] for i in split.ids[r.start:r.stop].to_list()])
         rows.append((split.index.names[e], *era_exposure(pred, split.y_NxT[r, 0], xf, list(split.features)).values()))
     return pl.DataFrame(rows, schema=["era", "fnc", "max_exposure"], orient="row")
@@ -85,6 +84,5 @@ def _exposure_per_era(split, preds: pl.DataFrame) -> pl.DataFrame:
 
 def _write_submission(out: Path, live, preds: pl.DataFrame) -> None:
     """Numerai submission: `id,prediction`, predictions ranked into (0, 1) per era."""
-    sub = pl.DataFrame({"id": live.ids}).join(preds, on="id", how="left")
-    sub = sub.with_columns(((pl.col("prediction").rank("average").over("era") - 0.5) / pl.len().over("era")).alias("prediction"))
+    sub = rank_per_era(pl.DataFrame({"id": live.ids}).join(preds, on="id", how="left"))
     sub.select("id", "prediction").write_csv(out / "submission.csv")

@@ -43,6 +43,12 @@ def to_pandas(frame: pl.DataFrame, index: str = "id") -> pd.DataFrame:
     return pd.DataFrame(cols, index=pd.Index(frame[index].to_numpy(), name=index))
 
 
+def rank_per_era(frame: pl.DataFrame, column: str = "prediction") -> pl.DataFrame:
+    """Tie-kept ranks scaled into (0, 1) within each era: Numerai's submission range."""
+    ranked = (pl.col(column).rank("average").over("era") - 0.5) / pl.len().over("era")
+    return frame.with_columns(ranked.alias(column))
+
+
 def summarize(corr_E: np.ndarray) -> dict[str, float]:
     """Mean, std, Sharpe and max drawdown of the cumulative per-era score."""
     corr_E = np.asarray(corr_E, np.float64)

@@ -12,7 +12,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from dynjax.data.eras import resolved_eras
-from dynjax.data.missing import CENTER, MISSING, SCALE
+from dynjax.data.missing import float_view_np
 from dynjax.data.numerai import EraData
 from dynjax.model.blocks import GRN
 
@@ -24,8 +24,7 @@ def era_summaries(data: EraData, target: int = 0) -> np.ndarray:
         rows = data.index.labeled_rows(e)
         if rows.stop - rows.start < 2:
             continue
-        x = data.x_NxF[rows]
-        xf = np.where(x == MISSING, 0.0, (x - CENTER) / SCALE).astype(np.float32)
+        xf = float_view_np(data.x_NxF[rows])
         y = data.y_NxT[rows, target]
         xc, yc = xf - xf.mean(axis=0), y - y.mean()
         denom = np.sqrt((xc**2).sum(axis=0) * (yc**2).sum()) + 1e-12

@@ -11,6 +11,7 @@ from dynjax.config import RunConfig, from_dict
 from dynjax.data import check_same_features, fit_imputer, impute_inplace, load_numerai, load_split
 from dynjax.data.timeline import make_timeline
 from dynjax.data.windows import era_chunks
+from dynjax.eval.scores import rank_per_era
 from dynjax.model.context import context_window, era_summaries
 from dynjax.model.selection import init_selection
 from dynjax.model.tft import FeatureAttentionModel
@@ -56,7 +57,6 @@ def predict_file(run: str | Path, live_path: str | Path, out_csv: str | Path) ->
                  for x, m, _ in era_chunks(live, e, cfg.train.predict_chunk)]
         rows = live.index.rows(e)
         frames.append(pl.DataFrame({"id": live.ids[rows.start:rows.stop], "era": live.index.names[e], "prediction": np.concatenate(preds)}))
-    sub = pl.concat(frames).with_columns(
-        ((pl.col("prediction").rank("average").over("era") - 0.5) / pl.len().over("era")).alias("prediction"))
+    sub = rank_per_era(pl.concat(frames))
     sub.select("id", "prediction").write_csv(out_csv)
     return sub.height
