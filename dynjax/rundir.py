@@ -4,7 +4,7 @@ import json
 from dataclasses import asdict
 from pathlib import Path
 
-from dynjax.config import RunConfig, SynthConfig, from_dict, save_config, to_dict
+from dynjax.config import RunConfig, SynthConfig, from_dict, save_config
 from dynjax.data.synth import write_synthetic
 
 
@@ -47,4 +47,4 @@ def write_json(path: str | Path, payload: dict) -> None:
     Path(path).write_text(json.dumps(payload, indent=2, default=float) + "\n")
 
 
-__all__ = ["RunDirError", "default_data", "open_run_dir", "start_run_dir", "to_dict", "write_json"]
+__all__ = ["RunDirError", "default_data", "open_run_dir", "start_run_dir", "write_json"]
