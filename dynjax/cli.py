@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 
 from dynjax.config import DataConfig, RunConfig, SynthConfig, load_config, override
-from dynjax.data import DataError, fit_imputer, impute_inplace, load_numerai
+from dynjax.data import DataError, impute_splits, load_numerai
 from dynjax.data.summary import describe
 from dynjax.data.synth import write_synthetic
 from dynjax.eval.truth import has_truth, oracle_scores
@@ -46,7 +46,7 @@ def cmd_walk_forward(args: argparse.Namespace) -> int:
     # Data
     start = time.perf_counter()
     data = load_numerai(data_dir, cfg.data.feature_spec, cfg.data.targets, min_era_rows=cfg.data.min_era_rows)
-    _impute(cfg, data)
+    impute_splits(cfg.data.missing, data.train, data.validation, data.live, seed=cfg.seed)
     if not args.resume:
         start_run_dir(args.out, cfg)
     summary = describe(data, cfg.data.embargo)
@@ -85,7 +85,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     cfg = open_run_dir(args.run, RunConfig(), resume=True)
     data_dir = Path(cfg.data.data_dir) if cfg.data.data_dir else Path(args.run) / "data"
     data = load_numerai(data_dir, cfg.data.feature_spec, cfg.data.targets, min_era_rows=cfg.data.min_era_rows)
-    _impute(cfg, data)
+    impute_splits(cfg.data.missing, data.train, data.validation, data.live, seed=cfg.seed)
     metrics = build_report(args.run, data, cfg.data.embargo, data_dir, seed=cfg.seed, rows_per_era=cfg.data.rows_per_era)
     _print_report(metrics, args.run)
     return 0
@@ -97,13 +97,6 @@ def cmd_predict(args: argparse.Namespace) -> int:
     n = predict_file(args.run, args.data, args.out)
     print(f"wrote {n} predictions to {args.out}")
     return 0
-
-
-def _impute(cfg: RunConfig, data) -> None:
-    imputer = fit_imputer(cfg.data.missing, data.train.x_NxF, seed=cfg.seed)
-    for split in (data.train, data.validation, data.live):
-        if split is not None:
-            impute_inplace(imputer, split.x_NxF, split.index)
 
 
 def _progress(iterable, **kwargs):

@@ -4,7 +4,14 @@ from dynjax.data.eras import EraIndex, last_resolved_era, resolved_eras, sliding
 from dynjax.data.errors import DataError
 from dynjax.data.features import FeatureMetadata, read_feature_metadata, resolve_features
 from dynjax.data.missing import MISSING, N_BINS, Imputer, fit_imputer, float_view, impute_inplace
-from dynjax.data.numerai import EraData, NumeraiData, check_same_features, load_numerai, load_split
+from dynjax.data.numerai import (
+    EraData,
+    NumeraiData,
+    check_same_features,
+    impute_splits,
+    load_numerai,
+    load_split,
+)
 from dynjax.data.windows import Batch, era_chunks, sample_window, window_rng
 
 __all__ = [
@@ -22,6 +29,7 @@ __all__ = [
     "fit_imputer",
     "float_view",
     "impute_inplace",
+    "impute_splits",
     "last_resolved_era",
     "load_numerai",
     "load_split",

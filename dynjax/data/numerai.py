@@ -16,7 +16,7 @@ import polars as pl
 from dynjax.data.eras import EraIndex, build_era_index, era_numbers
 from dynjax.data.errors import DataError, preview
 from dynjax.data.features import FeatureMetadata, read_feature_metadata, resolve_features
-from dynjax.data.missing import MAX_BIN, MISSING
+from dynjax.data.missing import MAX_BIN, MISSING, fit_imputer, impute_inplace
 
 _INTEGER = (pl.Int8, pl.Int16, pl.Int32, pl.Int64, pl.UInt8, pl.UInt16, pl.UInt32, pl.UInt64)
 _CHUNK_BYTES = 16 << 20
@@ -136,6 +136,14 @@ def load_numerai(
             data_dir / "live.parquet", features, targets, require_targets=False, min_era_rows=1
         )
     return NumeraiData(train, validation, live_data, metadata)
+
+
+def impute_splits(strategy: str, train: EraData, *others: EraData | None, seed: int = 0) -> None:
+    """Fit the imputer on `train`'s features and fill every split in place."""
+    imputer = fit_imputer(strategy, train.x_NxF, seed=seed)
+    for split in (train, *others):
+        if split is not None:
+            impute_inplace(imputer, split.x_NxF, split.index)
 
 
 def check_same_features(reference: str | Path, other: str | Path) -> None:

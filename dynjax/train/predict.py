@@ -8,16 +8,16 @@ import numpy as np
 import polars as pl
 
 from dynjax.config import RunConfig, from_dict
-from dynjax.data import check_same_features, fit_imputer, impute_inplace, load_numerai, load_split
+from dynjax.data import check_same_features, impute_splits, load_numerai, load_split
 from dynjax.data.timeline import make_timeline
 from dynjax.data.windows import era_chunks
 from dynjax.eval.scores import rank_per_era
 from dynjax.model.context import context_window, era_summaries
-from dynjax.model.selection import init_selection
 from dynjax.model.tft import FeatureAttentionModel
 from dynjax.train.checkpoint import CheckpointError, RunCheckpoints
-from dynjax.train.state import create_train_state, make_optimizer
+from dynjax.train.state import make_optimizer
 from dynjax.train.step import make_predict
+from dynjax.train.walk_forward import initial_run_state
 
 
 def predict_file(run: str | Path, live_path: str | Path, out_csv: str | Path) -> int:
@@ -32,18 +32,12 @@ def predict_file(run: str | Path, live_path: str | Path, out_csv: str | Path) ->
     data = load_numerai(data_dir, cfg.data.feature_spec, cfg.data.targets, live=False, min_era_rows=cfg.data.min_era_rows)
     check_same_features(data_dir / "train.parquet", live_path)
     live = load_split(live_path, data.train.features, cfg.data.targets, require_targets=False, min_era_rows=1)
-    imputer = fit_imputer(cfg.data.missing, data.train.x_NxF, seed=cfg.seed)
-    for split in (data.train, data.validation, live):
-        if split is not None:
-            impute_inplace(imputer, split.x_NxF, split.index)
+    impute_splits(cfg.data.missing, data.train, data.validation, live, seed=cfg.seed)
 
     n_features = len(data.train.features)
     model = FeatureAttentionModel(cfg.model, n_features)
     optimizer = make_optimizer(cfg.optim)
-    from dynjax.train.walk_forward import RunState  # the checkpoint's structure
-
-    key = jax.random.key(cfg.seed)
-    abstract = jax.eval_shape(lambda: RunState(create_train_state(model, optimizer, key), init_selection(n_features), jax.random.key_data(key)))
+    abstract = jax.eval_shape(lambda: initial_run_state(model, optimizer, jax.random.key(cfg.seed)))
     state = ckpt.restore_state(step, abstract)
     ckpt.close()
     history = make_timeline(*[s for s in (data.train, data.validation) if s is not None])

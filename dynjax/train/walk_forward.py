@@ -24,7 +24,7 @@ from dynjax.data.numerai import NumeraiData
 from dynjax.data.timeline import Timeline, make_timeline
 from dynjax.data.windows import era_chunks, sample_eras, window_rng
 from dynjax.eval.jax_corr import era_corr
-from dynjax.model.context import context_window, era_summaries
+from dynjax.model.context import context_window, era_summaries, window_context
 from dynjax.model.selection import SelectionState, era_importance, init_selection, update_selection
 from dynjax.model.tft import FeatureAttentionModel
 from dynjax.train.checkpoint import RunCheckpoints
@@ -41,6 +41,12 @@ class RunState:
     train: TrainState
     selection: SelectionState
     rng: jnp.ndarray  # key data of the root key
+
+
+def initial_run_state(model: FeatureAttentionModel, optimizer, root_key: jax.Array) -> RunState:
+    """Fresh params and optimiser state, all features selected; also the checkpoint's structure."""
+    return RunState(create_train_state(model, optimizer, root_key), init_selection(model.n_features),
+                    jax.random.key_data(root_key))
 
 
 class MetricsLog:
@@ -86,13 +92,13 @@ def walk_forward(cfg: RunConfig, data: NumeraiData, out: str | Path, *, stop_aft
     parts.mkdir(parents=True, exist_ok=True)
     ckpt = RunCheckpoints(out / "checkpoints", keep=cfg.train.keep_checkpoints)
 
-    def fresh_state() -> RunState:
-        return RunState(create_train_state(model, optimizer, root_key), init_selection(n_features), jax.random.key_data(root_key))
+    fresh_state = lambda: initial_run_state(model, optimizer, root_key)
 
     def batch_for(positions: np.ndarray, rng: np.random.Generator) -> dict:
         sampled = sample_eras([timeline.era(int(e)) for e in positions], cfg.data.rows_per_era, rng)
-        ctx = [ctx_of(int(e)) for e in positions] if cfg.model.context else None
-        return window_batch(sampled, (np.stack([c for c, _ in ctx]), np.stack([m for _, m in ctx])) if ctx else None)
+        if not cfg.model.context:
+            return window_batch(sampled)
+        return window_batch(sampled, window_context(summary_ExF, timeline.numbers_E, positions, cfg.data.embargo, cfg.model.context_eras))
 
     all_F = jnp.ones(n_features, bool)
 
@@ -103,8 +109,9 @@ def walk_forward(cfg: RunConfig, data: NumeraiData, out: str | Path, *, stop_aft
         ctx = ctx_of(e) if cfg.model.context else (None, None)
         preds, imp_sum, n = [], np.zeros(n_features), 0
         for x_RxF, mask_R, _ in era_chunks(split, local, cfg.train.predict_chunk):
-            pred_R, _ = predict(params, x_RxF, selection.mask_F, *ctx)
-            _, weight_RxF = predict(params, x_RxF, all_F, *ctx)
+            pred_R, weight_RxF = predict(params, x_RxF, selection.mask_F, *ctx)
+            if cfg.selection.mode != "none":  # with a mask, importances need the unmasked pass
+                _, weight_RxF = predict(params, x_RxF, all_F, *ctx)
             preds.append(np.asarray(pred_R)[mask_R])
             imp_sum += np.asarray(era_importance(weight_RxF, jnp.asarray(mask_R))) * mask_R.sum()
             n += int(mask_R.sum())
