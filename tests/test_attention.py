@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from dynjax.data import N_BINS
-from dynjax.model.attention import FeatureAttention
+from dynjax.model.attention import FeatureAttention, bin_index, tabulated_softmax
 
 F, R, D, H = 9, 12, 8, 2
 
@@ -47,3 +47,33 @@ def test_masked_features_get_zero_weight_and_their_tokens_zero_gradient():
     (_, att), g = jax.value_and_grad(loss, has_aux=True)(tok)
     assert bool((att[:, ~mask] == 0).all()) and bool((att[:, mask] > 0).all())
     assert bool((g[~mask] == 0).all()) and bool(jnp.abs(g[mask]).sum() > 0)
+
+
+@pytest.mark.parametrize("normalizer", ["softmax", "entmax15"])
+def test_tabulated_gradients_equal_per_row(normalizer):
+    attn, params, tok, query, x = _setup(normalizer)
+    mask, gate = jnp.arange(F) != 5, jnp.ones(F)
+
+    def tab(tok):
+        h, att = attn.apply(params, tok, query, x, mask, gate, method=FeatureAttention.tabulated)
+        return (h**2).sum() + (att * jnp.arange(F)).sum()
+
+    def row(tok):
+        h, att = attn.apply(params, tok[jnp.arange(F), x.astype(jnp.int32)], query, mask, gate, method=FeatureAttention.per_row)
+        return (h**2).sum() + (att * jnp.arange(F)).sum()
+
+    np.testing.assert_allclose(jax.grad(tab)(tok), jax.grad(row)(tok), atol=1e-4)
+
+
+def test_tabulated_softmax_stays_finite_on_the_simplex_for_huge_logits():
+    x = jax.random.randint(jax.random.key(0), (R, F), 0, N_BINS).astype(jnp.int8)
+    logit = 1e4 * jax.random.normal(jax.random.key(1), (H, F, N_BINS))
+    att = tabulated_softmax(logit, bin_index(x, N_BINS), jnp.ones(F, bool))
+    assert bool(jnp.isfinite(att).all())
+    np.testing.assert_allclose(att.sum(-1), 1.0, atol=1e-5)
+
+
+def test_tabulated_softmax_of_no_selected_feature_is_zero_not_nan():
+    x = jnp.zeros((R, F), jnp.int8)
+    att = tabulated_softmax(jnp.zeros((H, F, N_BINS)), bin_index(x, N_BINS), jnp.zeros(F, bool))
+    assert bool((att == 0).all())

@@ -5,12 +5,54 @@ one weight per feature: its feature importances. There is no self-attention amon
 feature tokens (quadratic in F); the query is learned (optionally conditioned on the era
 context), so keys, values and logits depend only on (feature, bin) and are tabulated once
 per call as F x B tables, then picked per row.
+
+Softmax goes one step further: exp(logit) is tabulated too, so the only per-row work is one
+gather and a sum (no per-row max or exp). The table is shifted by its own max per head,
+which is exact while a row's largest logit lies within `_EXP_FLOOR` nats of that max;
+further below, the floor keeps every row's normaliser positive (weights stay finite and on
+the simplex, but flatter than softmax would make them).
 """
 
 import flax.linen as nn
+import jax
 import jax.numpy as jnp
 
 from dynjax.model.normalizers import get_normalizer
+
+
+_EXP_FLOOR = -80.0  # exp(-80) ~ 1.8e-35: far from float32 underflow even summed over rows
+
+
+def bin_index(x_RxF: jnp.ndarray, n_bins: int) -> jnp.ndarray:
+    """Flat (feature, bin) index `f * B + x_rf` of every cell, for lookups in F*B tables."""
+    return jnp.arange(x_RxF.shape[-1], dtype=jnp.int32) * n_bins + x_RxF.astype(jnp.int32)
+
+
+def lookup(table_HxFxB: jnp.ndarray, idx_RxF: jnp.ndarray) -> jnp.ndarray:
+    """Per-row values `[H, R, F]` of an H x F x B table at flat indices from `bin_index`.
+
+    One flat gather: its gradient is a scatter-add with scalar indices, several times
+    cheaper on CPU than `take_along_axis` over the bin axis (which builds 2-D indices).
+    """
+    n_heads = table_HxFxB.shape[0]
+    return jnp.take(table_HxFxB.reshape(n_heads, -1), idx_RxF, axis=1, mode="clip")
+
+
+def head_mean(p_HxRxF: jnp.ndarray) -> jnp.ndarray:
+    """Mean over the (few) heads as a sum of slices: XLA:CPU reduces a leading axis slowly."""
+    return sum(p_HxRxF[h] for h in range(p_HxRxF.shape[0])) / p_HxRxF.shape[0]
+
+
+def tabulated_softmax(logit_HxFxB: jnp.ndarray, idx_RxF: jnp.ndarray, mask_F: jnp.ndarray) -> jnp.ndarray:
+    """`head_mean(softmax(masked logits))` per row, from a table of exponentials."""
+    keep_1xFx1 = mask_F[None, :, None]
+    top_Hx1x1 = jax.lax.stop_gradient(jnp.where(keep_1xFx1, logit_HxFxB, -jnp.inf).max(axis=(1, 2), keepdims=True))
+    exp_HxFxB = jnp.where(keep_1xFx1, jnp.exp(jnp.maximum(logit_HxFxB - top_Hx1x1, _EXP_FLOOR)), 0.0)
+    e_HxRxF = lookup(exp_HxFxB, idx_RxF)
+    n_heads = e_HxRxF.shape[0]
+    # An all-masked row has no mass: zero weights rather than 0 / 0.
+    inv_HxR = 1.0 / (n_heads * jnp.maximum(e_HxRxF.sum(axis=-1), jnp.finfo(e_HxRxF.dtype).tiny))
+    return sum(e_HxRxF[h] * inv_HxR[h][:, None] for h in range(n_heads))
 
 
 def masked_logits(logit: jnp.ndarray, mask_F: jnp.ndarray) -> jnp.ndarray:
@@ -34,7 +76,7 @@ class FeatureAttention(nn.Module):
         self.normalize = get_normalizer(self.normalizer)
 
     def _attend(self, logit_HxRxF: jnp.ndarray, mask_F: jnp.ndarray) -> jnp.ndarray:
-        return self.normalize(masked_logits(logit_HxRxF, mask_F)).mean(axis=0)
+        return head_mean(self.normalize(masked_logits(logit_HxRxF, mask_F)))
 
     def tabulated(self, tok_FxBxD, query_D, x_RxF, mask_F, gate_F):
         """Tokens given per (feature, bin); rows are int bins `x_RxF`."""
@@ -42,11 +84,11 @@ class FeatureAttention(nn.Module):
         k_FxBxHxK = self.key(tok_FxBxD).reshape(n_feat, n_bins, self.n_heads, self.d_head)
         q_HxK = self.query(query_D).reshape(self.n_heads, self.d_head)
         logit_HxFxB = jnp.einsum("fbhk,hk->hfb", k_FxBxHxK, q_HxK) / jnp.sqrt(self.d_head)
-        # Rows pick their bin's logit with take_along_axis over the bin axis: on CPU its
-        # gradient is several times cheaper than a flat gather or a one-hot contraction.
-        idx_1xRxFx1 = x_RxF.astype(jnp.int32)[None, :, :, None]
-        logit_HxRxF = jnp.take_along_axis(logit_HxFxB[:, None], idx_1xRxFx1, axis=-1)[..., 0]
-        att_RxF = self._attend(logit_HxRxF, mask_F)
+        idx_RxF = bin_index(x_RxF, n_bins)
+        if self.normalizer == "softmax":
+            att_RxF = tabulated_softmax(logit_HxFxB, idx_RxF, mask_F)
+        else:  # sparse normalisers need each row's logits for their thresholds
+            att_RxF = self._attend(lookup(logit_HxFxB, idx_RxF), mask_F)
         v_FxBxD = self.value(tok_FxBxD)
         # sum_f w_rf v[f, x_rf] as one (R x F) @ (F x D) matmul per bin.
         w_RxF = att_RxF * gate_F
