@@ -19,7 +19,6 @@ import jax.numpy as jnp
 
 from dynjax.model.normalizers import get_normalizer
 
-
 _EXP_FLOOR = -80.0  # exp(-80) ~ 1.8e-35: far from float32 underflow even summed over rows
 
 
