@@ -10,24 +10,13 @@ Writes benchmarks/results/load_memory.json.
 
 import argparse
 import json
-import platform
-import resource
-import subprocess
-import sys
 import time
 from dataclasses import asdict
 from pathlib import Path
 
+from benchmarks.common import machine, rss_bytes, run_isolated, table, write_results
+
 TARGET_RATIO = 1.5
-RESULTS = Path(__file__).parent / "results" / "load_memory.json"
-
-
-def _peak_rss() -> int:
-    """This process's resident high-water mark (VmHWM; unlike ru_maxrss it resets on exec)."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) * 1024
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # not Linux: KiB on most
 
 
 def _measure(data_dir: str) -> dict:
@@ -36,12 +25,12 @@ def _measure(data_dir: str) -> dict:
     from dynjax.data.features import read_feature_metadata, resolve_features
     from dynjax.data.numerai import load_split
 
-    baseline = _peak_rss()
+    baseline = rss_bytes("VmHWM")
     features = resolve_features(read_feature_metadata(Path(data_dir) / "features.json"), "all")
     start = time.perf_counter()
     split = load_split(Path(data_dir) / "train.parquet", features)
     seconds = time.perf_counter() - start
-    peak = _peak_rss()
+    peak = rss_bytes("VmHWM")
     return {"rows": split.n_rows, "features": len(features), "load_s": seconds,
             "int8_bytes": int(split.x_NxF.nbytes), "baseline_rss_bytes": baseline, "peak_rss_bytes": peak}
 
@@ -66,26 +55,26 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=500_000)
     parser.add_argument("--features", type=int, default=2376)
     parser.add_argument("--data", default="/tmp/dynjax_bench_load")
-    parser.add_argument("--measure", help=argparse.SUPPRESS)
+    parser.add_argument("--one", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.measure:
-        print(json.dumps(_measure(args.measure)))
+    if args.one:
+        print(json.dumps(_measure(json.loads(args.one))))
         return
     _generate(Path(args.data), args.rows, args.features)
-    out = subprocess.run([sys.executable, "-m", "benchmarks.load_memory", "--measure", args.data],
-                         check=True, capture_output=True, text=True)
-    result = json.loads(out.stdout.strip().splitlines()[-1])
+    result = run_isolated("benchmarks.load_memory", args.data)
     result["peak_over_int8"] = result["peak_rss_bytes"] / result["int8_bytes"]
     result["target_ratio"] = TARGET_RATIO
     result["target_met"] = result["peak_over_int8"] < TARGET_RATIO
-    result["machine"] = " ".join(filter(None, [platform.machine(), platform.processor(), "python", platform.python_version()]))
-    RESULTS.parent.mkdir(exist_ok=True)
-    RESULTS.write_text(json.dumps(result, indent=2) + "\n")
     gib = 1 / 2**30
     print(f"rows {result['rows']:,} x features {result['features']:,}  load {result['load_s']:.1f}s")
     print(f"int8 matrix {result['int8_bytes'] * gib:.2f} GiB  baseline RSS {result['baseline_rss_bytes'] * gib:.2f} GiB  "
           f"peak RSS {result['peak_rss_bytes'] * gib:.2f} GiB  = {result['peak_over_int8']:.2f}x int8 "
           f"(target < {TARGET_RATIO}x: {'met' if result['target_met'] else 'NOT met'})")
+    row = {**result, "int8_gib": result["int8_bytes"] * gib, "peak_gib": result["peak_rss_bytes"] * gib}
+    markdown = table([row], [("rows", "rows", ","), ("features", "features", ","), ("int8 GiB", "int8_gib", ".2f"),
+                             ("load s", "load_s", ".1f"), ("peak RSS GiB", "peak_gib", ".2f"),
+                             ("peak / int8", "peak_over_int8", ".2f"), ("target met", "target_met", "")])
+    print(f"wrote {write_results('load_memory', {**result, 'machine': machine()}, markdown)}")
 
 
 if __name__ == "__main__":

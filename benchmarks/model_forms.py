@@ -10,19 +10,15 @@ benchmarks/results/model_forms.json.
 """
 
 import argparse
-import json
-import platform
 import time
-from pathlib import Path
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from benchmarks.common import machine, table, write_results
 from dynjax.config import ModelConfig
 from dynjax.model import FeatureAttentionModel, masked_mse
-
-RESULTS = Path(__file__).parent / "results" / "model_forms.json"
 
 
 def time_form(cfg: ModelConfig, n_features: int, n_rows: int, repeats: int) -> dict:
@@ -72,11 +68,12 @@ def main() -> None:
             rows.append(r)
             form = "tabulated" if tabulate else "naive"
             print(f"{name:<11}{form:<11}{r['rows_per_s']:>12,.0f}{r['step_s'] * 1e3:>10.1f}{r['compile_s']:>11.1f}")
-    RESULTS.parent.mkdir(exist_ok=True)
-    meta = {"features": args.features, "rows": args.rows, "d_model": args.d_model, "heads": args.heads,
-            "backend": jax.default_backend(), "device": str(jax.devices()[0]),
-            "machine": " ".join(filter(None, [platform.machine(), platform.processor()]))}
-    RESULTS.write_text(json.dumps({**meta, "results": rows}, indent=2) + "\n")
+    meta = {"features": args.features, "rows": args.rows, "d_model": args.d_model, "heads": args.heads, "machine": machine()}
+    for r in rows:
+        r["form"] = "tabulated" if r["tabulate"] else "naive"
+    markdown = table(rows, [("normaliser", "normalizer", ""), ("form", "form", ""), ("rows/s", "rows_per_s", ",.0f"),
+                            ("compile s", "compile_s", ".1f")])
+    print(f"wrote {write_results('model_forms', {**meta, 'results': rows}, markdown)}")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,119 @@
+"""How the train step's cost grows with rows, eras and features, and population training.
+
+    python -m benchmarks.scaling [--rows 128,256,512,1024,2048] [--eras 2,4,8,16]
+        [--features 42,176,705,1410,2376] [--population 1,4,16] [--repeats 5]
+
+Each sweep varies one of R (rows per era), W (eras per window) and F (features) around the
+reference W = 8, R = 512, F = 705 (softmax, D = 32, H = 4) and fits the exponent k of
+step time ~ size^k on a log-log scale: k = 1 is linear, k < 1 means fixed costs still
+dominate. The population run trains N models on the same window with one step vmapped over
+their states (`jax.vmap(train_step_fn)`) and compares it with N calls of the single jitted
+step; the ratio is sequential time over vmapped time.
+"""
+
+import argparse
+import dataclasses
+
+import numpy as np
+
+from benchmarks.common import machine, matmul_ceiling, median, table, time_call, write_results
+from benchmarks.step_throughput import StepSpec, build, measure
+
+REFERENCE = StepSpec(features=705, d_model=32, heads=4, normalizer="softmax", eras=8, rows=512)
+
+
+def sweep(field: str, values: list[int], repeats: int, cache: dict) -> dict:
+    """Step time and rows/s per value of one StepSpec field; the fitted cost exponent."""
+    rows = []
+    for v in values:
+        spec = dataclasses.replace(REFERENCE, **{field: v, "repeats": repeats})
+        if spec not in cache:
+            cache[spec] = measure(spec)
+        r = cache[spec]
+        rows.append({"sweep": field, "value": v, "step_ms": r["step_s"] * 1e3, "train_rows_per_s": r["train_rows_per_s"],
+                     "predict_rows_per_s": r["predict_rows_per_s"], "step_gflop": r["step_flops"] / 1e9})
+        print(f"{field}={v:<6} step {r['step_s'] * 1e3:8.1f} ms  {r['train_rows_per_s']:>10,.0f} rows/s", flush=True)
+    if len(set(values)) < 2:
+        return {"field": field, "exponent": None, "rows": rows}
+    slope = float(np.polyfit(np.log(values), np.log([r["step_ms"] for r in rows]), 1)[0])
+    print(f"  step time ~ {field}^{slope:.2f}")
+    return {"field": field, "exponent": slope, "rows": rows}
+
+
+def population(ns: list[int], repeats: int) -> list[dict]:
+    """One vmapped step over N model states vs N sequential steps, on the reference window."""
+    import jax
+
+    from dynjax.config import LossConfig
+    from dynjax.train.step import make_train_step, train_step_fn
+
+    model, optimizer, _, batch = build(REFERENCE)
+    single = make_train_step(model, LossConfig(), optimizer)
+    vmapped = jax.jit(jax.vmap(train_step_fn(model, LossConfig(), optimizer), in_axes=(0, None, None, None)), donate_argnums=0)
+    return [_population_one(n, model, optimizer, batch, single, vmapped, repeats) for n in ns]
+
+
+def _population_one(n: int, model, optimizer, batch: dict, single, vmapped, repeats: int) -> dict:
+    import jax
+    import jax.numpy as jnp
+
+    from dynjax.train.state import create_train_state
+
+    mask_F, key = jnp.ones(REFERENCE.features, bool), jax.random.key(1)
+    keys = jax.random.split(jax.random.key(0), n)
+    pop = [jax.vmap(lambda k: create_train_state(model, optimizer, k))(keys)]
+    seq = [create_train_state(model, optimizer, k) for k in keys]
+
+    def pop_step():
+        pop[0], _ = vmapped(pop[0], batch, mask_F, key)
+        return pop[0]
+
+    def seq_step():
+        for i in range(n):
+            seq[i], _ = single(seq[i], batch, mask_F, key)
+        return seq
+
+    vmap_s, seq_s = median(time_call(pop_step, repeats)), median(time_call(seq_step, repeats))
+    rows_per_s = n * REFERENCE.eras * REFERENCE.rows / vmap_s
+    print(f"population N={n:<3} vmapped {vmap_s * 1e3:8.1f} ms  sequential {seq_s * 1e3:8.1f} ms  "
+          f"ratio {seq_s / vmap_s:.2f}  {rows_per_s:,.0f} model-rows/s", flush=True)
+    return {"n_models": n, "vmapped_step_ms": vmap_s * 1e3, "sequential_ms": seq_s * 1e3,
+            "sequential_over_vmapped": seq_s / vmap_s, "model_rows_per_s": rows_per_s}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rows", default="128,256,512,1024,2048")
+    parser.add_argument("--eras", default="2,4,8,16")
+    parser.add_argument("--features", default="42,176,705,1410,2376")
+    parser.add_argument("--population", default="1,4,16")
+    parser.add_argument("--repeats", type=int, default=5)
+    args = parser.parse_args()
+    ints = lambda s: [int(v) for v in s.split(",") if v]
+    base = {"machine": machine(), "matmul": matmul_ceiling()}
+    print(f"{base['machine']['device']} ({base['machine']['cpu']}): f32 matmul {base['matmul']['flops_per_s'] / 1e9:,.0f} GFLOP/s; "
+          f"reference W={REFERENCE.eras} R={REFERENCE.rows} F={REFERENCE.features} D={REFERENCE.d_model} {REFERENCE.normalizer}")
+    cache: dict = {}
+    sweeps = [sweep(field, ints(values), args.repeats, cache)
+              for field, values in (("rows", args.rows), ("eras", args.eras), ("features", args.features)) if ints(values)]
+    pop = population(ints(args.population), args.repeats) if ints(args.population) else []
+
+    markdown = "\n\n".join([
+        table([r for s in sweeps for r in s["rows"]],
+              [("sweep", "sweep", ""), ("value", "value", ""), ("step ms", "step_ms", ".1f"),
+               ("train rows/s", "train_rows_per_s", ",.0f"), ("predict rows/s", "predict_rows_per_s", ",.0f"),
+               ("GFLOP/step", "step_gflop", ".2f")]),
+        table([{"sweep": s["field"], "exponent": s["exponent"]} for s in sweeps],
+              [("step time ~ size^k", "sweep", ""), ("k", "exponent", ".2f")]),
+        table(pop, [("models N", "n_models", ""), ("vmapped step ms", "vmapped_step_ms", ".1f"),
+                    ("N sequential steps ms", "sequential_ms", ".1f"), ("sequential / vmapped", "sequential_over_vmapped", ".2f"),
+                    ("model-rows/s", "model_rows_per_s", ",.0f")]),
+    ])
+    print(markdown)
+    path = write_results("scaling", {**base, "reference": dataclasses.asdict(REFERENCE), "sweeps": sweeps,
+                                     "population": pop}, markdown)
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()

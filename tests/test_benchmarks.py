@@ -1,0 +1,38 @@
+"""Covers benchmarks/: the step benchmark's figures on a tiny configuration, compile counting, tables."""
+
+import jax
+import jax.numpy as jnp
+import pytest
+
+from benchmarks.common import CompileCounter, table
+from benchmarks.step_throughput import StepSpec, judge, measure
+
+
+def test_compile_counter_sees_new_shapes_and_not_cache_hits():
+    double = jax.jit(lambda x: 2 * x)
+    x3, x4 = jnp.ones(3), jnp.ones(4)
+    double(x3).block_until_ready()
+    with CompileCounter() as hits:
+        double(x3).block_until_ready()
+    with CompileCounter() as misses:
+        double(x4).block_until_ready()
+    assert hits.count == 0 and misses.count >= 1
+
+
+def test_step_benchmark_on_a_tiny_window_reports_zero_recompiles_and_finite_rates():
+    r = measure(StepSpec(features=7, d_model=8, heads=2, eras=2, rows=16, repeats=2))
+    assert r["recompiles"] == 0
+    assert r["train_rows_per_s"] > 0 and r["predict_rows_per_s"] > 0 and r["step_flops"] > 0
+    assert r["peak_rss_bytes"] >= r["rss_before_bytes"] > 0
+
+
+@pytest.mark.parametrize(("on_cpu", "rate", "met"), [(True, 31_000, True), (True, 29_000, False), (False, 29_000, True)])
+def test_throughput_targets_apply_to_the_cpu_reference_only(on_cpu, rate, met):
+    row = {"features": 705, "normalizer": "softmax", "d_model": 32, "train_rows_per_s": rate, "predict_rows_per_s": 4 * rate,
+           "compile_s": 3.0, "recompiles": 0, "device_peak_bytes": None, "peak_rss_bytes": 2**30, "rss_before_bytes": 2**29}
+    assert judge(row, on_cpu)["met"] is met
+
+
+def test_table_formats_missing_values_and_booleans():
+    md = table([{"a": 1234.5, "b": None, "c": False}], [("A", "a", ",.0f"), ("B", "b", ""), ("C", "c", "")])
+    assert md.splitlines()[-1] == "| 1,234 | - | NO |"
