@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from dynjax.data import N_BINS
-from dynjax.model.attention import FeatureAttention, bin_index, tabulated_softmax
+from dynjax.model.attention import FeatureAttention, lookup, tabulated_softmax
 
 F, R, D, H = 9, 12, 8, 2
 
@@ -68,12 +68,21 @@ def test_tabulated_gradients_equal_per_row(normalizer):
 def test_tabulated_softmax_stays_finite_on_the_simplex_for_huge_logits():
     x = jax.random.randint(jax.random.key(0), (R, F), 0, N_BINS).astype(jnp.int8)
     logit = 1e4 * jax.random.normal(jax.random.key(1), (H, F, N_BINS))
-    att = tabulated_softmax(logit, bin_index(x, N_BINS), jnp.ones(F, bool))
+    att = tabulated_softmax(logit, x, jnp.ones(F, bool))
     assert bool(jnp.isfinite(att).all())
     np.testing.assert_allclose(att.sum(-1), 1.0, atol=1e-5)
 
 
 def test_tabulated_softmax_of_no_selected_feature_is_zero_not_nan():
     x = jnp.zeros((R, F), jnp.int8)
-    att = tabulated_softmax(jnp.zeros((H, F, N_BINS)), bin_index(x, N_BINS), jnp.zeros(F, bool))
+    att = tabulated_softmax(jnp.zeros((H, F, N_BINS)), x, jnp.zeros(F, bool))
     assert bool((att == 0).all())
+
+
+def test_lookup_picks_each_rows_bin_and_its_gradient_counts_the_picks():
+    table = jax.random.normal(jax.random.key(0), (F, N_BINS))
+    x = jax.random.randint(jax.random.key(1), (R, F), 0, N_BINS).astype(jnp.int8)
+    np.testing.assert_array_equal(lookup(table, x), table[jnp.arange(F), x.astype(jnp.int32)])
+    grad = jax.grad(lambda t: (lookup(t, x) * jnp.arange(R)[:, None]).sum())(table)
+    want = jax.grad(lambda t: (t[jnp.arange(F), x.astype(jnp.int32)] * jnp.arange(R)[:, None]).sum())(table)
+    np.testing.assert_allclose(grad, want, rtol=1e-6)

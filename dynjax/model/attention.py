@@ -23,18 +23,42 @@ _EXP_FLOOR = -80.0  # exp(-80) ~ 1.8e-35: far from float32 underflow even summed
 
 
 def bin_index(x_RxF: jnp.ndarray, n_bins: int) -> jnp.ndarray:
-    """Flat (feature, bin) index `f * B + x_rf` of every cell, for lookups in F*B tables."""
+    """Flat (feature, bin) index `f * B + x_rf` of every cell in a flattened F x B table."""
     return jnp.arange(x_RxF.shape[-1], dtype=jnp.int32) * n_bins + x_RxF.astype(jnp.int32)
 
 
-def lookup(table_HxFxB: jnp.ndarray, idx_RxF: jnp.ndarray) -> jnp.ndarray:
-    """Per-row values `[H, R, F]` of an H x F x B table at flat indices from `bin_index`.
+@jax.custom_vjp
+def lookup(table_FxB: jnp.ndarray, x_RxF: jnp.ndarray) -> jnp.ndarray:
+    """Per-row values `[R, F]` of one F x B table at the rows' bins (`x_RxF` in 0..B-1).
 
-    One flat gather: its gradient is a scatter-add with scalar indices, several times
-    cheaper on CPU than `take_along_axis` over the bin axis (which builds 2-D indices).
+    Forward: a chain of B selects against broadcast table columns, one fused elementwise
+    pass (about twice as fast as a gather on CPU). Backward: one scatter-add with flat
+    scalar indices, several times cheaper than the select chain's B column reductions or
+    `take_along_axis`'s gradient (which builds 2-D indices).
     """
-    n_heads = table_HxFxB.shape[0]
-    return jnp.take(table_HxFxB.reshape(n_heads, -1), idx_RxF, axis=1, mode="clip")
+    return _select_bins(table_FxB, x_RxF)
+
+
+def _select_bins(table_FxB: jnp.ndarray, x_RxF: jnp.ndarray) -> jnp.ndarray:
+    n_bins = table_FxB.shape[1]
+    out_RxF = jnp.broadcast_to(table_FxB[:, n_bins - 1], x_RxF.shape)
+    for b in range(n_bins - 2, -1, -1):
+        out_RxF = jnp.where(x_RxF == b, table_FxB[:, b], out_RxF)
+    return out_RxF
+
+
+def _lookup_fwd(table_FxB, x_RxF):
+    return _select_bins(table_FxB, x_RxF), (x_RxF, table_FxB)
+
+
+def _lookup_bwd(residuals, g_RxF):
+    x_RxF, table_FxB = residuals
+    n_feat, n_bins = table_FxB.shape
+    flat = jnp.zeros(n_feat * n_bins, g_RxF.dtype).at[bin_index(x_RxF, n_bins)].add(g_RxF, mode="drop")
+    return flat.reshape(n_feat, n_bins).astype(table_FxB.dtype), None
+
+
+lookup.defvjp(_lookup_fwd, _lookup_bwd)
 
 
 def head_mean(p_HxRxF: jnp.ndarray) -> jnp.ndarray:
@@ -42,16 +66,18 @@ def head_mean(p_HxRxF: jnp.ndarray) -> jnp.ndarray:
     return sum(p_HxRxF[h] for h in range(p_HxRxF.shape[0])) / p_HxRxF.shape[0]
 
 
-def tabulated_softmax(logit_HxFxB: jnp.ndarray, idx_RxF: jnp.ndarray, mask_F: jnp.ndarray) -> jnp.ndarray:
+def tabulated_softmax(logit_HxFxB: jnp.ndarray, x_RxF: jnp.ndarray, mask_F: jnp.ndarray) -> jnp.ndarray:
     """`head_mean(softmax(masked logits))` per row, from a table of exponentials."""
     keep_1xFx1 = mask_F[None, :, None]
     top_Hx1x1 = jax.lax.stop_gradient(jnp.where(keep_1xFx1, logit_HxFxB, -jnp.inf).max(axis=(1, 2), keepdims=True))
     exp_HxFxB = jnp.where(keep_1xFx1, jnp.exp(jnp.maximum(logit_HxFxB - top_Hx1x1, _EXP_FLOOR)), 0.0)
-    e_HxRxF = lookup(exp_HxFxB, idx_RxF)
-    n_heads = e_HxRxF.shape[0]
-    # An all-masked row has no mass: zero weights rather than 0 / 0.
-    inv_HxR = 1.0 / (n_heads * jnp.maximum(e_HxRxF.sum(axis=-1), jnp.finfo(e_HxRxF.dtype).tiny))
-    return sum(e_HxRxF[h] * inv_HxR[h][:, None] for h in range(n_heads))
+    n_heads = exp_HxFxB.shape[0]
+    att_RxF = jnp.zeros(x_RxF.shape, exp_HxFxB.dtype)
+    for h in range(n_heads):
+        e_RxF = lookup(exp_HxFxB[h], x_RxF)
+        # An all-masked row has no mass: zero weights rather than 0 / 0.
+        att_RxF += e_RxF / (n_heads * jnp.maximum(e_RxF.sum(axis=-1, keepdims=True), jnp.finfo(e_RxF.dtype).tiny))
+    return att_RxF
 
 
 def masked_logits(logit: jnp.ndarray, mask_F: jnp.ndarray) -> jnp.ndarray:
@@ -83,11 +109,11 @@ class FeatureAttention(nn.Module):
         k_FxBxHxK = self.key(tok_FxBxD).reshape(n_feat, n_bins, self.n_heads, self.d_head)
         q_HxK = self.query(query_D).reshape(self.n_heads, self.d_head)
         logit_HxFxB = jnp.einsum("fbhk,hk->hfb", k_FxBxHxK, q_HxK) / jnp.sqrt(self.d_head)
-        idx_RxF = bin_index(x_RxF, n_bins)
         if self.normalizer == "softmax":
-            att_RxF = tabulated_softmax(logit_HxFxB, idx_RxF, mask_F)
+            att_RxF = tabulated_softmax(logit_HxFxB, x_RxF, mask_F)
         else:  # sparse normalisers need each row's logits for their thresholds
-            att_RxF = self._attend(lookup(logit_HxFxB, idx_RxF), mask_F)
+            logit_HxRxF = jnp.stack([lookup(logit_FxB, x_RxF) for logit_FxB in logit_HxFxB])
+            att_RxF = self._attend(logit_HxRxF, mask_F)
         v_FxBxD = self.value(tok_FxBxD)
         # sum_f w_rf v[f, x_rf] as one (R x F) @ (F x D) matmul per bin.
         w_RxF = att_RxF * gate_F
