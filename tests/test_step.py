@@ -85,3 +85,16 @@ def test_predict_shapes_and_mask(setup):
     pred, weight = predict(params, train.x_NxF[:20], mask)
     chex.assert_shape((pred, weight), ((20,), (20, all_F.shape[0])))
     assert bool((weight[:, :5] == 0).all())
+
+
+@pytest.mark.parametrize("normalizer", ["softmax", "entmax15"])
+def test_a_population_step_vmapped_over_model_states_equals_separate_steps(setup, normalizer):
+    _, model, optimizer, batches, all_F = setup
+    model = model.clone(cfg=ModelConfig(d_model=8, n_heads=2, normalizer=normalizer))
+    keys = jax.random.split(jax.random.key(0), 3)
+    pure = train_step_fn(model, LossConfig(), optimizer)
+    population = jax.vmap(lambda k: create_train_state(model, optimizer, k))(keys)
+    population, _ = jax.jit(jax.vmap(pure, in_axes=(0, None, None, None)))(population, batches[0], all_F, jax.random.key(1))
+    for i, k in enumerate(keys):
+        alone, _ = jax.jit(pure)(create_train_state(model, optimizer, k), batches[0], all_F, jax.random.key(1))
+        chex.assert_trees_all_close(jax.tree.map(lambda a, i=i: a[i], population.params), alone.params, rtol=1e-5, atol=1e-6)

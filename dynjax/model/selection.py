@@ -30,8 +30,9 @@ def init_selection(n_features: int) -> SelectionState:
 
 def era_importance(weight_RxF: jnp.ndarray, mask_R: jnp.ndarray) -> jnp.ndarray:
     """Mean weight per feature over the era's valid rows."""
-    w = mask_R.astype(weight_RxF.dtype)[:, None]
-    return (weight_RxF * w).sum(axis=0) / jnp.maximum(w.sum(), 1.0)
+    w_R = mask_R.astype(weight_RxF.dtype)
+    # A matrix-vector product, not a masked reduce: XLA:CPU reduces vmapped rank-4 arrays slowly.
+    return (w_R @ weight_RxF) / jnp.maximum(w_R.sum(), 1.0)
 
 
 def update_selection(state: SelectionState, importance_F: jnp.ndarray, cfg: SelectionConfig) -> SelectionState:

@@ -7,7 +7,8 @@ from dynjax.config import PENALTIES
 
 def attention_entropy(att_RxF: jnp.ndarray, mask_R: jnp.ndarray) -> jnp.ndarray:
     """Mean entropy of the rows' attention (TabNet): low when rows attend to few features."""
-    ent_R = -(att_RxF * jnp.log(jnp.where(att_RxF > 0, att_RxF, 1.0))).sum(axis=-1)
+    ent_RxF = -(att_RxF * jnp.log(jnp.where(att_RxF > 0, att_RxF, 1.0)))
+    ent_R = ent_RxF @ jnp.ones(att_RxF.shape[-1], att_RxF.dtype)  # a matvec: see era_importance
     w = mask_R.astype(ent_R.dtype)
     return (ent_R * w).sum() / jnp.maximum(w.sum(), 1.0)
 
