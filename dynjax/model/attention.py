@@ -66,44 +66,22 @@ def head_mean(p_HxRxF: jnp.ndarray) -> jnp.ndarray:
     return sum(p_HxRxF[h] for h in range(p_HxRxF.shape[0])) / p_HxRxF.shape[0]
 
 
-def _row_sum(a_RxF: jnp.ndarray) -> jnp.ndarray:
-    # A matvec, not a reduce: as fast here, and far faster under a population vmap, where
-    # XLA:CPU's fused rank-4 reductions run an order of magnitude slower.
-    return a_RxF @ jnp.ones((a_RxF.shape[-1], 1), a_RxF.dtype)
-
-
-@jax.custom_vjp
-def _normalize_rows(e_RxF: jnp.ndarray, scale: float) -> jnp.ndarray:
-    """`scale * e / sum_f e` per row (0 for an empty row); backward in matvecs only."""
-    return e_RxF * _inv_mass(e_RxF, scale)
-
-
-def _inv_mass(e_RxF, scale):
-    # An all-masked row has no mass: zero weights rather than 0 / 0.
-    return scale / jnp.maximum(_row_sum(e_RxF), jnp.finfo(e_RxF.dtype).tiny)
-
-
-def _normalize_rows_fwd(e_RxF, scale):
-    inv_Rx1 = _inv_mass(e_RxF, scale)
-    return e_RxF * inv_Rx1, (e_RxF, inv_Rx1, scale)
-
-
-def _normalize_rows_bwd(residuals, g_RxF):
-    e_RxF, inv_Rx1, scale = residuals
-    # y = e * inv, inv = scale / (e @ 1):  de = inv * g - inv^2 / scale * ((g * e) @ 1)
-    return inv_Rx1 * g_RxF - (inv_Rx1 * inv_Rx1 / scale) * _row_sum(g_RxF * e_RxF), None
-
-
-_normalize_rows.defvjp(_normalize_rows_fwd, _normalize_rows_bwd)
-
-
 def tabulated_softmax(logit_HxFxB: jnp.ndarray, x_RxF: jnp.ndarray, mask_F: jnp.ndarray) -> jnp.ndarray:
     """`head_mean(softmax(masked logits))` per row, from a table of exponentials."""
     keep_1xFx1 = mask_F[None, :, None]
     top_Hx1x1 = jax.lax.stop_gradient(jnp.where(keep_1xFx1, logit_HxFxB, -jnp.inf).max(axis=(1, 2), keepdims=True))
     exp_HxFxB = jnp.where(keep_1xFx1, jnp.exp(jnp.maximum(logit_HxFxB - top_Hx1x1, _EXP_FLOOR)), 0.0)
-    n_heads = exp_HxFxB.shape[0]
-    return sum(_normalize_rows(lookup(exp_FxB, x_RxF), 1.0 / n_heads) for exp_FxB in exp_HxFxB)
+    n_heads, n_feat, _ = exp_HxFxB.shape
+    ones_Fx1 = jnp.ones((n_feat, 1), exp_HxFxB.dtype)
+    att_RxF = jnp.zeros(x_RxF.shape, exp_HxFxB.dtype)
+    for exp_FxB in exp_HxFxB:
+        e_RxF = lookup(exp_FxB, x_RxF)
+        # Row sums as a matvec: as fast as a reduce here, and much faster under a population
+        # vmap, where XLA:CPU's fused rank-4 reductions are slow.
+        z_Rx1 = e_RxF @ ones_Fx1
+        # An all-masked row has no mass: zero weights rather than 0 / 0.
+        att_RxF += e_RxF / (n_heads * jnp.maximum(z_Rx1, jnp.finfo(e_RxF.dtype).tiny))
+    return att_RxF
 
 
 def masked_logits(logit: jnp.ndarray, mask_F: jnp.ndarray) -> jnp.ndarray:
