@@ -122,6 +122,16 @@ def run_isolated(module: str, spec: dict, timeout_s: float = 1800) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def synthetic_data(root: str | Path, cfg) -> Path:
+    """`root/data`: synthetic data for `cfg` (a SynthConfig), generated once and reused after."""
+    from dynjax.rundir import default_data
+
+    start = time.perf_counter()
+    data_dir = default_data(root, cfg)  # regenerates only when the stamped config differs
+    print(f"data {data_dir} ready in {time.perf_counter() - start:.0f}s", flush=True)
+    return data_dir
+
+
 def table(rows: list[dict], columns: list[tuple[str, str, str]]) -> str:
     """Markdown table of `rows`; columns are (header, key, format spec)."""
     head = "| " + " | ".join(h for h, _, _ in columns) + " |"

@@ -2,19 +2,18 @@
 
     python -m benchmarks.load_memory [--rows 500000] [--features 2376] [--data /tmp/dynjax_bench_load]
 
-Generates (once, cached in --data) a synthetic train.parquet of `rows` x `features`
+Generates (once, cached in --data/data) a synthetic train.parquet of `rows` x `features`
 (the `all` set's width), then loads it in a fresh process and reports wall time and the
 peak resident set. Target: peak resident memory under 1.5x the int8 feature matrix.
-Writes benchmarks/results/load_memory.json.
+Writes benchmarks/results/load_memory-<backend>.json.
 """
 
 import argparse
 import json
 import time
-from dataclasses import asdict
 from pathlib import Path
 
-from benchmarks.common import machine, rss_bytes, run_isolated, table, write_results
+from benchmarks.common import machine, rss_bytes, run_isolated, synthetic_data, table, write_results
 
 TARGET_RATIO = 1.5
 
@@ -35,19 +34,12 @@ def _measure(data_dir: str) -> dict:
             "int8_bytes": int(split.x_NxF.nbytes), "baseline_rss_bytes": baseline, "peak_rss_bytes": peak}
 
 
-def _generate(data_dir: Path, rows: int, features: int) -> None:
+def _synth_config(rows: int, features: int):
     from dynjax.config import SynthConfig
-    from dynjax.data.synth import write_synthetic
 
     eras = max(1, rows // 5000)
-    cfg = SynthConfig(n_train_eras=eras, n_val_eras=1, rows_per_era=rows // eras, n_features=features,
-                      n_factors=64, active_per_regime=20, nan_rate=0.01)
-    stamp = data_dir / "truth" / "synth.json"
-    if stamp.is_file() and json.loads(stamp.read_text())["config"] == asdict(cfg):
-        return
-    start = time.perf_counter()
-    write_synthetic(cfg, data_dir)
-    print(f"generated {data_dir} in {time.perf_counter() - start:.0f}s", flush=True)
+    return SynthConfig(n_train_eras=eras, n_val_eras=1, rows_per_era=rows // eras, n_features=features,
+                       n_factors=64, active_per_regime=20, nan_rate=0.01)
 
 
 def main() -> None:
@@ -60,8 +52,8 @@ def main() -> None:
     if args.one:
         print(json.dumps(_measure(json.loads(args.one))))
         return
-    _generate(Path(args.data), args.rows, args.features)
-    result = run_isolated("benchmarks.load_memory", args.data)
+    data_dir = synthetic_data(args.data, _synth_config(args.rows, args.features))
+    result = run_isolated("benchmarks.load_memory", str(data_dir))
     result["peak_over_int8"] = result["peak_rss_bytes"] / result["int8_bytes"]
     result["target_ratio"] = TARGET_RATIO
     result["target_met"] = result["peak_over_int8"] < TARGET_RATIO

@@ -29,8 +29,7 @@ def group(op_name: str) -> str:
     """A readable group: the model path and primitive, without jit/vmap/jvp wrappers."""
     parts = [p for p in op_name.split("/") if p and not p.startswith("jit(")]
     backward = any(p.startswith("transpose(") for p in parts)
-    clean = [re.sub(r"^(transpose|jvp|vmap)\(|\)+$", "", p) for p in parts]
-    clean = [re.sub(r"(jvp|vmap|transpose|jit)\(", "", p).rstrip(")") for p in clean]
+    clean = [re.sub(r"(jvp|vmap|transpose|jit)\(", "", p).rstrip(")") for p in parts]
     clean = [p for p in clean if p and p != "FeatureAttentionModel"]
     return ("backward: " if backward else "forward: ") + "/".join(clean[-3:])
 

@@ -3,7 +3,7 @@
     python -m benchmarks.walk_forward [--train-eras 160] [--val-eras 48] [--rows-per-era 2000]
         [--features 705] [--data /tmp/dynjax_bench_wf] [--no-lightgbm]
 
-Generates (once, cached in --data) a mid-size synthetic set in Numerai's layout, runs the
+Generates (once, cached in --data/data) a mid-size synthetic set in Numerai's layout, runs the
 main job on it exactly as `dynjax walk-forward --data ...` would, and splits the wall time
 into data loading, compile, training, prediction, checkpointing and scoring (the report),
 so the slowest stage is visible. Then fits LightGBM with Numerai's example parameters on
@@ -15,27 +15,19 @@ import argparse
 import json
 import shutil
 import time
-from dataclasses import asdict
 from pathlib import Path
 
-from benchmarks.common import machine, table, write_results
+from benchmarks.common import machine, synthetic_data, table, write_results
 
 # Numerai's example model parameters.
 LGBM_PARAMS = {"n_estimators": 2000, "learning_rate": 0.01, "max_depth": 5, "num_leaves": 31, "colsample_bytree": 0.1}
 
 
-def generate(data_dir: Path, train_eras: int, val_eras: int, rows_per_era: int, features: int) -> None:
+def synth_config(train_eras: int, val_eras: int, rows_per_era: int, features: int):
     from dynjax.config import SynthConfig
-    from dynjax.data.synth import write_synthetic
 
-    cfg = SynthConfig(n_train_eras=train_eras, n_val_eras=val_eras, rows_per_era=rows_per_era, n_features=features,
-                      n_factors=32, active_per_regime=16)
-    stamp = data_dir / "truth" / "synth.json"
-    if stamp.is_file() and json.loads(stamp.read_text())["config"] == asdict(cfg):
-        return
-    start = time.perf_counter()
-    write_synthetic(cfg, data_dir)
-    print(f"generated {data_dir} in {time.perf_counter() - start:.0f}s", flush=True)
+    return SynthConfig(n_train_eras=train_eras, n_val_eras=val_eras, rows_per_era=rows_per_era, n_features=features,
+                       n_factors=32, active_per_regime=16)
 
 
 def run_dynjax(data_dir: Path, out: Path) -> dict:
@@ -97,8 +89,7 @@ def main() -> None:
     parser.add_argument("--data", default="/tmp/dynjax_bench_wf")
     parser.add_argument("--no-lightgbm", action="store_true")
     args = parser.parse_args()
-    data_dir = Path(args.data) / "data"
-    generate(data_dir, args.train_eras, args.val_eras, args.rows_per_era, args.features)
+    data_dir = synthetic_data(args.data, synth_config(args.train_eras, args.val_eras, args.rows_per_era, args.features))
 
     run = run_dynjax(data_dir, Path(args.data) / "run")
     slowest = max(run["stages"], key=run["stages"].get)
