@@ -6,8 +6,8 @@ feature tokens (quadratic in F); the query is learned (optionally conditioned on
 context), so keys, values and logits depend only on (feature, bin) and are tabulated once
 per call as F x B tables, then picked per row.
 
-Softmax goes one step further: exp(logit) is tabulated too, so the only per-row work is one
-gather and a sum (no per-row max or exp). The table is shifted by its own max per head,
+Softmax goes one step further: exp(logit) is tabulated too, so the per-row work is one
+lookup and a row sum per head (no per-row max or exp). The table is shifted by its own max per head,
 which is exact while a row's largest logit lies within `_EXP_FLOOR` nats of that max;
 further below, the floor keeps every row's normaliser positive (weights stay finite and on
 the simplex, but flatter than softmax would make them).
@@ -32,7 +32,7 @@ def lookup(table_FxB: jnp.ndarray, x_RxF: jnp.ndarray) -> jnp.ndarray:
     """Per-row values `[R, F]` of one F x B table at the rows' bins (`x_RxF` in 0..B-1).
 
     Forward: a chain of B selects against broadcast table columns, one fused elementwise
-    pass (about twice as fast as a gather on CPU). Backward: one scatter-add with flat
+    pass (faster than a gather on CPU: predict went from ~89k to ~105k rows/s at F = 705). Backward: one scatter-add with flat
     scalar indices, several times cheaper than the select chain's B column reductions or
     `take_along_axis`'s gradient (which builds 2-D indices).
     """
