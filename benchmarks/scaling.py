@@ -56,7 +56,7 @@ def population(ns: list[int], repeats: int) -> list[dict]:
     return [_population_one(n, model, optimizer, batch, single, vmapped, repeats) for n in ns]
 
 
-def _population_one(n: int, model, optimizer, batch: dict, single, vmapped, repeats: int) -> dict:
+def _population_one(n: int, model, optimizer, batch, single, vmapped, repeats: int) -> dict:
     import jax
     import jax.numpy as jnp
 

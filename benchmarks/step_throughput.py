@@ -57,6 +57,7 @@ def build(spec: StepSpec, seed: int = 0):
 
     from dynjax.config import ModelConfig, OptimConfig
     from dynjax.data.missing import N_BINS
+    from dynjax.data.windows import Batch
     from dynjax.model.tft import FeatureAttentionModel
     from dynjax.train.state import create_train_state, make_optimizer
 
@@ -64,9 +65,9 @@ def build(spec: StepSpec, seed: int = 0):
     optimizer = make_optimizer(OptimConfig())
     state = create_train_state(model, optimizer, jax.random.key(seed))
     rng = np.random.default_rng(seed)
-    batch = {"x_WxRxF": jnp.asarray(rng.integers(0, N_BINS, (spec.eras, spec.rows, spec.features), dtype=np.int8)),
-             "y_WxR": jnp.asarray(rng.random((spec.eras, spec.rows), dtype=np.float32)),
-             "mask_WxR": jnp.ones((spec.eras, spec.rows), bool)}
+    batch = Batch(x_WxRxF=jnp.asarray(rng.integers(0, N_BINS, (spec.eras, spec.rows, spec.features), dtype=np.int8)),
+                  y_WxR=jnp.asarray(rng.random((spec.eras, spec.rows), dtype=np.float32)),
+                  mask_WxR=jnp.ones((spec.eras, spec.rows), bool))
     return model, optimizer, state, batch
 
 
@@ -112,7 +113,7 @@ def measure(spec: StepSpec) -> dict:
         times = time_call(one_step, spec.repeats, warmup=2)
 
     predict = make_predict(model)
-    x_RxF = batch["x_WxRxF"].reshape(-1, spec.features)
+    x_RxF = batch.x_WxRxF.reshape(-1, spec.features)
     predict_times = time_call(lambda: predict(box[0].params, x_RxF, mask_F), spec.repeats, warmup=1)
     n_rows = spec.eras * spec.rows
     step_s = median(times)

@@ -66,9 +66,10 @@ class DataConfig:
 
 
 NORMALIZERS = ("softmax", "sparsemax", "entmax15")
-GATES = ("none", "l1", "l0")
+GATES = ("none", "l1", "l0", "context")
 PENALTIES = ("none", "entropy", "l1", "l0")
 SELECTION_MODES = ("none", "fixed", "topk", "quantile", "schedule")
+REPLAY_SAMPLING = ("reservoir", "similar")
 
 
 @dataclass(frozen=True)
@@ -78,14 +79,17 @@ class ModelConfig:
     d_model: int = 32
     n_heads: int = 4
     normalizer: str = "softmax"
-    gates: str = "none"  # per-feature gates for the l1 / l0 penalties
+    gates: str = "none"  # per-feature gates for the l1 / l0 penalties; "context": per era, from evidence
     dropout: float = 0.0
     inputs: str = "bins"  # "bins": int8 bins, tabulated per (feature, bin); "float": float view per row
     tabulate: bool = True  # False: the naive per-row form of binned inputs (same function, slower)
     context: bool = False  # condition on an encoder over past eras' summaries
     context_eras: int = 8
+    evidence_eras: tuple[int, ...] = (4, 16, 64)  # horizons of the gates' evidence (resolved eras pooled)
+    gate_hidden: int = 16  # width of the gate network (shared by all features)
 
     def __post_init__(self):
+        _check(len(self.evidence_eras) >= 1 and min(self.evidence_eras) >= 1, "evidence_eras must be positive era counts")
         _check(self.normalizer in NORMALIZERS, f"unknown normalizer {self.normalizer!r}; choose from {NORMALIZERS}")
         _check(self.gates in GATES, f"unknown gates {self.gates!r}; choose from {GATES}")
         _check(self.inputs in ("bins", "float"), f"inputs must be 'bins' or 'float', got {self.inputs!r}")
@@ -110,9 +114,11 @@ class SelectionConfig:
     schedule_eras: int = 50
     decay: float = 0.8  # EMA smoothing across eras
     min_features: int = 1
+    warmup_eras: int = 0  # walk-forward eras with every feature kept before the first mask
 
     def __post_init__(self):
         _check(self.mode in SELECTION_MODES, f"unknown selection mode {self.mode!r}; choose from {SELECTION_MODES}")
+        _check(self.warmup_eras >= 0, "selection warmup_eras must be >= 0")
         _check(0 <= self.decay < 1, "selection decay must be in [0, 1)")
 
 
@@ -124,6 +130,7 @@ class LossConfig:
     corr_weight: float = 0.0
     sparsity: str = "none"  # one of PENALTIES
     sparsity_lambda: float = 0.0
+    distill_weight: float = 0.0  # DER++: MSE to the outputs the replay buffer stored for replayed eras
 
     def __post_init__(self):
         _check(self.sparsity in PENALTIES, f"unknown sparsity penalty {self.sparsity!r}; choose from {PENALTIES}")
@@ -139,8 +146,10 @@ class OptimConfig:
     decay_steps: int = 2000
     end_lr_fraction: float = 0.1
     clip_norm: float = 1.0
+    ema_decay: float = 0.0  # Polyak average of the params that predicts; 0: the params themselves
 
     def __post_init__(self):
+        _check(0 <= self.ema_decay < 1, "ema_decay must be in [0, 1)")
         _check(self.learning_rate > 0 and self.decay_steps > self.warmup_steps >= 0, "need lr > 0 and decay_steps > warmup_steps >= 0")
 
 
@@ -157,8 +166,18 @@ class TrainConfig:
     predict_chunk: int = 1024  # rows per predict call (fixed, so no recompiles)
     keep_checkpoints: int = 3  # the latest N, plus the best by holdout correlation
     log_every: int = 50
+    ensemble: int = 1  # members trained as one vmapped population; predictions rank-averaged per era
+    replay_capacity: int = 0  # eras the rehearsal buffer holds (0: no buffer)
+    replay_eras: int = 0  # eras replayed from the buffer in every walk-forward step, beside the recent window
+    replay_sampling: str = "reservoir"  # or "similar": eras whose correlations resemble the latest resolved ones
+    replay_temperature: float = 0.1  # softness of "similar" sampling (correlation units)
 
     def __post_init__(self):
+        _check(self.ensemble >= 1, "ensemble must be >= 1 member")
+        _check(self.replay_capacity >= 0 and self.replay_eras >= 0, "replay_capacity and replay_eras must be >= 0")
+        _check(self.replay_eras == 0 or self.replay_capacity > 0, "replay_eras > 0 needs replay_capacity > 0")
+        _check(self.replay_sampling in REPLAY_SAMPLING, f"unknown replay_sampling {self.replay_sampling!r}; choose from {REPLAY_SAMPLING}")
+        _check(self.replay_temperature > 0, "replay_temperature must be > 0")
         _check(self.pretrain_epochs >= 0 and self.steps_per_update >= 0, "epochs and steps must be >= 0")
         _check(self.update_every >= 1 and self.window_stride >= 1, "update_every and window_stride must be >= 1")
         _check(self.holdout_eras >= 1 and self.keep_checkpoints >= 1, "holdout_eras and keep_checkpoints must be >= 1")
@@ -243,8 +262,12 @@ def _coerce(hint, value):
             return None
         return _coerce(next(a for a in args if a is not type(None)), value)
     if typing.get_origin(hint) is tuple:
-        items = value.split(",") if isinstance(value, str) else list(value)
-        return tuple(str(v).strip() for v in items)
+        items = value.split(",") if isinstance(value, str) else ([value] if isinstance(value, int | float) else list(value))
+        item_type = typing.get_args(hint)[0]
+        try:
+            return tuple(item_type(str(v).strip()) for v in items)
+        except ValueError:
+            raise ValueError(f"expected a list of {item_type.__name__}, got {value!r}") from None
     if hint is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
     if hint is str and not isinstance(value, str):

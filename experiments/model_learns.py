@@ -31,18 +31,12 @@ import polars as pl
 
 from dynjax.config import LossConfig, ModelConfig, OptimConfig, SynthConfig
 from dynjax.data import load_numerai, sample_window, sliding_windows, window_rng
+from dynjax.data.context import EraContext, era_summaries, window_context
 from dynjax.data.synth import write_synthetic
 from dynjax.eval import per_era_corr, summarize
 from dynjax.eval.truth import active_features, oracle_scores
 from dynjax.model import FeatureAttentionModel, era_importance
-from dynjax.model.context import era_summaries, window_context
-from dynjax.train import (
-    create_train_state,
-    make_optimizer,
-    make_predict,
-    make_train_step,
-    window_batch,
-)
+from dynjax.train import create_train_state, make_optimizer, make_predict, make_train_step
 
 
 def main() -> None:
@@ -67,7 +61,8 @@ def main() -> None:
     # Era summaries span train and validation so validation eras see their resolved past.
     numbers_E = np.r_[train.index.numbers, val.index.numbers]
     summary_ExF = np.concatenate([era_summaries(train), era_summaries(val)])
-    ctx_of = lambda numbers: window_context(summary_ExF, numbers_E, np.searchsorted(numbers_E, numbers), 4, model_cfg.context_eras)
+    ctx_of = lambda numbers: EraContext(*window_context(summary_ExF, numbers_E, np.searchsorted(numbers_E, numbers), 4,
+                                                        model_cfg.context_eras))
     optimizer = make_optimizer(OptimConfig(learning_rate=args.lr, decay_steps=max(args.steps, 100)))
     state = create_train_state(model, optimizer, jax.random.key(0))
     train_step = make_train_step(model, LossConfig(sparsity=args.sparsity, sparsity_lambda=args.sparsity_lambda), optimizer)
@@ -78,8 +73,10 @@ def main() -> None:
     start = time.perf_counter()
     order = np.random.default_rng(0).permutation(args.steps) % len(windows)
     for step in range(args.steps):
-        sampled = sample_window(train, windows[order[step]], 256, window_rng(0, step))
-        batch = window_batch(sampled, ctx_of(sampled.era_W) if args.context else None)
+        window = windows[order[step]]
+        batch = sample_window(train, window, 256, window_rng(0, step))
+        if args.context:
+            batch = batch.replace(context=ctx_of(train.index.numbers[window]))
         state, metrics = train_step(state, batch, all_F, jax.random.key(1))
         if step % 100 == 0 or step == args.steps - 1:
             print(f"step {step:4d}  mse {float(metrics['mse']):.5f}  corr {float(metrics['corr']):+.4f}")
@@ -100,8 +97,8 @@ def evaluate(predict, params, split, ctx, truth: dict, k: int) -> dict:
     all_F = jnp.ones(split.x_NxF.shape[1], bool)
     preds, recalls = [], []
     for e in range(split.index.n_eras):
-        era_ctx = (ctx[0][e], ctx[1][e]) if ctx is not None else (None, None)
-        pred_R, weight_RxF = predict(params, split.x_NxF[split.index.rows(e)], all_F, *era_ctx)
+        era_ctx = jax.tree.map(lambda a, e=e: a[e], ctx) if ctx is not None else None
+        pred_R, weight_RxF, _ = predict(params, split.x_NxF[split.index.rows(e)], all_F, era_ctx)
         preds.append(np.asarray(pred_R))
         imp_F = np.asarray(era_importance(weight_RxF, jnp.ones(weight_RxF.shape[0], bool)))
         top = {split.features[i] for i in np.argsort(-imp_F)[:k]}

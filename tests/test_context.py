@@ -1,4 +1,4 @@
-"""Covers dynjax.model.context: era summaries, the embargoed context window, the encoder."""
+"""Covers dynjax.data.context and dynjax.model.context: era summaries, the embargoed context window, the encoder."""
 
 import dataclasses
 
@@ -8,8 +8,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from dynjax.data import MISSING, load_numerai
+from dynjax.data.context import context_window, era_summaries
 from dynjax.data.missing import CENTER, SCALE
-from dynjax.model.context import EraContextEncoder, context_window, era_summaries
+from dynjax.model.context import EraContextEncoder
 
 
 def test_summaries_are_per_era_feature_target_correlations(synth_dir):

@@ -9,13 +9,7 @@ import pytest
 from dynjax.config import LossConfig, ModelConfig, OptimConfig
 from dynjax.data import load_numerai, sample_window, sliding_windows, window_rng
 from dynjax.model import FeatureAttentionModel, era_loss
-from dynjax.train import (
-    create_train_state,
-    make_optimizer,
-    make_predict,
-    make_train_step,
-    window_batch,
-)
+from dynjax.train import create_train_state, make_optimizer, make_predict, make_train_step
 from dynjax.train.step import make_window_loss, train_step_fn
 
 W, R = 3, 16
@@ -28,7 +22,7 @@ def setup(synth_dir):
     model = FeatureAttentionModel(ModelConfig(d_model=8, n_heads=2, normalizer="entmax15"), n_features)
     optimizer = make_optimizer(OptimConfig(learning_rate=1e-2, warmup_steps=0, decay_steps=100))
     windows = sliding_windows(np.arange(train.index.n_eras), W)
-    batches = [window_batch(sample_window(train, w, R, window_rng(0, i))) for i, w in enumerate(windows)]
+    batches = [sample_window(train, w, R, window_rng(0, i)) for i, w in enumerate(windows)]
     return train, model, optimizer, batches, jnp.ones(n_features, bool)
 
 
@@ -36,15 +30,15 @@ def test_vmapped_window_loss_equals_a_loop_over_eras(setup):
     _, model, optimizer, batches, all_F = setup
     params = create_train_state(model, optimizer, jax.random.key(0)).params
     cfg = LossConfig(corr_weight=0.5, sparsity="entropy", sparsity_lambda=0.01)
-    batch = dict(batches[0])
-    batch["mask_WxR"] = batch["mask_WxR"].copy()
-    batch["mask_WxR"][1, 10:] = False  # eras of different sizes
+    mask_WxR = batches[0].mask_WxR.copy()
+    mask_WxR[1, 10:] = False  # eras of different sizes
+    batch = batches[0].replace(mask_WxR=mask_WxR)
 
     def loop_loss(params):
         totals = []
         for e in range(W):
-            pred, aux = model.apply(params, batch["x_WxRxF"][e], all_F)
-            totals.append(era_loss(pred, batch["y_WxR"][e], batch["mask_WxR"][e], aux, cfg)[0])
+            pred, aux = model.apply(params, batch.x_WxRxF[e], all_F)
+            totals.append(era_loss(pred, batch.y_WxR[e], batch.mask_WxR[e], aux, cfg)[0])
         return jnp.mean(jnp.stack(totals))
 
     window_loss = lambda p: make_window_loss(model, cfg)(p, batch, all_F, jax.random.key(1))[0]
@@ -82,8 +76,8 @@ def test_predict_shapes_and_mask(setup):
     params = create_train_state(model, optimizer, jax.random.key(0)).params
     predict = make_predict(model)
     mask = all_F.at[:5].set(False)
-    pred, weight = predict(params, train.x_NxF[:20], mask)
-    chex.assert_shape((pred, weight), ((20,), (20, all_F.shape[0])))
+    pred, weight, gate = predict(params, train.x_NxF[:20], mask)
+    chex.assert_shape((pred, weight, gate), ((20,), (20, all_F.shape[0]), (all_F.shape[0],)))
     assert bool((weight[:, :5] == 0).all())
 
 

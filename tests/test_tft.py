@@ -8,17 +8,18 @@ import pytest
 
 from dynjax.config import ModelConfig
 from dynjax.data import N_BINS
+from dynjax.data.context import EraContext
 from dynjax.model import FeatureAttentionModel
 
 F, R, L = 11, 16, 4
 X = jax.random.randint(jax.random.key(0), (R, F), 0, N_BINS).astype(jnp.int8)
-CTX = jax.random.normal(jax.random.key(1), (L, F)), jnp.arange(L) < 2
+CTX = EraContext(jax.random.normal(jax.random.key(1), (L, F)), jnp.arange(L) < 2)
 
 
 def _init(cfg):
     model = FeatureAttentionModel(cfg, F)
-    ctx = CTX if cfg.context else (None, None)
-    params = model.init({"params": jax.random.key(2), "gates": jax.random.key(3)}, X, None, *ctx)
+    ctx = CTX if cfg.context else None
+    params = model.init({"params": jax.random.key(2), "gates": jax.random.key(3)}, X, None, ctx)
     return model, params, ctx
 
 
@@ -26,7 +27,7 @@ def _init(cfg):
 @pytest.mark.parametrize("kw", [{}, {"gates": "l0"}, {"gates": "l1"}, {"context": True}, {"inputs": "float"}])
 def test_shapes_and_finiteness(normalizer, kw):
     model, params, ctx = _init(ModelConfig(d_model=8, n_heads=2, normalizer=normalizer, **kw))
-    pred, aux = model.apply(params, X, None, *ctx)
+    pred, aux = model.apply(params, X, None, ctx)
     chex.assert_shape((pred, aux["att_RxF"], aux["weight_RxF"], aux["gate_F"]), ((R,), (R, F), (R, F), (F,)))
     chex.assert_tree_all_finite((pred, aux["att_RxF"]))
     np.testing.assert_allclose(aux["att_RxF"].sum(-1), 1.0, atol=1e-5)
@@ -42,8 +43,8 @@ def test_tabulated_and_naive_forms_agree(normalizer):
 
 def test_jit_and_no_jit_agree():
     model, params, ctx = _init(ModelConfig(d_model=8, n_heads=2, context=True, normalizer="sparsemax"))
-    eager = model.apply(params, X, None, *ctx)[0]
-    jitted = jax.jit(model.apply)(params, X, None, *ctx)[0]
+    eager = model.apply(params, X, None, ctx)[0]
+    jitted = jax.jit(model.apply)(params, X, None, ctx)[0]
     np.testing.assert_allclose(eager, jitted, atol=1e-5)
 
 

@@ -26,7 +26,7 @@ def test_shapes_and_dtypes(train):
     assert batch.x_WxRxF.shape == (5, 16, train.x_NxF.shape[1]) and batch.x_WxRxF.dtype == np.int8
     assert batch.y_WxR.shape == (5, 16) and batch.y_WxR.dtype == np.float32
     assert batch.mask_WxR.all() and np.isfinite(batch.y_WxR).all()
-    assert batch.era_W.tolist() == train.index.numbers[:5].tolist()
+    assert batch.context is None and batch.distill_WxR is None  # optional fields stay empty
 
 
 def test_rows_come_from_their_own_era_without_repeats(train):
@@ -53,6 +53,17 @@ def test_same_seed_and_step_resample_identically(train):
     c = sample_window(train, windows[2], 8, window_rng(7, 3))
     np.testing.assert_array_equal(a.x_WxRxF, b.x_WxRxF)
     assert not np.array_equal(a.x_WxRxF, c.x_WxRxF)
+
+
+def test_one_stream_per_era_draws_each_eras_rows_independently_of_the_window(train):
+    """Replayed eras get their own stream, so the same era shows the same rows in any window."""
+    from dynjax.data.windows import sample_eras
+
+    a = sample_eras([(train, 3), (train, 5)], 8, [window_rng(0, 1), window_rng(9, 5)])
+    b = sample_eras([(train, 4), (train, 5)], 8, [window_rng(0, 2), window_rng(9, 5)])
+    np.testing.assert_array_equal(a.x_WxRxF[1], b.x_WxRxF[1])
+    with pytest.raises(ValueError):
+        sample_eras([(train, 3), (train, 5)], 8, [window_rng(0, 1)])  # one stream short
 
 
 def test_era_chunks_cover_the_era_once_with_fixed_shape(train):

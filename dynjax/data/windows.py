@@ -1,21 +1,32 @@
 """Era windows: the unit of training work, `x: int8[W, R, F]`, `y: f32[W, R]`, `mask: bool[W, R]`."""
 
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
+from flax import struct
 
+from dynjax.data.context import EraContext
 from dynjax.data.numerai import EraData
 
 
-@dataclass(frozen=True, eq=False)
+@struct.dataclass
 class Batch:
-    """One window of W eras with R rows each; padded rows have `mask_WxR == False`."""
+    """The train step's input: one window of W eras with R rows each (padded rows have
+    `mask_WxR == False`), plus what the model may know of each era besides its rows.
 
-    x_WxRxF: np.ndarray  # int8
-    y_WxR: np.ndarray  # float32, 0 where masked
-    mask_WxR: np.ndarray  # bool
-    era_W: np.ndarray  # int64 era numbers
+    Optional fields are None when the run does not use them (no placeholders): `context`
+    holds every era's `EraContext` with a leading W axis; `distill_WxR` the outputs a
+    replay buffer stored for replayed eras (DER++), weighted by `distill_W` (1 for a
+    replayed era, 0 for a recent one).
+    """
+
+    x_WxRxF: Any  # int8
+    y_WxR: Any  # float32, 0 where masked
+    mask_WxR: Any  # bool
+    context: EraContext | None = None
+    distill_WxR: Any = None
+    distill_W: Any = None
 
 
 def window_rng(seed: int, *path: int) -> np.random.Generator:
@@ -35,21 +46,32 @@ def sample_window(
 
 
 def sample_eras(
-    eras: Sequence[tuple[EraData, int]], rows_per_era: int, rng: np.random.Generator, target: int = 0
+    eras: Sequence[tuple[EraData, int]],
+    rows_per_era: int,
+    rng: np.random.Generator | Sequence[np.random.Generator],
+    target: int = 0,
 ) -> Batch:
-    """`sample_window` over eras that may come from different splits: `(split, position)` pairs."""
+    """`sample_window` over eras that may come from different splits: `(split, position)` pairs.
+
+    `rng` is one stream for the window, or one per era (replayed eras resample the same rows).
+    """
     w, r = len(eras), rows_per_era
+    rngs = [rng] * w if isinstance(rng, np.random.Generator) else list(rng)
     x_WxRxF = np.zeros((w, r, eras[0][0].x_NxF.shape[1]), np.int8)
     y_WxR = np.zeros((w, r), np.float32)
     mask_WxR = np.zeros((w, r), bool)
-    for i, (data, e) in enumerate(eras):
-        start, n = int(data.index.offsets[e]), int(data.index.n_labeled[e])
-        rows = start + np.sort(rng.choice(n, r, replace=False) if n > r else np.arange(n))
+    for i, ((data, e), era_rng) in enumerate(zip(eras, rngs, strict=True)):
+        rows = era_rows(data, e, r, era_rng)
         x_WxRxF[i, : len(rows)] = data.x_NxF[rows]
         y_WxR[i, : len(rows)] = data.y_NxT[rows, target]
         mask_WxR[i, : len(rows)] = True
-    era_W = np.array([data.index.numbers[e] for data, e in eras], np.int64)
-    return Batch(x_WxRxF, y_WxR, mask_WxR, era_W)
+    return Batch(x_WxRxF, y_WxR, mask_WxR)
+
+
+def era_rows(data: EraData, position: int, rows_per_era: int, rng: np.random.Generator) -> np.ndarray:
+    """Sorted row numbers of up to R labeled rows of one era, drawn without replacement."""
+    start, n = int(data.index.offsets[position]), int(data.index.n_labeled[position])
+    return start + np.sort(rng.choice(n, rows_per_era, replace=False) if n > rows_per_era else np.arange(n))
 
 
 def era_chunks(data: EraData, position: int, chunk_rows: int) -> Iterator[tuple[np.ndarray, np.ndarray, slice]]:

@@ -11,6 +11,7 @@ import polars as pl
 from dynjax.data.missing import float_view_np
 from dynjax.data.timeline import Timeline
 from dynjax.data.windows import window_rng
+from dynjax.train.outputs import prediction_frame
 
 RIDGE = 2
 
@@ -42,5 +43,5 @@ def ridge_walk_forward(timeline: Timeline, predicted: np.ndarray, embargo: int, 
         split, local = timeline.era(int(e))
         rows = split.index.rows(local)
         pred = np.c_[float_view_np(split.x_NxF[rows]), np.ones(rows.stop - rows.start)] @ w + 0.5
-        frames.append(pl.DataFrame({"id": split.ids[rows.start:rows.stop], "era": [timeline.name(int(e))] * len(pred), "prediction": pred}))
+        frames.append(prediction_frame(split.ids[rows.start:rows.stop], timeline.name(int(e)), pred))
     return pl.concat(frames)

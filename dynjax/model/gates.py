@@ -4,6 +4,11 @@
 `l0`: hard-concrete gates (Louizos, Welling & Kingma 2018): stretched, clipped, reparameterised
 binary-concrete samples in training, their deterministic value at evaluation, and a
 closed-form expected number of non-zero gates.
+`context`: hard-concrete gates whose logits a small network computes, per era, from each
+feature's evidence in resolved eras (`dynjax.data.evidence`): input-dependent gating with
+a sparsity objective, after Dynamos. One network is shared by all features, so it learns
+"how much evidence earns a feature its place", not which features are good, and carries
+over to feature sets and widths it has not seen.
 """
 
 import flax.linen as nn
@@ -13,7 +18,6 @@ import jax.numpy as jnp
 from dynjax.config import GATES
 
 BETA, GAMMA, ZETA = 2.0 / 3.0, -0.1, 1.1  # the paper's temperature and stretch
-
 
 
 def hard_concrete_sample(log_alpha_F: jnp.ndarray, key: jax.Array) -> jnp.ndarray:
@@ -52,3 +56,17 @@ class FeatureGates(nn.Module):
             z_F = hard_concrete_mean(log_alpha_F) if deterministic else hard_concrete_sample(log_alpha_F, self.make_rng("gates"))
             return z_F, {"expected_l0": expected_l0(log_alpha_F)}
         raise ValueError(f"unknown gate kind {self.kind!r}; choose from {GATES}")
+
+
+class ContextGates(nn.Module):
+    """Per-era gates z_F from per-feature evidence `[F, C]` of resolved eras."""
+
+    hidden: int = 16
+    init_log_alpha: float = 2.0  # every gate open at start: features must lose their place
+
+    @nn.compact
+    def __call__(self, evidence_FxC: jnp.ndarray, *, deterministic: bool = True) -> tuple[jnp.ndarray, dict]:
+        h_FxH = nn.elu(nn.Dense(self.hidden, name="hidden")(evidence_FxC))
+        log_alpha_F = nn.Dense(1, bias_init=nn.initializers.constant(self.init_log_alpha), name="logit")(h_FxH)[:, 0]
+        z_F = hard_concrete_mean(log_alpha_F) if deterministic else hard_concrete_sample(log_alpha_F, self.make_rng("gates"))
+        return z_F, {"expected_l0": expected_l0(log_alpha_F)}

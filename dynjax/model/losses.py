@@ -1,4 +1,5 @@
-"""Per-era losses: MSE, Pearson correlation loss, their weighted sum, plus lambda * sparsity."""
+"""Per-era losses: MSE, Pearson correlation loss, their weighted sum, plus lambda * sparsity,
+plus the DER++ distillation term on replayed eras."""
 
 import jax.numpy as jnp
 
@@ -21,8 +22,12 @@ def masked_pearson(pred_R: jnp.ndarray, y_R: jnp.ndarray, mask_R: jnp.ndarray) -
     return (pc * yc).sum() / jnp.sqrt((pc**2).sum() * (yc**2).sum() + 1e-12)
 
 
-def era_loss(pred_R, y_R, mask_R, aux: dict, cfg: LossConfig) -> tuple[jnp.ndarray, dict]:
-    """Loss of one era: `(total, terms)` with every term separate so each can be logged."""
+def era_loss(pred_R, y_R, mask_R, aux: dict, cfg: LossConfig, distill_R=None, distill_w=None) -> tuple[jnp.ndarray, dict]:
+    """Loss of one era: `(total, terms)` with every term separate so each can be logged.
+
+    `distill_R` are outputs a replay buffer stored for this era (DER++'s logit term), weighted
+    by `distill_w` (0 for an era that is not replayed); None when nothing is replayed.
+    """
     mse = masked_mse(pred_R, y_R, mask_R)
     corr = masked_pearson(pred_R, y_R, mask_R)
     penalty, diag = sparsity_penalty(cfg.sparsity, aux["att_RxF"], mask_R, aux["gate_aux"])
@@ -31,4 +36,8 @@ def era_loss(pred_R, y_R, mask_R, aux: dict, cfg: LossConfig) -> tuple[jnp.ndarr
     importance_F = era_importance(aux["weight_RxF"], mask_R)
     terms = {"loss": total, "task": task, "mse": mse, "corr": corr, "sparsity": penalty,
              "n_features": n_nonzero(importance_F), **{f"sparsity/{k}": v for k, v in diag.items()}}
+    if distill_R is not None:
+        distill = distill_w * masked_mse(pred_R, distill_R, mask_R)
+        total = total + cfg.distill_weight * distill
+        terms.update(loss=total, distill=distill)
     return total, terms

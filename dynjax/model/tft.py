@@ -2,9 +2,13 @@
 
     tokens  = GRN(emb[f, b], c)                  per (feature, bin): an F x B table
     query   = q + W c                            one per era (learned, context-conditioned)
-    att_RxF = mean_h norm(masked(<k_h(tok[f, x_rf]), q_h>))   interpretable multi-head
+    keep_F  = mask_F & (gate_F > 0)              selection mask and closed gates
+    att_RxF = mean_h norm(masked(<k_h(tok[f, x_rf]), q_h>, keep_F))   interpretable multi-head
     h_R     = sum_f att_rf * gate_f * v(tok[f, x_rf])
     pred_R  = head(GRN(h_R, c))
+
+A closed gate removes its feature from the normaliser like the selection mask does, so
+dropped features get exactly zero weight and the rest share the attention.
 
 With `tabulate=False` (or float inputs) the same function is computed per row: tokens are
 gathered for every row and the GRN runs on R x F tokens instead of F x B.
@@ -14,16 +18,21 @@ import flax.linen as nn
 import jax.numpy as jnp
 
 from dynjax.config import ModelConfig
+from dynjax.data.context import EraContext
 from dynjax.data.missing import float_view
 from dynjax.model.attention import FeatureAttention
 from dynjax.model.blocks import GRN
 from dynjax.model.context import EraContextEncoder
 from dynjax.model.embed import FeatureEmbedding
-from dynjax.model.gates import FeatureGates
+from dynjax.model.gates import ContextGates, FeatureGates
 
 
 class FeatureAttentionModel(nn.Module):
-    """`apply(params, x_RxF, mask_F, ctx_LxF, ctx_mask_L) -> (pred_R, aux)` for one era's rows."""
+    """`apply(params, x_RxF, mask_F, context) -> (pred_R, aux)` for one era's rows.
+
+    `context` is the era's `EraContext`; it needs `summary_*` with `cfg.context` and
+    `evidence_FxC` with `cfg.gates == "context"`, and may be None otherwise.
+    """
 
     cfg: ModelConfig
     n_features: int
@@ -34,7 +43,10 @@ class FeatureAttentionModel(nn.Module):
         self.token_grn = GRN(cfg.d_model, cfg.dropout)
         self.query_D = self.param("query", nn.initializers.normal(1.0), (cfg.d_model,))
         self.attention = FeatureAttention(cfg.d_model, cfg.n_heads, cfg.normalizer)
-        self.gates = FeatureGates(self.n_features, cfg.gates)
+        if cfg.gates == "context":
+            self.gates = ContextGates(cfg.gate_hidden)
+        else:
+            self.gates = FeatureGates(self.n_features, cfg.gates)
         self.out_grn = GRN(cfg.d_model, cfg.dropout)
         # Small head init: predictions start at the target mean 0.5 instead of far from it.
         self.head = nn.Dense(1, kernel_init=nn.initializers.normal(0.01), bias_init=nn.initializers.constant(0.5))
@@ -42,14 +54,20 @@ class FeatureAttentionModel(nn.Module):
             self.context = EraContextEncoder(cfg.d_model)
             self.context_query = nn.Dense(cfg.d_model, use_bias=False)
 
-    def __call__(self, x_RxF, mask_F=None, ctx_LxF=None, ctx_mask_L=None, *, deterministic: bool = True):
+    def __call__(self, x_RxF, mask_F=None, context: EraContext | None = None, *, deterministic: bool = True):
         cfg = self.cfg
         mask_F = jnp.ones(self.n_features, bool) if mask_F is None else mask_F
         c_D, query_D = None, self.query_D
         if cfg.context:
-            c_D = self.context(ctx_LxF, ctx_mask_L)
+            _need(context, "summary_LxF", "model.context=true")
+            c_D = self.context(context.summary_LxF, context.summary_mask_L)
             query_D = query_D + self.context_query(c_D)
-        gate_F, gate_aux = self.gates(deterministic=deterministic)
+        if cfg.gates == "context":
+            _need(context, "evidence_FxC", "model.gates=context")
+            gate_F, gate_aux = self.gates(context.evidence_FxC, deterministic=deterministic)
+        else:
+            gate_F, gate_aux = self.gates(deterministic=deterministic)
+        mask_F = mask_F & (gate_F > 0)
         if cfg.inputs == "float":
             tok_RxFxD = self.token_grn(self.embed.floats(float_view(x_RxF)), c_D, deterministic=deterministic)
             h_RxD, att_RxF = self.attention.per_row(tok_RxFxD, query_D, mask_F, gate_F)
@@ -63,3 +81,8 @@ class FeatureAttentionModel(nn.Module):
         pred_R = self.head(self.out_grn(h_RxD, c_D, deterministic=deterministic))[:, 0]
         aux = {"att_RxF": att_RxF, "weight_RxF": att_RxF * gate_F, "gate_F": gate_F, "gate_aux": gate_aux}
         return pred_R, aux
+
+
+def _need(context: EraContext | None, field: str, why: str) -> None:
+    if context is None or getattr(context, field) is None:
+        raise ValueError(f"{why} needs the era context's {field}")

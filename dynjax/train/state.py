@@ -1,4 +1,9 @@
-"""Train state (params, optimiser state, step) and the optax optimiser."""
+"""Train state (params, optimiser state, step, EMA params), the optax optimiser, and the run state.
+
+A run's state is what a checkpoint holds besides the cursor and the config: the members'
+train states stacked on a leading axis (N = `train.ensemble`, 1 for a single model), the
+selection state, the replay buffer and the root RNG key data.
+"""
 
 from typing import Any
 
@@ -7,9 +12,12 @@ import jax.numpy as jnp
 import optax
 from flax import struct
 
-from dynjax.config import ModelConfig, OptimConfig
+from dynjax.config import ModelConfig, OptimConfig, RunConfig
+from dynjax.data.context import EraContext
 from dynjax.data.missing import N_BINS
+from dynjax.model.selection import SelectionState, init_selection
 from dynjax.model.tft import FeatureAttentionModel
+from dynjax.train.replay import ReplayBuffer, empty_buffer
 
 
 @struct.dataclass
@@ -17,6 +25,17 @@ class TrainState:
     params: Any
     opt_state: Any
     step: jnp.ndarray  # int32 scalar
+    ema_params: Any  # Polyak average of params (equal to params when the decay is 0): what predicts
+
+
+@struct.dataclass
+class RunState:
+    """Everything a checkpoint holds besides the cursor and the config."""
+
+    train: TrainState  # members stacked on a leading N axis
+    selection: SelectionState
+    replay: ReplayBuffer | None  # None without rehearsal
+    rng: jnp.ndarray  # key data of the root key
 
 
 def make_optimizer(cfg: OptimConfig) -> optax.GradientTransformation:
@@ -27,13 +46,32 @@ def make_optimizer(cfg: OptimConfig) -> optax.GradientTransformation:
     return optax.chain(optax.clip_by_global_norm(cfg.clip_norm), optax.adamw(schedule, weight_decay=cfg.weight_decay))
 
 
+def dummy_context(cfg: ModelConfig, n_features: int) -> EraContext | None:
+    """An `EraContext` of the right shapes for `init` (None when the model reads none)."""
+    if not cfg.context and cfg.gates != "context":
+        return None
+    summary = (jnp.zeros((cfg.context_eras, n_features)), jnp.ones(cfg.context_eras, bool)) if cfg.context else (None, None)
+    evidence = jnp.zeros((n_features, len(cfg.evidence_eras))) if cfg.gates == "context" else None
+    return EraContext(*summary, evidence)
+
+
 def create_train_state(
     model: FeatureAttentionModel, optimizer: optax.GradientTransformation, key: jax.Array
 ) -> TrainState:
     """Initialise params from dummy inputs of the model's shapes."""
-    cfg: ModelConfig = model.cfg
     x_RxF = jnp.zeros((2, model.n_features), jnp.int8) + (N_BINS - 1)
-    ctx = (jnp.zeros((cfg.context_eras, model.n_features)), jnp.ones(cfg.context_eras, bool)) if cfg.context else (None, None)
     params_key, gates_key = jax.random.split(key)
-    params = model.init({"params": params_key, "gates": gates_key}, x_RxF, None, *ctx)
-    return TrainState(params=params, opt_state=optimizer.init(params), step=jnp.zeros((), jnp.int32))
+    params = model.init({"params": params_key, "gates": gates_key}, x_RxF, None, dummy_context(model.cfg, model.n_features))
+    return TrainState(params=params, opt_state=optimizer.init(params), step=jnp.zeros((), jnp.int32), ema_params=params)
+
+
+def member_keys(key: jax.Array, n: int) -> jax.Array:
+    """One key per ensemble member; member 0 gets `key` itself, so it is the single model."""
+    return jnp.stack([key] + [jax.random.fold_in(key, i) for i in range(1, n)])
+
+
+def initial_run_state(cfg: RunConfig, model: FeatureAttentionModel, optimizer, root_key: jax.Array) -> RunState:
+    """Fresh members, all features selected, an empty buffer; also the checkpoint's structure."""
+    members = jax.vmap(lambda k: create_train_state(model, optimizer, k))(member_keys(root_key, cfg.train.ensemble))
+    replay = empty_buffer(cfg.train.replay_capacity, cfg.data.rows_per_era) if cfg.train.replay_capacity else None
+    return RunState(members, init_selection(model.n_features), replay, jax.random.key_data(root_key))

@@ -2,79 +2,76 @@
 
     train_step(state, batch, feature_mask_F, key) -> (state, metrics)
 
-`batch` holds `x_WxRxF` (int8), `y_WxR`, `mask_WxR` and, for a context model,
-`ctx_WxLxF` / `ctx_mask_WxL`. The state is donated; shapes are fixed by (W, R, F, L), so
-the step compiles once for a run.
+`batch` is a `dynjax.data.windows.Batch`: `x_WxRxF` (int8), `y_WxR`, `mask_WxR`, and the
+optional per-era `context` and replay `distill_*` fields. The state is donated; shapes are
+fixed by (W, R, F, L, C), so the step compiles once for a run.
 """
 
 from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 import optax
 
 from dynjax.config import LossConfig
+from dynjax.data.context import EraContext
 from dynjax.data.windows import Batch
 from dynjax.model.losses import era_loss
 from dynjax.model.tft import FeatureAttentionModel
 from dynjax.train.state import TrainState
 
 
-def window_batch(batch: Batch, ctx: tuple[np.ndarray, np.ndarray] | None = None) -> dict[str, np.ndarray]:
-    """The train step's input pytree from a sampled window (and its era contexts)."""
-    out = {"x_WxRxF": batch.x_WxRxF, "y_WxR": batch.y_WxR, "mask_WxR": batch.mask_WxR}
-    if ctx is not None:
-        out["ctx_WxLxF"], out["ctx_mask_WxL"] = ctx
-    return out
-
-
 def make_window_loss(model: FeatureAttentionModel, loss_cfg: LossConfig) -> Callable:
     """`window_loss(params, batch, feature_mask_F, key) -> (loss, metrics)`."""
 
-    def loss_one_era(params, era: dict, feature_mask_F, key):
+    def loss_one_era(params, era: Batch, feature_mask_F, key):
         dropout_key, gates_key = jax.random.split(key)
-        pred_R, aux = model.apply(
-            params, era["x_WxRxF"], feature_mask_F, era.get("ctx_WxLxF"), era.get("ctx_mask_WxL"),
-            deterministic=False, rngs={"dropout": dropout_key, "gates": gates_key},
-        )
-        return era_loss(pred_R, era["y_WxR"], era["mask_WxR"], aux, loss_cfg)
+        pred_R, aux = model.apply(params, era.x_WxRxF, feature_mask_F, era.context, deterministic=False,
+                                  rngs={"dropout": dropout_key, "gates": gates_key})
+        return era_loss(pred_R, era.y_WxR, era.mask_WxR, aux, loss_cfg, era.distill_WxR, era.distill_W)
 
-    def window_loss(params, batch: dict, feature_mask_F, key):
-        keys_W = jax.random.split(key, batch["y_WxR"].shape[0])
+    def window_loss(params, batch: Batch, feature_mask_F, key):
+        keys_W = jax.random.split(key, batch.y_WxR.shape[0])
         total_W, terms_W = jax.vmap(loss_one_era, in_axes=(None, 0, None, 0))(params, batch, feature_mask_F, keys_W)
-        era_w_W = batch["mask_WxR"].any(axis=1).astype(total_W.dtype)  # every era with rows counts equally
+        era_w_W = batch.mask_WxR.any(axis=1).astype(total_W.dtype)  # every era with rows counts equally
         mean = lambda v: (era_w_W * v).sum() / jnp.maximum(era_w_W.sum(), 1.0)
         return mean(total_W), jax.tree.map(mean, terms_W)
 
     return window_loss
 
 
-def make_train_step(model: FeatureAttentionModel, loss_cfg: LossConfig, optimizer: optax.GradientTransformation) -> Callable:
+def make_train_step(model: FeatureAttentionModel, loss_cfg: LossConfig, optimizer: optax.GradientTransformation,
+                    ema_decay: float = 0.0) -> Callable:
     """The jitted, state-donating train step."""
-    return jax.jit(train_step_fn(model, loss_cfg, optimizer), donate_argnums=0)
+    return jax.jit(train_step_fn(model, loss_cfg, optimizer, ema_decay), donate_argnums=0)
 
 
-def train_step_fn(model: FeatureAttentionModel, loss_cfg: LossConfig, optimizer: optax.GradientTransformation) -> Callable:
-    """The pure train step, before `jax.jit` (to vmap over a population, or count traces)."""
+def train_step_fn(model: FeatureAttentionModel, loss_cfg: LossConfig, optimizer: optax.GradientTransformation,
+                  ema_decay: float = 0.0) -> Callable:
+    """The pure train step, before `jax.jit` (to vmap over a population, or count traces).
+
+    `ema_decay` > 0 keeps a Polyak average of the params in `state.ema_params` (what
+    prediction uses); at 0 the average is the params themselves.
+    """
     window_loss = make_window_loss(model, loss_cfg)
 
-    def train_step(state: TrainState, batch: dict, feature_mask_F, key):
+    def train_step(state: TrainState, batch: Batch, feature_mask_F, key):
         key = jax.random.fold_in(key, state.step)
         (_, metrics), grads = jax.value_and_grad(window_loss, has_aux=True)(state.params, batch, feature_mask_F, key)
         updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
+        ema = optax.incremental_update(params, state.ema_params, 1.0 - ema_decay) if ema_decay else params
         metrics["grad_norm"] = optax.tree.norm(grads)
-        return TrainState(params=params, opt_state=opt_state, step=state.step + 1), metrics
+        return TrainState(params=params, opt_state=opt_state, step=state.step + 1, ema_params=ema), metrics
 
     return train_step
 
 
 def make_predict(model: FeatureAttentionModel) -> Callable:
-    """Jitted `predict(params, x_RxF, feature_mask_F, ctx_LxF, ctx_mask_L) -> (pred_R, weight_RxF)`."""
+    """Jitted `predict(params, x_RxF, feature_mask_F, context) -> (pred_R, weight_RxF, gate_F)`."""
 
-    def predict(params, x_RxF, feature_mask_F, ctx_LxF=None, ctx_mask_L=None):
-        pred_R, aux = model.apply(params, x_RxF, feature_mask_F, ctx_LxF, ctx_mask_L)
-        return pred_R, aux["weight_RxF"]
+    def predict(params, x_RxF, feature_mask_F, context: EraContext | None = None):
+        pred_R, aux = model.apply(params, x_RxF, feature_mask_F, context)
+        return pred_R, aux["weight_RxF"], aux["gate_F"]
 
     return jax.jit(predict)

@@ -1,0 +1,93 @@
+"""What a run writes: prediction frames, per-era parts, the metrics log, resolved-era scores.
+
+Every prediction file of the project (walk-forward, frozen, ridge, live submission) is built
+by `prediction_frame`, so they share one `{id, era, prediction}` layout.
+"""
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+from dynjax.data.eras import resolved_eras
+from dynjax.data.timeline import Timeline
+from dynjax.eval.jax_corr import era_corr
+
+PARTS = "predictions_parts"
+
+
+def prediction_frame(ids, era: str | Sequence[str], prediction: np.ndarray) -> pl.DataFrame:
+    """`{id, era, prediction}` rows; `era` is one name for every row or one per row."""
+    prediction = np.asarray(prediction, np.float64)
+    eras = [era] * len(prediction) if isinstance(era, str) else list(era)
+    return pl.DataFrame({"id": ids, "era": pl.Series(eras, dtype=pl.String), "prediction": prediction})
+
+
+def era_ids(timeline: Timeline, e: int) -> pl.Series:
+    """Ids of every row of the era at timeline position `e`."""
+    split, local = timeline.era(e)
+    rows = split.index.rows(local)
+    return split.ids[rows.start:rows.stop]
+
+
+class MetricsLog:
+    """Slash-named metrics as JSON lines in the run directory."""
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    def write(self, **record) -> None:
+        """Append one record; device values are pulled here, so call it every few steps only."""
+        clean = {k: float(v) if hasattr(v, "__float__") and not isinstance(v, (int, str)) else v for k, v in record.items()}
+        if not np.isfinite(clean.get("train/loss", 0.0)):
+            raise FloatingPointError(f"non-finite training loss at {record.get('phase')} step/era "
+                                     f"{record.get('step', record.get('era'))}: {clean['train/loss']}")
+        with self.path.open("a") as f:
+            f.write(json.dumps(clean) + "\n")
+
+
+def write_part(out: Path, timeline: Timeline, e: int, pred: np.ndarray, importance_F: np.ndarray,
+               selected_F: np.ndarray) -> None:
+    """One predicted era: its predictions, and its importances with the features it used."""
+    name = timeline.name(e)
+    split, _ = timeline.era(e)
+    parts = out / PARTS
+    prediction_frame(era_ids(timeline, e), name, pred).write_parquet(parts / f"{name}.parquet")
+    pl.DataFrame({"era": [name] * len(importance_F), "feature": list(split.features),
+                  "importance": np.asarray(importance_F, np.float64), "selected": np.asarray(selected_F, bool)}
+                 ).write_parquet(parts / f"{name}.selection.parquet")
+
+
+def collect_parts(out: Path) -> None:
+    """`predictions.parquet` and `selection.parquet` from the per-era parts."""
+    parts = out / PARTS
+    preds = sorted(p for p in parts.glob("*.parquet") if not p.name.endswith(".selection.parquet"))
+    sels = sorted(parts.glob("*.selection.parquet"))
+    pl.concat([pl.read_parquet(p) for p in preds]).write_parquet(out / "predictions.parquet")
+    pl.concat([pl.read_parquet(p) for p in sels]).write_parquet(out / "selection.parquet")
+
+
+class ResolvedScores:
+    """Per-era corr of walk-forward predictions whose targets have resolved (the checkpoint metric)."""
+
+    def __init__(self, out: Path, timeline: Timeline, embargo: int):
+        self.parts, self.timeline, self.embargo, self.cache = out / PARTS, timeline, embargo, {}
+
+    def mean_until(self, e: int, done: np.ndarray) -> float:
+        """Mean corr over predicted eras `done` that are resolved when era position `e` is predicted."""
+        done = np.asarray(done)
+        known = done[resolved_eras(self.timeline.numbers_E[done], int(self.timeline.numbers_E[e]), self.embargo)]
+        corrs = [self._corr(int(d)) for d in known]
+        corrs = [c for c in corrs if np.isfinite(c)]
+        return float(np.mean(corrs)) if corrs else 0.0
+
+    def _corr(self, e: int) -> float:
+        if e not in self.cache:
+            split, local = self.timeline.era(e)
+            rows = split.index.labeled_rows(local)
+            n = rows.stop - rows.start
+            pred = pl.read_parquet(self.parts / f"{self.timeline.name(e)}.parquet")["prediction"].to_numpy()[:n]
+            self.cache[e] = era_corr(pred, split.y_NxT[rows, 0]) if n > 1 else float("nan")
+        return self.cache[e]

@@ -1,0 +1,175 @@
+"""The walk-forward's run context: what a run reads but never changes, and the functions on it.
+
+`RunContext` holds the config, the era timeline, the model and its compiled step and predict
+(over the ensemble's members), and the host-side era context (summaries for the encoder,
+evidence for the gates), all built once by `make_run_context`. The module-level functions
+take it first: `batch_for` and `update_batch` build step inputs, `train_step` runs one step,
+`predict_era` predicts one era. Every random draw comes from `(seed, phase, ...)` streams, so a
+resumed run draws exactly what an uninterrupted one would.
+"""
+
+import time
+from dataclasses import dataclass, field
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from optax import GradientTransformation
+
+from dynjax.config import RunConfig
+from dynjax.data.context import EraContext, era_summaries, window_context
+from dynjax.data.evidence import bin_stats, timeline_evidence
+from dynjax.data.numerai import NumeraiData
+from dynjax.data.timeline import Timeline, make_timeline
+from dynjax.data.windows import Batch, era_chunks, era_rows, sample_eras, window_rng
+from dynjax.model.selection import era_importance
+from dynjax.model.tft import FeatureAttentionModel
+from dynjax.train.ensemble import combine_members, population_predict, population_step
+from dynjax.train.replay import ReplayBuffer, replay_rows_rng, sample_replay, similarity_weights
+from dynjax.train.state import RunState, initial_run_state, make_optimizer
+from dynjax.train.step import make_predict, train_step_fn
+
+PRETRAIN, WALK, REPLAY = 1, 2, 3  # phases in the sampling streams
+
+
+@dataclass(frozen=True, eq=False)
+class RunContext:
+    cfg: RunConfig
+    timeline: Timeline
+    predicted: np.ndarray  # timeline positions of the validation (and live) eras
+    model: FeatureAttentionModel
+    optimizer: GradientTransformation
+    step: callable  # jitted population step (state donated)
+    predict: callable  # jitted population predict
+    summary_ExF: np.ndarray | None  # per-era feature-target correlations (encoder, similar replay)
+    evidence_ExFxC: np.ndarray | None  # gate inputs per timeline position (embargo applied)
+    root_key: jax.Array
+    timings: dict = field(default_factory=lambda: {"compile_s": 0.0, "train_s": 0.0, "predict_s": 0.0, "checkpoint_s": 0.0})
+
+    @property
+    def n_features(self) -> int:
+        return self.model.n_features
+
+    def fresh_state(self) -> RunState:
+        return initial_run_state(self.cfg, self.model, self.optimizer, self.root_key)
+
+
+def make_run_context(cfg: RunConfig, data: NumeraiData) -> RunContext:
+    """Timeline, model, compiled functions and host-side era context of a run over `data`."""
+    splits = [s for s in (data.train, data.validation, data.live) if s is not None]
+    timeline = make_timeline(*splits)
+    model = FeatureAttentionModel(cfg.model, data.train.x_NxF.shape[1])
+    optimizer = make_optimizer(cfg.optim)
+    n = cfg.train.ensemble
+    need_summary = cfg.model.context or (cfg.train.replay_eras and cfg.train.replay_sampling == "similar")
+    summary_ExF = np.concatenate([era_summaries(s) for s in splits]) if need_summary else None
+    evidence = None
+    if cfg.model.gates == "context":
+        stats = [np.concatenate(parts) for parts in zip(*(bin_stats(s) for s in splits))]
+        evidence = timeline_evidence(tuple(stats), timeline.numbers_E, cfg.data.embargo, cfg.model.evidence_eras)
+    return RunContext(
+        cfg=cfg, timeline=timeline, predicted=np.arange(data.train.index.n_eras, timeline.n_eras), model=model,
+        optimizer=optimizer, step=population_step(train_step_fn(model, cfg.loss, optimizer, cfg.optim.ema_decay), n),
+        predict=population_predict(make_predict(model), n), summary_ExF=summary_ExF, evidence_ExFxC=evidence,
+        root_key=jax.random.key(cfg.seed),
+    )
+
+
+def era_context(run: RunContext, positions: np.ndarray) -> EraContext | None:
+    """Context of the eras at `positions` (leading axis = len(positions)); None if the model reads none."""
+    cfg = run.cfg.model
+    if not cfg.context and cfg.gates != "context":
+        return None
+    summary = (window_context(run.summary_ExF, run.timeline.numbers_E, positions, run.cfg.data.embargo, cfg.context_eras)
+               if cfg.context else (None, None))
+    evidence = run.evidence_ExFxC[positions] if cfg.gates == "context" else None
+    return EraContext(*summary, evidence)
+
+
+def batch_for(run: RunContext, positions: np.ndarray, rng: np.random.Generator) -> Batch:
+    """A window of eras with R random rows each, and the eras' contexts."""
+    batch = sample_eras([run.timeline.era(int(e)) for e in positions], run.cfg.data.rows_per_era, rng)
+    return batch.replace(context=era_context(run, np.asarray(positions)))
+
+
+def update_batch(run: RunContext, recent: np.ndarray, replay: ReplayBuffer | None, rng: np.random.Generator) -> Batch:
+    """A walk-forward update: the recent resolved window plus eras replayed from the buffer.
+
+    Replayed eras show their fixed replay rows, so the outputs the buffer stored for them
+    (the distillation targets) line up with the rows.
+    """
+    cfg = run.cfg
+    k = cfg.train.replay_eras
+    if not k:
+        return batch_for(run, recent, rng)
+    weights = (similarity_weights(replay, run.summary_ExF, recent, cfg.train.replay_temperature)
+               if cfg.train.replay_sampling == "similar" else None)
+    slots = sample_replay(replay, k, rng, weights)
+    replayed = np.asarray(replay.era_C)[slots]
+    positions = np.r_[recent, replayed]
+    rngs = [rng] * len(recent) + [replay_rows_rng(cfg.seed, int(e)) for e in replayed]
+    batch = sample_eras([run.timeline.era(int(e)) for e in positions], cfg.data.rows_per_era, rngs)
+    batch = batch.replace(context=era_context(run, positions))
+    if cfg.loss.distill_weight:
+        distill_WxR = np.zeros_like(batch.y_WxR)
+        distill_WxR[len(recent):] = np.asarray(replay.out_CxR)[slots]
+        batch = batch.replace(distill_WxR=distill_WxR, distill_W=(np.arange(len(positions)) >= len(recent)).astype(np.float32))
+    return batch
+
+
+def train_step(run: RunContext, state: RunState, batch: Batch, key: jax.Array) -> tuple[RunState, dict]:
+    """One population step under the selection mask; the first call's time is the compile time."""
+    start = time.perf_counter()
+    train, metrics = run.step(state.train, batch, state.selection.mask_F, key)
+    if not run.timings["compile_s"]:
+        jax.block_until_ready(train)
+        run.timings["compile_s"] = time.perf_counter() - start
+    return state.replace(train=train), metrics
+
+
+def predict_era(run: RunContext, state: RunState, e: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Era `e`'s prediction with the selection mask, its importances, and the features used.
+
+    Importances come from attention over all features (an unmasked pass when a mask is
+    set), so a feature dropped in one regime can win its place back in the next; the features
+    used are those kept by the mask and with an open gate in some member.
+    """
+    split, local = run.timeline.era(e)
+    context = _one(era_context(run, np.array([e])))
+    params, mask_F = state.train.ema_params, state.selection.mask_F
+    all_F = jnp.ones(run.n_features, bool)
+    preds, imp_sum, used_F, n = [], np.zeros(run.n_features), np.zeros(run.n_features, bool), 0
+    for x_RxF, mask_R, _ in era_chunks(split, local, run.cfg.train.predict_chunk):
+        pred_NxR, weight_NxRxF, gate_NxF = run.predict(params, x_RxF, mask_F, context)
+        if run.cfg.selection.mode != "none":  # with a mask, importances need the unmasked pass
+            _, weight_NxRxF, _ = run.predict(params, x_RxF, all_F, context)
+        preds.append(np.asarray(pred_NxR)[:, mask_R])
+        imp_NxF = jax.vmap(era_importance, in_axes=(0, None))(weight_NxRxF, jnp.asarray(mask_R))
+        imp_sum += np.asarray(imp_NxF).mean(axis=0) * mask_R.sum()
+        used_F = np.asarray(mask_F) & (np.asarray(gate_NxF) > 0).any(axis=0)
+        n += int(mask_R.sum())
+    return combine_members(np.concatenate(preds, axis=1)), imp_sum / max(n, 1), used_F
+
+
+def raw_outputs(run: RunContext, state: RunState, positions: np.ndarray) -> np.ndarray:
+    """Mean member output on each era's replay rows, padded to R: what the replay buffer stores."""
+    r, out = run.cfg.data.rows_per_era, []
+    for e in positions:
+        split, local = run.timeline.era(int(e))
+        rows = era_rows(split, local, r, replay_rows_rng(run.cfg.seed, int(e)))
+        context = _one(era_context(run, np.array([int(e)])))
+        x_RxF = np.zeros((r, run.n_features), np.int8)
+        x_RxF[: len(rows)] = split.x_NxF[rows]
+        pred_NxR, _, _ = run.predict(state.train.ema_params, x_RxF, state.selection.mask_F, context)
+        out_R = np.zeros(r, np.float32)
+        out_R[: len(rows)] = np.asarray(pred_NxR).mean(axis=0)[: len(rows)]
+        out.append(out_R)
+    return np.stack(out) if out else np.zeros((0, r), np.float32)
+
+
+def sampling_rng(run: RunContext, *path: int) -> np.random.Generator:
+    return window_rng(run.cfg.seed, *path)
+
+
+def _one(context: EraContext | None) -> EraContext | None:
+    return None if context is None else jax.tree.map(lambda a: a[0], context)
