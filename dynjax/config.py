@@ -87,6 +87,7 @@ class ModelConfig:
     context_eras: int = 8
     evidence_eras: tuple[int, ...] = (4, 16, 64)  # horizons of the gates' evidence (resolved eras pooled)
     gate_hidden: int = 16  # width of the gate network (shared by all features)
+    gate_threshold: float = 5.0  # evidence z-score at which a context gate starts half open
 
     def __post_init__(self):
         _check(len(self.evidence_eras) >= 1 and min(self.evidence_eras) >= 1, "evidence_eras must be positive era counts")
@@ -103,7 +104,10 @@ class SelectionConfig:
     mode: "none" (keep all), "fixed" (EMA importance >= threshold / F, i.e. `threshold`
     times the uniform weight), "topk" (the k largest), "quantile" (at or above the
     `quantile` of importances), "schedule" (top-k with k going linearly from `k_start` to
-    `k` over `schedule_eras` updates).
+    `k` over `schedule_eras` updates, after the warm-up).
+
+    Updates count eras whose importances were folded in: the pretraining holdout eras, then
+    one per walk-forward era. The first `warmup_eras` of them keep every feature.
     """
 
     mode: str = "none"
@@ -114,7 +118,7 @@ class SelectionConfig:
     schedule_eras: int = 50
     decay: float = 0.8  # EMA smoothing across eras
     min_features: int = 1
-    warmup_eras: int = 0  # walk-forward eras with every feature kept before the first mask
+    warmup_eras: int = 0  # selection updates with every feature kept before the first mask
 
     def __post_init__(self):
         _check(self.mode in SELECTION_MODES, f"unknown selection mode {self.mode!r}; choose from {SELECTION_MODES}")

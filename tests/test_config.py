@@ -21,7 +21,9 @@ def test_configs_are_frozen():
 
 
 def test_round_trip(tmp_path):
-    cfg = override(RunConfig(), ["data.embargo=6", "synth.noise=2", "data.targets=target,target_ender_60"])
+    cfg = override(RunConfig(), ["data.embargo=6", "synth.noise=2", "data.targets=target,target_ender_60",
+                                 "model.evidence_eras=3,9", "train.ensemble=2"])
+    assert cfg.model.evidence_eras == (3, 9)
     save_config(cfg, tmp_path / "c.json")
     assert load_config(tmp_path / "c.json") == cfg
     assert from_dict(RunConfig, to_dict(cfg)) == cfg
@@ -43,6 +45,14 @@ def test_override_types():
         ("data.embargo=-1", "embargo must be >= 0"),
         ("data.missing=knn", "missing must be one of"),
         ("seed.x=1", "has no sub-keys"),
+        ("model.evidence_eras=4,x", "expected a list of int"),
+        ("model.evidence_eras=0", "evidence_eras must be positive"),
+        ("model.gates=dense", "unknown gates"),
+        ("train.ensemble=0", "ensemble must be >= 1"),
+        ("train.replay_eras=4", "needs replay_capacity > 0"),
+        ("train.replay_sampling=recent", "unknown replay_sampling"),
+        ("optim.ema_decay=1.0", "ema_decay must be in"),
+        ("selection.warmup_eras=-1", "warmup_eras must be >= 0"),
     ],
 )
 def test_bad_overrides(item, message):

@@ -36,3 +36,20 @@ def test_deterministic_gates_and_module_kinds():
     assert aux == {}
     with pytest.raises(ValueError, match="unknown gate kind"):
         FeatureGates(3, "l2").init(jax.random.key(0))
+
+
+def test_context_gates_open_with_evidence_and_give_exact_zeros():
+    from dynjax.model.gates import ContextGates
+
+    gates = ContextGates(hidden=4, threshold=5.0)
+    evidence = jnp.arcsinh(jnp.array([[0.0, 0.0], [2.0, 3.0], [5.0, 5.0], [40.0, 60.0]]))
+    params = gates.init(jax.random.key(0), evidence)
+    z, aux = gates.apply(params, evidence)
+    assert z.shape == (4,) and float(z[0]) == 0.0 and float(z[3]) == 1.0  # shut without evidence, open with plenty
+    assert 0.0 < float(z[2]) < 1.0  # half open at the threshold
+    assert bool(jnp.all(jnp.diff(z) >= 0))  # monotone in evidence at init
+    assert 1.0 < float(aux["expected_l0"]) < 4.0
+    sampled, _ = gates.apply(params, evidence, deterministic=False, rngs={"gates": jax.random.key(1)})
+    assert float(sampled[0]) == 0.0  # far below the threshold even a sample is shut
+    grads = jax.grad(lambda p: gates.apply(p, evidence)[1]["expected_l0"])(params)
+    assert float(jnp.abs(grads["params"]["bias"])) > 0  # the L0 penalty moves the threshold

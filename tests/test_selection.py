@@ -48,6 +48,16 @@ def test_schedule_shrinks_k_over_updates():
     assert counts == [8, 6, 4, 2, 2]
 
 
+def test_warm_up_keeps_every_feature_then_the_schedule_starts():
+    cfg = SelectionConfig(mode="schedule", k_start=8, k=2, schedule_eras=3, decay=0.0, warmup_eras=2)
+    state, imp = init_selection(8), jnp.linspace(1.0, 0.1, 8) / 4.4
+    counts = []
+    for _ in range(6):
+        state = update_selection(state, imp, cfg)
+        counts.append(int(state.mask_F.sum()))
+    assert counts == [8, 8, 8, 6, 4, 2]
+
+
 def test_update_is_jittable_and_top_k_breaks_ties_by_index():
     cfg = SelectionConfig(mode="topk", k=2)
     s = jax.jit(update_selection, static_argnums=2)(init_selection(4), jnp.full(4, 0.25), cfg)

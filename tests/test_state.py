@@ -1,5 +1,6 @@
 """Covers dynjax.train.state: initial state shapes and the optimiser schedule."""
 
+import chex
 import jax
 import jax.numpy as jnp
 import optax
@@ -16,6 +17,23 @@ def test_initial_state_for_plain_and_context_models():
         assert int(state.step) == 0
         assert state.params["params"]["embed"]["emb"].shape == (7, 6, 8)
         assert ("context" in state.params["params"]) == cfg.context
+
+
+def test_run_state_stacks_members_and_holds_the_buffer_only_with_replay():
+    from dynjax.config import RunConfig, override
+    from dynjax.train.state import initial_run_state
+
+    cfg = override(RunConfig(), ["model.d_model=8", "model.n_heads=2", "train.ensemble=3", "train.replay_capacity=5",
+                                 "data.rows_per_era=16", "model.gates=context"])
+    model = FeatureAttentionModel(cfg.model, 7)
+    state = initial_run_state(cfg, model, make_optimizer(cfg.optim), jax.random.key(0))
+    assert state.train.step.shape == (3,) and state.train.params["params"]["embed"]["emb"].shape == (3, 7, 6, 8)
+    assert state.replay.era_C.shape == (5,) and state.replay.out_CxR.shape == (5, 16) and int(state.replay.n_seen) == 0
+    single = create_train_state(model, make_optimizer(cfg.optim), jax.random.key(0))
+    chex.assert_trees_all_equal(jax.tree.map(lambda a: a[0], state.train.params), single.params)  # member 0
+    chex.assert_trees_all_equal(single.ema_params, single.params)
+    plain = initial_run_state(override(cfg, ["train.replay_capacity=0"]), model, make_optimizer(cfg.optim), jax.random.key(0))
+    assert plain.replay is None
 
 
 def test_schedule_warms_up_then_decays():

@@ -1,4 +1,6 @@
-"""Covers dynjax.train.walk_forward: kill-and-resume identity, no target leakage, checkpoints."""
+"""Covers dynjax.train.walk_forward: kill-and-resume identity, no target leakage, checkpoints,
+each with the era-context encoder and top-k selection, and with every continual-learning
+mechanism on (context gates, replay with distillation, EMA, a two-member ensemble)."""
 
 import dataclasses
 
@@ -13,8 +15,10 @@ from dynjax.data.synth import write_synthetic
 from dynjax.train.checkpoint import CheckpointError
 from dynjax.train.walk_forward import walk_forward
 from tests.conftest import TINY_RUN
+from tests.test_run import MECHANISMS
 
 CFG = override(RunConfig(), TINY_RUN)
+ALL = override(CFG, [*MECHANISMS, "selection.mode=none"])
 
 
 @pytest.fixture(scope="module")
@@ -29,6 +33,13 @@ def full_run(data_dir, tmp_path_factory):
     return out
 
 
+@pytest.fixture(scope="module")
+def full_run_all(data_dir, tmp_path_factory):
+    out = tmp_path_factory.mktemp("full_all")
+    walk_forward(ALL, load_numerai(data_dir), out)
+    return out
+
+
 def test_outputs_cover_every_predicted_era(full_run, data_dir):
     preds = pl.read_parquet(full_run / "predictions.parquet")
     val = pl.read_parquet(data_dir / "validation.parquet")
@@ -38,12 +49,13 @@ def test_outputs_cover_every_predicted_era(full_run, data_dir):
     assert (counts == CFG.selection.k).all()  # the top-k mask from the start
 
 
-@pytest.mark.parametrize("stop_after", [1, 3])
-def test_killed_and_resumed_run_predicts_identically(full_run, data_dir, tmp_path, stop_after):
+@pytest.mark.parametrize("stop_after, which", [(1, "context"), (3, "context"), (2, "all")])
+def test_killed_and_resumed_run_predicts_identically(request, data_dir, tmp_path, stop_after, which):
+    cfg, full_run = (CFG, request.getfixturevalue("full_run")) if which == "context" else (ALL, request.getfixturevalue("full_run_all"))
     out = tmp_path / "run"
-    walk_forward(CFG, load_numerai(data_dir), out, stop_after=stop_after)  # "killed" here
+    walk_forward(cfg, load_numerai(data_dir), out, stop_after=stop_after)  # "killed" here
     assert not (out / "predictions.parquet").exists()
-    walk_forward(CFG, load_numerai(data_dir), out)  # resumes from the latest checkpoint
+    walk_forward(cfg, load_numerai(data_dir), out)  # resumes from the latest checkpoint (EMA params, buffer, members)
     a = pl.read_parquet(full_run / "predictions.parquet").sort("id")
     b = pl.read_parquet(out / "predictions.parquet").sort("id")
     np.testing.assert_array_equal(a["prediction"].to_numpy(), b["prediction"].to_numpy())
@@ -51,9 +63,18 @@ def test_killed_and_resumed_run_predicts_identically(full_run, data_dir, tmp_pat
     assert sa.equals(sb)
 
 
-def test_unresolved_targets_cannot_change_a_prediction(tmp_path):
+def test_every_mechanism_writes_a_sparse_selection(full_run_all):
+    sel = pl.read_parquet(full_run_all / "selection.parquet")
+    kept = sel.group_by("era").agg(pl.col("selected").sum())["selected"]
+    assert (kept < ALL.synth.n_features).all()  # the context gates drop features
+    assert (sel.filter(~pl.col("selected"))["importance"] == 0).all()  # exactly
+    assert pl.read_parquet(full_run_all / "predictions.parquet")["prediction"].is_finite().all()
+
+
+@pytest.mark.parametrize("which", ["context", "all"])
+def test_unresolved_targets_cannot_change_a_prediction(tmp_path, which):
     # Eight validation eras, so the last ones train on resolved validation targets.
-    cfg = override(CFG, ["synth.n_val_eras=8"])
+    cfg = override(CFG if which == "context" else ALL, ["synth.n_val_eras=8"])
     data_dir = write_synthetic(cfg.synth, tmp_path / "data")
     data = load_numerai(data_dir)
     val = data.validation
@@ -86,13 +107,3 @@ def test_corrupt_checkpoint_gives_a_clear_error(full_run, data_dir, tmp_path):
     with pytest.raises(CheckpointError, match=f"checkpoints/{latest}: checkpoint state unreadable"):
         walk_forward(CFG, load_numerai(data_dir), out)
     assert (out / "predictions_parts").is_dir() and any((out / "predictions_parts").iterdir())  # nothing lost
-
-
-def test_metrics_log_writes_json_lines_and_raises_on_non_finite_loss(tmp_path):
-    from dynjax.train.walk_forward import MetricsLog
-
-    log = MetricsLog(tmp_path / "m.jsonl")
-    log.write(phase="walk", era="0003", **{"train/loss": np.float32(0.5), "select/n_features": 7})
-    assert '"train/loss": 0.5' in (tmp_path / "m.jsonl").read_text()
-    with pytest.raises(FloatingPointError, match="non-finite training loss at walk step/era 0004"):
-        log.write(phase="walk", era="0004", **{"train/loss": np.float32("nan")})

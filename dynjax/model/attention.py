@@ -70,6 +70,8 @@ def tabulated_softmax(logit_HxFxB: jnp.ndarray, x_RxF: jnp.ndarray, mask_F: jnp.
     """`head_mean(softmax(masked logits))` per row, from a table of exponentials."""
     keep_1xFx1 = mask_F[None, :, None]
     top_Hx1x1 = jax.lax.stop_gradient(jnp.where(keep_1xFx1, logit_HxFxB, -jnp.inf).max(axis=(1, 2), keepdims=True))
+    # Nothing kept (every gate shut): a finite shift, so the masked-out branch has no inf - inf.
+    top_Hx1x1 = jnp.where(jnp.isfinite(top_Hx1x1), top_Hx1x1, 0.0)
     exp_HxFxB = jnp.where(keep_1xFx1, jnp.exp(jnp.maximum(logit_HxFxB - top_Hx1x1, _EXP_FLOOR)), 0.0)
     n_heads, n_feat, _ = exp_HxFxB.shape
     ones_Fx1 = jnp.ones((n_feat, 1), exp_HxFxB.dtype)
@@ -105,7 +107,9 @@ class FeatureAttention(nn.Module):
         self.normalize = get_normalizer(self.normalizer)
 
     def _attend(self, logit_HxRxF: jnp.ndarray, mask_F: jnp.ndarray) -> jnp.ndarray:
-        return head_mean(self.normalize(masked_logits(logit_HxRxF, mask_F)))
+        att_RxF = head_mean(self.normalize(masked_logits(logit_HxRxF, mask_F)))
+        # With nothing kept the normaliser would spread weight over the masked features.
+        return jnp.where(mask_F.any(), att_RxF, 0.0)
 
     def tabulated(self, tok_FxBxD, query_D, x_RxF, mask_F, gate_F):
         """Tokens given per (feature, bin); rows are int bins `x_RxF`."""

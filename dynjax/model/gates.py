@@ -11,6 +11,8 @@ a sparsity objective, after Dynamos. One network is shared by all features, so i
 over to feature sets and widths it has not seen.
 """
 
+import math
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -59,14 +61,26 @@ class FeatureGates(nn.Module):
 
 
 class ContextGates(nn.Module):
-    """Per-era gates z_F from per-feature evidence `[F, C]` of resolved eras."""
+    """Per-era gates z_F from per-feature evidence `[F, C]` of resolved eras.
+
+    log_alpha_f = sum_c softplus(v_c) e_fc + b + MLP(e_f): a monotone rule (more evidence
+    never closes a gate) plus a learned correction that starts at zero. At init the gate of a
+    feature is half open where its mean evidence equals `asinh(threshold)`, fully open
+    0.6 above it and shut 0.6 below (evidence is asinh of a z-score: `dynjax.data.evidence`).
+    """
 
     hidden: int = 16
-    init_log_alpha: float = 2.0  # every gate open at start: features must lose their place
+    threshold: float = 5.0  # z-score at which a gate starts half open
+    sharpness: float = 4.0  # log_alpha per unit of mean evidence at init
 
     @nn.compact
     def __call__(self, evidence_FxC: jnp.ndarray, *, deterministic: bool = True) -> tuple[jnp.ndarray, dict]:
+        n_channels = evidence_FxC.shape[-1]
+        w0 = self.sharpness / n_channels
+        v_C = self.param("slope", nn.initializers.constant(math.log(math.expm1(w0))), (n_channels,))
+        b = self.param("bias", nn.initializers.constant(-self.sharpness * math.asinh(self.threshold)), ())
         h_FxH = nn.elu(nn.Dense(self.hidden, name="hidden")(evidence_FxC))
-        log_alpha_F = nn.Dense(1, bias_init=nn.initializers.constant(self.init_log_alpha), name="logit")(h_FxH)[:, 0]
+        residual_F = nn.Dense(1, kernel_init=nn.initializers.zeros, name="residual")(h_FxH)[:, 0]
+        log_alpha_F = evidence_FxC @ nn.softplus(v_C) + b + residual_F
         z_F = hard_concrete_mean(log_alpha_F) if deterministic else hard_concrete_sample(log_alpha_F, self.make_rng("gates"))
         return z_F, {"expected_l0": expected_l0(log_alpha_F)}

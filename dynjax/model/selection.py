@@ -36,7 +36,7 @@ def era_importance(weight_RxF: jnp.ndarray, mask_R: jnp.ndarray) -> jnp.ndarray:
 
 
 def update_selection(state: SelectionState, importance_F: jnp.ndarray, cfg: SelectionConfig) -> SelectionState:
-    """Fold one era's importance into the EMA and recompute the mask."""
+    """Fold one era's importance into the EMA and recompute the mask (all features during warm-up)."""
     # The first update replaces the uniform prior instead of averaging with it.
     decay = jnp.where(state.n_updates == 0, 0.0, cfg.decay)
     ema_F = decay * state.ema_F + (1 - decay) * importance_F
@@ -52,9 +52,11 @@ def threshold_mask(ema_F: jnp.ndarray, cfg: SelectionConfig, n_updates: jnp.ndar
     elif cfg.mode == "quantile":
         mask = ema_F >= jnp.quantile(ema_F, cfg.quantile)
     else:
-        k = cfg.k if cfg.mode == "topk" else scheduled_k(cfg, n_features, n_updates)
+        k = cfg.k if cfg.mode == "topk" else scheduled_k(cfg, n_features, jnp.maximum(n_updates - cfg.warmup_eras, 0))
         mask = top_k_mask(ema_F, k)
-    return mask | top_k_mask(ema_F, cfg.min_features)  # never select nothing
+    mask = mask | top_k_mask(ema_F, cfg.min_features)  # never select nothing
+    # Warm-up: every feature stays in until the importances have seen `warmup_eras` eras.
+    return mask | (n_updates < cfg.warmup_eras)
 
 
 def scheduled_k(cfg: SelectionConfig, n_features: int, n_updates: jnp.ndarray) -> jnp.ndarray:

@@ -44,7 +44,7 @@ class FeatureAttentionModel(nn.Module):
         self.query_D = self.param("query", nn.initializers.normal(1.0), (cfg.d_model,))
         self.attention = FeatureAttention(cfg.d_model, cfg.n_heads, cfg.normalizer)
         if cfg.gates == "context":
-            self.gates = ContextGates(cfg.gate_hidden)
+            self.gates = ContextGates(cfg.gate_hidden, cfg.gate_threshold)
         else:
             self.gates = FeatureGates(self.n_features, cfg.gates)
         self.out_grn = GRN(cfg.d_model, cfg.dropout)

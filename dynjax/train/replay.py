@@ -69,15 +69,16 @@ def offer(buffer: ReplayBuffer, eras: np.ndarray, outputs_of, seed: int) -> Repl
 
 
 def sample_replay(buffer: ReplayBuffer, k: int, rng: np.random.Generator, weights_C: np.ndarray | None = None) -> np.ndarray:
-    """Slots of `k` buffer entries (without replacement while the buffer has enough)."""
+    """Slots of `k` buffer entries, drawn by `weights_C` if given (without replacement while
+    enough entries can be drawn)."""
     filled = np.flatnonzero(np.asarray(buffer.era_C) >= 0)
     if len(filled) == 0:
         raise ValueError("replay buffer is empty: no resolved era to replay")
-    p = None
+    p, n_possible = None, len(filled)
     if weights_C is not None:
         w = np.asarray(weights_C, np.float64)[filled]
-        p = w / w.sum() if w.sum() > 0 else None
-    return rng.choice(filled, k, replace=len(filled) < k, p=p)
+        p, n_possible = (w / w.sum(), int((w > 0).sum())) if w.sum() > 0 else (None, n_possible)
+    return rng.choice(filled, k, replace=n_possible < k, p=p)
 
 
 def similarity_weights(buffer: ReplayBuffer, summary_ExF: np.ndarray, recent: np.ndarray, temperature: float) -> np.ndarray:

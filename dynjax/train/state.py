@@ -62,7 +62,9 @@ def create_train_state(
     x_RxF = jnp.zeros((2, model.n_features), jnp.int8) + (N_BINS - 1)
     params_key, gates_key = jax.random.split(key)
     params = model.init({"params": params_key, "gates": gates_key}, x_RxF, None, dummy_context(model.cfg, model.n_features))
-    return TrainState(params=params, opt_state=optimizer.init(params), step=jnp.zeros((), jnp.int32), ema_params=params)
+    # A copy, not the same arrays: the step donates both, and one buffer cannot be donated twice.
+    ema_params = jax.tree.map(jnp.copy, params)
+    return TrainState(params=params, opt_state=optimizer.init(params), step=jnp.zeros((), jnp.int32), ema_params=ema_params)
 
 
 def member_keys(key: jax.Array, n: int) -> jax.Array:

@@ -1,0 +1,162 @@
+"""Which walk-forward mechanisms help? Dense baseline, each mechanism alone, the combination.
+
+    python -m experiments.ablation_walk_forward [--settings default,switching,wide,noisy]
+        [--variants dense,ema,...] [--seeds 0,1,2] [--jobs 2] [--root /tmp/dynjax_ablation]
+
+Every (setting, variant, seed) is one `dynjax walk-forward` (in its own process, `--jobs` at
+a time) on a synthetic Numerai-format set generated once per setting, with the variant's
+config overrides on top of an explicit dense baseline (so the table does not move when the
+defaults do). The seed is the run's `seed` (init, sampling, dropout); the data stay fixed
+within a setting. Reported per variant and setting: mean +- std over seeds of validation
+corr, Sharpe, max drawdown, features kept per era, selection recall / precision against the
+true active features, and wall time; plus the ridge baseline and the oracle of the setting.
+Writes `experiments/results/ablation_walk_forward.{json,md}`.
+
+Result (2-core CPU; the table is in `experiments/README.md`): see there.
+"""
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+RESULTS = Path(__file__).parent / "results"
+
+# The synthetic settings: overrides of `SynthConfig` (the default is `dynjax walk-forward`'s own set).
+SETTINGS = {
+    "default": {},
+    "switching": {"seed": 1, "n_regimes": 4, "regime_eras": 10},  # short regimes: many switches in validation
+    "wide": {"seed": 2, "n_features": 400, "n_factors": 40, "active_per_regime": 12, "rows_per_era": 600},
+    "noisy": {"seed": 3, "noise": 5.0, "regime_eras": 40},  # oracle corr ~0.18
+}
+
+# The old dense default, spelled out so that variants stay comparable when defaults change.
+DENSE = [
+    "model.gates=none", "loss.sparsity=none", "loss.sparsity_lambda=0", "loss.distill_weight=0",
+    "selection.mode=none", "selection.warmup_eras=0", "optim.ema_decay=0", "train.ensemble=1",
+    "train.replay_capacity=0", "train.replay_eras=0", "train.replay_sampling=reservoir", "data.window_eras=8",
+]
+GATES = ["model.gates=context", "loss.sparsity=l0", "loss.sparsity_lambda=0.02"]
+REPLAY = ["train.replay_capacity=64", "train.replay_eras=8"]
+VARIANTS = {
+    "dense": [],
+    "ema": ["optim.ema_decay=0.99"],
+    "window16": ["data.window_eras=16"],
+    "replay": REPLAY,
+    "replay_similar": [*REPLAY, "train.replay_sampling=similar"],
+    "replay_distill": [*REPLAY, "train.replay_sampling=similar", "loss.distill_weight=1.0"],
+    "ensemble3": ["train.ensemble=3"],
+    "mask_schedule": ["selection.mode=schedule", "selection.k=16", "selection.schedule_eras=24", "selection.warmup_eras=16"],
+    "gates": GATES,
+    "combined": [*GATES, *REPLAY, "train.replay_sampling=similar", "data.window_eras=16", "train.ensemble=3"],
+}
+
+
+def run_one(root: Path, setting: str, variant: str, seed: int, data_dir: Path) -> dict:
+    """One walk-forward in a fresh process; the figures of its metrics.json."""
+    out = root / "runs" / setting / f"{variant}-s{seed}"
+    if not (out / "metrics.json").is_file():
+        subprocess.run(["rm", "-rf", str(out)], check=True)
+        args = [sys.executable, "-m", "dynjax.cli", "walk-forward", "--data", str(data_dir), "--out", str(out),
+                *DENSE, *VARIANTS[variant], f"seed={seed}"]
+        start = time.perf_counter()
+        proc = subprocess.run(args, capture_output=True, text=True, env={**os.environ, "TQDM_DISABLE": "1"})
+        if proc.returncode:
+            return {"setting": setting, "variant": variant, "seed": seed, "error": proc.stderr[-2000:]}
+        (out / "wall_s.txt").write_text(f"{time.perf_counter() - start:.1f}\n")
+    m = json.loads((out / "metrics.json").read_text())
+    d, s = m["dynjax"], m.get("selection", {})
+    return {"setting": setting, "variant": variant, "seed": seed, "corr": d["corr_mean"], "sharpe": d["corr_sharpe"],
+            "max_dd": d["max_drawdown"], "kept": s.get("n_selected"), "recall": s.get("recall"),
+            "precision": s.get("precision"), "wall_s": float((out / "wall_s.txt").read_text()),
+            "ridge_corr": m["ridge"]["corr_mean"], "ridge_sharpe": m["ridge"]["corr_sharpe"],
+            "oracle_corr": (m.get("oracle") or {}).get("corr_mean"), "n_features": _n_features(out)}
+
+
+def _n_features(out: Path) -> int:
+    return json.loads((out / "data_summary.json").read_text())["train"]["features"]
+
+
+def make_data(root: Path, setting: str) -> Path:
+    from dynjax.config import SynthConfig
+    from dynjax.rundir import default_data
+
+    return default_data(root / "data" / setting, SynthConfig(**SETTINGS[setting]))
+
+
+def summarize(rows: list[dict]) -> list[dict]:
+    """Mean and std over seeds per (setting, variant)."""
+    out = []
+    keys = sorted({(r["setting"], r["variant"]) for r in rows if "error" not in r},
+                  key=lambda k: (list(SETTINGS).index(k[0]), list(VARIANTS).index(k[1])))
+    for setting, variant in keys:
+        group = [r for r in rows if r["setting"] == setting and r["variant"] == variant and "error" not in r]
+        agg = {"setting": setting, "variant": variant, "seeds": len(group)}
+        for k in ("corr", "sharpe", "max_dd", "kept", "recall", "precision", "wall_s"):
+            v = np.array([r[k] for r in group if r[k] is not None], float)
+            agg[k], agg[k + "_std"] = (float(v.mean()), float(v.std())) if len(v) else (float("nan"), float("nan"))
+        agg["kept_frac"] = agg["kept"] / group[0]["n_features"]
+        for k in ("ridge_corr", "ridge_sharpe", "oracle_corr"):
+            agg[k] = group[0][k]
+        out.append(agg)
+    return out
+
+
+def markdown(summary: list[dict]) -> str:
+    lines = []
+    for setting in dict.fromkeys(r["setting"] for r in summary):
+        group = [r for r in summary if r["setting"] == setting]
+        g0 = group[0]
+        oracle = f"{g0['oracle_corr']:.3f}" if g0["oracle_corr"] is not None else "-"
+        lines += [f"**{setting}** ({SETTINGS[setting] or 'the default synthetic set'}): ridge corr "
+                  f"{g0['ridge_corr']:.3f} / Sharpe {g0['ridge_sharpe']:.2f}, oracle corr {oracle}", "",
+                  "| variant | corr | Sharpe | max dd | kept / era | kept % | recall | precision | wall s |",
+                  "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+        for r in group:
+            pm = lambda k, f: f"{r[k]:{f}} ± {r[k + '_std']:{f}}"
+            lines.append(f"| {r['variant']} | {pm('corr', '.4f')} | {pm('sharpe', '.2f')} | {pm('max_dd', '.3f')} | "
+                         f"{r['kept']:.1f} | {r['kept_frac']:.0%} | {pm('recall', '.2f')} | {pm('precision', '.2f')} | "
+                         f"{r['wall_s']:.0f} |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--settings", default=",".join(SETTINGS))
+    parser.add_argument("--variants", default=",".join(VARIANTS))
+    parser.add_argument("--seeds", default="0,1,2")
+    parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--root", default="/tmp/dynjax_ablation")
+    parser.add_argument("--name", default="ablation_walk_forward", help="results file name")
+    args = parser.parse_args()
+    root = Path(args.root)
+    settings, variants = args.settings.split(","), args.variants.split(",")
+    unknown = [s for s in settings if s not in SETTINGS] + [v for v in variants if v not in VARIANTS]
+    if unknown:
+        parser.error(f"unknown settings/variants: {unknown}; settings {list(SETTINGS)}, variants {list(VARIANTS)}")
+    data = {s: make_data(root, s) for s in settings}
+    jobs = [(s, v, int(seed)) for s in settings for v in variants for seed in args.seeds.split(",")]
+    with ThreadPoolExecutor(args.jobs) as pool:
+        rows = []
+        for row in pool.map(lambda j: run_one(root, *j, data[j[0]]), jobs):
+            rows.append(row)
+            msg = row.get("error") or f"corr {row['corr']:.4f} sharpe {row['sharpe']:.2f} kept {row['kept']:.1f}"
+            print(f"{row['setting']:<10} {row['variant']:<15} seed {row['seed']}: {msg}", flush=True)
+    summary = summarize(rows)
+    table = markdown(summary)
+    print(table)
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / f"{args.name}.json").write_text(json.dumps({"runs": rows, "summary": summary}, indent=1) + "\n")
+    (RESULTS / f"{args.name}.md").write_text(table + "\n")
+    print(f"wrote {RESULTS / args.name}.json and .md")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,79 @@
+"""Covers dynjax.train.run: the run context, step inputs with context and replay, era prediction."""
+
+import jax
+import numpy as np
+import pytest
+
+from dynjax.config import RunConfig, override
+from dynjax.data import load_numerai
+from dynjax.data.synth import write_synthetic
+from dynjax.train.replay import offer
+from dynjax.train.run import (
+    batch_for,
+    make_run_context,
+    predict_era,
+    raw_outputs,
+    sampling_rng,
+    train_step,
+    update_batch,
+)
+from tests.conftest import TINY_RUN
+
+MECHANISMS = ["model.gates=context", "model.evidence_eras=2,6", "loss.sparsity=l0", "loss.sparsity_lambda=0.01",
+              "train.replay_capacity=6", "train.replay_eras=2", "train.replay_sampling=similar", "loss.distill_weight=1.0",
+              "optim.ema_decay=0.9", "train.ensemble=2"]
+CFG = override(RunConfig(), [*TINY_RUN, *MECHANISMS])
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    data = load_numerai(write_synthetic(CFG.synth, tmp_path_factory.mktemp("run_data")))
+    return make_run_context(CFG, data)
+
+
+def test_context_holds_every_eras_evidence_and_summary(run):
+    n_eras, n_feat = run.timeline.n_eras, run.n_features
+    assert run.evidence_ExFxC.shape == (n_eras, n_feat, 2) and run.summary_ExF.shape == (n_eras, n_feat)
+    assert run.predicted[0] == run.timeline.splits[0].index.n_eras
+
+
+def test_batch_carries_each_eras_own_context(run):
+    positions = np.array([6, 7])
+    batch = batch_for(run, positions, sampling_rng(run, 0))
+    assert batch.x_WxRxF.shape == (2, CFG.data.rows_per_era, run.n_features)
+    np.testing.assert_array_equal(batch.context.evidence_FxC, run.evidence_ExFxC[positions])
+    assert batch.context.summary_LxF.shape == (2, CFG.model.context_eras, run.n_features)
+    assert batch.distill_WxR is None
+
+
+def test_update_batch_appends_replayed_eras_with_their_stored_outputs(run):
+    state = run.fresh_state()
+    replay = offer(state.replay, np.arange(8), lambda eras: raw_outputs(run, state, eras), CFG.seed)
+    recent = np.arange(6, 8)
+    batch = update_batch(run, recent, replay, sampling_rng(run, 1))
+    assert batch.x_WxRxF.shape[0] == len(recent) + CFG.train.replay_eras
+    np.testing.assert_array_equal(batch.distill_W, [0, 0, 1, 1])
+    assert (batch.distill_WxR[:2] == 0).all()
+    # Each replayed era's distillation targets are what the buffer stored for it, on its replay rows.
+    stored = {int(e): np.asarray(replay.out_CxR)[c] for c, e in enumerate(np.asarray(replay.era_C))}
+    replayed_rows = [raw_outputs(run, state, np.array([e]))[0] for e in stored]
+    for w in (2, 3):
+        assert any(np.allclose(batch.distill_WxR[w], out) for out in stored.values())
+    assert any(np.allclose(batch.distill_WxR[2], r) for r in replayed_rows)
+
+
+def test_a_step_and_a_prediction_with_every_mechanism(run):
+    state = run.fresh_state()
+    replay = offer(state.replay, np.arange(8), lambda eras: raw_outputs(run, state, eras), CFG.seed)
+    state = state.replace(replay=replay)
+    state, metrics = train_step(run, state, update_batch(run, np.arange(6, 8), state.replay, sampling_rng(run, 2)),
+                                jax.random.key(0))
+    assert {"loss", "distill", "sparsity", "n_features"} <= set(metrics) and np.isfinite(float(metrics["loss"]))
+    assert state.train.step.shape == (CFG.train.ensemble,)
+    e = int(run.predicted[0])
+    pred, importance_F, used_F = predict_era(run, state, e)
+    split, local = run.timeline.era(e)
+    assert pred.shape == (split.index.sizes[local],) and np.isfinite(pred).all()
+    assert 0.0 < pred.min() and pred.max() < 1.0  # two members: rank-averaged
+    assert importance_F.shape == used_F.shape == (run.n_features,)
+    assert (importance_F[~used_F] == 0).all()  # a feature no member uses has no importance
