@@ -66,7 +66,7 @@ def run_one(root: Path, setting: str, variant: str, seed: int, data_dir: Path) -
         args = [sys.executable, "-m", "dynjax.cli", "walk-forward", "--data", str(data_dir), "--out", str(out),
                 *DENSE, *VARIANTS[variant], f"seed={seed}"]
         start = time.perf_counter()
-        proc = subprocess.run(args, capture_output=True, text=True, env={**os.environ, "TQDM_DISABLE": "1"})
+        proc = subprocess.run(args, capture_output=True, text=True, check=False, env={**os.environ, "TQDM_DISABLE": "1"})
         if proc.returncode:
             return {"setting": setting, "variant": variant, "seed": seed, "error": proc.stderr[-2000:]}
         (out / "wall_s.txt").write_text(f"{time.perf_counter() - start:.1f}\n")
@@ -114,12 +114,12 @@ def markdown(summary: list[dict]) -> str:
         group = [r for r in summary if r["setting"] == setting]
         g0 = group[0]
         oracle = f"{g0['oracle_corr']:.3f}" if g0["oracle_corr"] is not None else "-"
-        lines += [f"**{setting}** ({SETTINGS[setting] or 'the default synthetic set'}): ridge corr "
-                  f"{g0['ridge_corr']:.3f} / Sharpe {g0['ridge_sharpe']:.2f}, oracle corr {oracle}", "",
+        lines += [(f"**{setting}** ({SETTINGS[setting] or 'the default synthetic set'}): ridge corr "
+                   f"{g0['ridge_corr']:.3f} / Sharpe {g0['ridge_sharpe']:.2f}, oracle corr {oracle}"), "",
                   "| variant | corr | Sharpe | max dd | kept / era | kept % | recall | precision | wall s |",
                   "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
         for r in group:
-            pm = lambda k, f: f"{r[k]:{f}} ± {r[k + '_std']:{f}}"
+            pm = lambda k, f, r=r: f"{r[k]:{f}} ± {r[k + '_std']:{f}}"
             lines.append(f"| {r['variant']} | {pm('corr', '.4f')} | {pm('sharpe', '.2f')} | {pm('max_dd', '.3f')} | "
                          f"{r['kept']:.1f} | {r['kept_frac']:.0%} | {pm('recall', '.2f')} | {pm('precision', '.2f')} | "
                          f"{r['wall_s']:.0f} |")

@@ -51,7 +51,7 @@ def test_an_ensemble_of_one_equals_the_single_model(setup):
     alone, _ = jax.jit(pure)(alone, batches[0], all_F, jax.random.key(7))
     chex.assert_trees_all_equal(jax.tree.map(lambda a: a[0], states.params), alone.params)
     pred_NxR, weight_NxRxF, gate_NxF = population_predict(make_predict(model), 1)(states.params, train.x_NxF[:10], all_F)
-    pred_R, weight_RxF, _ = make_predict(model)(alone.params, train.x_NxF[:10], all_F)
+    pred_R, _, _ = make_predict(model)(alone.params, train.x_NxF[:10], all_F)
     chex.assert_shape((pred_NxR, weight_NxRxF, gate_NxF), ((1, 10), (1, 10, all_F.shape[0]), (1, all_F.shape[0])))
     np.testing.assert_array_equal(combine_members(np.asarray(pred_NxR)), np.asarray(pred_R))
 
