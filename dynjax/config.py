@@ -50,7 +50,7 @@ class DataConfig:
     targets: tuple[str, ...] = ("target",)  # the first is the main target
     missing: str = "bin"
     embargo: int = 4  # eras between a row's era and the era its target is known
-    window_eras: int = 8
+    window_eras: int = 16
     rows_per_era: int = 512
     min_era_rows: int = 2
 
@@ -79,7 +79,7 @@ class ModelConfig:
     d_model: int = 32
     n_heads: int = 4
     normalizer: str = "softmax"
-    gates: str = "none"  # per-feature gates for the l1 / l0 penalties; "context": per era, from evidence
+    gates: str = "context"  # "context": per-era gates from resolved-era evidence; "l1" / "l0": global per-feature gates
     dropout: float = 0.0
     inputs: str = "bins"  # "bins": int8 bins, tabulated per (feature, bin); "float": float view per row
     tabulate: bool = True  # False: the naive per-row form of binned inputs (same function, slower)
@@ -132,9 +132,9 @@ class LossConfig:
 
     mse_weight: float = 1.0
     corr_weight: float = 0.0
-    sparsity: str = "none"  # one of PENALTIES
-    sparsity_lambda: float = 0.0
-    distill_weight: float = 0.0  # DER++: MSE to the outputs the replay buffer stored for replayed eras
+    sparsity: str = "l0"  # one of PENALTIES
+    sparsity_lambda: float = 0.02
+    distill_weight: float = 1.0  # DER++: MSE to the outputs the replay buffer stored for replayed eras
 
     def __post_init__(self):
         _check(self.sparsity in PENALTIES, f"unknown sparsity penalty {self.sparsity!r}; choose from {PENALTIES}")
@@ -170,10 +170,10 @@ class TrainConfig:
     predict_chunk: int = 1024  # rows per predict call (fixed, so no recompiles)
     keep_checkpoints: int = 3  # the latest N, plus the best by holdout correlation
     log_every: int = 50
-    ensemble: int = 1  # members trained as one vmapped population; predictions rank-averaged per era
-    replay_capacity: int = 0  # eras the rehearsal buffer holds (0: no buffer)
-    replay_eras: int = 0  # eras replayed from the buffer in every walk-forward step, beside the recent window
-    replay_sampling: str = "reservoir"  # or "similar": eras whose correlations resemble the latest resolved ones
+    ensemble: int = 3  # members trained as one vmapped population; predictions rank-averaged per era
+    replay_capacity: int = 64  # eras the rehearsal buffer holds (0: no buffer)
+    replay_eras: int = 8  # eras replayed from the buffer in every walk-forward step, beside the recent window
+    replay_sampling: str = "similar"  # or "reservoir": uniform over the buffer
     replay_temperature: float = 0.1  # softness of "similar" sampling (correlation units)
 
     def __post_init__(self):
@@ -230,26 +230,31 @@ def save_config(cfg: RunConfig, path: str | Path) -> None:
 
 
 def override(cfg, assignments: list[str]):
-    """Apply `section.field=value` strings, e.g. `data.embargo=6` or `synth.n_features=40`."""
+    """Apply `section.field=value` strings, e.g. `data.embargo=6` or `synth.n_features=40`.
+
+    All assignments are applied before the config is validated, so fields that constrain
+    each other can be changed together in any order (`train.replay_capacity=0 train.replay_eras=0`).
+    """
+    raw = to_dict(cfg)
     for item in assignments:
         key, sep, text = item.partition("=")
         if not sep:
             raise ValueError(f"override {item!r} is not of the form key=value")
-        cfg = _set(cfg, key.strip().split("."), text.strip())
-    return cfg
+        _set(type(cfg), raw, key.strip().split("."), text.strip())
+    return from_dict(type(cfg), raw)
 
 
-def _set(cfg, path: list[str], text: str):
-    names = {f.name for f in dataclasses.fields(cfg)}
+def _set(cls, raw: dict, path: list[str], text: str) -> None:
+    names = {f.name for f in dataclasses.fields(cls)}
     if path[0] not in names:
-        raise ValueError(f"unknown config key {path[0]!r} in {type(cfg).__name__}; known: {', '.join(sorted(names))}")
-    current = getattr(cfg, path[0])
+        raise ValueError(f"unknown config key {path[0]!r} in {cls.__name__}; known: {', '.join(sorted(names))}")
+    hint = typing.get_type_hints(cls)[path[0]]
     if len(path) > 1:
-        if not dataclasses.is_dataclass(current):
+        if not dataclasses.is_dataclass(hint):
             raise ValueError(f"{path[0]!r} has no sub-keys")
-        return dataclasses.replace(cfg, **{path[0]: _set(current, path[1:], text)})
-    hint = typing.get_type_hints(type(cfg))[path[0]]
-    return dataclasses.replace(cfg, **{path[0]: _coerce(hint, _parse(text))})
+        _set(hint, raw[path[0]], path[1:], text)
+        return
+    raw[path[0]] = _coerce(hint, _parse(text))
 
 
 def _parse(text: str) -> Any:

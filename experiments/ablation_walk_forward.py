@@ -32,7 +32,7 @@ RESULTS = Path(__file__).parent / "results"
 SETTINGS = {
     "default": {},
     "switching": {"seed": 1, "n_regimes": 4, "regime_eras": 10},  # short regimes: many switches in validation
-    "wide": {"seed": 2, "n_features": 400, "n_factors": 40, "active_per_regime": 12, "rows_per_era": 600},
+    "wide": {"seed": 2, "n_features": 300, "n_factors": 30, "active_per_regime": 12},
     "noisy": {"seed": 3, "noise": 5.0, "regime_eras": 40},  # oracle corr ~0.18
 }
 
@@ -40,7 +40,7 @@ SETTINGS = {
 DENSE = [
     "model.gates=none", "loss.sparsity=none", "loss.sparsity_lambda=0", "loss.distill_weight=0",
     "selection.mode=none", "selection.warmup_eras=0", "optim.ema_decay=0", "train.ensemble=1",
-    "train.replay_capacity=0", "train.replay_eras=0", "train.replay_sampling=reservoir", "data.window_eras=8",
+    "train.replay_eras=0", "train.replay_capacity=0", "train.replay_sampling=reservoir", "data.window_eras=8",
 ]
 GATES = ["model.gates=context", "loss.sparsity=l0", "loss.sparsity_lambda=0.02"]
 REPLAY = ["train.replay_capacity=64", "train.replay_eras=8"]
@@ -54,7 +54,10 @@ VARIANTS = {
     "ensemble3": ["train.ensemble=3"],
     "mask_schedule": ["selection.mode=schedule", "selection.k=16", "selection.schedule_eras=24", "selection.warmup_eras=16"],
     "gates": GATES,
-    "combined": [*GATES, *REPLAY, "train.replay_sampling=similar", "data.window_eras=16", "train.ensemble=3"],
+    "combined_nogates": [*REPLAY, "train.replay_sampling=similar", "loss.distill_weight=1.0", "data.window_eras=16",
+                         "train.ensemble=3"],
+    "combined": [*GATES, *REPLAY, "train.replay_sampling=similar", "loss.distill_weight=1.0", "data.window_eras=16",
+                 "train.ensemble=3"],
 }
 
 

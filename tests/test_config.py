@@ -49,7 +49,7 @@ def test_override_types():
         ("model.evidence_eras=0", "evidence_eras must be positive"),
         ("model.gates=dense", "unknown gates"),
         ("train.ensemble=0", "ensemble must be >= 1"),
-        ("train.replay_eras=4", "needs replay_capacity > 0"),
+        ("train.replay_capacity=0", "needs replay_capacity > 0"),
         ("train.replay_sampling=recent", "unknown replay_sampling"),
         ("optim.ema_decay=1.0", "ema_decay must be in"),
         ("selection.warmup_eras=-1", "warmup_eras must be >= 0"),
@@ -58,6 +58,12 @@ def test_override_types():
 def test_bad_overrides(item, message):
     with pytest.raises(ValueError, match=message):
         override(RunConfig(), [item])
+
+
+def test_fields_that_constrain_each_other_change_together_in_any_order():
+    a = override(RunConfig(), ["train.replay_capacity=0", "train.replay_eras=0"])
+    b = override(RunConfig(), ["train.replay_eras=0", "train.replay_capacity=0"])
+    assert a == b and a.train.replay_capacity == 0
 
 
 def test_partial_dict_and_unknown_keys():

@@ -17,7 +17,10 @@ from dynjax.train.walk_forward import walk_forward
 from tests.conftest import TINY_RUN
 from tests.test_run import MECHANISMS
 
-CFG = override(RunConfig(), TINY_RUN)
+# The era-context encoder with a top-k selection mask and none of the continual-learning mechanisms ...
+CFG = override(RunConfig(), [*TINY_RUN, "model.gates=none", "loss.sparsity=none", "loss.distill_weight=0",
+                             "train.ensemble=1", "train.replay_eras=0", "train.replay_capacity=0"])
+# ... and every mechanism on.
 ALL = override(CFG, [*MECHANISMS, "selection.mode=none"])
 
 

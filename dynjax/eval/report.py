@@ -43,7 +43,9 @@ def build_report(out: str | Path, data: NumeraiData, embargo: int, data_dir: str
     per_era.write_csv(out / "metrics_per_era.csv")
 
     metrics = {name: summarize(per_era[f"corr_{name}"].drop_nulls().to_numpy()) for name in sources}
-    metrics["dynjax"].update(fnc_mean=float(per_era["fnc"].mean()), max_exposure_mean=float(per_era["max_exposure"].mean()))
+    fnc = per_era["fnc"].fill_nan(None).mean()  # eras with a constant prediction have none
+    metrics["dynjax"].update(fnc_mean=float("nan") if fnc is None else float(fnc),
+                             max_exposure_mean=float(per_era["max_exposure"].mean()))
     metrics["selection"] = {c: float(per_era[c].mean()) for c in ("n_selected", "recall", "precision", "topk_recall") if c in per_era.columns}
     metrics["timing"] = timings or {}
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2, default=float) + "\n")

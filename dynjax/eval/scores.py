@@ -22,13 +22,22 @@ def per_era_corr(frame: pl.DataFrame, prediction: str, target: str = "target") -
     for (era,), part in scored.sort("era").group_by("era", maintain_order=True):
         if part.height < 2:
             continue
+        if part[prediction].n_unique() == 1:  # no ranking at all (every feature dropped): no position, score 0
+            rows.append((era, 0.0))
+            continue
         pdf = to_pandas(part)
         rows.append((era, float(numerai_corr(pdf[[prediction]], pdf[target])[prediction])))
     return pl.DataFrame(rows, schema={"era": pl.String, "corr": pl.Float64}, orient="row")
 
 
 def era_exposure(pred_R: np.ndarray, y_R: np.ndarray, x_RxF: np.ndarray, features: list[str]) -> dict[str, float]:
-    """Feature-neutral corr and max feature exposure of one era (numerai-tools)."""
+    """Feature-neutral corr and max feature exposure of one era (numerai-tools).
+
+    A constant prediction (an era where the model used no feature) has no exposure and no
+    defined feature-neutral corr.
+    """
+    if np.ptp(pred_R) == 0:
+        return {"fnc": float("nan"), "max_exposure": 0.0}
     idx = pd.Index([f"r{i:07d}" for i in range(len(pred_R))])
     feats = pd.DataFrame(np.asarray(x_RxF, np.float32), index=idx, columns=features)
     preds = pd.DataFrame({"prediction": pred_R}, index=idx)

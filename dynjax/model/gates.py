@@ -63,24 +63,29 @@ class FeatureGates(nn.Module):
 class ContextGates(nn.Module):
     """Per-era gates z_F from per-feature evidence `[F, C]` of resolved eras.
 
-    log_alpha_f = sum_c softplus(v_c) e_fc + b + MLP(e_f): a monotone rule (more evidence
-    never closes a gate) plus a learned correction that starts at zero. At init the gate of a
-    feature is half open where its mean evidence equals `asinh(threshold)`, fully open
-    0.6 above it and shut 0.6 below (evidence is asinh of a z-score: `dynjax.data.evidence`).
+    log_alpha_f = s * (sum_c w_c e_fc - asinh(threshold)) + bound * tanh(MLP(e_f))
+
+    a monotone rule (w = softmax over the C horizons: which horizons to trust; s > 0 its
+    sharpness) around a fixed evidence threshold, plus a learned correction bounded to
+    +-`bound` log-odds. The threshold is not learned: a sparsity penalty that could move it
+    would shut every gate once the task loss stops pushing back (a shut gate passes no
+    gradient), which is how free hard-concrete gates collapse on noisy targets. Evidence is
+    asinh of a z-score (`dynjax.data.evidence`), so the threshold means the same significance
+    at any width, row count or noise level.
     """
 
     hidden: int = 16
-    threshold: float = 5.0  # z-score at which a gate starts half open
-    sharpness: float = 4.0  # log_alpha per unit of mean evidence at init
+    threshold: float = 5.0  # z-score at which a gate is half open
+    sharpness: float = 4.0  # initial log_alpha per unit of evidence
+    bound: float = 2.0  # largest correction, in log-odds
 
     @nn.compact
     def __call__(self, evidence_FxC: jnp.ndarray, *, deterministic: bool = True) -> tuple[jnp.ndarray, dict]:
         n_channels = evidence_FxC.shape[-1]
-        w0 = self.sharpness / n_channels
-        v_C = self.param("slope", nn.initializers.constant(math.log(math.expm1(w0))), (n_channels,))
-        b = self.param("bias", nn.initializers.constant(-self.sharpness * math.asinh(self.threshold)), ())
+        w_C = nn.softmax(self.param("horizons", nn.initializers.zeros, (n_channels,)))
+        s = nn.softplus(self.param("sharpness", nn.initializers.constant(math.log(math.expm1(self.sharpness))), ()))
         h_FxH = nn.elu(nn.Dense(self.hidden, name="hidden")(evidence_FxC))
-        residual_F = nn.Dense(1, kernel_init=nn.initializers.zeros, name="residual")(h_FxH)[:, 0]
-        log_alpha_F = evidence_FxC @ nn.softplus(v_C) + b + residual_F
+        correction_F = self.bound * jnp.tanh(nn.Dense(1, kernel_init=nn.initializers.zeros, name="correction")(h_FxH)[:, 0])
+        log_alpha_F = s * (evidence_FxC @ w_C - math.asinh(self.threshold)) + correction_F
         z_F = hard_concrete_mean(log_alpha_F) if deterministic else hard_concrete_sample(log_alpha_F, self.make_rng("gates"))
         return z_F, {"expected_l0": expected_l0(log_alpha_F)}

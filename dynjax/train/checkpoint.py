@@ -1,8 +1,9 @@
 """Orbax checkpoints of a run: one `CheckpointManager` per run directory.
 
 Each checkpoint is an `args.Composite` of
-  state: the train state (params, optimiser state, step), the selection state, the root
-         RNG key data and the era context for the next prediction (StandardSave);
+  state: the run state (`train.state.RunState`): every ensemble member's params, EMA
+         params, optimiser state and step; the selection state; the replay buffer (era
+         positions and stored outputs); the root RNG key data (StandardSave);
   meta:  the walk-forward cursor, the phase and the run config (JsonSave).
 Checkpoint step k = k walk-forward eras done (0: just after pretraining). The manager
 keeps the latest N plus the best by holdout correlation.
