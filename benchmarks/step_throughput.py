@@ -47,6 +47,7 @@ class StepSpec:
     eras: int = 8
     rows: int = 512
     repeats: int = 10
+    gates: str = "context"  # the default model's per-era gates; "none" for the plain attention model
 
 
 def build(spec: StepSpec, seed: int = 0):
@@ -56,18 +57,23 @@ def build(spec: StepSpec, seed: int = 0):
     import numpy as np
 
     from dynjax.config import ModelConfig, OptimConfig
+    from dynjax.data.context import EraContext
     from dynjax.data.missing import N_BINS
     from dynjax.data.windows import Batch
     from dynjax.model.tft import FeatureAttentionModel
     from dynjax.train.state import create_train_state, make_optimizer
 
-    model = FeatureAttentionModel(ModelConfig(d_model=spec.d_model, n_heads=spec.heads, normalizer=spec.normalizer), spec.features)
+    model_cfg = ModelConfig(d_model=spec.d_model, n_heads=spec.heads, normalizer=spec.normalizer, gates=spec.gates)
+    model = FeatureAttentionModel(model_cfg, spec.features)
     optimizer = make_optimizer(OptimConfig())
     state = create_train_state(model, optimizer, jax.random.key(seed))
     rng = np.random.default_rng(seed)
     batch = Batch(x_WxRxF=jnp.asarray(rng.integers(0, N_BINS, (spec.eras, spec.rows, spec.features), dtype=np.int8)),
                   y_WxR=jnp.asarray(rng.random((spec.eras, spec.rows), dtype=np.float32)),
                   mask_WxR=jnp.ones((spec.eras, spec.rows), bool))
+    if spec.gates == "context":  # evidence of a null feature set: about a quarter of the gates open
+        z_WxFxC = np.abs(rng.standard_normal((spec.eras, spec.features, len(model_cfg.evidence_eras)))) * 6
+        batch = batch.replace(context=EraContext(evidence_FxC=jnp.asarray(np.arcsinh(z_WxFxC), jnp.float32)))
     return model, optimizer, state, batch
 
 
@@ -114,7 +120,8 @@ def measure(spec: StepSpec) -> dict:
 
     predict = make_predict(model)
     x_RxF = batch.x_WxRxF.reshape(-1, spec.features)
-    predict_times = time_call(lambda: predict(box[0].params, x_RxF, mask_F), spec.repeats, warmup=1)
+    context = None if batch.context is None else jax.tree.map(lambda a: a[0], batch.context)
+    predict_times = time_call(lambda: predict(box[0].params, x_RxF, mask_F, context), spec.repeats, warmup=1)
     n_rows = spec.eras * spec.rows
     step_s = median(times)
     return {**asdict(spec), "rows_per_step": n_rows, "step_s": step_s, "step_times_s": times,
@@ -147,7 +154,7 @@ def judge(row: dict, on_cpu: bool) -> dict:
     return row
 
 
-COLUMNS = [("F", "features", ""), ("D", "d_model", ""), ("normaliser", "normalizer", ""),
+COLUMNS = [("F", "features", ""), ("D", "d_model", ""), ("normaliser", "normalizer", ""), ("gates", "gates", ""),
            ("train rows/s", "train_rows_per_s", ",.0f"), ("best", "train_rows_per_s_best", ",.0f"),
            ("target", "target_rows_per_s", ",.0f"),
            ("step ms", "step_ms", ".0f"), ("predict rows/s", "predict_rows_per_s", ",.0f"),
@@ -161,6 +168,7 @@ def main() -> None:
     parser.add_argument("--features", default="42,705,2376")
     parser.add_argument("--d-model", default="32,64")
     parser.add_argument("--normalizers", default="softmax,sparsemax,entmax15")
+    parser.add_argument("--gates", default="context", help="context (the default model), none, or both: none,context")
     parser.add_argument("--heads", type=int, default=4)
     parser.add_argument("--eras", type=int, default=8)
     parser.add_argument("--rows", type=int, default=512)
@@ -180,13 +188,13 @@ def main() -> None:
     rows = []
     for features in map(int, args.features.split(",")):
         for d_model in map(int, args.d_model.split(",")):
-            for normalizer in args.normalizers.split(","):
-                spec = StepSpec(features, d_model, args.heads, normalizer, args.eras, args.rows, args.repeats)
+            for normalizer, gates in ((n, g) for n in args.normalizers.split(",") for g in args.gates.split(",")):
+                spec = StepSpec(features, d_model, args.heads, normalizer, args.eras, args.rows, args.repeats, gates)
                 row = judge(run_isolated(MODULE, asdict(spec)), on_cpu)
                 row["step_ms"] = row["step_s"] * 1e3
                 row["flop_fraction"] = row["achieved_flops_per_s"] / ceiling
                 rows.append(row)
-                print(f"F={features:<5} D={d_model:<3} {normalizer:<10} {row['train_rows_per_s']:>9,.0f} rows/s  "
+                print(f"F={features:<5} D={d_model:<3} {normalizer:<10} gates={gates:<8} {row['train_rows_per_s']:>9,.0f} rows/s  "
                       f"predict {row['predict_rows_per_s']:>9,.0f}  compile {row['compile_s']:.1f}s  "
                       f"recompiles {row['recompiles']}  mem {row['memory_beyond_data_gb']:.2f} GB  "
                       f"{row['flop_fraction']:.1%} of matmul  {'met' if row['met'] else 'MISSED: ' + str(row['targets'])}",

@@ -52,4 +52,6 @@ def test_context_gates_open_with_evidence_and_give_exact_zeros():
     sampled, _ = gates.apply(params, evidence, deterministic=False, rngs={"gates": jax.random.key(1)})
     assert float(sampled[0]) == 0.0  # far below the threshold even a sample is shut
     grads = jax.grad(lambda p: gates.apply(p, evidence)[1]["expected_l0"])(params)
-    assert float(jnp.abs(grads["params"]["bias"])) > 0  # the L0 penalty moves the threshold
+    assert float(jnp.abs(grads["params"]["sharpness"])) > 0  # the L0 penalty sharpens the rule ...
+    assert float(jnp.abs(grads["params"]["horizons"]).sum()) > 0  # ... and re-weights the horizons
+    assert "bias" not in grads["params"]  # but cannot move the threshold (no collapse to all-shut)

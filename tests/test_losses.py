@@ -40,7 +40,7 @@ def test_zero_lambda_leaves_the_gradient_of_the_task_loss():
             return era_loss(att @ jnp.array([0.0, 0.5, 1.0]), y, mask, aux, cfg)[0]
         return jax.grad(loss)(jnp.array([0.3, 0.1, -0.2]))
 
-    task = grad(LossConfig())
+    task = grad(LossConfig(sparsity="none"))
     np.testing.assert_allclose(grad(LossConfig(sparsity="entropy", sparsity_lambda=0.0)), task)
     assert not np.allclose(grad(LossConfig(sparsity="entropy", sparsity_lambda=1.0)), task)
 
@@ -48,7 +48,7 @@ def test_zero_lambda_leaves_the_gradient_of_the_task_loss():
 def test_distillation_applies_to_replayed_eras_only():
     pred, y, mask = jnp.array([0.2, 0.4, 0.6, 0.8]), jnp.array([0.0, 0.5, 0.5, 1.0]), jnp.ones(4, bool)
     stored = jnp.array([0.3, 0.3, 0.7, 0.7])
-    cfg = LossConfig(distill_weight=2.0)
+    cfg = LossConfig(sparsity="none", distill_weight=2.0)
     plain, _ = era_loss(pred, y, mask, _aux(), cfg)
     recent, t_recent = era_loss(pred, y, mask, _aux(), cfg, stored, jnp.float32(0.0))
     replayed, t = era_loss(pred, y, mask, _aux(), cfg, stored, jnp.float32(1.0))

@@ -31,7 +31,7 @@ def test_penalty_kinds_and_counts():
     assert float(sparsity_penalty("l1", att, mask, {"l1": jnp.array(0.7)})[0]) == pytest.approx(0.7)
     assert float(sparsity_penalty("l0", att, mask, {"expected_l0": jnp.array(1.5)})[0]) == pytest.approx(0.5)
     assert int(n_nonzero(jnp.array([0.2, 0.0, 0.8]))) == 2
-    with pytest.raises(ValueError, match="needs model gates='l0'"):
+    with pytest.raises(ValueError, match="needs model gates 'l0' or 'context'"):
         sparsity_penalty("l0", att, mask, {})
     with pytest.raises(ValueError, match="unknown sparsity penalty"):
         sparsity_penalty("l3", att, mask, {})

@@ -11,7 +11,7 @@ from dynjax.train import create_train_state, make_optimizer
 
 
 def test_initial_state_for_plain_and_context_models():
-    for cfg in (ModelConfig(d_model=8, n_heads=2), ModelConfig(d_model=8, n_heads=2, context=True, gates="l0")):
+    for cfg in (ModelConfig(d_model=8, n_heads=2, gates="none"), ModelConfig(d_model=8, n_heads=2, context=True, gates="l0")):
         model = FeatureAttentionModel(cfg, 7)
         state = create_train_state(model, make_optimizer(OptimConfig()), jax.random.key(0))
         assert int(state.step) == 0
@@ -32,7 +32,7 @@ def test_run_state_stacks_members_and_holds_the_buffer_only_with_replay():
     single = create_train_state(model, make_optimizer(cfg.optim), jax.random.key(0))
     chex.assert_trees_all_equal(jax.tree.map(lambda a: a[0], state.train.params), single.params)  # member 0
     chex.assert_trees_all_equal(single.ema_params, single.params)
-    plain = initial_run_state(override(cfg, ["train.replay_capacity=0"]), model, make_optimizer(cfg.optim), jax.random.key(0))
+    plain = initial_run_state(override(cfg, ["train.replay_capacity=0", "train.replay_eras=0"]), model, make_optimizer(cfg.optim), jax.random.key(0))
     assert plain.replay is None
 
 

@@ -12,6 +12,7 @@ from dynjax.data.context import EraContext
 from dynjax.model import FeatureAttentionModel
 
 F, R, L = 11, 16, 4
+SMALL = {"d_model": 8, "n_heads": 2, "gates": "none"}  # the plain attention model; context gates have their own test
 X = jax.random.randint(jax.random.key(0), (R, F), 0, N_BINS).astype(jnp.int8)
 CTX = EraContext(jax.random.normal(jax.random.key(1), (L, F)), jnp.arange(L) < 2)
 
@@ -26,7 +27,7 @@ def _init(cfg):
 @pytest.mark.parametrize("normalizer", ["softmax", "sparsemax", "entmax15"])
 @pytest.mark.parametrize("kw", [{}, {"gates": "l0"}, {"gates": "l1"}, {"context": True}, {"inputs": "float"}])
 def test_shapes_and_finiteness(normalizer, kw):
-    model, params, ctx = _init(ModelConfig(d_model=8, n_heads=2, normalizer=normalizer, **kw))
+    model, params, ctx = _init(ModelConfig(**{**SMALL, "normalizer": normalizer, **kw}))
     pred, aux = model.apply(params, X, None, ctx)
     chex.assert_shape((pred, aux["att_RxF"], aux["weight_RxF"], aux["gate_F"]), ((R,), (R, F), (R, F), (F,)))
     chex.assert_tree_all_finite((pred, aux["att_RxF"]))
@@ -35,21 +36,21 @@ def test_shapes_and_finiteness(normalizer, kw):
 
 @pytest.mark.parametrize("normalizer", ["softmax", "entmax15"])
 def test_tabulated_and_naive_forms_agree(normalizer):
-    cfg = ModelConfig(d_model=8, n_heads=2, normalizer=normalizer)
+    cfg = ModelConfig(**SMALL, normalizer=normalizer)
     model, params, _ = _init(cfg)
-    naive = FeatureAttentionModel(ModelConfig(d_model=8, n_heads=2, normalizer=normalizer, tabulate=False), F)
+    naive = FeatureAttentionModel(ModelConfig(**SMALL, normalizer=normalizer, tabulate=False), F)
     np.testing.assert_allclose(model.apply(params, X)[0], naive.apply(params, X)[0], atol=1e-5)
 
 
 def test_jit_and_no_jit_agree():
-    model, params, ctx = _init(ModelConfig(d_model=8, n_heads=2, context=True, normalizer="sparsemax"))
+    model, params, ctx = _init(ModelConfig(**SMALL, context=True, normalizer="sparsemax"))
     eager = model.apply(params, X, None, ctx)[0]
     jitted = jax.jit(model.apply)(params, X, None, ctx)[0]
     np.testing.assert_allclose(eager, jitted, atol=1e-5)
 
 
 def test_unselected_features_have_zero_weight_and_zero_gradient():
-    model, params, _ = _init(ModelConfig(d_model=8, n_heads=2))
+    model, params, _ = _init(ModelConfig(**SMALL))
     mask = jnp.arange(F) >= 4
 
     def loss(p):
@@ -65,7 +66,7 @@ def test_unselected_features_have_zero_weight_and_zero_gradient():
 
 
 def test_stochastic_gates_need_a_key_and_give_exact_zeros_in_weights():
-    model, params, _ = _init(ModelConfig(d_model=8, n_heads=2, gates="l0"))
+    model, params, _ = _init(ModelConfig(**{**SMALL, "gates": "l0"}))
     params = jax.tree_util.tree_map_with_path(
         lambda path, v: jnp.where(jnp.arange(F) < 3, -20.0, 20.0) if "log_alpha" in str(path) else v, params)
     _, aux = model.apply(params, X, deterministic=False, rngs={"gates": jax.random.key(5)})

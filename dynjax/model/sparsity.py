@@ -27,13 +27,13 @@ def sparsity_penalty(kind: str, att_RxF: jnp.ndarray, mask_R: jnp.ndarray, gate_
     if kind == "entropy":
         return entropy, diag
     if kind == "l1":
-        return _need(gate_aux, "l1", kind), diag
+        return _need(gate_aux, "l1", "l1", kind), diag
     if kind == "l0":
-        return _need(gate_aux, "expected_l0", kind) / att_RxF.shape[-1], diag
+        return _need(gate_aux, "expected_l0", "l0' or 'context", kind) / att_RxF.shape[-1], diag
     raise ValueError(f"unknown sparsity penalty {kind!r}; choose from {PENALTIES}")
 
 
-def _need(gate_aux: dict, key: str, kind: str) -> jnp.ndarray:
+def _need(gate_aux: dict, key: str, gates: str, kind: str) -> jnp.ndarray:
     if key not in gate_aux:
-        raise ValueError(f"sparsity penalty {kind!r} needs model gates={kind!r}")
+        raise ValueError(f"sparsity penalty {kind!r} needs model gates '{gates}'")
     return gate_aux[key]
