@@ -1,14 +1,30 @@
 """Shared fixtures: a tiny synthetic data set and a writer for hand-made broken files."""
 
+import atexit
 import json
+import os
+import shutil
+import tempfile
 from pathlib import Path
 
+import jax
 import numpy as np
 import polars as pl
 import pytest
 
 from dynjax.config import SynthConfig
 from dynjax.data.synth import write_synthetic
+
+# Tests run tiny programs once or twice each, so XLA's optimisation passes cost more than they save
+# (behaviour is compared within one process, never against figures from an optimised build).
+os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} --xla_backend_optimization_level=0".strip()
+# Tests build the same tiny programs many times (every walk-forward makes fresh jitted closures):
+# a session-wide persistent compilation cache compiles each one once.
+_JIT_CACHE = tempfile.mkdtemp(prefix="dynjax_jit_")
+atexit.register(shutil.rmtree, _JIT_CACHE, ignore_errors=True)
+jax.config.update("jax_compilation_cache_dir", _JIT_CACHE)
+jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
 
 TINY = SynthConfig(
     n_train_eras=12, n_val_eras=6, rows_per_era=40, n_features=16, n_factors=4,

@@ -1,8 +1,10 @@
 """Covers dynjax.cli end to end, and through it dynjax.eval.report and dynjax.train.predict."""
 
 import json
+import shutil
 
 import polars as pl
+import pytest
 
 from dynjax.cli import main
 from tests.conftest import TINY_RUN as TINY_ARGS
@@ -40,9 +42,16 @@ def test_walk_forward_on_embedded_default(tmp_path, capsys):
     assert set(sel.columns) == {"era", "feature", "importance", "selected"}
 
 
-def test_predict_and_evaluate_commands(tmp_path, capsys):
-    out = tmp_path / "run"
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory):
+    """A finished run of the tiny walk-forward (copy it before changing it)."""
+    out = tmp_path_factory.mktemp("cli") / "run"
     assert main(["walk-forward", "--out", str(out), *TINY_ARGS]) == 0
+    return out
+
+
+def test_predict_and_evaluate_commands(finished_run, tmp_path, capsys):
+    out = shutil.copytree(finished_run, tmp_path / "run")
     assert main(["predict", "--run", str(out), "--data", str(out / "data" / "live.parquet"), "--out", str(tmp_path / "s.csv")]) == 0
     sub = pl.read_csv(tmp_path / "s.csv")
     assert sub.height == pl.read_parquet(out / "data" / "live.parquet").height and sub["prediction"].is_between(0, 1).all()
@@ -51,11 +60,12 @@ def test_predict_and_evaluate_commands(tmp_path, capsys):
     assert (out / "metrics.json").is_file() and "ridge" in capsys.readouterr().out
 
 
-def test_walk_forward_refuses_existing_run_and_resumes(tmp_path, capsys):
-    out = tmp_path / "run"
-    assert main(["walk-forward", "--out", str(out), *TINY_ARGS]) == 0
+def test_walk_forward_refuses_existing_run_and_resumes(finished_run, tmp_path, capsys):
+    out = shutil.copytree(finished_run, tmp_path / "run")
+    before = (out / "predictions.parquet").read_bytes()
     assert main(["walk-forward", "--out", str(out), *TINY_ARGS]) == 2
     assert "already holds a run" in capsys.readouterr().err
+    assert (out / "predictions.parquet").read_bytes() == before  # nothing overwritten
     assert main(["walk-forward", "--out", str(out), "--resume"]) == 0
 
 

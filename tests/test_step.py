@@ -19,7 +19,7 @@ W, R = 3, 16
 def setup(synth_dir):
     train = load_numerai(synth_dir).train
     n_features = train.x_NxF.shape[1]
-    model = FeatureAttentionModel(ModelConfig(d_model=8, n_heads=2, normalizer="entmax15"), n_features)
+    model = FeatureAttentionModel(ModelConfig(d_model=8, n_heads=2, normalizer="entmax15", gates="none"), n_features)
     optimizer = make_optimizer(OptimConfig(learning_rate=1e-2, warmup_steps=0, decay_steps=100))
     windows = sliding_windows(np.arange(train.index.n_eras), W)
     batches = [sample_window(train, w, R, window_rng(0, i)) for i, w in enumerate(windows)]
@@ -50,7 +50,7 @@ def test_vmapped_window_loss_equals_a_loop_over_eras(setup):
 
 def test_no_recompiles_across_steps_and_windows(setup):
     _, model, optimizer, batches, all_F = setup
-    step = jax.jit(chex.assert_max_traces(train_step_fn(model, LossConfig(), optimizer), n=1), donate_argnums=0)
+    step = jax.jit(chex.assert_max_traces(train_step_fn(model, LossConfig(sparsity="none"), optimizer), n=1), donate_argnums=0)
     state = create_train_state(model, optimizer, jax.random.key(0))
     for i, batch in enumerate(batches[:4]):
         mask = all_F.at[i].set(False)  # a new selection mask is data, not a new program
@@ -60,7 +60,7 @@ def test_no_recompiles_across_steps_and_windows(setup):
 
 def test_steps_reduce_the_loss_on_a_fixed_window(setup):
     _, model, optimizer, batches, all_F = setup
-    step = make_train_step(model, LossConfig(), optimizer)
+    step = make_train_step(model, LossConfig(sparsity="none"), optimizer)
     state = create_train_state(model, optimizer, jax.random.key(0))
     losses = []
     for _ in range(30):
@@ -84,11 +84,12 @@ def test_predict_shapes_and_mask(setup):
 @pytest.mark.parametrize("normalizer", ["softmax", "entmax15"])
 def test_a_population_step_vmapped_over_model_states_equals_separate_steps(setup, normalizer):
     _, model, optimizer, batches, all_F = setup
-    model = model.clone(cfg=ModelConfig(d_model=8, n_heads=2, normalizer=normalizer))
+    model = model.clone(cfg=ModelConfig(d_model=8, n_heads=2, normalizer=normalizer, gates="none"))
     keys = jax.random.split(jax.random.key(0), 3)
-    pure = train_step_fn(model, LossConfig(), optimizer)
+    pure = train_step_fn(model, LossConfig(sparsity="none"), optimizer)
     population = jax.vmap(lambda k: create_train_state(model, optimizer, k))(keys)
     population, _ = jax.jit(jax.vmap(pure, in_axes=(0, None, None, None)))(population, batches[0], all_F, jax.random.key(1))
+    single = jax.jit(pure)
     for i, k in enumerate(keys):
-        alone, _ = jax.jit(pure)(create_train_state(model, optimizer, k), batches[0], all_F, jax.random.key(1))
+        alone, _ = single(create_train_state(model, optimizer, k), batches[0], all_F, jax.random.key(1))
         chex.assert_trees_all_close(jax.tree.map(lambda a, i=i: a[i], population.params), alone.params, rtol=1e-5, atol=1e-6)

@@ -5,6 +5,7 @@ train states stacked on a leading axis (N = `train.ensemble`, 1 for a single mod
 selection state, the replay buffer and the root RNG key data.
 """
 
+from collections.abc import Callable
 from typing import Any
 
 import jax
@@ -59,12 +60,21 @@ def create_train_state(
     model: FeatureAttentionModel, optimizer: optax.GradientTransformation, key: jax.Array
 ) -> TrainState:
     """Initialise params from dummy inputs of the model's shapes."""
-    x_RxF = jnp.zeros((2, model.n_features), jnp.int8) + (N_BINS - 1)
-    params_key, gates_key = jax.random.split(key)
-    params = model.init({"params": params_key, "gates": gates_key}, x_RxF, None, dummy_context(model.cfg, model.n_features))
-    # A copy, not the same arrays: the step donates both, and one buffer cannot be donated twice.
-    ema_params = jax.tree.map(jnp.copy, params)
-    return TrainState(params=params, opt_state=optimizer.init(params), step=jnp.zeros((), jnp.int32), ema_params=ema_params)
+    return train_state_init(model, optimizer)(key)
+
+
+def train_state_init(model: FeatureAttentionModel, optimizer: optax.GradientTransformation) -> Callable:
+    """Jitted `init(key) -> TrainState`; run eagerly, init would compile each of its small ops alone."""
+
+    def init(key: jax.Array) -> TrainState:
+        x_RxF = jnp.zeros((2, model.n_features), jnp.int8) + (N_BINS - 1)
+        params_key, gates_key = jax.random.split(key)
+        params = model.init({"params": params_key, "gates": gates_key}, x_RxF, None, dummy_context(model.cfg, model.n_features))
+        # A copy, not the same arrays: the step donates both, and one buffer cannot be donated twice.
+        ema_params = jax.tree.map(jnp.copy, params)
+        return TrainState(params=params, opt_state=optimizer.init(params), step=jnp.zeros((), jnp.int32), ema_params=ema_params)
+
+    return jax.jit(init)
 
 
 def member_keys(key: jax.Array, n: int) -> jax.Array:
@@ -74,6 +84,8 @@ def member_keys(key: jax.Array, n: int) -> jax.Array:
 
 def initial_run_state(cfg: RunConfig, model: FeatureAttentionModel, optimizer, root_key: jax.Array) -> RunState:
     """Fresh members, all features selected, an empty buffer; also the checkpoint's structure."""
-    members = jax.vmap(lambda k: create_train_state(model, optimizer, k))(member_keys(root_key, cfg.train.ensemble))
+    # Member by member through the single model's init, so member 0 is bit-identical to it.
+    init = train_state_init(model, optimizer)
+    members = jax.tree.map(lambda *a: jnp.stack(a), *(init(k) for k in member_keys(root_key, cfg.train.ensemble)))
     replay = empty_buffer(cfg.train.replay_capacity, cfg.data.rows_per_era) if cfg.train.replay_capacity else None
     return RunState(members, init_selection(model.n_features), replay, jax.random.key_data(root_key))
