@@ -77,14 +77,20 @@ def build(spec: StepSpec, seed: int = 0):
     return model, optimizer, state, batch
 
 
-def step_flops(model, optimizer, state, batch, mask_F, key) -> float:
+def loss_config(spec: StepSpec):
+    """The default loss (expected-L0 penalty on the gates); no penalty for the plain model."""
+    from dynjax.config import LossConfig
+
+    return LossConfig() if spec.gates != "none" else LossConfig(sparsity="none")
+
+
+def step_flops(spec: StepSpec, model, optimizer, state, batch, mask_F, key) -> float:
     """XLA's FLOP count of one train step (from the lowered HLO; nothing is compiled)."""
     import jax
 
-    from dynjax.config import LossConfig
     from dynjax.train.step import train_step_fn
 
-    cost = jax.jit(train_step_fn(model, LossConfig(), optimizer)).lower(state, batch, mask_F, key).cost_analysis()
+    cost = jax.jit(train_step_fn(model, loss_config(spec), optimizer)).lower(state, batch, mask_F, key).cost_analysis()
     return float(cost["flops"])
 
 
@@ -95,15 +101,14 @@ def measure(spec: StepSpec) -> dict:
     import jax
     import jax.numpy as jnp
 
-    from dynjax.config import LossConfig
     from dynjax.train.step import make_predict, make_train_step
 
     model, optimizer, state, batch = build(spec)
     mask_F, key = jnp.ones(spec.features, bool), jax.random.key(1)
-    flops = step_flops(model, optimizer, state, batch, mask_F, key)
+    flops = step_flops(spec, model, optimizer, state, batch, mask_F, key)
     jax.block_until_ready((state, batch))
     rss_before = rss_bytes()
-    step = make_train_step(model, LossConfig(), optimizer)
+    step = make_train_step(model, loss_config(spec), optimizer)
 
     start = time.perf_counter()
     state, _ = step(state, batch, mask_F, key)
