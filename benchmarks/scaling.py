@@ -6,9 +6,11 @@
 Each sweep varies one of R (rows per era), W (eras per window) and F (features) around the
 reference W = 8, R = 512, F = 705 (softmax, D = 32, H = 4) and fits the exponent k of
 step time ~ size^k on a log-log scale, on each configuration's fastest step (the least noisy
-figure on a shared machine): k = 1 is linear, k < 1 means fixed costs still dominate. The population run trains N models on the same window with one step vmapped over
-their states (`jax.vmap(train_step_fn)`) and compares it with N calls of the single jitted
-step; the ratio is sequential time over vmapped time.
+figure on a shared machine): k = 1 is linear, k < 1 means fixed costs still dominate. The
+population run times the walk-forward's own ensemble step (`train.ensemble=N`:
+`ensemble.population_step`, one jitted step vmapped over N member states, N = 1 the plain
+step) against N calls of the single jitted step; the ratio is sequential time over
+population time. The reference step is the default model's (context gates, L0 penalty).
 """
 
 import argparse
@@ -17,7 +19,7 @@ import dataclasses
 import numpy as np
 
 from benchmarks.common import machine, matmul_ceiling, median, table, time_call, write_results
-from benchmarks.step_throughput import StepSpec, build, measure
+from benchmarks.step_throughput import StepSpec, build, loss_config, measure
 
 REFERENCE = StepSpec(features=705, d_model=32, heads=4, normalizer="softmax", eras=8, rows=512)
 
@@ -44,26 +46,25 @@ def sweep(field: str, values: list[int], repeats: int, cache: dict) -> dict:
 
 
 def population(ns: list[int], repeats: int) -> list[dict]:
-    """One vmapped step over N model states vs N sequential steps, on the reference window."""
-    import jax
-
-    from dynjax.config import LossConfig
+    """The walk-forward's population step over N members vs N sequential single-model steps."""
+    from dynjax.train.ensemble import population_step
     from dynjax.train.step import make_train_step, train_step_fn
 
     model, optimizer, _, batch = build(REFERENCE)
-    single = make_train_step(model, LossConfig(), optimizer)
-    vmapped = jax.jit(jax.vmap(train_step_fn(model, LossConfig(), optimizer), in_axes=(0, None, None, None)), donate_argnums=0)
-    return [_population_one(n, model, optimizer, batch, single, vmapped, repeats) for n in ns]
+    loss = loss_config(REFERENCE)
+    single = make_train_step(model, loss, optimizer)
+    steps = {n: population_step(train_step_fn(model, loss, optimizer), n) for n in ns}
+    return [_population_one(n, model, optimizer, batch, single, steps[n], repeats) for n in ns]
 
 
 def _population_one(n: int, model, optimizer, batch, single, vmapped, repeats: int) -> dict:
     import jax
     import jax.numpy as jnp
 
-    from dynjax.train.state import create_train_state
+    from dynjax.train.state import create_train_state, member_keys
 
     mask_F, key = jnp.ones(REFERENCE.features, bool), jax.random.key(1)
-    keys = jax.random.split(jax.random.key(0), n)
+    keys = member_keys(jax.random.key(0), n)
     pop = [jax.vmap(lambda k: create_train_state(model, optimizer, k))(keys)]
     seq = [create_train_state(model, optimizer, k) for k in keys]
 

@@ -20,7 +20,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.func(args)
-    except (DataError, RunDirError, ValueError, CheckpointError) as err:
+    except (DataError, RunDirError, ValueError, CheckpointError, FloatingPointError) as err:
         print(f"dynjax {args.command}: error: {err}", file=sys.stderr)
         return 2
 

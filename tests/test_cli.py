@@ -75,3 +75,14 @@ def test_bad_data_dir_and_bad_override_give_clear_errors(tmp_path, capsys):
     assert not (tmp_path / "a" / "config.json").exists()  # a corrected rerun is not refused
     assert main(["walk-forward", "--out", str(tmp_path / "b"), "data.embargo=-2"]) == 2
     assert "embargo must be >= 0" in capsys.readouterr().err
+
+
+def test_a_diverging_run_stops_with_a_clear_error(tmp_path, capsys, monkeypatch):
+    from dynjax.train import outputs
+
+    def diverge(self, **record):
+        raise FloatingPointError("non-finite training loss at pretrain step/era 1: nan")
+
+    monkeypatch.setattr(outputs.MetricsLog, "write", diverge)
+    assert main(["walk-forward", "--out", str(tmp_path / "run"), *TINY_ARGS]) == 2
+    assert "error: non-finite training loss" in capsys.readouterr().err

@@ -43,7 +43,8 @@ class MetricsLog:
         clean = {k: float(v) if hasattr(v, "__float__") and not isinstance(v, (int, str)) else v for k, v in record.items()}
         if not np.isfinite(clean.get("train/loss", 0.0)):
             raise FloatingPointError(f"non-finite training loss at {record.get('phase')} step/era "
-                                     f"{record.get('step', record.get('era'))}: {clean['train/loss']}")
+                                     f"{record.get('step', record.get('era'))}: {clean['train/loss']} (the checkpoints "
+                                     "before it are kept; try a lower optim.learning_rate)")
         with self.path.open("a") as f:
             f.write(json.dumps(clean) + "\n")
 
