@@ -5,6 +5,7 @@ train states stacked on a leading axis (N = `train.ensemble`, 1 for a single mod
 selection state, the replay buffer and the root RNG key data.
 """
 
+import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -63,8 +64,12 @@ def create_train_state(
     return train_state_init(model, optimizer)(key)
 
 
+@functools.lru_cache(maxsize=16)
 def train_state_init(model: FeatureAttentionModel, optimizer: optax.GradientTransformation) -> Callable:
-    """Jitted `init(key) -> TrainState`; run eagerly, init would compile each of its small ops alone."""
+    """Jitted `init(key) -> TrainState`; run eagerly, init would compile each of its small ops alone.
+
+    Cached per (model, optimizer), so initialising many members or seeds compiles once.
+    """
 
     def init(key: jax.Array) -> TrainState:
         x_RxF = jnp.zeros((2, model.n_features), jnp.int8) + (N_BINS - 1)
