@@ -1,4 +1,4 @@
-"""The `dynjax` console script: `synth` and the main job `walk-forward`."""
+"""The `dynjax` console script: `synth`, the main job `walk-forward`, `tune`, `evaluate`, `predict`."""
 
 import argparse
 import dataclasses
@@ -76,6 +76,36 @@ def cmd_walk_forward(args: argparse.Namespace) -> int:
     metrics["timing"]["report_s"] = time.perf_counter() - start
     write_json(Path(args.out) / "metrics.json", {k: v for k, v in metrics.items() if k != "plots"})
     _print_report(metrics, args.out)
+    return 0
+
+
+def cmd_tune(args: argparse.Namespace) -> int:
+    try:
+        from dynjax.tune import load_space, run_tune, write_outputs  # optuna only when tuning
+    except ImportError as err:
+        raise ValueError(f"dynjax tune needs Optuna ({err}); install the extra: pip install -e '.[tune]'") from None
+
+    cfg = load_config(args.config) if args.config else RunConfig()
+    if args.data:
+        cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, data_dir=args.data))
+    cfg = override(cfg, args.overrides)
+    space = load_space(args.space)
+    data_dir = Path(cfg.data.data_dir) if cfg.data.data_dir else default_data(args.out, cfg.synth)
+    data = load_numerai(data_dir, cfg.data.feature_spec, cfg.data.targets, validation=False, live=False,
+                        min_era_rows=cfg.data.min_era_rows)
+    impute_splits(cfg.data.missing, data.train, seed=cfg.seed)
+    start = time.perf_counter()
+    study = run_tune(cfg, space, data, args.out, n_trials=args.n_trials, timeout=args.timeout, storage=args.storage,
+                     study_name=args.study_name, worker=args.worker, progress=_progress)
+    summary = write_outputs(study, cfg, args.out)
+    print(f"tuned in {time.perf_counter() - start:.0f}s: {summary['n_trials']} trials ({summary['n_complete']} complete, "
+          f"{summary['n_pruned']} pruned, {summary['n_fail']} failed) in study {study.study_name!r}")
+    if "baseline" in summary:
+        print(f"base config (trial {summary['baseline']['trial']}): {cfg.tune.metric} {summary['baseline']['value']:.4f}")
+    if "best" in summary:
+        b = summary["best"]
+        print(f"best (trial {b['trial']}): {cfg.tune.metric} {b['value']:.4f}  {' '.join(b['overrides'])}")
+        print(f"best config: {Path(args.out) / 'best_config.json'}  (dynjax walk-forward --config ...)")
     return 0
 
 
@@ -163,6 +193,19 @@ def _parser() -> argparse.ArgumentParser:
     wf.add_argument("--stop-after", type=int, help=argparse.SUPPRESS)  # kill-and-resume tests
     wf.add_argument("overrides", nargs="*", help="config overrides such as data.embargo=6")
     wf.set_defaults(func=cmd_walk_forward)
+
+    tu = sub.add_parser("tune", help="hyperparameter search (Optuna) over walk-forward folds of the training eras")
+    tu.add_argument("--data", help="Numerai data directory (default: embedded synthetic data)")
+    tu.add_argument("--out", default="runs/tune", help="output directory; an existing study there resumes (default: %(default)s)")
+    tu.add_argument("--config", help="JSON file with the (partial) base RunConfig")
+    tu.add_argument("--space", help="JSON search space of config paths (default: the built-in space)")
+    tu.add_argument("--storage", help="Optuna RDB URL shared by workers (default: sqlite in --out)")
+    tu.add_argument("--study-name", default="dynjax", help="(default: %(default)s)")
+    tu.add_argument("--n-trials", type=int, default=30, help="finished trials the study should hold (default: %(default)s)")
+    tu.add_argument("--timeout", type=float, help="stop starting trials after this many seconds")
+    tu.add_argument("--worker", type=int, default=0, help="this worker's index: seeds its sampler (default: %(default)s)")
+    tu.add_argument("overrides", nargs="*", help="base config overrides such as tune.metric=sharpe")
+    tu.set_defaults(func=cmd_tune)
 
     ev = sub.add_parser("evaluate", help="score a finished run and redraw its plots")
     ev.add_argument("--run", required=True, help="run directory")

@@ -187,6 +187,38 @@ class TrainConfig:
         _check(self.holdout_eras >= 1 and self.keep_checkpoints >= 1, "holdout_eras and keep_checkpoints must be >= 1")
 
 
+TUNE_METRICS = ("mean", "sharpe")
+# Float hyperparameters a population sweep may vary across the trials of one vmapped step.
+POPULATION_PATHS = ("optim.learning_rate", "optim.weight_decay", "loss.sparsity_lambda", "loss.distill_weight")
+PRUNERS = ("median", "hyperband", "none")
+
+
+@dataclass(frozen=True)
+class TuneConfig:
+    """`dynjax tune`: the objective over walk-forward folds of the training eras, and the search.
+
+    The last `folds * fold_eras` training eras are scored era by era by a walk-forward that
+    pretrains on the eras before them (purged by the embargo) and is scored in consecutive
+    blocks of `fold_eras` (the folds: one pruning report each). Validation and live rows are
+    never read.
+    """
+
+    metric: str = "mean"  # of the per-era corr over every scored era: "mean" or "sharpe"
+    folds: int = 3
+    fold_eras: int = 12
+    pruner: str = "median"  # on the per-fold reports: "median", "hyperband" or "none"
+    startup_trials: int = 5  # random trials before TPE models the space and before pruning starts
+    ensemble: int = 1  # members per trial while searching; best_config.json keeps train.ensemble
+    population: int = 1  # trials differing only in float hyperparameters trained as one vmapped population
+
+    def __post_init__(self):
+        _check(self.metric in TUNE_METRICS, f"unknown tune metric {self.metric!r}; choose from {TUNE_METRICS}")
+        _check(self.pruner in PRUNERS, f"unknown pruner {self.pruner!r}; choose from {PRUNERS}")
+        _check(self.folds >= 1 and self.fold_eras >= 2, "tune needs folds >= 1 and fold_eras >= 2")
+        _check(self.ensemble >= 1 and self.population >= 1, "tune ensemble and population must be >= 1")
+        _check(self.startup_trials >= 0, "tune startup_trials must be >= 0")
+
+
 @dataclass(frozen=True)
 class RunConfig:
     """Everything one run depends on; written to `config.json` in the run directory."""
@@ -198,6 +230,7 @@ class RunConfig:
     loss: LossConfig = field(default_factory=LossConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    tune: TuneConfig = field(default_factory=TuneConfig)
     seed: int = 0
 
 

@@ -1,5 +1,6 @@
 """Run directories: creation without clobbering, `config.json`, and the embedded default data."""
 
+import fcntl
 import json
 from dataclasses import asdict
 from pathlib import Path
@@ -38,9 +39,13 @@ def default_data(out: str | Path, synth: SynthConfig) -> Path:
     """The embedded default: synthetic data in `out/data`, generated once per config."""
     data_dir = Path(out) / "data"
     stamp = data_dir / "truth" / "synth.json"
-    if stamp.is_file() and json.loads(stamp.read_text()).get("config") == asdict(synth):
-        return data_dir
-    return write_synthetic(synth, data_dir)
+    Path(out).mkdir(parents=True, exist_ok=True)
+    # Several tune workers may share `out`: one writes the data, the others wait for it.
+    with (Path(out) / ".data.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if stamp.is_file() and json.loads(stamp.read_text()).get("config") == asdict(synth):
+            return data_dir
+        return write_synthetic(synth, data_dir)
 
 
 def write_json(path: str | Path, payload: dict) -> None:

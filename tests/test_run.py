@@ -71,9 +71,10 @@ def test_a_step_and_a_prediction_with_every_mechanism(run):
     assert {"loss", "distill", "sparsity", "n_features"} <= set(metrics) and np.isfinite(float(metrics["loss"]))
     assert state.train.step.shape == (CFG.train.ensemble,)
     e = int(run.predicted[0])
-    pred, importance_F, used_F = predict_era(run, state, e)
+    pred_GxR, importance_F, used_F = predict_era(run, state, e)
+    pred = pred_GxR[0]
     split, local = run.timeline.era(e)
-    assert pred.shape == (split.index.sizes[local],) and np.isfinite(pred).all()
+    assert pred_GxR.shape == (1, split.index.sizes[local]) and np.isfinite(pred).all()
     assert 0.0 < pred.min() and pred.max() < 1.0  # two members: rank-averaged
     assert importance_F.shape == used_F.shape == (run.n_features,)
     assert (importance_F[~used_F] == 0).all()  # a feature no member uses has no importance

@@ -11,6 +11,7 @@ from dynjax.data.numerai import (
     impute_splits,
     load_numerai,
     load_split,
+    take_eras,
 )
 from dynjax.data.windows import Batch, era_chunks, sample_window, window_rng
 
@@ -38,5 +39,6 @@ __all__ = [
     "resolved_eras",
     "sample_window",
     "sliding_windows",
+    "take_eras",
     "window_rng",
 ]

@@ -113,19 +113,24 @@ def load_numerai(
     feature_set: str | Sequence[str] = "all",
     targets: Sequence[str] = ("target",),
     *,
+    validation: bool = True,
     live: bool = True,
     min_era_rows: int = 2,
 ) -> NumeraiData:
-    """Load `train.parquet`, `validation.parquet` and (if present) `live.parquet`."""
+    """Load `train.parquet`, `validation.parquet` and (if present) `live.parquet`.
+
+    `validation=False` / `live=False` leave those files unread (hyperparameter search reads
+    the training eras only).
+    """
     data_dir = Path(data_dir)
     if not data_dir.is_dir():
         raise DataError(data_dir, "data directory not found")
     metadata = read_feature_metadata(data_dir / "features.json")
     features = resolve_features(metadata, feature_set)
     train = load_split(data_dir / "train.parquet", features, targets, min_era_rows=min_era_rows)
-    validation = None
-    if (data_dir / "validation.parquet").exists():
-        validation = load_split(
+    validation_data = None
+    if validation and (data_dir / "validation.parquet").exists():
+        validation_data = load_split(
             data_dir / "validation.parquet", features, targets,
             data_type="validation", require_targets=False, min_era_rows=min_era_rows,
         )
@@ -135,7 +140,19 @@ def load_numerai(
         live_data = load_split(
             data_dir / "live.parquet", features, targets, require_targets=False, min_era_rows=1
         )
-    return NumeraiData(train, validation, live_data, metadata)
+    return NumeraiData(train, validation_data, live_data, metadata)
+
+
+def take_eras(split: EraData, start: int, stop: int) -> EraData:
+    """The eras at positions `start:stop` of `split` as a split of their own (views, no copies)."""
+    if not 0 <= start < stop <= split.index.n_eras:
+        raise ValueError(f"era range {start}:{stop} outside the {split.index.n_eras} eras of {split.source}")
+    idx = split.index
+    rows = slice(int(idx.offsets[start]), int(idx.offsets[stop]))
+    index = EraIndex(idx.names[start:stop], idx.numbers[start:stop], idx.offsets[start : stop + 1] - rows.start,
+                     idx.n_labeled[start:stop])
+    return EraData(split.x_NxF[rows], split.y_NxT[rows], split.ids[rows.start : rows.stop], index, split.features,
+                   split.targets, f"{split.source} [{idx.names[start]}..{idx.names[stop - 1]}]")
 
 
 def impute_splits(strategy: str, train: EraData, *others: EraData | None, seed: int = 0) -> None:

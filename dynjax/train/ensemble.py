@@ -10,6 +10,7 @@ a single model pays nothing for the population axis.
 from collections.abc import Callable
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 from numerai_tools.scoring import tie_kept_rank
@@ -17,8 +18,16 @@ from numerai_tools.scoring import tie_kept_rank
 from dynjax.train.state import member_keys
 
 
-def population_step(step_fn: Callable, n_members: int) -> Callable:
-    """Jitted, state-donating `step(states_N, batch, feature_mask_F, key)` over stacked members."""
+def population_step(step_fn: Callable, n_members: int, hyper_G: dict | None = None) -> Callable:
+    """Jitted, state-donating `step(states_N, batch, feature_mask_F, key)` over stacked members.
+
+    `hyper_G` (float hyperparameters by config path, one value per trial): a population of G
+    trials of `n_members` members each, N = G * n_members, trial by trial; `step_fn` takes the
+    trial's hyperparameters as a fifth argument, the members of every trial get the keys a run
+    of that trial alone would, and `batch.distill_WxR` (when set) has a leading G axis.
+    """
+    if hyper_G is not None:
+        return _trials_step(step_fn, n_members, hyper_G)
     if n_members == 1:
         def one(states, batch, feature_mask_F, key):
             state, metrics = step_fn(_first(states), batch, feature_mask_F, key)
@@ -31,6 +40,22 @@ def population_step(step_fn: Callable, n_members: int) -> Callable:
         return states, jax.tree.map(lambda m: m.mean(axis=0), metrics)
 
     return jax.jit(many, donate_argnums=0)
+
+
+def _trials_step(step_fn: Callable, n_members: int, hyper_G: dict) -> Callable:
+    groups = len(next(iter(hyper_G.values())))
+    hyper_G = {k: jnp.asarray(v, jnp.float32) for k, v in hyper_G.items()}
+
+    def trials(states, batch, feature_mask_F, key):
+        by_trial = jax.tree.map(lambda a: a.reshape(groups, n_members, *a.shape[1:]), states)
+        members = jax.vmap(step_fn, in_axes=(0, None, None, 0, None))
+        axes = jax.tree.map(lambda _: None, batch).replace(distill_WxR=None if batch.distill_WxR is None else 0)
+        by_trial, metrics = jax.vmap(members, in_axes=(0, axes, None, None, 0))(
+            by_trial, batch, feature_mask_F, member_keys(key, n_members), hyper_G)
+        states = jax.tree.map(lambda a: a.reshape(groups * n_members, *a.shape[2:]), by_trial)
+        return states, jax.tree.map(lambda m: m.mean(axis=(0, 1)), metrics)
+
+    return jax.jit(trials, donate_argnums=0)
 
 
 def population_predict(predict_fn: Callable, n_members: int) -> Callable:
@@ -49,6 +74,11 @@ def combine_members(pred_NxR: np.ndarray) -> np.ndarray:
         return pred_NxR[0]
     ranks = tie_kept_rank(pd.DataFrame(np.asarray(pred_NxR, np.float64).T))
     return ranks.to_numpy().mean(axis=1)
+
+
+def combine_trials(pred_NxR: np.ndarray, groups: int) -> np.ndarray:
+    """Each trial's ensemble prediction of one era, [G, R]: `combine_members` within each trial."""
+    return np.stack([combine_members(p) for p in np.split(np.asarray(pred_NxR), groups)])
 
 
 def _first(tree):

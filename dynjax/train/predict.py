@@ -34,7 +34,7 @@ def predict_file(run_dir: str | Path, live_path: str | Path, out_csv: str | Path
     state = ckpt.restore_state(step, jax.eval_shape(run.fresh_state))
     ckpt.close()
     first_live = run.timeline.n_eras - live.index.n_eras
-    frames = [prediction_frame(era_ids(run.timeline, e), run.timeline.name(e), predict_era(run, state, e)[0])
+    frames = [prediction_frame(era_ids(run.timeline, e), run.timeline.name(e), predict_era(run, state, e)[0][0])
               for e in range(first_live, run.timeline.n_eras)]
     sub = rank_per_era(pl.concat(frames))
     sub.select("id", "prediction").write_csv(out_csv)

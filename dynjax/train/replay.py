@@ -25,13 +25,14 @@ INSERT, ROWS, SAMPLE = 11, 12, 13  # streams of the sampling rng
 @struct.dataclass
 class ReplayBuffer:
     era_C: jnp.ndarray  # int32 timeline positions, -1 for an empty slot
-    out_CxR: jnp.ndarray  # float32 model outputs on the era's replay rows at insertion
+    out_CxR: jnp.ndarray  # float32 model outputs on the era's replay rows at insertion ([C, G, R] for G trials)
     n_seen: jnp.ndarray  # int32: eras offered so far (= the next timeline position to offer)
 
 
-def empty_buffer(capacity: int, rows: int) -> ReplayBuffer:
-    return ReplayBuffer(jnp.full((capacity,), -1, jnp.int32), jnp.zeros((capacity, rows), jnp.float32),
-                        jnp.zeros((), jnp.int32))
+def empty_buffer(capacity: int, rows: int, groups: int = 1) -> ReplayBuffer:
+    """An empty buffer; a population of `groups` trials stores each trial's own outputs."""
+    shape = (capacity, rows) if groups == 1 else (capacity, groups, rows)
+    return ReplayBuffer(jnp.full((capacity,), -1, jnp.int32), jnp.zeros(shape, jnp.float32), jnp.zeros((), jnp.int32))
 
 
 def reservoir_slot(n_seen: int, capacity: int, seed: int, era: int) -> int:
@@ -48,7 +49,7 @@ def replay_rows_rng(seed: int, era: int) -> np.random.Generator:
 
 
 def offer(buffer: ReplayBuffer, eras: np.ndarray, outputs_of, seed: int) -> ReplayBuffer:
-    """Offer newly resolved eras (timeline order); `outputs_of(eras) -> [n, R]` for the admitted ones."""
+    """Offer newly resolved eras (timeline order); `outputs_of(eras) -> [n, R]` (or [n, G, R]) for the admitted ones."""
     era_C, out_CxR = np.array(buffer.era_C), np.array(buffer.out_CxR)
     n_seen = int(buffer.n_seen)
     admitted = []

@@ -10,13 +10,14 @@ resumed run draws exactly what an uninterrupted one would.
 
 import time
 from dataclasses import dataclass, field
+from functools import partial
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from optax import GradientTransformation
 
-from dynjax.config import RunConfig
+from dynjax.config import POPULATION_PATHS, RunConfig
 from dynjax.data.context import EraContext, era_summaries, window_context
 from dynjax.data.evidence import bin_stats, timeline_evidence
 from dynjax.data.numerai import NumeraiData
@@ -24,7 +25,7 @@ from dynjax.data.timeline import Timeline, make_timeline
 from dynjax.data.windows import Batch, era_chunks, era_rows, sample_eras, window_rng
 from dynjax.model.selection import era_importance
 from dynjax.model.tft import FeatureAttentionModel
-from dynjax.train.ensemble import combine_members, population_predict, population_step
+from dynjax.train.ensemble import combine_trials, population_predict, population_step
 from dynjax.train.replay import ReplayBuffer, replay_rows_rng, sample_replay, similarity_weights
 from dynjax.train.state import RunState, initial_run_state, make_optimizer
 from dynjax.train.step import make_predict, train_step_fn
@@ -44,6 +45,7 @@ class RunContext:
     summary_ExF: np.ndarray | None  # per-era feature-target correlations (encoder, similar replay)
     evidence_ExFxC: np.ndarray | None  # gate inputs per timeline position (embargo applied)
     root_key: jax.Array
+    groups: int = 1  # trials in a population sweep (each `cfg.train.ensemble` members); 1 for a run
     timings: dict = field(default_factory=lambda: {"compile_s": 0.0, "train_s": 0.0, "predict_s": 0.0, "checkpoint_s": 0.0})
 
     @property
@@ -51,16 +53,23 @@ class RunContext:
         return self.model.n_features
 
     def fresh_state(self) -> RunState:
-        return initial_run_state(self.cfg, self.model, self.optimizer, self.root_key)
+        return initial_run_state(self.cfg, self.model, self.optimizer, self.root_key, self.groups)
 
 
-def make_run_context(cfg: RunConfig, data: NumeraiData) -> RunContext:
-    """Timeline, model, compiled functions and host-side era context of a run over `data`."""
+def make_run_context(cfg: RunConfig, data: NumeraiData, hyper_G: dict[str, list[float]] | None = None) -> RunContext:
+    """Timeline, model, compiled functions and host-side era context of a run over `data`.
+
+    `hyper_G`: a population sweep, one trial per value of these float hyperparameters (config
+    paths in `POPULATION_PATHS`, values replacing the config's), trained by one vmapped step.
+    """
     splits = [s for s in (data.train, data.validation, data.live) if s is not None]
     timeline = make_timeline(*splits)
     model = FeatureAttentionModel(cfg.model, data.train.x_NxF.shape[1])
     optimizer = make_optimizer(cfg.optim)
     n = cfg.train.ensemble
+    groups = 1 if hyper_G is None else check_population(cfg, hyper_G)
+    step_fn = train_step_fn(model, cfg.loss, optimizer, cfg.optim.ema_decay,
+                            hyper_optimizer=None if hyper_G is None else partial(make_optimizer, cfg.optim))
     need_summary = cfg.model.context or (cfg.train.replay_eras and cfg.train.replay_sampling == "similar")
     summary_ExF = np.concatenate([era_summaries(s) for s in splits]) if need_summary else None
     evidence = None
@@ -69,10 +78,22 @@ def make_run_context(cfg: RunConfig, data: NumeraiData) -> RunContext:
         evidence = timeline_evidence(tuple(stats), timeline.numbers_E, cfg.data.embargo, cfg.model.evidence_eras)
     return RunContext(
         cfg=cfg, timeline=timeline, predicted=np.arange(data.train.index.n_eras, timeline.n_eras), model=model,
-        optimizer=optimizer, step=population_step(train_step_fn(model, cfg.loss, optimizer, cfg.optim.ema_decay), n),
-        predict=population_predict(make_predict(model), n), summary_ExF=summary_ExF, evidence_ExFxC=evidence,
-        root_key=jax.random.key(cfg.seed),
+        optimizer=optimizer, step=population_step(step_fn, n, hyper_G), predict=population_predict(make_predict(model), n * groups),
+        summary_ExF=summary_ExF, evidence_ExFxC=evidence, root_key=jax.random.key(cfg.seed), groups=groups,
     )
+
+
+def check_population(cfg: RunConfig, hyper_G: dict[str, list[float]]) -> int:
+    """The number of trials in a population sweep; ValueError for what a population cannot share."""
+    unknown = sorted(set(hyper_G) - set(POPULATION_PATHS))
+    sizes = {len(v) for v in hyper_G.values()}
+    if not hyper_G or unknown or len(sizes) != 1:
+        raise ValueError(f"a population varies {', '.join(POPULATION_PATHS)} with one value per trial; got "
+                         f"{sorted(hyper_G)} with {sorted(sizes)} values")
+    if cfg.selection.mode != "none":
+        raise ValueError("the trials of a population share one selection mask; use selection.mode=none "
+                         "(per-era gates stay per trial) or tune.population=1")
+    return sizes.pop()
 
 
 def era_context(run: RunContext, positions: np.ndarray) -> EraContext | None:
@@ -111,8 +132,13 @@ def update_batch(run: RunContext, recent: np.ndarray, replay: ReplayBuffer | Non
     batch = sample_eras([run.timeline.era(int(e)) for e in positions], cfg.data.rows_per_era, rngs)
     batch = batch.replace(context=era_context(run, positions))
     if cfg.loss.distill_weight:
-        distill_WxR = np.zeros_like(batch.y_WxR)
-        distill_WxR[len(recent):] = np.asarray(replay.out_CxR)[slots]
+        stored = np.asarray(replay.out_CxR)[slots]
+        if run.groups == 1:
+            distill_WxR = np.zeros_like(batch.y_WxR)
+            distill_WxR[len(recent):] = stored
+        else:  # each trial distils towards its own stored outputs: [G, W, R]
+            distill_WxR = np.zeros((run.groups, *batch.y_WxR.shape), np.float32)
+            distill_WxR[:, len(recent):] = stored.transpose(1, 0, 2)
         batch = batch.replace(distill_WxR=distill_WxR, distill_W=(np.arange(len(positions)) >= len(recent)).astype(np.float32))
     return batch
 
@@ -128,7 +154,8 @@ def train_step(run: RunContext, state: RunState, batch: Batch, key: jax.Array) -
 
 
 def predict_era(run: RunContext, state: RunState, e: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Era `e`'s prediction with the selection mask, its importances, and the features used.
+    """Era `e`'s prediction with the selection mask, [G, R] (G = 1 but in a population sweep),
+    its importances, and the features used.
 
     Importances come from attention over all features (an unmasked pass when a mask is
     set), so a feature dropped in one regime can win its place back in the next; the features
@@ -148,11 +175,12 @@ def predict_era(run: RunContext, state: RunState, e: int) -> tuple[np.ndarray, n
         imp_sum += np.asarray(imp_NxF).mean(axis=0) * mask_R.sum()
         used_F = np.asarray(mask_F) & (np.asarray(gate_NxF) > 0).any(axis=0)
         n += int(mask_R.sum())
-    return combine_members(np.concatenate(preds, axis=1)), imp_sum / max(n, 1), used_F
+    return combine_trials(np.concatenate(preds, axis=1), run.groups), imp_sum / max(n, 1), used_F
 
 
 def raw_outputs(run: RunContext, state: RunState, positions: np.ndarray) -> np.ndarray:
-    """Mean member output on each era's replay rows, padded to R: what the replay buffer stores."""
+    """Mean member output on each era's replay rows, padded to R (per trial in a population): what
+    the replay buffer stores."""
     r, out = run.cfg.data.rows_per_era, []
     for e in positions:
         split, local = run.timeline.era(int(e))
@@ -161,10 +189,12 @@ def raw_outputs(run: RunContext, state: RunState, positions: np.ndarray) -> np.n
         x_RxF = np.zeros((r, run.n_features), np.int8)
         x_RxF[: len(rows)] = split.x_NxF[rows]
         pred_NxR, _, _ = run.predict(state.train.ema_params, x_RxF, state.selection.mask_F, context)
-        out_R = np.zeros(r, np.float32)
-        out_R[: len(rows)] = np.asarray(pred_NxR).mean(axis=0)[: len(rows)]
+        pred_NxR = np.asarray(pred_NxR)
+        mean = pred_NxR.mean(axis=0) if run.groups == 1 else pred_NxR.reshape(run.groups, -1, r).mean(axis=1)
+        out_R = np.zeros(mean.shape, np.float32)
+        out_R[..., : len(rows)] = mean[..., : len(rows)]
         out.append(out_R)
-    return np.stack(out) if out else np.zeros((0, r), np.float32)
+    return np.stack(out) if out else np.zeros((0, r) if run.groups == 1 else (0, run.groups, r), np.float32)
 
 
 def sampling_rng(run: RunContext, *path: int) -> np.random.Generator:

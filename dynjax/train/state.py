@@ -40,12 +40,21 @@ class RunState:
     rng: jnp.ndarray  # key data of the root key
 
 
-def make_optimizer(cfg: OptimConfig) -> optax.GradientTransformation:
-    schedule = optax.warmup_cosine_decay_schedule(
-        init_value=0.0, peak_value=cfg.learning_rate, warmup_steps=cfg.warmup_steps,
-        decay_steps=cfg.decay_steps, end_value=cfg.learning_rate * cfg.end_lr_fraction,
-    )
-    return optax.chain(optax.clip_by_global_norm(cfg.clip_norm), optax.adamw(schedule, weight_decay=cfg.weight_decay))
+def make_optimizer(cfg: OptimConfig, hyper: dict[str, jnp.ndarray] | None = None) -> optax.GradientTransformation:
+    """AdamW on the config's schedule; `hyper` (traced `optim.learning_rate` / `optim.weight_decay`
+    of one population member) replaces the config's values, the schedule then scaled by the peak."""
+    hyper = hyper or {}
+    if "optim.learning_rate" in hyper:
+        unit = optax.warmup_cosine_decay_schedule(0.0, 1.0, cfg.warmup_steps, cfg.decay_steps, cfg.end_lr_fraction)
+        peak = hyper["optim.learning_rate"]
+        schedule = lambda count: peak * unit(count)
+    else:
+        schedule = optax.warmup_cosine_decay_schedule(
+            init_value=0.0, peak_value=cfg.learning_rate, warmup_steps=cfg.warmup_steps,
+            decay_steps=cfg.decay_steps, end_value=cfg.learning_rate * cfg.end_lr_fraction,
+        )
+    weight_decay = hyper.get("optim.weight_decay", cfg.weight_decay)
+    return optax.chain(optax.clip_by_global_norm(cfg.clip_norm), optax.adamw(schedule, weight_decay=weight_decay))
 
 
 def dummy_context(cfg: ModelConfig, n_features: int) -> EraContext | None:
@@ -87,10 +96,17 @@ def member_keys(key: jax.Array, n: int) -> jax.Array:
     return jnp.stack([key] + [jax.random.fold_in(key, i) for i in range(1, n)])
 
 
-def initial_run_state(cfg: RunConfig, model: FeatureAttentionModel, optimizer, root_key: jax.Array) -> RunState:
-    """Fresh members, all features selected, an empty buffer; also the checkpoint's structure."""
+def initial_run_state(cfg: RunConfig, model: FeatureAttentionModel, optimizer, root_key: jax.Array,
+                      groups: int = 1) -> RunState:
+    """Fresh members, all features selected, an empty buffer; also the checkpoint's structure.
+
+    `groups` > 1: a population of that many trials, each with the `train.ensemble` members a
+    run of it alone would start from.
+    """
     # Member by member through the single model's init, so member 0 is bit-identical to it.
     init = train_state_init(model, optimizer)
-    members = jax.tree.map(lambda *a: jnp.stack(a), *(init(k) for k in member_keys(root_key, cfg.train.ensemble)))
-    replay = empty_buffer(cfg.train.replay_capacity, cfg.data.rows_per_era) if cfg.train.replay_capacity else None
+    keys = [k for _ in range(groups) for k in member_keys(root_key, cfg.train.ensemble)]
+    members = jax.tree.map(lambda *a: jnp.stack(a), *(init(k) for k in keys))
+    replay = (empty_buffer(cfg.train.replay_capacity, cfg.data.rows_per_era, groups)
+              if cfg.train.replay_capacity else None)
     return RunState(members, init_selection(model.n_features), replay, jax.random.key_data(root_key))

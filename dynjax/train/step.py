@@ -7,6 +7,7 @@ optional per-era `context` and replay `distill_*` fields. The state is donated; 
 fixed by (W, R, F, L, C), so the step compiles once for a run.
 """
 
+import dataclasses
 from collections.abc import Callable
 
 import jax
@@ -47,24 +48,36 @@ def make_train_step(model: FeatureAttentionModel, loss_cfg: LossConfig, optimize
 
 
 def train_step_fn(model: FeatureAttentionModel, loss_cfg: LossConfig, optimizer: optax.GradientTransformation,
-                  ema_decay: float = 0.0) -> Callable:
+                  ema_decay: float = 0.0, hyper_optimizer: Callable | None = None) -> Callable:
     """The pure train step, before `jax.jit` (to vmap over a population, or count traces).
 
     `ema_decay` > 0 keeps a Polyak average of the params in `state.ema_params` (what
-    prediction uses); at 0 the average is the params themselves.
+    prediction uses); at 0 the average is the params themselves. With `hyper_optimizer`
+    (`hyper -> optimizer`) the step takes a fifth argument, `hyper`: traced float
+    hyperparameters by config path (`POPULATION_PATHS`), so one compiled step serves a
+    population of trials that differ only in them.
     """
     window_loss = make_window_loss(model, loss_cfg)
 
-    def train_step(state: TrainState, batch: Batch, feature_mask_F, key):
+    def train_step(state: TrainState, batch: Batch, feature_mask_F, key, hyper=None):
         key = jax.random.fold_in(key, state.step)
-        (_, metrics), grads = jax.value_and_grad(window_loss, has_aux=True)(state.params, batch, feature_mask_F, key)
-        updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
+        loss_fn, opt = window_loss, optimizer
+        if hyper is not None:
+            loss_fn, opt = make_window_loss(model, hyper_loss(loss_cfg, hyper)), hyper_optimizer(hyper)
+        (_, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params, batch, feature_mask_F, key)
+        updates, opt_state = opt.update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
         ema = optax.incremental_update(params, state.ema_params, 1.0 - ema_decay) if ema_decay else params
         metrics["grad_norm"] = optax.tree.norm(grads)
         return TrainState(params=params, opt_state=opt_state, step=state.step + 1, ema_params=ema), metrics
 
     return train_step
+
+
+def hyper_loss(loss_cfg: LossConfig, hyper: dict) -> LossConfig:
+    """The loss config with a population member's (traced) loss weights."""
+    fields = {path.removeprefix("loss."): v for path, v in hyper.items() if path.startswith("loss.")}
+    return dataclasses.replace(loss_cfg, **fields)
 
 
 def make_predict(model: FeatureAttentionModel) -> Callable:

@@ -1,0 +1,86 @@
+"""The search objective: a config's per-era corr over the walk-forward folds of the training eras."""
+
+import dataclasses
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from dynjax.config import RunConfig
+from dynjax.data.numerai import NumeraiData
+from dynjax.eval.jax_corr import era_corr
+from dynjax.eval.scores import summarize
+from dynjax.rundir import start_run_dir
+from dynjax.tune.folds import Folds, fold_data, make_folds, min_pretrain_eras
+
+METRIC_KEYS = {"mean": "corr_mean", "sharpe": "corr_sharpe"}
+
+
+def trial_config(base: RunConfig) -> RunConfig:
+    """What a trial trains: the config with the search's ensemble size (`tune.ensemble`)."""
+    return dataclasses.replace(base, train=dataclasses.replace(base.train, ensemble=base.tune.ensemble))
+
+
+def config_folds(cfg: RunConfig, data: NumeraiData) -> Folds:
+    """The folds of `data.train` for this config (ValueError if it has too few eras)."""
+    need = min_pretrain_eras(cfg.data.window_eras, cfg.train.holdout_eras, cfg.data.embargo)
+    return make_folds(data.train.index.n_eras, cfg.tune.folds, cfg.tune.fold_eras, need)
+
+
+def fold_metric(corr_E: list[float] | np.ndarray, metric: str) -> float:
+    return summarize(np.asarray(corr_E))[METRIC_KEYS[metric]]
+
+
+def evaluate(cfg: RunConfig, data: NumeraiData, out: str | Path, report: Callable[[int, float], None] | None = None,
+             progress: Callable = lambda it, **kw: it) -> dict:
+    """Walk forward through the folds of `data.train` with `cfg` (as given: call `trial_config` first).
+
+    After each fold, `report(fold, metric over the eras scored so far)` (it may raise to stop the
+    trial: Optuna's pruning). Writes the run to `out` (config, predictions, no checkpoints).
+    Returns the metric over every scored era, per-fold values and the per-era corr.
+    """
+    keep_going = lambda g, fold, value: report is None or report(fold, value) or True
+    return evaluate_population(cfg, None, data, out, keep_going, progress)[0]
+
+
+class AllPruned(Exception):
+    """Every trial of a population was pruned: the walk-forward stops."""
+
+
+def evaluate_population(cfg: RunConfig, hyper_G: dict[str, list[float]] | None, data: NumeraiData, out: str | Path,
+                        report: Callable[[int, int, float], bool], progress: Callable = lambda it, **kw: it) -> list[dict]:
+    """`evaluate` for a population of G trials that differ only in the floats of `hyper_G`, trained as one.
+
+    `report(g, fold, value)` returns False once trial g is pruned; its later folds are not
+    reported, and the run stops when no trial is left. Results per trial, with `pruned_fold`.
+    """
+    from dynjax.train.walk_forward import walk_forward  # jax imports only when training
+
+    folds = config_folds(cfg, data)
+    fdata = fold_data(data, folds)
+    scored, fold_eras = fdata.validation, cfg.tune.fold_eras
+    groups = 1 if hyper_G is None else len(next(iter(hyper_G.values())))
+    corr_GxE, fold_GxK = [[] for _ in range(groups)], [[] for _ in range(groups)]
+    pruned = [None] * groups
+
+    def on_era(k: int, e: int, pred_GxR: np.ndarray) -> None:
+        rows = scored.index.labeled_rows(k)  # the k-th predicted era is the k-th scored era
+        for g, pred_R in enumerate(pred_GxR):
+            corr_GxE[g].append(era_corr(pred_R[: rows.stop - rows.start], scored.y_NxT[rows, 0]))
+        if len(corr_GxE[0]) % fold_eras:
+            return
+        for g in range(groups):
+            if pruned[g] is None:
+                fold_GxK[g].append(fold_metric(corr_GxE[g], cfg.tune.metric))
+                if not report(g, len(fold_GxK[g]) - 1, fold_GxK[g][-1]):
+                    pruned[g] = len(fold_GxK[g]) - 1
+        if all(p is not None for p in pruned):
+            raise AllPruned
+
+    start_run_dir(out, cfg)
+    try:
+        walk_forward(cfg, fdata, out, trial=True, on_era=on_era, progress=progress, hyper_G=hyper_G)
+    except AllPruned:
+        pass
+    return [{"value": fold_metric(corr_GxE[g], cfg.tune.metric), "fold_values": fold_GxK[g], "pruned_fold": pruned[g],
+             "corr_E": [float(c) for c in corr_GxE[g]], **summarize(np.asarray(corr_GxE[g]))} for g in range(groups)]

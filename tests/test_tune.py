@@ -1,0 +1,208 @@
+"""Covers dynjax.tune: purged walk-forward folds, the search space, `dynjax tune` (resume, shared
+storage, best config into `dynjax walk-forward`), and population sweeps."""
+
+import json
+import os
+import subprocess
+import sys
+
+import jax
+import numpy as np
+import optuna
+import polars as pl
+import pytest
+
+from dynjax.cli import main
+from dynjax.config import RunConfig, load_config, override
+from dynjax.data import EraData, NumeraiData, load_numerai
+from dynjax.data.eras import build_era_index
+from dynjax.data.synth import write_synthetic
+from dynjax.data.timeline import make_timeline
+from dynjax.train.replay import offer
+from dynjax.train.run import make_run_context, raw_outputs, sampling_rng, train_step, update_batch
+from dynjax.tune import apply_params, check_space, fold_data, make_folds
+from dynjax.tune.study import storage_url
+from tests.conftest import _JIT_CACHE, TINY_RUN
+
+# The walk-forward of the CLI tests on 30 training eras: 3 folds of 3 scored eras each.
+TUNE_RUN = [*[a for a in TINY_RUN if not a.startswith("selection.")], "synth.n_train_eras=30",
+            "tune.folds=2", "tune.fold_eras=3", "tune.startup_trials=1", "train.replay_eras=2", "train.replay_capacity=8"]
+TUNED = [*TUNE_RUN, "tune.startup_trials=2"]  # two trials before the median pruner may prune
+SPACE = {"optim.learning_rate": {"low": 1e-3, "high": 1e-2, "log": True},
+         "loss.sparsity_lambda": {"low": 1e-3, "high": 0.1, "log": True},
+         "data.window_eras": {"choices": [2, 3]}}
+
+
+def test_folds_never_score_an_era_within_the_embargo_of_one_they_train_on():
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        n_eras, n_folds, fold_eras, embargo = int(rng.integers(8, 80)), int(rng.integers(1, 4)), int(rng.integers(2, 8)), int(rng.integers(0, 6))
+        numbers = np.cumsum(rng.integers(1, 3, n_eras))  # era numbers with gaps, as in Numerai's files
+        try:
+            folds = make_folds(n_eras, n_folds, fold_eras)
+        except ValueError:
+            assert n_eras - n_folds * fold_eras < 1
+            continue
+        data = fold_data(NumeraiData(_split(numbers), None, None, None), folds)
+        timeline = make_timeline(data.train, data.validation)  # what the fold's walk-forward runs on
+        scored = np.arange(data.train.index.n_eras, timeline.n_eras)
+        assert folds.scored_KxL.shape == (n_folds, fold_eras) and (np.diff(folds.scored_KxL.ravel()) == 1).all()
+        assert folds.scored_KxL[-1, -1] == n_eras - 1  # the last training eras, nothing beyond
+        np.testing.assert_array_equal(timeline.numbers_E[scored], numbers[folds.scored_KxL.ravel()])
+        for e in scored:  # pretraining trains on eras resolved at scored[0], updates at e on those resolved at e
+            trained = timeline.resolved(int(e), embargo)
+            assert (timeline.numbers_E[trained] < timeline.numbers_E[e] - embargo).all()
+            assert not np.isin(trained, [e]).any()
+
+
+def _split(numbers: np.ndarray) -> EraData:
+    n = len(numbers)
+    index = build_era_index([f"{x:04d}" for x in numbers], numbers, np.ones(n, bool))
+    return EraData(np.zeros((n, 2), np.int8), np.zeros((n, 1), np.float32), pl.Series([f"id{i}" for i in range(n)]),
+                   index, ("feature_a", "feature_b"), ("target",), "test")
+
+
+def test_too_few_eras_for_the_folds_is_a_clear_error():
+    with pytest.raises(ValueError, match="cannot hold 3 folds of 12"):
+        make_folds(40, 3, 12, min_pretrain=5)
+
+
+def test_search_space_checks_paths_and_ranges():
+    base = RunConfig()
+    check_space(SPACE, base)
+    with pytest.raises(ValueError, match="unknown config path 'optim.lr'"):
+        check_space({"optim.lr": {"low": 1, "high": 2}}, base)
+    with pytest.raises(ValueError, match="needs choices"):
+        check_space({"model.normalizer": {"low": 1, "high": 2}}, base)
+    with pytest.raises(ValueError, match="bad range"):
+        check_space({"optim.learning_rate": {"low": 1e-2, "high": 1e-3}}, base)
+    cfg = apply_params(base, {"optim.learning_rate": 0.005, "data.window_eras": 8})
+    assert cfg.optim.learning_rate == 0.005 and cfg.data.window_eras == 8
+
+
+@pytest.fixture(scope="module")
+def tuned(tmp_path_factory):
+    """A 2-trial study on tiny data, then resumed to 3 trials."""
+    out = tmp_path_factory.mktemp("tune")
+    space = out / "space.json"
+    space.write_text(json.dumps(SPACE))
+    args = ["tune", "--out", str(out), "--space", str(space), *TUNED]
+    assert main([*args[:5], "--n-trials", "2", *args[5:]]) == 0
+    first = [t.number for t in optuna.load_study(study_name="dynjax", storage=storage_url(out, None)).trials]
+    assert main([*args[:5], "--n-trials", "3", *args[5:]]) == 0
+    return out, first
+
+
+def test_tune_runs_resumes_and_writes_its_outputs(tuned):
+    out, first_numbers = tuned
+    assert first_numbers == [0, 1]
+    study = optuna.load_study(study_name="dynjax", storage=storage_url(out, None))
+    assert [t.number for t in study.trials] == [0, 1, 2]  # resumed: one more trial, none repeated
+    assert all(t.state in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED) for t in study.trials)
+    assert study.trials[0].user_attrs["baseline"]  # trial 0 is the base config
+    table = pl.read_parquet(out / "trials.parquet")
+    assert table["number"].to_list() == [0, 1, 2] and "params/optim.learning_rate" in table.columns
+    assert "fold/0" in table.columns
+    for t in study.trials:  # a pruned trial stopped at a fold where it was below the median of those before it
+        if t.state == optuna.trial.TrialState.PRUNED:
+            fold, value = max(t.intermediate_values.items())
+            assert value < np.median([u.intermediate_values[fold] for u in study.trials[: t.number]])
+    for name in ("best_config.json", "tune_summary.json", "optimization_history.png", "param_importances.png"):
+        assert (out / name).is_file(), name
+    # A trial's walk-forward scored the last training eras only: the folds, never validation.
+    preds = pl.read_parquet(out / "trials" / "0000" / "predictions.parquet")
+    assert sorted(preds["era"].unique().to_list()) == [f"{e:04d}" for e in range(25, 31)]
+
+
+def test_best_config_round_trips_into_walk_forward(tuned, tmp_path):
+    out, _ = tuned
+    summary = json.loads((out / "tune_summary.json").read_text())
+    best = load_config(out / "best_config.json")
+    assert best == apply_params(override(RunConfig(), TUNED), summary["best"]["params"])
+    run = tmp_path / "run"
+    assert main(["walk-forward", "--config", str(out / "best_config.json"), "--out", str(run), "--stop-after", "1"]) == 0
+    assert load_config(run / "config.json") == best
+
+
+def test_resuming_with_another_base_config_is_refused(tuned, capsys):
+    out, _ = tuned
+    assert main(["tune", "--out", str(out), "--space", str(out / "space.json"), "--n-trials", "4", *TUNED,
+                 "optim.clip_norm=2.0"]) == 2
+    assert "another base config" in capsys.readouterr().err
+
+
+def test_two_workers_share_one_sqlite_study(tmp_path, synth_dir):
+    data = write_synthetic(override(RunConfig(), TUNE_RUN).synth, tmp_path / "data")
+    space = tmp_path / "space.json"
+    space.write_text(json.dumps(SPACE))
+    out = tmp_path / "tune"
+    env = {**os.environ, "JAX_COMPILATION_CACHE_DIR": _JIT_CACHE, "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0"}
+    cmd = [sys.executable, "-m", "dynjax.cli", "tune", "--data", str(data), "--out", str(out), "--space", str(space),
+           "--n-trials", "2", *TUNE_RUN]
+    workers = [subprocess.Popen([*cmd, "--worker", str(w)], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                text=True) for w in (0, 1)]
+    logs = [w.communicate(timeout=300)[0] for w in workers]
+    assert [w.returncode for w in workers] == [0, 0], logs
+    study = optuna.load_study(study_name="dynjax", storage=storage_url(out, None))
+    numbers = [t.number for t in study.trials]
+    assert numbers == list(range(len(numbers))) and 2 <= len(numbers) <= 3  # MaxTrials may let one more start
+    assert all(t.state.is_finished() for t in study.trials)
+    for t in study.trials:  # each trial evaluated once, by one worker, in its own directory
+        assert sum(f"trial {t.number}:" in log for log in logs) == 1
+        assert (out / "trials" / f"{t.number:04d}" / "config.json").is_file()
+
+
+@pytest.fixture(scope="module")
+def pop_data(tmp_path_factory):
+    cfg = override(RunConfig(), TUNE_RUN)
+    return cfg, load_numerai(write_synthetic(cfg.synth, tmp_path_factory.mktemp("pop")))
+
+
+def test_a_population_trains_each_trial_as_it_would_train_alone(pop_data):
+    cfg, data = pop_data
+    cfg = override(cfg, ["train.ensemble=2", "loss.distill_weight=0.5", "optim.warmup_steps=0"])
+    hyper = {"optim.learning_rate": [0.002, 0.008], "loss.sparsity_lambda": [0.05, 0.001], "loss.distill_weight": [0.5, 2.0]}
+    pop = make_run_context(cfg, data, hyper)
+    alone = [make_run_context(override(cfg, [f"{k}={v[g]}" for k, v in hyper.items()]), data) for g in range(2)]
+    states = [run_states(run) for run in (pop, *alone)]
+    for g, solo in enumerate(states[1:]):
+        group = jax.tree.map(lambda a, g=g: a[2 * g: 2 * g + 2], states[0].train.params)
+        # Up to float rounding (the population's schedule is peak x unit schedule), which Adam can blow up
+        # to ~1e-4 on a parameter whose gradient is ~0; a wrong rate or weight would move params by ~1e-2.
+        jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-3, atol=2e-4), group, solo.train.params)
+        np.testing.assert_allclose(np.asarray(states[0].replay.out_CxR)[:, g], np.asarray(solo.replay.out_CxR), rtol=1e-4,
+                                   atol=1e-5)
+    # ...and really differ: the trials' own learning rates and loss weights were used.
+    first, second = (jax.tree.map(lambda a, g=g: a[2 * g], states[0].train.params) for g in (0, 1))
+    assert max(float(np.abs(a - b).max()) for a, b in zip(jax.tree.leaves(first), jax.tree.leaves(second))) > 1e-2
+
+
+def run_states(run):
+    """Three steps on a replayed window (distillation on), then a refreshed buffer."""
+    state = run.fresh_state()
+    state = state.replace(replay=offer(state.replay, np.arange(8), lambda eras: raw_outputs(run, state, eras), run.cfg.seed))
+    for s in range(3):
+        batch = update_batch(run, np.arange(6, 8), state.replay, sampling_rng(run, 2, s))
+        state, _ = train_step(run, state, batch, jax.random.key(0))
+    return state.replace(replay=offer(state.replay, np.arange(8, 10), lambda eras: raw_outputs(run, state, eras), run.cfg.seed))
+
+
+def test_population_refuses_a_shared_selection_mask(pop_data):
+    cfg, data = pop_data
+    with pytest.raises(ValueError, match="share one selection mask"):
+        make_run_context(override(cfg, ["selection.mode=topk"]), data, {"optim.learning_rate": [0.001, 0.01]})
+    with pytest.raises(ValueError, match="one value per trial"):
+        make_run_context(cfg, data, {"model.dropout": [0.0, 0.1]})
+
+
+def test_population_tune_gives_every_trial_its_own_result(pop_data, tmp_path):
+    space = tmp_path / "space.json"
+    space.write_text(json.dumps({k: v for k, v in SPACE.items() if k != "data.window_eras"}))
+    out = tmp_path / "tune"
+    assert main(["tune", "--out", str(out), "--space", str(space), "--n-trials", "3", *TUNE_RUN, "tune.population=3",
+                 "tune.pruner=none"]) == 0
+    study = optuna.load_study(study_name="dynjax", storage=storage_url(out, None))
+    assert len(study.trials) == 3 and all(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials)
+    assert {t.user_attrs["population"] for t in study.trials} == {0}  # one population, one walk-forward
+    assert len({t.params["optim.learning_rate"] for t in study.trials}) == 3
+    assert len({t.value for t in study.trials}) == 3
