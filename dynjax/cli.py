@@ -1,10 +1,12 @@
-"""The `dynjax` console script: `synth`, the main job `walk-forward`, `tune`, `evaluate`, `predict`."""
+"""The `dynjax` console script: `synth`, the main job `walk-forward`, `tune`, `ensemble`, `evaluate`, `predict`."""
 
 import argparse
 import dataclasses
 import sys
 import time
 from pathlib import Path
+
+import polars as pl
 
 from dynjax.config import DataConfig, RunConfig, SynthConfig, load_config, override
 from dynjax.data import DataError, impute_splits, load_numerai
@@ -109,6 +111,48 @@ def cmd_tune(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_ensemble(args: argparse.Namespace) -> int:
+    from dynjax.eval.ensemble import rank_average, score_members
+    from dynjax.members import (
+        member_predictions,
+        run_members,
+        seed_members,
+        target_members,
+        tuned_members,
+    )
+
+    cfg = load_config(args.config) if args.config else RunConfig()
+    if args.data:
+        cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, data_dir=args.data))
+    cfg = override(cfg, args.overrides)
+    chosen = [k for k in ("targets", "seeds", "tuned") if getattr(args, k)]
+    if len(chosen) != 1:
+        raise ValueError("choose the members with exactly one of --targets, --seeds, --tuned")
+    if args.targets:
+        members = target_members(cfg, args.targets.split(","))
+    elif args.seeds:
+        members = seed_members(cfg, [int(s) for s in args.seeds.split(",")])
+    else:
+        members = tuned_members(args.tuned, args.top_k)
+    dirs = run_members(members, args.out, main)
+    preds = member_predictions(dirs)
+    ensemble = rank_average(preds)
+    out = Path(args.out)
+    ensemble.write_parquet(out / "predictions.parquet")
+
+    # Score every member and the ensemble against the main target of the validation eras.
+    data_dir = Path(load_config(out / "members" / f"{next(iter(dirs))}.json").data.data_dir)
+    truth = pl.read_parquet(data_dir / "validation.parquet", columns=["id", "era", args.target])
+    summary, per_era = score_members(truth, {**preds, "ensemble": ensemble}, args.target)
+    per_era.write_csv(out / "ensemble_per_era.csv")
+    write_json(out / "ensemble.json", {"target": args.target, "members": {n: str(d) for n, d in dirs.items()}, "scores": summary})
+    print(f"\n{'member':<22}{'corr mean':>11}{'std':>9}{'sharpe':>8}{'max dd':>9}   (against {args.target})")
+    for name, m in summary.items():
+        print(f"{name:<22}{m['corr_mean']:>11.4f}{m['corr_std']:>9.4f}{m['corr_sharpe']:>8.2f}{m['max_drawdown']:>9.4f}")
+    print(f"ensemble directory: {out}")
+    return 0
+
+
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from dynjax.eval.report import build_report
 
@@ -206,6 +250,18 @@ def _parser() -> argparse.ArgumentParser:
     tu.add_argument("--worker", type=int, default=0, help="this worker's index: seeds its sampler (default: %(default)s)")
     tu.add_argument("overrides", nargs="*", help="base config overrides such as tune.metric=sharpe")
     tu.set_defaults(func=cmd_tune)
+
+    en = sub.add_parser("ensemble", help="walk-forward runs as members (targets, seeds or tuned configs), rank-averaged")
+    en.add_argument("--out", default="runs/ensemble", help="ensemble directory; members in out/members (default: %(default)s)")
+    en.add_argument("--data", help="Numerai data directory (default: embedded synthetic data)")
+    en.add_argument("--config", help="JSON file with the (partial) base RunConfig of every member")
+    en.add_argument("--targets", help="comma-separated target columns, one member each (Numerai target ensembling)")
+    en.add_argument("--seeds", help="comma-separated seeds, one member each")
+    en.add_argument("--tuned", help="a dynjax tune directory: its top-k completed trials are the members")
+    en.add_argument("--top-k", type=int, default=3, help="members from --tuned (default: %(default)s)")
+    en.add_argument("--target", default="target", help="what members and ensemble are scored on (default: %(default)s)")
+    en.add_argument("overrides", nargs="*", help="config overrides for every member")
+    en.set_defaults(func=cmd_ensemble)
 
     ev = sub.add_parser("evaluate", help="score a finished run and redraw its plots")
     ev.add_argument("--run", required=True, help="run directory")
