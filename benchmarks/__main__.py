@@ -8,7 +8,7 @@ import subprocess
 import sys
 import time
 
-BENCHMARKS = ("step_throughput", "scaling", "walk_forward", "model_forms", "load_memory")
+BENCHMARKS = ("step_throughput", "scaling", "walk_forward", "model_forms", "load_memory", "population_tune")
 
 
 def main() -> int:

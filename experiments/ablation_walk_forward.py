@@ -17,24 +17,12 @@ Result (2-core CPU; the table is in `experiments/README.md`): see there.
 
 import argparse
 import json
-import os
-import subprocess
-import sys
-import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 
-RESULTS = Path(__file__).parent / "results"
-
-# The synthetic settings: overrides of `SynthConfig` (the default is `dynjax walk-forward`'s own set).
-SETTINGS = {
-    "default": {},
-    "switching": {"seed": 1, "n_regimes": 4, "regime_eras": 10},  # short regimes: many switches in validation
-    "wide": {"seed": 2, "n_features": 300, "n_factors": 30, "active_per_regime": 12},
-    "noisy": {"seed": 3, "noise": 5.0, "regime_eras": 40},  # oracle corr ~0.18
-}
+from experiments.record import RESULTS, SETTINGS, make_data, walk_forward
 
 # The old dense default, spelled out so that variants stay comparable when defaults change.
 DENSE = [
@@ -64,33 +52,8 @@ VARIANTS = {
 def run_one(root: Path, setting: str, variant: str, seed: int, data_dir: Path) -> dict:
     """One walk-forward in a fresh process; the figures of its metrics.json."""
     out = root / "runs" / setting / f"{variant}-s{seed}"
-    if not (out / "metrics.json").is_file():
-        subprocess.run(["rm", "-rf", str(out)], check=True)
-        args = [sys.executable, "-m", "dynjax.cli", "walk-forward", "--data", str(data_dir), "--out", str(out),
-                *DENSE, *VARIANTS[variant], f"seed={seed}"]
-        start = time.perf_counter()
-        proc = subprocess.run(args, capture_output=True, text=True, check=False, env={**os.environ, "TQDM_DISABLE": "1"})
-        if proc.returncode:
-            return {"setting": setting, "variant": variant, "seed": seed, "error": proc.stderr[-2000:]}
-        (out / "wall_s.txt").write_text(f"{time.perf_counter() - start:.1f}\n")
-    m = json.loads((out / "metrics.json").read_text())
-    d, s = m["dynjax"], m.get("selection", {})
-    return {"setting": setting, "variant": variant, "seed": seed, "corr": d["corr_mean"], "sharpe": d["corr_sharpe"],
-            "max_dd": d["max_drawdown"], "kept": s.get("n_selected"), "recall": s.get("recall"),
-            "precision": s.get("precision"), "wall_s": float((out / "wall_s.txt").read_text()),
-            "ridge_corr": m["ridge"]["corr_mean"], "ridge_sharpe": m["ridge"]["corr_sharpe"],
-            "oracle_corr": (m.get("oracle") or {}).get("corr_mean"), "n_features": _n_features(out)}
-
-
-def _n_features(out: Path) -> int:
-    return json.loads((out / "data_summary.json").read_text())["train"]["features"]
-
-
-def make_data(root: Path, setting: str) -> Path:
-    from dynjax.config import SynthConfig
-    from dynjax.rundir import default_data
-
-    return default_data(root / "data" / setting, SynthConfig(**SETTINGS[setting]))
+    row = walk_forward(out, data_dir, [*DENSE, *VARIANTS[variant], f"seed={seed}"])
+    return {"setting": setting, "variant": variant, "seed": seed, **row}
 
 
 def summarize(rows: list[dict]) -> list[dict]:
