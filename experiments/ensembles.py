@@ -4,9 +4,9 @@
 
 - seeds: the default config (`train.ensemble=3`: three members in one vmapped step, ranks
   averaged per era) against the same config with one member, for each seed;
-- targets: `dynjax ensemble --targets target,target_ender_20,target_jasper_20` (Numerai's
+- targets: `dynjax ensemble --targets target,target_jasper_20,target_ender_60` (Numerai's
   target ensembling: one default-config run per target, every member and the ensemble scored
-  against the main target), seed 0;
+  against the main target; the 60-day target's member gets a 12-era embargo), seed 0;
 - tuned: `dynjax ensemble --tuned TUNE_DIR --top-k 3` (the three best trials of the study of
   `experiments.tuned_config`, each a full default-size run), seed 0.
 All on the default synthetic set. Result: `results/ensembles.md`, summarised in `RESULTS.md`.
@@ -18,7 +18,9 @@ from pathlib import Path
 
 from experiments.record import dynjax, make_data, mean_std, walk_forward, write_results
 
-TARGETS = "target,target_ender_20,target_jasper_20"
+# Three different targets: the synthetic `target_ender_20` is `target` itself (as Numerai's main target is
+# one of its named 20-day targets), so it would only double the main target's weight.
+TARGETS = "target,target_jasper_20,target_ender_60"
 
 
 def main() -> None:

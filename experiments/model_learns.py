@@ -9,8 +9,13 @@ model; its corr against ridge and the oracle says whether pretraining learned th
 its selection recall / precision against the truly active features (8 of 120 per era) says
 whether the gates found them, against chance precision 8/120 = 0.067.
 
-Result (default synthetic set, 3 seeds, 2-core CPU): see `results/model_learns.md` and the
-table in `experiments/README.md`.
+Result (default synthetic set, seed 0, `--seeds 0`, measured; `results/model_learns.md`):
+pretraining alone does *not* carry over to validation: corr 0.0077 / Sharpe 0.14 against
+ridge's 0.1267 on the same schedule and the oracle's 0.2895 (the validation eras sit in a
+regime rare in training). The gates do find the active features from resolved-era evidence:
+recall 0.958, precision 0.279 (27.9 features kept an era) against chance 0.067; the
+attention's own top-8 recall is 0.589. The walk-forward's updates are what turn this into
+corr (0.2411 with them, `dynjax walk-forward`).
 """
 
 import argparse

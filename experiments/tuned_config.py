@@ -1,6 +1,6 @@
 """Does the config `dynjax tune` finds beat the default on validation eras the search never saw?
 
-    python -m experiments.tuned_config [--tune-dir runs/tune] [--seeds 0,1,2]
+    python -m experiments.tuned_config [--tune-dir runs/tune] [--seeds 0,1,2] [--transfer-seeds 0]
         [--settings default,switching,noisy] [--root /tmp/dynjax_records]
 
 1. `dynjax tune --out TUNE_DIR --n-trials 30` on the default synthetic set (skipped when
@@ -27,6 +27,7 @@ def main() -> None:
     parser.add_argument("--n-trials", type=int, default=30)
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--settings", default="default,switching,noisy")
+    parser.add_argument("--transfer-seeds", default="0", help="seeds on the settings other than default")
     parser.add_argument("--root", default="/tmp/dynjax_records")
     args = parser.parse_args()
     root, tune_dir = Path(args.root), Path(args.tune_dir)
@@ -39,7 +40,8 @@ def main() -> None:
     rows = []
     for setting in args.settings.split(","):
         data_dir = make_data(root, setting)
-        for seed in (int(s) for s in args.seeds.split(",")):
+        seeds = args.seeds if setting == "default" else args.transfer_seeds
+        for seed in (int(s) for s in seeds.split(",")):
             for name, config in (("default", None), ("tuned", tune_dir / "best_config.json")):
                 row = walk_forward(root / "runs" / setting / f"{name}-s{seed}", data_dir, [f"seed={seed}"], config)
                 if "error" in row:
