@@ -17,6 +17,7 @@ from typing import Any
 
 import optuna
 import polars as pl
+import sqlalchemy
 from optuna.storages import RetryHeartbeatStaleTrialCallback
 from optuna.study import MaxTrialsCallback
 from optuna.trial import TrialState
@@ -45,7 +46,7 @@ def open_study(cfg: RunConfig, space: dict, url: str, study_name: str, worker: i
     heartbeat = ({"heartbeat_interval": 30, "grace_period": 180,
                   "heartbeat_stale_trial_callback": RetryHeartbeatStaleTrialCallback(max_retry=1)}
                  if cfg.tune.population == 1 else {})
-    storage = optuna.storages.RDBStorage(url, engine_kwargs=engine, **heartbeat)
+    storage = _rdb_storage(url, engine, heartbeat)
     # Workers of one study need different samplers, or their random start-up trials coincide.
     sampler = optuna.samplers.TPESampler(seed=cfg.seed + worker, n_startup_trials=cfg.tune.startup_trials)
     study = optuna.create_study(storage=storage, sampler=sampler, pruner=make_pruner(cfg), study_name=study_name,
@@ -56,6 +57,18 @@ def open_study(cfg: RunConfig, space: dict, url: str, study_name: str, worker: i
         # Trial 0 is the base config itself, scored on the same folds as every other trial.
         study.enqueue_trial(baseline, user_attrs={"baseline": True}, skip_if_exists=True)
     return study
+
+
+def _rdb_storage(url: str, engine: dict, heartbeat: dict, attempts: int = 6) -> optuna.storages.RDBStorage:
+    """The RDB storage; workers that start at once race to create its tables, and the loser retries."""
+    for attempt in range(attempts):
+        try:
+            return optuna.storages.RDBStorage(url, engine_kwargs=engine, **heartbeat)
+        except sqlalchemy.exc.OperationalError:  # "table ... already exists": another worker is creating it
+            if attempt == attempts - 1:
+                raise
+            time.sleep(0.5 * (attempt + 1))
+    raise AssertionError("unreachable")
 
 
 def make_pruner(cfg: RunConfig) -> optuna.pruners.BasePruner:
