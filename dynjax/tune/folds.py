@@ -19,10 +19,6 @@ class Folds:
     n_pretrain: int  # eras [0, n_pretrain) of the split pretrain (the walk-forward purges the embargo)
     scored_KxL: np.ndarray  # split positions of each fold's scored eras
 
-    @property
-    def n_scored(self) -> int:
-        return self.scored_KxL.size
-
 
 def make_folds(n_eras: int, n_folds: int, fold_eras: int, min_pretrain: int = 1) -> Folds:
     """Fold `k` scores eras `n_pretrain + k*fold_eras ... + fold_eras - 1` of a split of `n_eras`."""

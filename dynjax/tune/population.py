@@ -20,13 +20,17 @@ from dynjax.data.numerai import NumeraiData
 from dynjax.tune.objective import evaluate_population, trial_config
 from dynjax.tune.space import apply_params, as_overrides, suggest
 
-FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
-
 
 def optimize_population(study: optuna.Study, cfg: RunConfig, space: dict, data: NumeraiData, out: Path, *,
                         n_trials: int, timeout: float | None, log: Callable[[str], None], progress: Callable) -> None:
     """Ask populations of `tune.population` trials until the study holds `n_trials` finished ones."""
-    from dynjax.tune.study import fresh_dir, record_result, trial_dir, trial_line
+    from dynjax.tune.study import (  # study imports this module
+        FINISHED,
+        fresh_dir,
+        record_result,
+        trial_dir,
+        trial_line,
+    )
 
     start = time.perf_counter()
     while timeout is None or time.perf_counter() - start < timeout:
