@@ -1,20 +1,31 @@
-"""The `dynjax` console script: `synth`, the main job `walk-forward`, `tune`, `ensemble`, `evaluate`, `predict`."""
+"""The `dynjax` console script: `synth`, the main job `walk-forward`, `update`, `tune`, `ensemble`, `evaluate`, `predict`."""
 
 import argparse
 import dataclasses
+import json
 import sys
 import time
 from pathlib import Path
 
 import polars as pl
 
-from dynjax.config import DataConfig, RunConfig, SynthConfig, load_config, override
-from dynjax.data import DataError, impute_splits, load_numerai
+from dynjax.config import DataConfig, RunConfig, SynthConfig, load_config, override, save_config
+from dynjax.data import DataError, impute, impute_splits, load_numerai
 from dynjax.data.summary import describe
 from dynjax.data.synth import write_synthetic
 from dynjax.eval.truth import has_truth, oracle_scores
-from dynjax.rundir import RunDirError, default_data, open_run_dir, start_run_dir, write_json
+from dynjax.rundir import (
+    RunDirError,
+    check_writable,
+    default_data,
+    open_run_dir,
+    start_run_dir,
+    write_json,
+)
 from dynjax.train.checkpoint import CheckpointError
+from dynjax.train.interrupt import Interrupted
+
+_RESUME_HINT = {"walk-forward": "resume with --resume", "update": "resume by running the same dynjax update again"}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -24,6 +35,13 @@ def main(argv: list[str] | None = None) -> int:
         return args.func(args)
     except (DataError, RunDirError, ValueError, CheckpointError, FloatingPointError) as err:
         print(f"dynjax {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except Interrupted as err:
+        print(f"dynjax {args.command}: {err}; {_RESUME_HINT.get(args.command, 'nothing to resume')}", file=sys.stderr)
+        return 128 + err.signum
+    except OSError as err:  # a full disk or a vanished directory while writing
+        print(f"dynjax {args.command}: error: {type(err).__name__}: {err} (the checkpoints written before it are kept; "
+              f"{_RESUME_HINT.get(args.command, 'run it again')} once it is fixed)", file=sys.stderr)
         return 2
 
 
@@ -43,41 +61,73 @@ def cmd_walk_forward(args: argparse.Namespace) -> int:
     cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, **{k: v for k, v in flags.items() if v}))
     cfg = override(cfg, args.overrides)
     cfg = open_run_dir(args.out, cfg, args.resume)
+    check_writable(args.out)
     data_dir = Path(cfg.data.data_dir) if cfg.data.data_dir else default_data(args.out, cfg.synth)
-
-    # Data
-    start = time.perf_counter()
-    data = load_numerai(data_dir, cfg.data.feature_spec, cfg.data.targets, min_era_rows=cfg.data.min_era_rows)
-    impute_splits(cfg.data.missing, data.train, data.validation, data.live, seed=cfg.seed)
+    data, summary = _load(cfg, data_dir, args.out)
     if not args.resume:
         start_run_dir(args.out, cfg)
+    return _train_and_report(cfg, data, data_dir, args.out, summary, args.stop_after)
+
+
+def cmd_update(args: argparse.Namespace) -> int:
+    """The weekly round: continue a run on a newer data directory from its latest checkpoint."""
+    from dynjax.train.history import ChangedHistory
+
+    cfg = open_run_dir(args.run, RunConfig(), resume=True)
+    check_writable(args.run)
+    data_dir = Path(args.data).absolute()
+    cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, data_dir=str(data_dir)))
+    data, summary = _load(cfg, data_dir, args.run)
+    try:
+        code = _train_and_report(cfg, data, data_dir, args.run, summary, None)
+    except ChangedHistory:
+        raise  # the run is untouched: it keeps its own data directory
+    except BaseException:
+        save_config(cfg, Path(args.run) / "config.json")  # eras of the new data may already be checkpointed
+        raise
+    save_config(cfg, Path(args.run) / "config.json")
+    record = {"time": time.strftime("%Y-%m-%dT%H:%M:%S"), "data_dir": str(data_dir),
+              "last_era": summary["validation"]["last_era"], "live_eras": data.live.index.n_eras if data.live else 0}
+    with (Path(args.run) / "updates.jsonl").open("a") as f:
+        f.write(json.dumps(record) + "\n")
+    return code
+
+
+def _load(cfg: RunConfig, data_dir: Path, out) -> tuple:
+    """Load and impute a run's data; print and write its summary."""
+    start = time.perf_counter()
+    data = load_numerai(data_dir, cfg.data.feature_spec, cfg.data.targets, min_era_rows=cfg.data.min_era_rows)
+    data = impute(data, cfg.data.missing, seed=cfg.seed)
     summary = describe(data, cfg.data.embargo)
     summary["timing/load_s"] = time.perf_counter() - start
     if has_truth(data_dir) and data.validation is not None:
         _, summary["oracle"] = oracle_scores(data_dir, "validation", cfg.data.targets[0])
-    write_json(Path(args.out) / "data_summary.json", summary)
-    _print_summary(data_dir, summary)
     if data.validation is None:
         raise DataError(data_dir, "the walk-forward predicts validation.parquet, which is missing")
+    _print_summary(data_dir, summary)
+    Path(out).mkdir(parents=True, exist_ok=True)
+    write_json(Path(out) / "data_summary.json", summary)
+    return data, summary
 
-    # Train: pretrain, then walk forward (resumes from the latest checkpoint if there is one)
+
+def _train_and_report(cfg: RunConfig, data, data_dir: Path, out, summary: dict, stop_after: int | None) -> int:
+    """Pretrain and walk forward (or continue from the latest checkpoint), then report."""
     from dynjax.eval.report import build_report  # jax/orbax imports only when training
     from dynjax.train.walk_forward import walk_forward
 
     start = time.perf_counter()
-    timings = walk_forward(cfg, data, args.out, progress=_progress, stop_after=args.stop_after)
+    timings = walk_forward(cfg, data, out, progress=_progress, stop_after=stop_after)
     timings["total_train_s"] = time.perf_counter() - start
-    if args.stop_after is not None and not (Path(args.out) / "predictions.parquet").exists():
-        print(f"stopped after {args.stop_after} walk-forward eras; continue with --resume")
+    if stop_after is not None and not (Path(out) / "predictions.parquet").exists():
+        print(f"stopped after {stop_after} walk-forward eras; continue with --resume")
         return 0
 
-    # Report
     start = time.perf_counter()
-    metrics = build_report(args.out, data, cfg.data.embargo, data_dir, seed=cfg.seed,
+    metrics = build_report(out, data, cfg.data.embargo, data_dir, seed=cfg.seed,
                            rows_per_era=cfg.data.rows_per_era, timings={**timings, "load_s": summary["timing/load_s"]})
     metrics["timing"]["report_s"] = time.perf_counter() - start
-    write_json(Path(args.out) / "metrics.json", {k: v for k, v in metrics.items() if k != "plots"})
-    _print_report(metrics, args.out)
+    write_json(Path(out) / "metrics.json", {k: v for k, v in metrics.items() if k != "plots"})
+    _print_report(metrics, out)
     return 0
 
 
@@ -159,7 +209,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     cfg = open_run_dir(args.run, RunConfig(), resume=True)
     data_dir = Path(cfg.data.data_dir) if cfg.data.data_dir else Path(args.run) / "data"
     data = load_numerai(data_dir, cfg.data.feature_spec, cfg.data.targets, min_era_rows=cfg.data.min_era_rows)
-    impute_splits(cfg.data.missing, data.train, data.validation, data.live, seed=cfg.seed)
+    data = impute(data, cfg.data.missing, seed=cfg.seed)
     metrics = build_report(args.run, data, cfg.data.embargo, data_dir, seed=cfg.seed, rows_per_era=cfg.data.rows_per_era)
     _print_report(metrics, args.run)
     return 0
@@ -263,11 +313,16 @@ def _parser() -> argparse.ArgumentParser:
     en.add_argument("overrides", nargs="*", help="config overrides for every member")
     en.set_defaults(func=cmd_ensemble)
 
+    up = sub.add_parser("update", help="the weekly round: continue a run on newer data (new eras, a new live file)")
+    up.add_argument("--run", required=True, help="run directory (a finished or stopped walk-forward)")
+    up.add_argument("--data", required=True, help="the new round's data directory (the same history, more eras)")
+    up.set_defaults(func=cmd_update)
+
     ev = sub.add_parser("evaluate", help="score a finished run and redraw its plots")
     ev.add_argument("--run", required=True, help="run directory")
     ev.set_defaults(func=cmd_evaluate)
 
-    pr = sub.add_parser("predict", help="predict a live parquet file with a run's latest checkpoint")
+    pr = sub.add_parser("predict", help="predict a live parquet file with a run's next-era state (reads nothing else)")
     pr.add_argument("--run", required=True, help="run directory")
     pr.add_argument("--data", required=True, help="live.parquet (Numerai layout)")
     pr.add_argument("--out", required=True, help="submission CSV to write (id,prediction)")

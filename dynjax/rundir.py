@@ -2,6 +2,7 @@
 
 import fcntl
 import json
+import shutil
 from dataclasses import asdict
 from pathlib import Path
 
@@ -35,6 +36,22 @@ def start_run_dir(out: str | Path, cfg: RunConfig) -> None:
     save_config(cfg, Path(out) / "config.json")
 
 
+def check_writable(out: str | Path, need_bytes: int = 0) -> None:
+    """RunDirError unless `out` can be created and written and its disk has `need_bytes` free."""
+    out = Path(out)
+    probe = out / ".dynjax-write-probe"
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe.write_bytes(b"dynjax")
+        probe.unlink()
+    except OSError as err:
+        raise RunDirError(f"{out}: not writable ({err.strerror or err}); choose another --out") from None
+    free = shutil.disk_usage(out).free
+    if free < need_bytes:
+        raise RunDirError(f"{out}: {free / 2**20:.0f} MiB free on its disk, but the run writes about "
+                          f"{need_bytes / 2**20:.0f} MiB (checkpoints, predictions); free some space or choose another --out")
+
+
 def default_data(out: str | Path, synth: SynthConfig) -> Path:
     """The embedded default: synthetic data in `out/data`, generated once per config."""
     data_dir = Path(out) / "data"
@@ -52,4 +69,4 @@ def write_json(path: str | Path, payload: dict) -> None:
     Path(path).write_text(json.dumps(payload, indent=2, default=float) + "\n")
 
 
-__all__ = ["RunDirError", "default_data", "open_run_dir", "start_run_dir", "write_json"]
+__all__ = ["RunDirError", "check_writable", "default_data", "open_run_dir", "start_run_dir", "write_json"]

@@ -6,7 +6,7 @@ import pytest
 
 from dynjax.data import load_numerai
 from dynjax.data.timeline import make_timeline
-from dynjax.train.outputs import PARTS, MetricsLog, collect_parts, prediction_frame, write_part
+from dynjax.train.outputs import LIVE, PARTS, MetricsLog, collect_parts, prediction_frame, write_part
 
 
 def test_prediction_frame_layout():
@@ -18,18 +18,20 @@ def test_prediction_frame_layout():
 
 def test_parts_collect_into_predictions_and_selection(synth_dir, tmp_path):
     data = load_numerai(synth_dir)
-    timeline = make_timeline(data.train, data.validation)
-    (tmp_path / PARTS).mkdir()
+    timeline = make_timeline(data.train, data.validation, data.live)
+    (tmp_path / PARTS / LIVE).mkdir(parents=True)
     n_feat = len(data.train.features)
-    for e in (timeline.n_eras - 2, timeline.n_eras - 1):
+    last = timeline.n_eras - 1  # the live era
+    for e, live in ((last - 3, False), (last - 2, False), (last - 1, False), (last, True)):
         split, local = timeline.era(e)
         n = int(split.index.sizes[local])
-        write_part(tmp_path, timeline, e, np.linspace(0, 1, n), np.full(n_feat, 1 / n_feat), np.arange(n_feat) < 3)
-    collect_parts(tmp_path)
+        write_part(tmp_path, timeline, e, np.linspace(0, 1, n), np.full(n_feat, 1 / n_feat), np.arange(n_feat) < 3, live=live)
+    # The era before last is a left-over part (say, of a run that fell back to an older checkpoint): not collected.
+    collect_parts(tmp_path, [timeline.name(last - 3), timeline.name(last - 2)])
     preds = pl.read_parquet(tmp_path / "predictions.parquet")
     sel = pl.read_parquet(tmp_path / "selection.parquet")
-    assert preds["era"].n_unique() == 2 and preds["id"].is_unique().all()
-    assert sel.height == 2 * n_feat and sel["selected"].sum() == 6
+    assert preds["era"].unique().sort().to_list() == sorted([timeline.name(last - 3), timeline.name(last - 2), "X"])
+    assert preds["id"].is_unique().all() and sel.height == 3 * n_feat and sel["selected"].sum() == 9
 
 
 def test_metrics_log_writes_json_lines_and_raises_on_non_finite_loss(tmp_path):

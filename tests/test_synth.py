@@ -52,7 +52,7 @@ def test_eras_gap_and_live(synth_dir):
             for s in ("train", "validation", "live")}
     assert eras["train"][0] == "0001" and len(eras["train"]) == TINY.n_train_eras
     assert int(eras["validation"][0]) - int(eras["train"][-1]) == TINY.gap_eras + 1
-    assert eras["live"] == [f"{int(eras['validation'][-1]) + 1:04d}"]
+    assert eras["live"] == ["X"]  # as in Numerai's live files: placed after the last validation era
 
 
 def test_ground_truth_signal_scores_with_numerai_tools(synth_dir):

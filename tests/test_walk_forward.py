@@ -100,13 +100,28 @@ def test_unresolved_targets_cannot_change_a_prediction(tmp_path):
     assert not np.array_equal(era_preds("clean", val.index.names[-1]), era_preds("scrambled", val.index.names[-1]))
 
 
-def test_corrupt_checkpoint_gives_a_clear_error(full_run, data_dir, tmp_path):
-    out = tmp_path / "run"
-    walk_forward(CFG, load_numerai(data_dir), out, stop_after=1)
-    latest = max(int(p.name) for p in (out / "checkpoints").iterdir() if p.name.isdigit())
-    for f in (out / "checkpoints" / str(latest) / "state").rglob("*"):
+def _garble(step_dir):
+    for f in (step_dir / "state").rglob("*"):
         if f.is_file() and f.stat().st_size > 0:
             f.write_bytes(b"\x00garbage")
-    with pytest.raises(CheckpointError, match=f"checkpoints/{latest}: checkpoint state unreadable"):
+
+
+def test_a_corrupt_latest_checkpoint_falls_back_to_the_one_before(full_run, data_dir, tmp_path):
+    out = tmp_path / "run"
+    walk_forward(CFG, load_numerai(data_dir), out, stop_after=2)
+    _garble(out / "checkpoints" / "2")
+    with pytest.warns(UserWarning, match="checkpoints/2: checkpoint state unreadable.*restored checkpoint 1 instead"):
         walk_forward(CFG, load_numerai(data_dir), out)
-    assert (out / "predictions_parts").is_dir() and any((out / "predictions_parts").iterdir())  # nothing lost
+    assert (out / "checkpoints.corrupt" / "2").is_dir()  # set aside, not deleted
+    a, b = (pl.read_parquet(p / "predictions.parquet").sort("id") for p in (full_run, out))
+    np.testing.assert_array_equal(a["prediction"].to_numpy(), b["prediction"].to_numpy())
+
+
+def test_no_readable_checkpoint_gives_a_clear_error(data_dir, tmp_path):
+    out = tmp_path / "run"
+    walk_forward(CFG, load_numerai(data_dir), out, stop_after=1)
+    for step in ("0", "1"):
+        _garble(out / "checkpoints" / step)
+    with pytest.raises(CheckpointError, match="checkpoints: no readable checkpoint .*checkpoints/1: checkpoint state unreadable"):
+        walk_forward(CFG, load_numerai(data_dir), out)
+    assert (out / "checkpoints" / "1").is_dir() and any((out / "predictions_parts").iterdir())  # nothing moved or lost

@@ -9,15 +9,24 @@ import polars as pl
 from dynjax.data.errors import DataError, preview
 
 
-def era_numbers(eras: pl.Series, source: object) -> np.ndarray:
-    """Numeric era keys ("0001" -> 1, "era12" -> 12), the order Numerai sorts eras in."""
+def era_numbers(eras: pl.Series, source: object, *, live_after: int | None = None) -> np.ndarray:
+    """Numeric era keys ("0001" -> 1, "era12" -> 12), the order Numerai sorts eras in.
+
+    `live_after`: a live file, whose era label may be non-numeric ("X", "eraX": Numerai marks
+    the live era so); such an era is placed right after era `live_after` (and after any
+    numbered era of the file). Training and validation files keep the numeric rule.
+    """
     as_text = eras.cast(pl.String)
     if as_text.null_count() or (as_text.str.len_chars() == 0).any():
         raise DataError(source, "column 'era' has empty or null values")
     numbers = as_text.str.extract(r"(\d+)$").cast(pl.Int64, strict=False)
     if numbers.null_count():
         bad = as_text.filter(numbers.is_null()).unique().sort().to_list()
-        raise DataError(source, f"era labels without a trailing era number: {preview(bad)}")
+        if live_after is None:
+            raise DataError(source, f"era labels without a trailing era number: {preview(bad)}")
+        if len(bad) > 1:
+            raise DataError(source, f"a live file may hold one era without a number, got {len(bad)}: {preview(bad)}")
+        numbers = numbers.fill_null(max(int(live_after), numbers.max() or 0) + 1)
     return numbers.to_numpy()
 
 

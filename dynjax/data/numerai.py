@@ -7,7 +7,7 @@ int8 size of the requested features.
 """
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +16,7 @@ import polars as pl
 from dynjax.data.eras import EraIndex, build_era_index, era_numbers
 from dynjax.data.errors import DataError, preview
 from dynjax.data.features import FeatureMetadata, read_feature_metadata, resolve_features
-from dynjax.data.missing import MAX_BIN, MISSING, fit_imputer, impute_inplace
+from dynjax.data.missing import MAX_BIN, MISSING, Imputer, fit_imputer, impute_inplace
 
 _INTEGER = (pl.Int8, pl.Int16, pl.Int32, pl.Int64, pl.UInt8, pl.UInt16, pl.UInt32, pl.UInt64)
 _CHUNK_BYTES = 16 << 20
@@ -51,6 +51,7 @@ class NumeraiData:
     validation: EraData | None
     live: EraData | None
     metadata: FeatureMetadata = field(repr=False)
+    imputer: Imputer | None = field(default=None, repr=False)  # set by `impute`: what filled the missing bins
 
 
 def load_split(
@@ -61,6 +62,7 @@ def load_split(
     data_type: str | None = None,
     require_targets: bool = True,
     min_era_rows: int = 2,
+    live_after: int | None = None,
 ) -> EraData:
     """Load one parquet split.
 
@@ -73,6 +75,8 @@ def load_split(
         main target are kept but not labeled, and each era needs `min_era_rows` labeled
         rows. Without it (live data) absent targets read as NaN.
       min_era_rows: the fewest rows an era may have (one-row eras have no correlation).
+      live_after: a live file: an era labelled without a number ("X") is placed after
+        this era number (see `era_numbers`).
     Returns:
       An `EraData` with `x_NxF` int8, `y_NxT` float32 and the era index.
     """
@@ -88,7 +92,7 @@ def load_split(
     keep = np.ones(meta.height, bool)
     if data_type:
         keep = (meta["data_type"] == data_type).to_numpy()
-    numbers = era_numbers(meta["era"], path)
+    numbers = era_numbers(meta["era"], path, live_after=live_after)
     y_NxT = _targets(meta, targets, path)
     labeled = ~np.isnan(y_NxT[:, 0]) if targets else np.zeros(meta.height, bool)
 
@@ -137,8 +141,9 @@ def load_numerai(
     live_data = None
     if live and (data_dir / "live.parquet").exists():
         check_same_features(data_dir / "train.parquet", data_dir / "live.parquet")
+        last = (validation_data or train).index.numbers[-1]
         live_data = load_split(
-            data_dir / "live.parquet", features, targets, require_targets=False, min_era_rows=1
+            data_dir / "live.parquet", features, targets, require_targets=False, min_era_rows=1, live_after=int(last)
         )
     return NumeraiData(train, validation_data, live_data, metadata)
 
@@ -155,29 +160,42 @@ def take_eras(split: EraData, start: int, stop: int) -> EraData:
                    split.targets, f"{split.source} [{idx.names[start]}..{idx.names[stop - 1]}]")
 
 
-def impute_splits(strategy: str, train: EraData, *others: EraData | None, seed: int = 0) -> None:
-    """Fit the imputer on `train`'s features and fill every split in place."""
+def impute_splits(strategy: str, train: EraData, *others: EraData | None, seed: int = 0) -> Imputer:
+    """Fit the imputer on `train`'s features and fill every split in place; returns the imputer."""
     imputer = fit_imputer(strategy, train.x_NxF, seed=seed)
     for split in (train, *others):
         if split is not None:
             impute_inplace(imputer, split.x_NxF, split.index)
+    return imputer
+
+
+def impute(data: NumeraiData, strategy: str, seed: int = 0) -> NumeraiData:
+    """Every split of `data` filled in place by an imputer fitted on its training features; the
+    returned data carries that imputer (a run stores it, so a live file is filled the same way)."""
+    return replace(data, imputer=impute_splits(strategy, data.train, data.validation, data.live, seed=seed))
 
 
 def check_same_features(reference: str | Path, other: str | Path) -> None:
     """Raise if two files do not carry the same `feature_*` columns."""
-    ref_cols = _feature_columns(reference)
-    other_cols = _feature_columns(other)
+    check_feature_columns(feature_columns(reference), other, Path(reference).name)
+
+
+def check_feature_columns(expected: Sequence[str], other: str | Path, reference: str = "the training file") -> None:
+    """Raise if `other` does not carry exactly the `feature_*` columns `expected`."""
+    ref_cols, other_cols = list(expected), feature_columns(other)
     if ref_cols != other_cols:
         only_ref = sorted(set(ref_cols) - set(other_cols))
         only_other = sorted(set(other_cols) - set(ref_cols))
+        order = "" if only_ref or only_other else " (same names, another order)"
         raise DataError(
             other,
-            f"feature columns differ from {Path(reference).name}: "
+            f"feature columns differ from {reference}{order}: "
             f"missing {preview(only_ref) or 'none'}; extra {preview(only_other) or 'none'}",
         )
 
 
-def _feature_columns(path: str | Path) -> list[str]:
+def feature_columns(path: str | Path) -> list[str]:
+    """The `feature*` columns of a parquet file, in file order (reads its schema only)."""
     return [c for c in _scan(Path(path)).collect_schema() if c.startswith("feature")]
 
 

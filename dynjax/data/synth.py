@@ -50,8 +50,12 @@ def feature_names(n: int) -> list[str]:
     return [f"feature_{i:04d}" for i in range(n)]
 
 
-def era_label(number: int) -> str:
-    return f"{number:04d}"
+LIVE_ERA = "X"  # Numerai labels the live era so, not by its number
+
+
+def era_label(number: int, live: int | None = None) -> str:
+    """"0042"; the live era (number `live`) is labelled `LIVE_ERA` as in Numerai's live files."""
+    return LIVE_ERA if number == live else f"{number:04d}"
 
 
 def make_regimes(cfg: SynthConfig, rng: np.random.Generator) -> list[Regime]:
@@ -148,6 +152,7 @@ def write_synthetic(cfg: SynthConfig, out: str | Path) -> Path:
     out = Path(out)
     (out / "truth").mkdir(parents=True, exist_ok=True)
     splits, numbers, regimes, regime_of = generate(cfg)
+    live = int(splits["live"].eras[0])
     names = feature_names(cfg.n_features)
     id_rng = np.random.default_rng([cfg.seed, 1])
     n_total = sum(len(s.eras) for s in splits.values())
@@ -157,19 +162,19 @@ def write_synthetic(cfg: SynthConfig, out: str | Path) -> Path:
     for name, split in splits.items():
         ids = [f"n{c:015x}" for c in id_codes[offset : offset + len(split.eras)]]
         offset += len(split.eras)
-        _split_frame(name, split, ids, names).write_parquet(out / f"{name}.parquet")
-        signal_frames.append(pl.DataFrame({"id": ids, "era": [era_label(e) for e in split.eras], "signal": split.signal_N}))
+        _split_frame(name, split, ids, names, live).write_parquet(out / f"{name}.parquet")
+        signal_frames.append(pl.DataFrame({"id": ids, "era": [era_label(e, live) for e in split.eras], "signal": split.signal_N}))
     pl.concat(signal_frames).write_parquet(out / "truth" / "signal.parquet")
-    _active_frame(numbers, regime_of, regimes, names).write_parquet(out / "truth" / "active.parquet")
+    _active_frame(numbers, regime_of, regimes, names, live).write_parquet(out / "truth" / "active.parquet")
     (out / "features.json").write_text(json.dumps(_feature_json(cfg, names), indent=1))
-    meta = {"config": asdict(cfg), "regime_of_era": {era_label(n): int(r) for n, r in zip(numbers, regime_of)}}
+    meta = {"config": asdict(cfg), "regime_of_era": {era_label(n, live): int(r) for n, r in zip(numbers, regime_of)}}
     (out / "truth" / "synth.json").write_text(json.dumps(meta, indent=1))
     return out
 
 
-def _split_frame(name: str, split: Split, ids: list[str], names: list[str]) -> pl.DataFrame:
+def _split_frame(name: str, split: Split, ids: list[str], names: list[str], live: int) -> pl.DataFrame:
     data_type = "validation" if name == "validation" else name
-    cols = {"id": ids, "era": [era_label(e) for e in split.eras], "data_type": [data_type] * len(ids)}
+    cols = {"id": ids, "era": [era_label(e, live) for e in split.eras], "data_type": [data_type] * len(ids)}
     x_FxN = np.ascontiguousarray(split.x_NxF.T)  # contiguous columns for polars
     feats = pl.DataFrame({n: x_FxN[j] for j, n in enumerate(names)}).with_columns(pl.all().replace(-1, None))
     targets = pl.DataFrame({t: split.y_NxT[:, j] for j, t in enumerate(TARGET_NAMES)})
@@ -177,9 +182,9 @@ def _split_frame(name: str, split: Split, ids: list[str], names: list[str]) -> p
     return pl.concat([pl.DataFrame(cols), feats, targets], how="horizontal")
 
 
-def _active_frame(numbers, regime_of, regimes, names) -> pl.DataFrame:
+def _active_frame(numbers, regime_of, regimes, names, live: int) -> pl.DataFrame:
     rows = [
-        (era_label(n), int(r), names[f], float(w), shape)
+        (era_label(n, live), int(r), names[f], float(w), shape)
         for n, r in zip(numbers, regime_of)
         for f, w, shape in zip(regimes[r].features, regimes[r].weights, regimes[r].shapes)
     ]

@@ -34,7 +34,11 @@ class Timeline:
 
     def resolved(self, e: int, embargo: int) -> np.ndarray:
         """Global positions of eras whose targets are known when era position `e` is predicted."""
-        return np.flatnonzero(resolved_eras(self.numbers_E, int(self.numbers_E[e]), embargo))
+        return self.resolved_at(int(self.numbers_E[e]), embargo)
+
+    def resolved_at(self, t: int, embargo: int) -> np.ndarray:
+        """Global positions of eras whose targets are known when era number `t` is predicted."""
+        return np.flatnonzero(resolved_eras(self.numbers_E, t, embargo))
 
 
 def make_timeline(*splits: EraData) -> Timeline:

@@ -17,8 +17,11 @@ RIDGE = 2
 
 
 def ridge_walk_forward(timeline: Timeline, predicted: np.ndarray, embargo: int, *, alpha: float = 100.0,
-                       rows_per_era: int = 512, seed: int = 0) -> pl.DataFrame:
-    """Predictions (`id`, `era`, `prediction`) of a ridge refit on all resolved eras before each era."""
+                       rows_per_era: int = 512, seed: int = 0, skip: frozenset[str] = frozenset()) -> pl.DataFrame | None:
+    """Predictions (`id`, `era`, `prediction`) of a ridge refit on all resolved eras before each era.
+
+    Eras named in `skip` (predicted before) are neither solved for nor predicted; None if that is all.
+    """
     n_features = timeline.splits[0].x_NxF.shape[1]
     xtx = np.zeros((n_features + 1, n_features + 1))
     xty = np.zeros(n_features + 1)
@@ -37,6 +40,8 @@ def ridge_walk_forward(timeline: Timeline, predicted: np.ndarray, embargo: int, 
             xtx += x.T @ x
             xty += x.T @ y
         added = len(resolved)
+        if timeline.name(int(e)) in skip:
+            continue
         reg = alpha * np.eye(n_features + 1)
         reg[-1, -1] = 0.0  # no penalty on the intercept
         w = np.linalg.solve(xtx + reg, xty)
@@ -44,4 +49,4 @@ def ridge_walk_forward(timeline: Timeline, predicted: np.ndarray, embargo: int, 
         rows = split.index.rows(local)
         pred = np.c_[float_view_np(split.x_NxF[rows]), np.ones(rows.stop - rows.start)] @ w + 0.5
         frames.append(prediction_frame(split.ids[rows.start:rows.stop], timeline.name(int(e)), pred))
-    return pl.concat(frames)
+    return pl.concat(frames) if frames else None

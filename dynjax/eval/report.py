@@ -25,8 +25,7 @@ def build_report(out: str | Path, data: NumeraiData, embargo: int, data_dir: str
     splits = [s for s in (data.train, data.validation, data.live) if s is not None]
     timeline = make_timeline(*splits)
     predicted = np.arange(data.train.index.n_eras, timeline.n_eras)
-    ridge = ridge_walk_forward(timeline, predicted, embargo, rows_per_era=rows_per_era, seed=seed)
-    ridge.write_parquet(out / "predictions_ridge.parquet")
+    ridge = _ridge(out / "predictions_ridge.parquet", timeline, predicted, val, embargo, rows_per_era, seed)
     sources = {"dynjax": pl.read_parquet(out / "predictions.parquet"),
                "frozen": pl.read_parquet(out / "predictions_frozen.parquet"), "ridge": ridge}
     if has_truth(data_dir):
@@ -53,6 +52,19 @@ def build_report(out: str | Path, data: NumeraiData, embargo: int, data_dir: str
     if data.live is not None:
         _write_submission(out, data.live, sources["dynjax"])
     return metrics
+
+
+def _ridge(path: Path, timeline, predicted: np.ndarray, val, embargo: int, rows_per_era: int, seed: int) -> pl.DataFrame:
+    """The ridge baseline's predictions: those of an earlier report are reused for the validation
+    eras they cover (an update or `dynjax evaluate` fits only the eras added and the live ones)."""
+    reuse = None
+    if path.is_file():
+        reuse = pl.read_parquet(path).filter(pl.col("era").is_in(list(val.index.names)) & pl.col("id").is_in(val.ids.implode()))
+    skip = frozenset() if reuse is None else frozenset(reuse["era"].unique())
+    fresh = ridge_walk_forward(timeline, predicted, embargo, rows_per_era=rows_per_era, seed=seed, skip=skip)
+    ridge = pl.concat([f for f in (reuse, fresh) if f is not None])
+    ridge.write_parquet(path)
+    return ridge
 
 
 def _selection_per_era(selection: pl.DataFrame, data_dir) -> pl.DataFrame:

@@ -6,13 +6,16 @@ Each checkpoint is an `args.Composite` of
          positions and stored outputs); the root RNG key data (StandardSave);
   meta:  the walk-forward cursor, the phase and the run config (JsonSave).
 Checkpoint step k = k walk-forward eras done (0: just after pretraining). The manager
-keeps the latest N plus the best by holdout correlation.
+keeps the latest N, the best by holdout correlation, and step 0 (the model frozen after
+pretraining, which the report compares against, also for eras an update adds).
 
-Resume order: open the manager -> latest_step() -> restore `meta` (cursor, config) ->
-rebuild model and optimiser from that config -> restore `state` into the abstract target
-from `jax.eval_shape` -> continue the walk-forward at the cursor.
+Resume order: open the manager -> `restore_latest` (meta: cursor, config, history; then
+`state` into the abstract target from `jax.eval_shape`), falling back past a corrupt or
+half-written latest checkpoint with a warning -> continue the walk-forward at the cursor.
 """
 
+import shutil
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +37,7 @@ class RunCheckpoints:
         policy = pp.AnyPreservationPolicy([
             pp.LatestN(n=keep),
             pp.BestN(get_metric_fn=lambda m: m[METRIC], reverse=False, n=1, keep_checkpoints_without_metrics=False),
+            pp.CustomSteps(steps=[0]),
         ])
         self.manager = ocp.CheckpointManager(
             self.directory,
@@ -64,6 +68,38 @@ class RunCheckpoints:
             return self.manager.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract_state)))["state"]
         except Exception as err:  # noqa: BLE001  (orbax and tensorstore raise many types)
             raise CheckpointError(f"{self.directory}/{step}: checkpoint state unreadable ({type(err).__name__}: {err})") from None
+
+    def restore_latest(self, abstract_state: Any) -> tuple[int, Any, dict] | None:
+        """`(step, state, meta)` of the newest readable checkpoint; None if there is none.
+
+        A newer checkpoint that cannot be read (corrupt, half-written) is moved aside to
+        `<directory>.corrupt/` with a warning, so the run continues from the one before it and
+        can save that step again. CheckpointError if no checkpoint is readable (then nothing moves).
+        """
+        unreadable = []
+        for step in sorted(self.manager.all_steps(), reverse=True):
+            try:
+                meta, state = self.restore_meta(step), self.restore_state(step, abstract_state)
+            except CheckpointError as err:
+                unreadable.append((step, err))
+                continue
+            for bad, err in unreadable:
+                aside = self.set_aside(bad)
+                warnings.warn(f"{err}; moved it to {aside} and restored checkpoint {step} instead", stacklevel=2)
+            return step, state, meta
+        if unreadable:
+            raise CheckpointError(f"{self.directory}: no readable checkpoint ({'; '.join(str(e) for _, e in unreadable)})")
+        return None
+
+    def set_aside(self, step: int) -> Path:
+        """Move checkpoint `step` out of the manager's directory (kept, not deleted)."""
+        aside = self.directory.with_name(self.directory.name + ".corrupt") / str(step)
+        aside.parent.mkdir(exist_ok=True)
+        if aside.exists():
+            shutil.rmtree(aside)
+        shutil.move(self.directory / str(step), aside)
+        self.manager.reload()
+        return aside
 
     def close(self) -> None:
         self.manager.close()

@@ -16,6 +16,7 @@ from dynjax.data.timeline import Timeline
 from dynjax.eval.jax_corr import era_corr
 
 PARTS = "predictions_parts"
+LIVE = "live"  # the live eras' parts, a subdirectory of PARTS replaced each round
 
 
 def prediction_frame(ids, era: str | Sequence[str], prediction: np.ndarray) -> pl.DataFrame:
@@ -50,45 +51,51 @@ class MetricsLog:
 
 
 def write_part(out: Path, timeline: Timeline, e: int, pred: np.ndarray, importance_F: np.ndarray,
-               selected_F: np.ndarray) -> None:
+               selected_F: np.ndarray, *, live: bool = False) -> None:
     """One predicted era: its predictions, and its importances with the features it used."""
     name = timeline.name(e)
     split, _ = timeline.era(e)
-    parts = out / PARTS
+    parts = out / PARTS / LIVE if live else out / PARTS
     prediction_frame(era_ids(timeline, e), name, pred).write_parquet(parts / f"{name}.parquet")
     pl.DataFrame({"era": [name] * len(importance_F), "feature": list(split.features),
                   "importance": np.asarray(importance_F, np.float64), "selected": np.asarray(selected_F, bool)}
                  ).write_parquet(parts / f"{name}.selection.parquet")
 
 
-def collect_parts(out: Path) -> None:
-    """`predictions.parquet` and `selection.parquet` from the per-era parts."""
-    parts = out / PARTS
-    preds = sorted(p for p in parts.glob("*.parquet") if not p.name.endswith(".selection.parquet"))
-    sels = sorted(parts.glob("*.selection.parquet"))
-    pl.concat([pl.read_parquet(p) for p in preds]).write_parquet(out / "predictions.parquet")
-    pl.concat([pl.read_parquet(p) for p in sels]).write_parquet(out / "selection.parquet")
+def collect_parts(out: Path, names: Sequence[str]) -> None:
+    """`predictions.parquet` and `selection.parquet` from the parts of the walk-forward eras
+    `names` and of the live eras."""
+    parts, live = out / PARTS, out / PARTS / LIVE
+    files = [parts / f"{n}" for n in names] + sorted(p.with_suffix("") for p in live.glob("*.parquet")
+                                                        if not p.name.endswith(".selection.parquet"))
+    pl.concat([pl.read_parquet(f"{f}.parquet") for f in files]).write_parquet(out / "predictions.parquet")
+    pl.concat([pl.read_parquet(f"{f}.selection.parquet") for f in files]).write_parquet(out / "selection.parquet")
 
 
 class ResolvedScores:
-    """Per-era corr of walk-forward predictions whose targets have resolved (the checkpoint metric)."""
+    """Per-era corr of walk-forward predictions whose targets have resolved (the checkpoint metric).
+
+    Each era's corr is taken when it is predicted (from the loaded labels; it counts only once
+    the era has resolved); eras predicted before a resume are read back from their parts once.
+    """
 
     def __init__(self, out: Path, timeline: Timeline, embargo: int):
-        self.parts, self.timeline, self.embargo, self.cache = out / PARTS, timeline, embargo, {}
+        self.parts, self.timeline, self.embargo, self.corr = out / PARTS, timeline, embargo, {}
+
+    def add(self, e: int, pred: np.ndarray) -> None:
+        """Score era position `e`'s prediction (labeled rows come first in an era)."""
+        split, local = self.timeline.era(e)
+        rows = split.index.labeled_rows(local)
+        n = rows.stop - rows.start
+        self.corr[e] = era_corr(np.asarray(pred)[:n], split.y_NxT[rows, 0]) if n > 1 else float("nan")
 
     def mean_until(self, e: int, done: np.ndarray) -> float:
         """Mean corr over predicted eras `done` that are resolved when era position `e` is predicted."""
         done = np.asarray(done)
         known = done[resolved_eras(self.timeline.numbers_E[done], int(self.timeline.numbers_E[e]), self.embargo)]
-        corrs = [self._corr(int(d)) for d in known]
+        for d in known:
+            if int(d) not in self.corr:
+                self.add(int(d), pl.read_parquet(self.parts / f"{self.timeline.name(int(d))}.parquet")["prediction"].to_numpy())
+        corrs = [self.corr[int(d)] for d in known]
         corrs = [c for c in corrs if np.isfinite(c)]
         return float(np.mean(corrs)) if corrs else 0.0
-
-    def _corr(self, e: int) -> float:
-        if e not in self.cache:
-            split, local = self.timeline.era(e)
-            rows = split.index.labeled_rows(local)
-            n = rows.stop - rows.start
-            pred = pl.read_parquet(self.parts / f"{self.timeline.name(e)}.parquet")["prediction"].to_numpy()[:n]
-            self.cache[e] = era_corr(pred, split.y_NxT[rows, 0]) if n > 1 else float("nan")
-        return self.cache[e]

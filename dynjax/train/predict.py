@@ -1,41 +1,54 @@
-"""`dynjax predict`: a Numerai submission for a live file from a run's latest checkpoint."""
+"""`dynjax predict`: a Numerai submission for a live file, from a run's next-era state alone.
 
-import dataclasses
-import json
+Only the live file and `run/next/` are read (no training or validation data): the live
+file is checked against the training file's feature columns, filled by the run's own
+imputer, and each of its eras is predicted as the era after the run's last, with the era
+context the run stored for it. So predicting the run's own live file reproduces its
+`submission.csv`.
+"""
+
 from pathlib import Path
 
-import jax
 import polars as pl
 
-from dynjax.config import RunConfig, from_dict
-from dynjax.data import check_same_features, impute_splits, load_numerai, load_split
+from dynjax.data import DataError, load_split
+from dynjax.data.errors import preview
+from dynjax.data.missing import fit_imputer, impute_inplace
+from dynjax.data.numerai import check_feature_columns
 from dynjax.eval.scores import rank_per_era
-from dynjax.train.checkpoint import CheckpointError, RunCheckpoints
-from dynjax.train.outputs import era_ids, prediction_frame
-from dynjax.train.run import make_run_context, predict_era
+from dynjax.train.checkpoint import CheckpointError
+from dynjax.train.next_era import load_next
+from dynjax.train.outputs import prediction_frame
+from dynjax.train.run import make_predictor, predict_rows
+
+_NO_FIT = ("bin", "era_median")  # imputers with nothing fitted on the training data
 
 
 def predict_file(run_dir: str | Path, live_path: str | Path, out_csv: str | Path) -> int:
     """Predict every row of `live_path`; writes `id,prediction` (ranked into (0, 1) per era)."""
-    run_dir = Path(run_dir)
-    cfg = from_dict(RunConfig, json.loads((run_dir / "config.json").read_text()))
-    ckpt = RunCheckpoints(run_dir / "checkpoints", keep=cfg.train.keep_checkpoints)
-    step = ckpt.latest_step()
-    if step is None:
-        raise CheckpointError(f"{run_dir / 'checkpoints'}: no checkpoint to predict with")
-    data_dir = Path(cfg.data.data_dir) if cfg.data.data_dir else run_dir / "data"
-    data = load_numerai(data_dir, cfg.data.feature_spec, cfg.data.targets, live=False, min_era_rows=cfg.data.min_era_rows)
-    check_same_features(data_dir / "train.parquet", live_path)
-    live = load_split(live_path, data.train.features, cfg.data.targets, require_targets=False, min_era_rows=1)
-    impute_splits(cfg.data.missing, data.train, data.validation, live, seed=cfg.seed)
+    nxt = load_next(run_dir)
+    cfg, live_path = nxt.cfg, Path(live_path)
+    if nxt.feature_columns is not None:
+        check_feature_columns(nxt.feature_columns, live_path)
+    live = load_split(live_path, nxt.features, cfg.data.targets, require_targets=False, min_era_rows=1,
+                      live_after=nxt.number - 1)
+    early = [n for n, t in zip(live.index.names, live.index.numbers) if t < nxt.number]
+    if early:
+        raise DataError(live_path, f"eras {preview(early)} are not after the run's last era {nxt.after}: a live file "
+                        "holds the eras to come (update the run with dynjax update to predict later history)")
+    imputer = nxt.imputer
+    if imputer is None and cfg.data.missing not in _NO_FIT:
+        raise CheckpointError(f"{nxt.directory}: the run stored no fitted {cfg.data.missing!r} imputer (its data were "
+                              "not imputed through dynjax.data.impute), so live features cannot be filled the same way")
+    impute_inplace(imputer or fit_imputer(cfg.data.missing, live.x_NxF[:0]), live.x_NxF, live.index)
 
-    # The live eras follow the history on one timeline, so their era context is the run's own.
-    run = make_run_context(cfg, dataclasses.replace(data, live=live))
-    state = ckpt.restore_state(step, jax.eval_shape(run.fresh_state))
-    ckpt.close()
-    first_live = run.timeline.n_eras - live.index.n_eras
-    frames = [prediction_frame(era_ids(run.timeline, e), run.timeline.name(e), predict_era(run, state, e)[0][0])
-              for e in range(first_live, run.timeline.n_eras)]
+    predictor = make_predictor(cfg, len(nxt.features))
+    state = nxt.restore_state(predictor.abstract_state())
+    frames = []
+    for j in range(live.index.n_eras):
+        rows = live.index.rows(j)
+        pred_GxR, _, _ = predict_rows(predictor, state, live, j, nxt.context)
+        frames.append(prediction_frame(live.ids[rows.start:rows.stop], live.index.names[j], pred_GxR[0]))
     sub = rank_per_era(pl.concat(frames))
     sub.select("id", "prediction").write_csv(out_csv)
     return sub.height

@@ -18,9 +18,9 @@ import numpy as np
 from optax import GradientTransformation
 
 from dynjax.config import POPULATION_PATHS, RunConfig
-from dynjax.data.context import EraContext, era_summaries, window_context
+from dynjax.data.context import EraContext, context_window, era_summaries, window_context
 from dynjax.data.evidence import bin_stats, timeline_evidence
-from dynjax.data.numerai import NumeraiData
+from dynjax.data.numerai import EraData, NumeraiData
 from dynjax.data.timeline import Timeline, make_timeline
 from dynjax.data.windows import Batch, era_chunks, era_rows, sample_eras, window_rng
 from dynjax.model.selection import era_importance
@@ -37,7 +37,10 @@ PRETRAIN, WALK, REPLAY = 1, 2, 3  # phases in the sampling streams
 class RunContext:
     cfg: RunConfig
     timeline: Timeline
-    predicted: np.ndarray  # timeline positions of the validation (and live) eras
+    predicted: np.ndarray  # timeline positions of the walk-forward's eras (validation): its history
+    live: np.ndarray  # timeline positions of the live eras: all predicted as the era after the history
+    next_number: int  # that era's number: the last history era's + 1
+    next_context: EraContext | None  # its era context (resolved eras only, like any era's)
     model: FeatureAttentionModel
     optimizer: GradientTransformation
     step: callable  # jitted population step (state donated)
@@ -56,6 +59,31 @@ class RunContext:
         return initial_run_state(self.cfg, self.model, self.optimizer, self.root_key, self.groups)
 
 
+@dataclass(frozen=True, eq=False)
+class Predictor:
+    """What predicting needs without a timeline (`dynjax predict` on a live file)."""
+
+    cfg: RunConfig
+    model: FeatureAttentionModel
+    optimizer: GradientTransformation
+    predict: callable  # jitted predict over the ensemble's members
+    groups: int = 1
+
+    @property
+    def n_features(self) -> int:
+        return self.model.n_features
+
+    def abstract_state(self) -> RunState:
+        """Shapes and dtypes of the run state (the restore target)."""
+        key = jax.random.key(self.cfg.seed)
+        return jax.eval_shape(lambda: initial_run_state(self.cfg, self.model, self.optimizer, key))
+
+
+def make_predictor(cfg: RunConfig, n_features: int) -> Predictor:
+    model = FeatureAttentionModel(cfg.model, n_features)
+    return Predictor(cfg, model, make_optimizer(cfg.optim), population_predict(make_predict(model), cfg.train.ensemble))
+
+
 def make_run_context(cfg: RunConfig, data: NumeraiData, hyper_G: dict[str, list[float]] | None = None) -> RunContext:
     """Timeline, model, compiled functions and host-side era context of a run over `data`.
 
@@ -64,6 +92,8 @@ def make_run_context(cfg: RunConfig, data: NumeraiData, hyper_G: dict[str, list[
     """
     splits = [s for s in (data.train, data.validation, data.live) if s is not None]
     timeline = make_timeline(*splits)
+    n_history = timeline.n_eras - (data.live.index.n_eras if data.live is not None else 0)
+    next_number = int(timeline.numbers_E[n_history - 1]) + 1
     model = FeatureAttentionModel(cfg.model, data.train.x_NxF.shape[1])
     optimizer = make_optimizer(cfg.optim)
     n = cfg.train.ensemble
@@ -72,15 +102,28 @@ def make_run_context(cfg: RunConfig, data: NumeraiData, hyper_G: dict[str, list[
                             hyper_optimizer=None if hyper_G is None else partial(make_optimizer, cfg.optim))
     need_summary = cfg.model.context or (cfg.train.replay_eras and cfg.train.replay_sampling == "similar")
     summary_ExF = np.concatenate([era_summaries(s) for s in splits]) if need_summary else None
-    evidence = None
+    evidence, next_evidence = None, None
     if cfg.model.gates == "context":
-        stats = [np.concatenate(parts) for parts in zip(*(bin_stats(s) for s in splits))]
-        evidence = timeline_evidence(tuple(stats), timeline.numbers_E, cfg.data.embargo, cfg.model.evidence_eras)
+        stats = tuple(np.concatenate(parts) for parts in zip(*(bin_stats(s) for s in splits)))
+        evidence = timeline_evidence(stats, timeline.numbers_E, cfg.data.embargo, cfg.model.evidence_eras)
+        next_evidence = timeline_evidence(stats, timeline.numbers_E, cfg.data.embargo, cfg.model.evidence_eras, [next_number])
+    next_context = context_at(cfg, summary_ExF, timeline.numbers_E, next_number, next_evidence)
     return RunContext(
-        cfg=cfg, timeline=timeline, predicted=np.arange(data.train.index.n_eras, timeline.n_eras), model=model,
+        cfg=cfg, timeline=timeline, predicted=np.arange(data.train.index.n_eras, n_history),
+        live=np.arange(n_history, timeline.n_eras), next_number=next_number, next_context=next_context, model=model,
         optimizer=optimizer, step=population_step(step_fn, n, hyper_G), predict=population_predict(make_predict(model), n * groups),
         summary_ExF=summary_ExF, evidence_ExFxC=evidence, root_key=jax.random.key(cfg.seed), groups=groups,
     )
+
+
+def context_at(cfg: RunConfig, summary_ExF: np.ndarray | None, numbers_E: np.ndarray, t: int,
+               evidence_1xFxC: np.ndarray | None) -> EraContext | None:
+    """The context of era number `t` (no leading axis), from the timeline's resolved eras."""
+    if not cfg.model.context and cfg.model.gates != "context":
+        return None
+    summary = (context_window(summary_ExF, numbers_E, t, cfg.data.embargo, cfg.model.context_eras)
+               if cfg.model.context else (None, None))
+    return EraContext(*summary, evidence_1xFxC[0] if evidence_1xFxC is not None else None)
 
 
 def check_population(cfg: RunConfig, hyper_G: dict[str, list[float]]) -> int:
@@ -155,14 +198,20 @@ def train_step(run: RunContext, state: RunState, batch: Batch, key: jax.Array) -
 
 def predict_era(run: RunContext, state: RunState, e: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Era `e`'s prediction with the selection mask, [G, R] (G = 1 but in a population sweep),
-    its importances, and the features used.
+    its importances, and the features used. A live era is predicted as the era after the history."""
+    split, local = run.timeline.era(e)
+    context = run.next_context if e >= run.timeline.n_eras - len(run.live) else _one(era_context(run, np.array([e])))
+    return predict_rows(run, state, split, local, context)
+
+
+def predict_rows(run: RunContext | Predictor, state: RunState, split: EraData, local: int,
+                 context: EraContext | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """`predict_era` for era `local` of any split, with the era context given.
 
     Importances come from attention over all features (an unmasked pass when a mask is
     set), so a feature dropped in one regime can win its place back in the next; the features
     used are those kept by the mask and with an open gate in some member.
     """
-    split, local = run.timeline.era(e)
-    context = _one(era_context(run, np.array([e])))
     params, mask_F = state.train.ema_params, state.selection.mask_F
     all_F = jnp.ones(run.n_features, bool)
     preds, imp_sum, used_F, n = [], np.zeros(run.n_features), np.zeros(run.n_features, bool), 0

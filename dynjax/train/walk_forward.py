@@ -1,14 +1,20 @@
 """The main job: pretrain on resolved eras, then walk forward era by era.
 
-For each predicted era t (validation eras in order, then live): offer the eras that have
+For each walk-forward era t (the validation eras, in order): offer the eras that have
 resolved to the replay buffer, update the model on the window of resolved eras ending at
 t - 1 - embargo (warm start, plus replayed eras), predict era t with the current selection
 mask and era context, refresh the selection state from era t's attention, checkpoint.
+Then the same update for the era after the last, whose state (`out/next/`) predicts the
+live eras, now and in `dynjax predict`.
 A run killed anywhere resumes from its latest checkpoint and writes the same predictions
-as an uninterrupted run: every random draw is a function of (seed, phase, era, step).
+as an uninterrupted run: every random draw is a function of (seed, phase, era, step). Given
+newer data (more validation eras, a new live file) the same call continues the run over
+the eras it has not predicted yet, and predicts what a fresh run over those data would.
 """
 
+import shutil
 import time
+import warnings
 from collections.abc import Callable
 from contextlib import contextmanager
 from pathlib import Path
@@ -20,11 +26,16 @@ import polars as pl
 
 from dynjax.config import RunConfig, to_dict
 from dynjax.data.eras import resolved_eras, sliding_windows
-from dynjax.data.numerai import NumeraiData
+from dynjax.data.numerai import NumeraiData, feature_columns
 from dynjax.eval.jax_corr import era_corr
 from dynjax.model.selection import update_selection
+from dynjax.rundir import check_writable
 from dynjax.train.checkpoint import RunCheckpoints
+from dynjax.train.history import History
+from dynjax.train.interrupt import Interrupted, StopRequest, stop_requests
+from dynjax.train.next_era import save_next
 from dynjax.train.outputs import (
+    LIVE,
     PARTS,
     MetricsLog,
     ResolvedScores,
@@ -48,17 +59,23 @@ from dynjax.train.run import (
 )
 from dynjax.train.state import RunState
 
-__all__ = ["MetricsLog", "walk_forward"]
+__all__ = ["Interrupted", "MetricsLog", "walk_forward"]
 
 
 def walk_forward(cfg: RunConfig, data: NumeraiData, out: str | Path, *, stop_after: int | None = None,
                  progress: Callable = lambda it, **kw: it, trial: bool = False,
                  on_era: Callable[[int, int, np.ndarray], None] | None = None, hyper_G: dict | None = None) -> dict:
-    """Run (or resume) the walk-forward; writes predictions, selection and checkpoints to `out`.
+    """Run, resume or update the walk-forward; writes predictions, selection and checkpoints to `out`.
 
+    A run directory with checkpoints continues from the latest readable one, after checking
+    that `data` hold the eras it has used unchanged (`ChangedHistory` otherwise): a killed
+    run resumes, and a run given newer data (more validation eras, a new live file) walks
+    forward over the eras it has not predicted yet (`dynjax update`). Live eras are then
+    predicted by the model as it stands for the era after the history (`next_era`).
     `stop_after` ends the run after that many walk-forward eras (to test kill-and-resume).
-    `trial=True` (a hyperparameter trial) saves no checkpoints (the run cannot resume) and no
-    frozen-model comparison.
+    SIGINT/SIGTERM end it cleanly after the current era's checkpoint (`Interrupted`).
+    `trial=True` (a hyperparameter trial) saves no checkpoints (the run cannot resume), no
+    frozen-model comparison and no next-era state.
     `on_era(k, e, pred_GxR)` sees each walk-forward prediction as it is made (k-th predicted
     era, timeline position e); an exception it raises ends the run there. `hyper_G` runs a
     population sweep of G trials (see `make_run_context`); its files hold trial 0's predictions,
@@ -67,63 +84,95 @@ def walk_forward(cfg: RunConfig, data: NumeraiData, out: str | Path, *, stop_aft
     # Setup
     out = Path(out)
     run = make_run_context(cfg, data, hyper_G)
-    timeline, predicted, timings = run.timeline, run.predicted, run.timings
+    timeline, history, timings = run.timeline, run.predicted, run.timings
     log = MetricsLog(out / "metrics.jsonl")
-    (out / PARTS).mkdir(parents=True, exist_ok=True)
-    ckpt = RunCheckpoints(out / "checkpoints", keep=cfg.train.keep_checkpoints) if not trial else _NoCheckpoints()
-    meta = lambda cursor: {"cursor": cursor, "config": to_dict(cfg)}
-
-    # Resume or pretrain
-    latest = ckpt.latest_step()
-    if latest is not None:
-        state = ckpt.restore_state(latest, jax.eval_shape(run.fresh_state))
-        cursor = int(ckpt.restore_meta(latest)["cursor"])
+    abstract = jax.eval_shape(run.fresh_state)
+    if trial:
+        ckpt = _NoCheckpoints()
     else:
-        with _timed(timings, "train_s"):
-            state, holdout_value = pretrain(run, run.fresh_state(), log, progress)
+        check_writable(out, _need_bytes(run, abstract))
+        ckpt = RunCheckpoints(out / "checkpoints", keep=cfg.train.keep_checkpoints)
+    (out / PARTS).mkdir(parents=True, exist_ok=True)
+    meta = lambda cursor, record: {"cursor": cursor, "config": to_dict(cfg)} | ({"history": record.to_json()} if record else {})
+
+    with stop_requests(enabled=not trial) as stop:
+        # Resume (or update) from the latest readable checkpoint, or pretrain
+        restored = ckpt.restore_latest(abstract)
+        if restored is not None:
+            _, state, saved = restored
+            cursor, record = int(saved["cursor"]), _saved_history(saved, timeline)
+            record.check(timeline, history)
+        else:
+            with _timed(timings, "train_s"):
+                state, holdout_value = pretrain(run, run.fresh_state(), log, progress, stop)
+            cursor, record = 0, History.start(timeline) if not trial else None
+            ckpt.save(0, state, meta(0, record), holdout_value)
+
+        # Walk forward
+        walk_key = jax.random.fold_in(jax.random.wrap_key_data(state.rng), WALK)
+        scores = ResolvedScores(out, timeline, cfg.data.embargo)
+        for k in progress(range(cursor, len(history)), initial=cursor, total=len(history), desc="walk-forward"):
+            e = int(history[k])
+            with _timed(timings, "train_s"):
+                state = advance(run, state, k, int(timeline.numbers_E[e]), walk_key, log, timeline.name(e))
+
+            # Predict, then refresh the selection from this era's attention
+            with _timed(timings, "predict_s"):
+                pred_GxR, importance_F, used_F = predict_era(run, state, e)
+                write_part(out, timeline, e, pred_GxR[0], importance_F, used_F)
+                scores.add(e, pred_GxR[0])
+                state = state.replace(selection=update_selection(state.selection, jnp.asarray(importance_F), cfg.selection))
+            if on_era is not None:
+                on_era(k, e, pred_GxR)
+
+            # Checkpoint
+            if not trial:
+                with _timed(timings, "checkpoint_s"):
+                    record.add(timeline, history, k, cfg.data.embargo)
+                    ckpt.save(k + 1, state, meta(k + 1, record), scores.mean_until(e, history[: k + 1]))
+            if stop.signal:
+                ckpt.close()
+                raise Interrupted(f"stopped by {stop.signal} after era {timeline.name(e)} (walk-forward era {k + 1} of "
+                                  f"{len(history)}, checkpointed)", stop.signum)
+            if stop_after is not None and k + 1 - cursor >= stop_after:
+                ckpt.close()
+                return timings
+
+        # The era after the history: one more update, then the live eras
         if not trial:
-            write_frozen(run, state, out)
-        cursor = 0
-        ckpt.save(0, state, meta(0), holdout_value)
-
-    # Walk forward
-    walk_key = jax.random.fold_in(jax.random.wrap_key_data(state.rng), WALK)
-    scores = ResolvedScores(out, timeline, cfg.data.embargo)
-    for k in progress(range(cursor, len(predicted)), initial=cursor, total=len(predicted), desc="walk-forward"):
-        e = int(predicted[k])
-        resolved = timeline.resolved(e, cfg.data.embargo)
-        with _timed(timings, "train_s"):
-            state = offer_resolved(run, state, resolved)
-            if k % cfg.train.update_every == 0 and cfg.train.steps_per_update:
-                window = resolved[-cfg.data.window_eras:]
-                for s in range(cfg.train.steps_per_update):
-                    batch = update_batch(run, window, state.replay, sampling_rng(run, WALK, k, s))
-                    state, metrics = train_step(run, state, batch, walk_key)
-                log.write(phase="walk", era=timeline.name(e), **{f"train/{m}": v for m, v in metrics.items()},
-                          **{"select/n_features": int(state.selection.mask_F.sum())})
-
-        # Predict, then refresh the selection from this era's attention
-        with _timed(timings, "predict_s"):
-            pred_GxR, importance_F, used_F = predict_era(run, state, e)
-            write_part(out, timeline, e, pred_GxR[0], importance_F, used_F)
-            state = state.replace(selection=update_selection(state.selection, jnp.asarray(importance_F), cfg.selection))
-        if on_era is not None:
-            on_era(k, e, pred_GxR)
-
-        # Checkpoint
-        if not trial:
+            with _timed(timings, "train_s"):
+                state = advance(run, state, len(history), run.next_number, walk_key, log, "next")
             with _timed(timings, "checkpoint_s"):
-                ckpt.save(k + 1, state, meta(k + 1), scores.mean_until(e, predicted[: k + 1]))
-        if stop_after is not None and k + 1 - cursor >= stop_after:
-            ckpt.close()
-            return timings
+                write_next(run, data, state, out)
+            with _timed(timings, "predict_s"):
+                write_live(run, state, out)
+                write_frozen(run, ckpt, abstract, out)
     ckpt.close()
-    collect_parts(out)
+    collect_parts(out, [timeline.name(int(e)) for e in history])
     return timings
 
 
-def pretrain(run: RunContext, state: RunState, log: MetricsLog, progress) -> tuple[RunState, float]:
-    """Epochs of sliding windows over eras resolved before the first prediction; early stopping."""
+def advance(run: RunContext, state: RunState, k: int, t: int, walk_key: jax.Array, log: MetricsLog, name: str) -> RunState:
+    """The walk-forward's update before its k-th era (era number `t`): offer the eras resolved
+    by then to the replay buffer, and every `update_every` eras train on the latest resolved window."""
+    cfg = run.cfg
+    resolved = run.timeline.resolved_at(t, cfg.data.embargo)
+    state = offer_resolved(run, state, resolved)
+    if k % cfg.train.update_every == 0 and cfg.train.steps_per_update:
+        window = resolved[-cfg.data.window_eras:]
+        for s in range(cfg.train.steps_per_update):
+            batch = update_batch(run, window, state.replay, sampling_rng(run, WALK, k, s))
+            state, metrics = train_step(run, state, batch, walk_key)
+        log.write(phase="walk", era=name, **{f"train/{m}": v for m, v in metrics.items()},
+                  **{"select/n_features": int(state.selection.mask_F.sum())})
+    return state
+
+
+def pretrain(run: RunContext, state: RunState, log: MetricsLog, progress, stop: StopRequest | None = None) -> tuple[RunState, float]:
+    """Epochs of sliding windows over eras resolved before the first prediction; early stopping.
+
+    A stop request (SIGINT/SIGTERM) drops pretraining: nothing is checkpointed before it ends.
+    """
     cfg, timeline = run.cfg, run.timeline
     resolved = timeline.resolved(int(run.predicted[0]), cfg.data.embargo)
     holdout = resolved[-cfg.train.holdout_eras:]
@@ -143,6 +192,9 @@ def pretrain(run: RunContext, state: RunState, log: MetricsLog, progress) -> tup
             batch = batch_for(run, windows[i], sampling_rng(run, PRETRAIN, epoch, int(i)))
             state, metrics = train_step(run, state, batch, key)
             n_steps += 1
+            if stop is not None and stop.signal:
+                raise Interrupted(f"stopped by {stop.signal} during pretraining (epoch {epoch + 1}, step {n_steps}); "
+                                  "pretraining starts again on resume", stop.signum)
             if n_steps % cfg.train.log_every == 0:
                 log.write(phase="pretrain", epoch=epoch, step=n_steps, **{f"train/{m}": v for m, v in metrics.items()})
         corr_G = holdout_corr(run, state, holdout)
@@ -188,17 +240,61 @@ def offer_resolved(run: RunContext, state: RunState, resolved: np.ndarray) -> Ru
     return state.replace(replay=offer(state.replay, new, lambda eras: raw_outputs(run, state, eras), run.cfg.seed))
 
 
-def write_frozen(run: RunContext, state: RunState, out: Path) -> None:
-    """Predictions of the model frozen after pretraining, for the report's comparison."""
-    frames = [prediction_frame(era_ids(run.timeline, int(e)), run.timeline.name(int(e)), predict_era(run, state, int(e))[0][0])
-              for e in run.predicted]
-    pl.concat(frames).write_parquet(out / "predictions_frozen.parquet")
+def write_next(run: RunContext, data: NumeraiData, state: RunState, out: Path) -> None:
+    """`out/next/`: the state for the era after the history and what predicting it needs."""
+    train_file = Path(data.train.source)
+    columns = tuple(feature_columns(train_file)) if train_file.is_file() else None
+    after = run.timeline.name(int(run.predicted[-1])) if len(run.predicted) else run.timeline.name(data.train.index.n_eras - 1)
+    save_next(out, run.cfg, state, number=run.next_number, after=after, features=data.train.features,
+              feature_columns=columns, context=run.next_context, imputer=data.imputer)
+
+
+def write_live(run: RunContext, state: RunState, out: Path) -> None:
+    """Predictions and importances of the live eras (replacing an earlier round's)."""
+    live_parts = out / PARTS / LIVE
+    shutil.rmtree(live_parts, ignore_errors=True)
+    live_parts.mkdir(parents=True)
+    for e in run.live:
+        pred_GxR, importance_F, used_F = predict_era(run, state, int(e))
+        write_part(out, run.timeline, int(e), pred_GxR[0], importance_F, used_F, live=True)
+
+
+def write_frozen(run: RunContext, ckpt: RunCheckpoints, abstract: RunState, out: Path) -> None:
+    """Predictions of the model frozen after pretraining (checkpoint 0), for the report's
+    comparison: eras the file lacks (all of them in a new run, the added ones in an update)."""
+    path, timeline = out / "predictions_frozen.parquet", run.timeline
+    names = [timeline.name(int(e)) for e in run.predicted]
+    have = pl.read_parquet(path).filter(pl.col("era").is_in(names)) if path.is_file() else None
+    done = set() if have is None else set(have["era"].unique())
+    todo = [int(e) for e, name in zip(run.predicted, names) if name not in done] + [int(e) for e in run.live]
+    if 0 not in ckpt.manager.all_steps():
+        warnings.warn(f"{out}: checkpoint 0 (the model after pretraining) is gone; frozen-model predictions not extended",
+                      stacklevel=2)
+        return
+    frozen = ckpt.restore_state(0, abstract)
+    frames = [prediction_frame(era_ids(timeline, e), timeline.name(e), predict_era(run, frozen, e)[0][0]) for e in todo]
+    pl.concat(([have] if have is not None else []) + frames).write_parquet(path)
+
+
+def _saved_history(saved: dict, timeline) -> History:
+    """The checkpoint's history record (one written before records existed starts afresh, with a warning)."""
+    if "history" in saved:
+        return History.from_json(saved["history"])
+    warnings.warn("the checkpoint records no history, so the data cannot be checked against it", stacklevel=2)
+    return History.start(timeline)
+
+
+def _need_bytes(run: RunContext, abstract: RunState) -> int:
+    """About what a run writes: its kept checkpoints plus the next-era state, and prediction files."""
+    state_bytes = sum(leaf.size * leaf.dtype.itemsize for leaf in jax.tree.leaves(abstract))
+    n_rows = sum(s.n_rows for s in run.timeline.splits[1:])
+    return (run.cfg.train.keep_checkpoints + 3) * state_bytes + 200 * n_rows
 
 
 class _NoCheckpoints:
     """Stands in for `RunCheckpoints` in a run that keeps none."""
 
-    def latest_step(self) -> None:
+    def restore_latest(self, abstract_state) -> None:
         return None
 
     def save(self, *args) -> None:
