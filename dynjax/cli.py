@@ -63,29 +63,24 @@ def cmd_walk_forward(args: argparse.Namespace) -> int:
     cfg = open_run_dir(args.out, cfg, args.resume)
     check_writable(args.out)
     data_dir = Path(cfg.data.data_dir) if cfg.data.data_dir else default_data(args.out, cfg.synth)
-    data, summary = _load(cfg, data_dir, args.out)
+    data, summary = _load(cfg, data_dir)
     if not args.resume:
         start_run_dir(args.out, cfg)
+    write_json(Path(args.out) / "data_summary.json", summary)
     return _train_and_report(cfg, data, data_dir, args.out, summary, args.stop_after)
 
 
 def cmd_update(args: argparse.Namespace) -> int:
     """The weekly round: continue a run on a newer data directory from its latest checkpoint."""
-    from dynjax.train.history import ChangedHistory
-
     cfg = open_run_dir(args.run, RunConfig(), resume=True)
     check_writable(args.run)
     data_dir = Path(args.data).absolute()
     cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, data_dir=str(data_dir)))
-    data, summary = _load(cfg, data_dir, args.run)
-    try:
-        code = _train_and_report(cfg, data, data_dir, args.run, summary, None)
-    except ChangedHistory:
-        raise  # the run is untouched: it keeps its own data directory
-    except BaseException:
-        save_config(cfg, Path(args.run) / "config.json")  # eras of the new data may already be checkpointed
-        raise
-    save_config(cfg, Path(args.run) / "config.json")
+    data, summary = _load(cfg, data_dir)
+    # The run moves to the new data directory once its checkpoint accepts them as its history.
+    accept = lambda cursor: save_config(cfg, Path(args.run) / "config.json")
+    code = _train_and_report(cfg, data, data_dir, args.run, summary, None, on_start=accept)
+    write_json(Path(args.run) / "data_summary.json", summary)
     record = {"time": time.strftime("%Y-%m-%dT%H:%M:%S"), "data_dir": str(data_dir),
               "last_era": summary["validation"]["last_era"], "live_eras": data.live.index.n_eras if data.live else 0}
     with (Path(args.run) / "updates.jsonl").open("a") as f:
@@ -93,8 +88,8 @@ def cmd_update(args: argparse.Namespace) -> int:
     return code
 
 
-def _load(cfg: RunConfig, data_dir: Path, out) -> tuple:
-    """Load and impute a run's data; print and write its summary."""
+def _load(cfg: RunConfig, data_dir: Path) -> tuple:
+    """Load and impute a run's data; print its summary."""
     start = time.perf_counter()
     data = load_numerai(data_dir, cfg.data.feature_spec, cfg.data.targets, min_era_rows=cfg.data.min_era_rows)
     data = impute(data, cfg.data.missing, seed=cfg.seed)
@@ -105,18 +100,17 @@ def _load(cfg: RunConfig, data_dir: Path, out) -> tuple:
     if data.validation is None:
         raise DataError(data_dir, "the walk-forward predicts validation.parquet, which is missing")
     _print_summary(data_dir, summary)
-    Path(out).mkdir(parents=True, exist_ok=True)
-    write_json(Path(out) / "data_summary.json", summary)
     return data, summary
 
 
-def _train_and_report(cfg: RunConfig, data, data_dir: Path, out, summary: dict, stop_after: int | None) -> int:
+def _train_and_report(cfg: RunConfig, data, data_dir: Path, out, summary: dict, stop_after: int | None,
+                      on_start=None) -> int:
     """Pretrain and walk forward (or continue from the latest checkpoint), then report."""
     from dynjax.eval.report import build_report  # jax/orbax imports only when training
     from dynjax.train.walk_forward import walk_forward
 
     start = time.perf_counter()
-    timings = walk_forward(cfg, data, out, progress=_progress, stop_after=stop_after)
+    timings = walk_forward(cfg, data, out, progress=_progress, stop_after=stop_after, on_start=on_start)
     timings["total_train_s"] = time.perf_counter() - start
     if stop_after is not None and not (Path(out) / "predictions.parquet").exists():
         print(f"stopped after {stop_after} walk-forward eras; continue with --resume")

@@ -50,14 +50,19 @@ def finished_run(tmp_path_factory):
     return out
 
 
-def test_predict_and_evaluate_commands(finished_run, tmp_path, capsys):
+def test_predict_and_evaluate_commands(finished_run, tmp_path, capsys, monkeypatch):
+    from dynjax.eval import report
+
     out = shutil.copytree(finished_run, tmp_path / "run")
     assert main(["predict", "--run", str(out), "--data", str(out / "data" / "live.parquet"), "--out", str(tmp_path / "s.csv")]) == 0
     sub = pl.read_csv(tmp_path / "s.csv")
     assert sub.height == pl.read_parquet(out / "data" / "live.parquet").height and sub["prediction"].is_between(0, 1).all()
     (out / "metrics.json").unlink()
+    ridge, skipped = report.ridge_walk_forward, []
+    monkeypatch.setattr(report, "ridge_walk_forward", lambda *a, skip, **kw: skipped.append(skip) or ridge(*a, skip=skip, **kw))
     assert main(["evaluate", "--run", str(out)]) == 0
     assert (out / "metrics.json").is_file() and "ridge" in capsys.readouterr().out
+    assert len(skipped[0]) == 5  # the ridge predictions of every validation era are reused; only live is fitted
 
 
 def test_walk_forward_refuses_existing_run_and_resumes(finished_run, tmp_path, capsys):

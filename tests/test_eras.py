@@ -24,6 +24,14 @@ def test_bad_era_labels(values, message):
         era_numbers(pl.Series(values), "train.parquet")
 
 
+@pytest.mark.parametrize("label", ["X", "eraX"])
+def test_a_live_era_without_a_number_is_placed_after_the_last_era(label):
+    assert era_numbers(pl.Series([label, label]), "live.parquet", live_after=57).tolist() == [58, 58]
+    assert era_numbers(pl.Series(["0060", label]), "live.parquet", live_after=57).tolist() == [60, 61]
+    with pytest.raises(DataError, match="one era without a number, got 2: X, Y"):
+        era_numbers(pl.Series(["X", "Y"]), "live.parquet", live_after=57)
+
+
 def test_index_offsets_and_labeled_counts():
     numbers = np.array([1, 1, 1, 4, 4, 7])
     labeled = np.array([True, True, False, True, False, True])

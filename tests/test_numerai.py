@@ -119,6 +119,18 @@ def test_live_without_targets_loads(tmp_path):
     assert np.isnan(live.y_NxT).all() and live.index.n_labeled.tolist() == [0]
 
 
+@pytest.mark.parametrize("label", ["X", "eraX"])
+def test_numerai_live_era_label_loads_after_validation(tmp_path, label):
+    data_dir = _data_dir(tmp_path)
+    pl.read_parquet(data_dir / "live.parquet").with_columns(pl.lit(label).alias("era")).write_parquet(data_dir / "live.parquet")
+    data = load_numerai(data_dir)
+    assert data.live.index.names == (label,) and data.live.index.numbers.tolist() == [data.validation.index.numbers[-1] + 1]
+    pl.read_parquet(data_dir / "validation.parquet").with_columns(pl.lit(label).alias("era")).write_parquet(
+        data_dir / "validation.parquet")
+    with pytest.raises(DataError, match=f"validation.parquet: era labels without a trailing era number: {label}"):
+        load_numerai(data_dir)
+
+
 def _data_dir(tmp_path, live_features: int = 4):
     write_features_json(tmp_path / "features.json")
     write_split(tmp_path / "train.parquet")

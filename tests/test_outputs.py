@@ -6,7 +6,14 @@ import pytest
 
 from dynjax.data import load_numerai
 from dynjax.data.timeline import make_timeline
-from dynjax.train.outputs import LIVE, PARTS, MetricsLog, collect_parts, prediction_frame, write_part
+from dynjax.train.outputs import (
+    LIVE,
+    PARTS,
+    MetricsLog,
+    collect_parts,
+    prediction_frame,
+    write_part,
+)
 
 
 def test_prediction_frame_layout():

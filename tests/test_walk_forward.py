@@ -125,3 +125,28 @@ def test_no_readable_checkpoint_gives_a_clear_error(data_dir, tmp_path):
     with pytest.raises(CheckpointError, match="checkpoints: no readable checkpoint .*checkpoints/1: checkpoint state unreadable"):
         walk_forward(CFG, load_numerai(data_dir), out)
     assert (out / "checkpoints" / "1").is_dir() and any((out / "predictions_parts").iterdir())  # nothing moved or lost
+
+
+def test_a_non_finite_loss_stops_at_the_era_and_keeps_the_checkpoints_before_it(full_run, data_dir, tmp_path, monkeypatch):
+    from dynjax.train import outputs
+
+    data = load_numerai(data_dir)
+    bad_era = data.validation.index.names[2]
+    write = outputs.MetricsLog.write
+
+    def diverge_at(self, **record):
+        if record.get("era") == bad_era:
+            record["train/loss"] = float("nan")
+        return write(self, **record)
+
+    monkeypatch.setattr(outputs.MetricsLog, "write", diverge_at)
+    # A run that is not resumed scores its eras in memory: prediction parts are never read back.
+    monkeypatch.setattr(outputs.ResolvedScores, "read", lambda self, e: pytest.fail("read a prediction part"))
+    out = tmp_path / "run"
+    with pytest.raises(FloatingPointError, match=f"non-finite training loss at walk step/era {bad_era}: nan"):
+        walk_forward(CFG, data, out)
+    assert max(int(p.name) for p in (out / "checkpoints").iterdir()) == 2  # the eras before it
+    monkeypatch.undo()
+    walk_forward(CFG, load_numerai(data_dir), out)  # the kept checkpoint resumes to the same predictions
+    a, b = (pl.read_parquet(p / "predictions.parquet").sort("id") for p in (full_run, out))
+    np.testing.assert_array_equal(a["prediction"].to_numpy(), b["prediction"].to_numpy())

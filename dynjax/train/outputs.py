@@ -89,13 +89,17 @@ class ResolvedScores:
         n = rows.stop - rows.start
         self.corr[e] = era_corr(np.asarray(pred)[:n], split.y_NxT[rows, 0]) if n > 1 else float("nan")
 
+    def read(self, e: int) -> np.ndarray:
+        """Era position `e`'s predictions from its part (an era predicted before a resume)."""
+        return pl.read_parquet(self.parts / f"{self.timeline.name(e)}.parquet")["prediction"].to_numpy()
+
     def mean_until(self, e: int, done: np.ndarray) -> float:
         """Mean corr over predicted eras `done` that are resolved when era position `e` is predicted."""
         done = np.asarray(done)
         known = done[resolved_eras(self.timeline.numbers_E[done], int(self.timeline.numbers_E[e]), self.embargo)]
         for d in known:
             if int(d) not in self.corr:
-                self.add(int(d), pl.read_parquet(self.parts / f"{self.timeline.name(int(d))}.parquet")["prediction"].to_numpy())
+                self.add(int(d), self.read(int(d)))
         corrs = [self.corr[int(d)] for d in known]
         corrs = [c for c in corrs if np.isfinite(c)]
         return float(np.mean(corrs)) if corrs else 0.0

@@ -64,7 +64,8 @@ __all__ = ["Interrupted", "MetricsLog", "walk_forward"]
 
 def walk_forward(cfg: RunConfig, data: NumeraiData, out: str | Path, *, stop_after: int | None = None,
                  progress: Callable = lambda it, **kw: it, trial: bool = False,
-                 on_era: Callable[[int, int, np.ndarray], None] | None = None, hyper_G: dict | None = None) -> dict:
+                 on_era: Callable[[int, int, np.ndarray], None] | None = None, hyper_G: dict | None = None,
+                 on_start: Callable[[int], None] | None = None) -> dict:
     """Run, resume or update the walk-forward; writes predictions, selection and checkpoints to `out`.
 
     A run directory with checkpoints continues from the latest readable one, after checking
@@ -79,7 +80,8 @@ def walk_forward(cfg: RunConfig, data: NumeraiData, out: str | Path, *, stop_aft
     `on_era(k, e, pred_GxR)` sees each walk-forward prediction as it is made (k-th predicted
     era, timeline position e); an exception it raises ends the run there. `hyper_G` runs a
     population sweep of G trials (see `make_run_context`); its files hold trial 0's predictions,
-    `on_era` sees every trial's. Returns timings.
+    `on_era` sees every trial's. `on_start(cursor)` runs once the data are accepted (as the
+    history of the checkpoint restored, or with none to check), before any training. Returns timings.
     """
     # Setup
     out = Path(out)
@@ -102,7 +104,11 @@ def walk_forward(cfg: RunConfig, data: NumeraiData, out: str | Path, *, stop_aft
             _, state, saved = restored
             cursor, record = int(saved["cursor"]), _saved_history(saved, timeline)
             record.check(timeline, history)
+            if on_start is not None:
+                on_start(cursor)
         else:
+            if on_start is not None:
+                on_start(0)
             with _timed(timings, "train_s"):
                 state, holdout_value = pretrain(run, run.fresh_state(), log, progress, stop)
             cursor, record = 0, History.start(timeline) if not trial else None
