@@ -43,6 +43,16 @@ TINY_RUN = [
 
 
 @pytest.fixture(scope="session")
+def finished_run(tmp_path_factory) -> Path:
+    """A finished `dynjax walk-forward` of TINY_RUN on its embedded data (copy it before changing it)."""
+    from dynjax.cli import main
+
+    out = tmp_path_factory.mktemp("cli") / "run"
+    assert main(["walk-forward", "--out", str(out), *TINY_RUN]) == 0
+    return out
+
+
+@pytest.fixture(scope="session")
 def synth_dir(tmp_path_factory) -> Path:
     """A tiny synthetic Numerai directory (read-only for tests)."""
     return write_synthetic(TINY, tmp_path_factory.mktemp("synth"))

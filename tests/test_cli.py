@@ -4,7 +4,6 @@ import json
 import shutil
 
 import polars as pl
-import pytest
 
 from dynjax.cli import main
 from tests.conftest import TINY_RUN as TINY_ARGS
@@ -40,14 +39,6 @@ def test_walk_forward_on_embedded_default(tmp_path, capsys):
     assert sub.columns == ["id", "prediction"] and sub["prediction"].is_between(0, 1).all()
     sel = pl.read_parquet(out / "selection.parquet")
     assert set(sel.columns) == {"era", "feature", "importance", "selected"}
-
-
-@pytest.fixture(scope="module")
-def finished_run(tmp_path_factory):
-    """A finished run of the tiny walk-forward (copy it before changing it)."""
-    out = tmp_path_factory.mktemp("cli") / "run"
-    assert main(["walk-forward", "--out", str(out), *TINY_ARGS]) == 0
-    return out
 
 
 def test_predict_and_evaluate_commands(finished_run, tmp_path, capsys, monkeypatch):

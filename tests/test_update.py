@@ -12,26 +12,22 @@ import polars as pl
 import pytest
 
 from dynjax.cli import main
-from dynjax.config import RunConfig, override
-from dynjax.data.synth import write_synthetic
 from tests.conftest import TINY_RUN, round_dir
 
 N_VAL = 5  # TINY_RUN's validation eras; the first round has 3 of them and the 4th as its live era
 
 
 @pytest.fixture(scope="module")
-def rounds(tmp_path_factory):
-    base = tmp_path_factory.mktemp("rounds")
-    full = write_synthetic(override(RunConfig(), TINY_RUN).synth, base / "full")
-    return full, round_dir(full, base / "r1", 3)
+def rounds(finished_run, tmp_path_factory):
+    """The newer round (the embedded data of `finished_run`, read only) and an earlier one."""
+    full = finished_run / "data"
+    return full, round_dir(full, tmp_path_factory.mktemp("rounds") / "r1", 3)
 
 
 @pytest.fixture(scope="module")
-def fresh(rounds, tmp_path_factory):
+def fresh(finished_run):
     """A walk-forward over the newer round's data, from scratch."""
-    out = tmp_path_factory.mktemp("fresh") / "run"
-    assert main(["walk-forward", "--data", str(rounds[0]), "--out", str(out), *TINY_RUN]) == 0
-    return out
+    return finished_run
 
 
 @pytest.fixture(scope="module")

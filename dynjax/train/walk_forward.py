@@ -104,14 +104,13 @@ def walk_forward(cfg: RunConfig, data: NumeraiData, out: str | Path, *, stop_aft
             _, state, saved = restored
             cursor, record = int(saved["cursor"]), _saved_history(saved, timeline)
             record.check(timeline, history)
-            if on_start is not None:
-                on_start(cursor)
         else:
-            if on_start is not None:
-                on_start(0)
+            cursor, record = 0, None if trial else History.start(timeline)
+        if on_start is not None:
+            on_start(cursor)
+        if restored is None:
             with _timed(timings, "train_s"):
                 state, holdout_value = pretrain(run, run.fresh_state(), log, progress, stop)
-            cursor, record = 0, History.start(timeline) if not trial else None
             ckpt.save(0, state, meta(0, record), holdout_value)
 
         # Walk forward

@@ -7,11 +7,13 @@ one study split the work between them. A worker that dies leaves a stale trial, 
 heartbeat marks failed and retries once.
 """
 
+import fcntl
 import json
 import shutil
 import time
 import warnings
 from collections.abc import Callable
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -46,17 +48,31 @@ def open_study(cfg: RunConfig, space: dict, url: str, study_name: str, worker: i
     heartbeat = ({"heartbeat_interval": 30, "grace_period": 180,
                   "heartbeat_stale_trial_callback": RetryHeartbeatStaleTrialCallback(max_retry=1)}
                  if cfg.tune.population == 1 else {})
-    storage = _rdb_storage(url, engine, heartbeat)
-    # Workers of one study need different samplers, or their random start-up trials coincide.
-    sampler = optuna.samplers.TPESampler(seed=cfg.seed + worker, n_startup_trials=cfg.tune.startup_trials)
-    study = optuna.create_study(storage=storage, sampler=sampler, pruner=make_pruner(cfg), study_name=study_name,
-                                direction="maximize", load_if_exists=True)
-    _check_same_base(study, cfg, space)
-    baseline = base_params(space, cfg)
-    if baseline is not None and not study.trials:
-        # Trial 0 is the base config itself, scored on the same folds as every other trial.
-        study.enqueue_trial(baseline, user_attrs={"baseline": True}, skip_if_exists=True)
+    with _creation_lock(url):
+        storage = _rdb_storage(url, engine, heartbeat)
+        # Workers of one study need different samplers, or their random start-up trials coincide.
+        sampler = optuna.samplers.TPESampler(seed=cfg.seed + worker, n_startup_trials=cfg.tune.startup_trials)
+        study = optuna.create_study(storage=storage, sampler=sampler, pruner=make_pruner(cfg), study_name=study_name,
+                                    direction="maximize", load_if_exists=True)
+        _check_same_base(study, cfg, space)
+        baseline = base_params(space, cfg)
+        if baseline is not None and not study.trials:
+            # Trial 0 is the base config itself, scored on the same folds as every other trial.
+            study.enqueue_trial(baseline, user_attrs={"baseline": True}, skip_if_exists=True)
     return study
+
+
+@contextmanager
+def _creation_lock(url: str):
+    """Workers on one machine open a SQLite study one at a time: Optuna's table creation and
+    version stamping race otherwise (a clean-clone CI run lost a worker to it). Other URLs
+    are opened at once, with retries (`_rdb_storage`)."""
+    if not url.startswith("sqlite:///"):
+        yield
+        return
+    with open(url.removeprefix("sqlite:///") + ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
 
 
 def _rdb_storage(url: str, engine: dict, heartbeat: dict, attempts: int = 6) -> optuna.storages.RDBStorage:
@@ -64,7 +80,8 @@ def _rdb_storage(url: str, engine: dict, heartbeat: dict, attempts: int = 6) -> 
     for attempt in range(attempts):
         try:
             return optuna.storages.RDBStorage(url, engine_kwargs=engine, **heartbeat)
-        except sqlalchemy.exc.OperationalError:  # "table ... already exists": another worker is creating it
+        except (sqlalchemy.exc.SQLAlchemyError, optuna.exceptions.StorageInternalError):
+            # "table ... already exists", a duplicate version stamp: another worker is creating them
             if attempt == attempts - 1:
                 raise
             time.sleep(0.5 * (attempt + 1))
