@@ -8,7 +8,8 @@ import subprocess
 import sys
 import time
 
-BENCHMARKS = ("step_throughput", "scaling", "walk_forward", "model_forms", "load_memory", "population_tune")
+BENCHMARKS = ("step_throughput", "scaling", "walk_forward", "model_forms", "load_memory", "population_tune",
+              "predict_live")
 
 
 def main() -> int:

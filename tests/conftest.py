@@ -1,6 +1,8 @@
 """Shared fixtures: a tiny synthetic data set and a writer for hand-made broken files."""
 
 import atexit
+import contextlib
+import io
 import json
 import os
 import shutil
@@ -42,13 +44,21 @@ TINY_RUN = [
 ]
 
 
+# The arguments of `finished_run`: a feature set, so that the flag is exercised too.
+FINISHED_ARGS = ["--feature-set", "medium", *TINY_RUN]
+
+
 @pytest.fixture(scope="session")
 def finished_run(tmp_path_factory) -> Path:
-    """A finished `dynjax walk-forward` of TINY_RUN on its embedded data (copy it before changing it)."""
+    """A finished `dynjax walk-forward` of FINISHED_ARGS on its embedded data (copy it before
+    changing it); what it printed is in `stdout.txt` next to it."""
     from dynjax.cli import main
 
     out = tmp_path_factory.mktemp("cli") / "run"
-    assert main(["walk-forward", "--out", str(out), *TINY_RUN]) == 0
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        assert main(["walk-forward", "--out", str(out), *FINISHED_ARGS]) == 0
+    (out.parent / "stdout.txt").write_text(printed.getvalue())
     return out
 
 

@@ -12,9 +12,9 @@ import polars as pl
 import pytest
 
 from dynjax.cli import main
-from tests.conftest import TINY_RUN, round_dir
+from tests.conftest import FINISHED_ARGS, round_dir
 
-N_VAL = 5  # TINY_RUN's validation eras; the first round has 3 of them and the 4th as its live era
+N_VAL = 5  # the validation eras of `finished_run`; the first round has 3 of them and the 4th as its live era
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +34,7 @@ def fresh(finished_run):
 def first_round(rounds, tmp_path_factory):
     """A finished walk-forward over the earlier round (copy it before changing it)."""
     out = tmp_path_factory.mktemp("first") / "run"
-    assert main(["walk-forward", "--data", str(rounds[1]), "--out", str(out), *TINY_RUN]) == 0
+    assert main(["walk-forward", "--data", str(rounds[1]), "--out", str(out), *FINISHED_ARGS]) == 0
     return out
 
 
@@ -145,7 +145,7 @@ def test_sigterm_stops_after_a_checkpoint_and_resume_is_identical(rounds, fresh,
 
     out = tmp_path / "run"
     monkeypatch.setattr(wf, "predict_era", predict_then_terminate)
-    args = ["walk-forward", "--data", str(rounds[0]), "--out", str(out), *TINY_RUN]
+    args = ["walk-forward", "--data", str(rounds[0]), "--out", str(out), *FINISHED_ARGS]
     code = main(args)
     err = capsys.readouterr().err
     assert code == 128 + signal.SIGTERM and "stopped by SIGTERM after era 0020" in err and "resume with --resume" in err
@@ -162,14 +162,14 @@ def test_sigint_during_pretraining_stops_cleanly(rounds, tmp_path, capsys, monke
 
     step = wf.train_step
     monkeypatch.setattr(wf, "train_step", lambda *a: os.kill(os.getpid(), signal.SIGINT) or step(*a))
-    assert main(["walk-forward", "--data", str(rounds[0]), "--out", str(tmp_path / "run"), *TINY_RUN]) == 130
+    assert main(["walk-forward", "--data", str(rounds[0]), "--out", str(tmp_path / "run"), *FINISHED_ARGS]) == 130
     assert "stopped by SIGINT during pretraining" in capsys.readouterr().err
     assert not any((tmp_path / "run" / "checkpoints").iterdir())
 
 
 def test_unwritable_or_full_output_is_refused_before_training(first_round, rounds, tmp_path, capsys, monkeypatch):
     (tmp_path / "file").write_text("not a directory")
-    assert main(["walk-forward", "--data", str(rounds[0]), "--out", str(tmp_path / "file" / "run"), *TINY_RUN]) == 2
+    assert main(["walk-forward", "--data", str(rounds[0]), "--out", str(tmp_path / "file" / "run"), *FINISHED_ARGS]) == 2
     assert "not writable" in capsys.readouterr().err
 
     run = shutil.copytree(first_round, tmp_path / "run")

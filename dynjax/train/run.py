@@ -8,6 +8,7 @@ take it first: `batch_for` and `update_batch` build step inputs, `train_step` ru
 resumed run draws exactly what an uninterrupted one would.
 """
 
+import functools
 import time
 from dataclasses import dataclass, field
 from functools import partial
@@ -17,7 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 from optax import GradientTransformation
 
-from dynjax.config import POPULATION_PATHS, RunConfig
+from dynjax.config import POPULATION_PATHS, LossConfig, ModelConfig, OptimConfig, RunConfig
 from dynjax.data.context import EraContext, context_window, era_summaries, window_context
 from dynjax.data.evidence import bin_stats, timeline_evidence
 from dynjax.data.numerai import EraData, NumeraiData
@@ -80,8 +81,24 @@ class Predictor:
 
 
 def make_predictor(cfg: RunConfig, n_features: int) -> Predictor:
-    model = FeatureAttentionModel(cfg.model, n_features)
-    return Predictor(cfg, model, make_optimizer(cfg.optim), population_predict(make_predict(model), cfg.train.ensemble))
+    model, optimizer, _, predict = compiled(cfg.model, n_features, cfg.loss, cfg.optim, cfg.train.ensemble)
+    return Predictor(cfg, model, optimizer, predict)
+
+
+@functools.lru_cache(maxsize=8)
+def compiled(model_cfg: ModelConfig, n_features: int, loss_cfg: LossConfig, optim_cfg: OptimConfig, n_members: int,
+             hyper: tuple[tuple[str, tuple[float, ...]], ...] | None = None) -> tuple:
+    """`(model, optimizer, step, predict)` of a config, built once per process: runs of one config
+    (seeds, resumes, updates, ensemble members) reuse the same jitted functions, so they trace and
+    compile once. `hyper`: a population's float hyperparameters (`hyper_G` as sorted items)."""
+    hyper_G = None if hyper is None else {k: list(v) for k, v in hyper}
+    groups = 1 if hyper is None else len(hyper[0][1])
+    model = FeatureAttentionModel(model_cfg, n_features)
+    optimizer = make_optimizer(optim_cfg)
+    step_fn = train_step_fn(model, loss_cfg, optimizer, optim_cfg.ema_decay,
+                            hyper_optimizer=None if hyper is None else partial(make_optimizer, optim_cfg))
+    return (model, optimizer, population_step(step_fn, n_members, hyper_G),
+            population_predict(make_predict(model), n_members * groups))
 
 
 def make_run_context(cfg: RunConfig, data: NumeraiData, hyper_G: dict[str, list[float]] | None = None) -> RunContext:
@@ -94,12 +111,10 @@ def make_run_context(cfg: RunConfig, data: NumeraiData, hyper_G: dict[str, list[
     timeline = make_timeline(*splits)
     n_history = timeline.n_eras - (data.live.index.n_eras if data.live is not None else 0)
     next_number = int(timeline.numbers_E[n_history - 1]) + 1
-    model = FeatureAttentionModel(cfg.model, data.train.x_NxF.shape[1])
-    optimizer = make_optimizer(cfg.optim)
-    n = cfg.train.ensemble
     groups = 1 if hyper_G is None else check_population(cfg, hyper_G)
-    step_fn = train_step_fn(model, cfg.loss, optimizer, cfg.optim.ema_decay,
-                            hyper_optimizer=None if hyper_G is None else partial(make_optimizer, cfg.optim))
+    hyper = None if hyper_G is None else tuple((k, tuple(float(x) for x in v)) for k, v in sorted(hyper_G.items()))
+    model, optimizer, step, predict = compiled(cfg.model, data.train.x_NxF.shape[1], cfg.loss, cfg.optim,
+                                               cfg.train.ensemble, hyper)
     need_summary = cfg.model.context or (cfg.train.replay_eras and cfg.train.replay_sampling == "similar")
     summary_ExF = np.concatenate([era_summaries(s) for s in splits]) if need_summary else None
     evidence, next_evidence = None, None
@@ -111,7 +126,7 @@ def make_run_context(cfg: RunConfig, data: NumeraiData, hyper_G: dict[str, list[
     return RunContext(
         cfg=cfg, timeline=timeline, predicted=np.arange(data.train.index.n_eras, n_history),
         live=np.arange(n_history, timeline.n_eras), next_number=next_number, next_context=next_context, model=model,
-        optimizer=optimizer, step=population_step(step_fn, n, hyper_G), predict=population_predict(make_predict(model), n * groups),
+        optimizer=optimizer, step=step, predict=predict,
         summary_ExF=summary_ExF, evidence_ExFxC=evidence, root_key=jax.random.key(cfg.seed), groups=groups,
     )
 
