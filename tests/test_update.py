@@ -7,7 +7,6 @@ import os
 import shutil
 import signal
 
-import numpy as np
 import polars as pl
 import pytest
 
@@ -85,30 +84,6 @@ def test_changed_or_older_history_is_refused_and_nothing_is_lost(rounds, first_r
     assert main(["update", "--run", str(run), "--data", str(older)]) == 2
     assert "already predicted 3 eras (up to 0021) but the data hold 2" in capsys.readouterr().err
     assert _snapshot(run) == before
-
-
-def test_history_refuses_changed_targets_of_resolved_eras_only(rounds):
-    from dynjax.data import load_numerai
-    from dynjax.data.timeline import make_timeline
-    from dynjax.train.history import ChangedHistory, History
-
-    data = load_numerai(rounds[0])
-    timeline = make_timeline(data.train, data.validation)
-    predicted = np.arange(data.train.index.n_eras, timeline.n_eras)
-    record = History.start(timeline)
-    for k in range(3):
-        record.add(timeline, predicted, k, embargo=1)  # at the third era (0021) the first (0019) has resolved
-    record = History.from_json(json.loads(json.dumps(record.to_json())))
-    assert list(record.targets) == ["0019"]
-    record.check(timeline, predicted)
-    y = data.validation.y_NxT
-    rows = data.validation.index.rows(1)  # 0020: predicted but not resolved, so its targets may still change
-    y[rows, 0] = np.nan
-    record.check(timeline, predicted)
-    rows = data.validation.index.rows(0)
-    y[rows.start, 0] = 2.0  # a revised target
-    with pytest.raises(ChangedHistory, match="the targets of era 0019, which the run has already trained on"):
-        record.check(timeline, predicted)
 
 
 def test_predict_reads_only_the_live_file_and_reproduces_the_submission(first_round, rounds, tmp_path, monkeypatch, capsys):

@@ -8,10 +8,9 @@ take it first: `batch_for` and `update_batch` build step inputs, `train_step` ru
 resumed run draws exactly what an uninterrupted one would.
 """
 
-import functools
 import time
 from dataclasses import dataclass, field
-from functools import partial
+from functools import lru_cache, partial
 
 import jax
 import jax.numpy as jnp
@@ -85,7 +84,7 @@ def make_predictor(cfg: RunConfig, n_features: int) -> Predictor:
     return Predictor(cfg, model, optimizer, predict)
 
 
-@functools.lru_cache(maxsize=8)
+@lru_cache(maxsize=8)
 def compiled(model_cfg: ModelConfig, n_features: int, loss_cfg: LossConfig, optim_cfg: OptimConfig, n_members: int,
              hyper: tuple[tuple[str, tuple[float, ...]], ...] | None = None) -> tuple:
     """`(model, optimizer, step, predict)` of a config, built once per process: runs of one config

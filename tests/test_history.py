@@ -1,0 +1,50 @@
+"""Covers dynjax.train.history: digests of the data a run has used, and what a resume refuses."""
+
+import json
+
+import numpy as np
+import pytest
+
+from dynjax.data import load_numerai
+from dynjax.data.timeline import make_timeline
+from dynjax.train.history import ChangedHistory, History
+
+
+def test_history_refuses_changed_targets_of_resolved_eras_only(synth_dir):
+    data = load_numerai(synth_dir)
+    timeline = make_timeline(data.train, data.validation)
+    predicted = np.arange(data.train.index.n_eras, timeline.n_eras)
+    record = History.start(timeline)
+    for k in range(3):
+        record.add(timeline, predicted, k, embargo=1)  # at the third era the first has resolved
+    record = History.from_json(json.loads(json.dumps(record.to_json())))
+    first = data.validation.index.names[0]
+    assert list(record.targets) == [first]
+    record.check(timeline, predicted)
+    y = data.validation.y_NxT
+    rows = data.validation.index.rows(1)  # predicted but not resolved: its targets may still change
+    y[rows, 0] = np.nan
+    record.check(timeline, predicted)
+    rows = data.validation.index.rows(0)
+    y[rows.start, 0] = 2.0  # a revised target
+    with pytest.raises(ChangedHistory, match=f"the targets of era {first}, which the run has already trained on"):
+        record.check(timeline, predicted)
+
+
+def test_history_refuses_changed_features_other_eras_and_changed_training_data(synth_dir):
+    data = load_numerai(synth_dir)
+    timeline = make_timeline(data.train, data.validation)
+    predicted = np.arange(data.train.index.n_eras, timeline.n_eras)
+    record = History.start(timeline)
+    for k in range(2):
+        record.add(timeline, predicted, k, embargo=4)
+    data.validation.x_NxF[data.validation.index.rows(1).start, 0] ^= 1
+    with pytest.raises(ChangedHistory, match=f"era {data.validation.index.names[1]}, already predicted, has different"):
+        record.check(timeline, predicted)
+    data.validation.x_NxF[data.validation.index.rows(1).start, 0] ^= 1
+    record.check(timeline, predicted)
+    with pytest.raises(ChangedHistory, match="walk-forward era 1 is"):
+        record.check(timeline, predicted[1:])
+    data.train.y_NxT[0, 0] = 2.0
+    with pytest.raises(ChangedHistory, match="the training data differ"):
+        record.check(timeline, predicted)
