@@ -89,18 +89,3 @@ def write_features_json(path: Path, n_features: int = 4) -> Path:
     path.write_text(json.dumps({"feature_sets": {"small": names[:2], "all": names}, "targets": ["target"]}))
     return path
 
-
-def round_dir(full: Path, out: Path, n_val: int) -> Path:
-    """An earlier weekly round of the Numerai directory `full`: its first `n_val` validation eras,
-    and the next validation era as the live file (labelled "X", targets unknown)."""
-    out.mkdir(parents=True)
-    for name in ("train.parquet", "features.json"):
-        shutil.copy(full / name, out / name)
-    val = pl.read_parquet(full / "validation.parquet")
-    eras = sorted(val["era"].unique())
-    val.filter(pl.col("era").is_in(eras[:n_val])).write_parquet(out / "validation.parquet")
-    targets = [c for c in val.columns if c.startswith("target")]
-    live = val.filter(pl.col("era") == eras[n_val]).with_columns(
-        pl.lit("X").alias("era"), pl.lit("live").alias("data_type"), *[pl.lit(None, pl.Float32).alias(t) for t in targets])
-    live.write_parquet(out / "live.parquet")
-    return out

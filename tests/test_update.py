@@ -11,7 +11,8 @@ import polars as pl
 import pytest
 
 from dynjax.cli import main
-from tests.conftest import FINISHED_ARGS, round_dir
+from dynjax.data.rounds import earlier_round
+from tests.conftest import FINISHED_ARGS
 
 N_VAL = 5  # the validation eras of `finished_run`; the first round has 3 of them and the 4th as its live era
 
@@ -20,7 +21,7 @@ N_VAL = 5  # the validation eras of `finished_run`; the first round has 3 of the
 def rounds(finished_run, tmp_path_factory):
     """The newer round (the embedded data of `finished_run`, read only) and an earlier one."""
     full = finished_run / "data"
-    return full, round_dir(full, tmp_path_factory.mktemp("rounds") / "r1", 3)
+    return full, earlier_round(full, tmp_path_factory.mktemp("rounds") / "r1", 3)
 
 
 @pytest.fixture(scope="module")
@@ -80,7 +81,7 @@ def test_changed_or_older_history_is_refused_and_nothing_is_lost(rounds, first_r
     assert main(["update", "--run", str(run), "--data", str(changed)]) == 2
     assert "era 0020, already predicted, has different ids or features" in capsys.readouterr().err
 
-    older = round_dir(rounds[0], tmp_path / "older", 2)
+    older = earlier_round(rounds[0], tmp_path / "older", 2)
     assert main(["update", "--run", str(run), "--data", str(older)]) == 2
     assert "already predicted 3 eras (up to 0021) but the data hold 2" in capsys.readouterr().err
     assert _snapshot(run) == before
