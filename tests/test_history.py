@@ -48,3 +48,16 @@ def test_history_refuses_changed_features_other_eras_and_changed_training_data(s
     data.train.y_NxT[0, 0] = 2.0
     with pytest.raises(ChangedHistory, match="the training data differ"):
         record.check(timeline, predicted)
+
+
+def test_a_checkpoint_without_a_history_record_is_checked_by_its_cursor(synth_dir):
+    from dynjax.train.walk_forward import _saved_history
+
+    data = load_numerai(synth_dir)
+    timeline = make_timeline(data.train, data.validation, data.live)
+    history = np.arange(data.train.index.n_eras, data.train.index.n_eras + data.validation.index.n_eras)
+    # Written before records existed, by a version that walked the live era too: one era past the history.
+    with pytest.raises(ChangedHistory, match=f"walked forward over {len(history) + 1} eras, but the data hold {len(history)}"):
+        _saved_history({"cursor": len(history) + 1}, timeline, history)
+    with pytest.warns(UserWarning, match="records no history"):
+        assert _saved_history({"cursor": 2}, timeline, history).eras == []

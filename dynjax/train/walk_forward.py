@@ -31,7 +31,7 @@ from dynjax.eval.jax_corr import era_corr
 from dynjax.model.selection import update_selection
 from dynjax.rundir import check_writable
 from dynjax.train.checkpoint import RunCheckpoints
-from dynjax.train.history import History
+from dynjax.train.history import ChangedHistory, History
 from dynjax.train.interrupt import Interrupted, StopRequest, stop_requests
 from dynjax.train.next_era import save_next
 from dynjax.train.outputs import (
@@ -102,7 +102,7 @@ def walk_forward(cfg: RunConfig, data: NumeraiData, out: str | Path, *, stop_aft
         restored = ckpt.restore_latest(abstract)
         if restored is not None:
             _, state, saved = restored
-            cursor, record = int(saved["cursor"]), _saved_history(saved, timeline)
+            cursor, record = int(saved["cursor"]), _saved_history(saved, timeline, history)
             record.check(timeline, history)
         else:
             cursor, record = 0, None if trial else History.start(timeline)
@@ -281,10 +281,14 @@ def write_frozen(run: RunContext, ckpt: RunCheckpoints, abstract: RunState, out:
     pl.concat(([have] if have is not None else []) + frames).write_parquet(path)
 
 
-def _saved_history(saved: dict, timeline) -> History:
+def _saved_history(saved: dict, timeline, history: np.ndarray) -> History:
     """The checkpoint's history record (one written before records existed starts afresh, with a warning)."""
     if "history" in saved:
         return History.from_json(saved["history"])
+    if int(saved["cursor"]) > len(history):
+        raise ChangedHistory(f"the checkpoint has walked forward over {saved['cursor']} eras, but the data hold "
+                             f"{len(history)} after the training eras: older data, or a run of an earlier dynjax that "
+                             "counted the live era among them (start a new run)")
     warnings.warn("the checkpoint records no history, so the data cannot be checked against it", stacklevel=2)
     return History.start(timeline)
 
