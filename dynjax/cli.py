@@ -78,8 +78,13 @@ def cmd_update(args: argparse.Namespace) -> int:
     cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, data_dir=str(data_dir)))
     data, summary = _load(cfg, data_dir)
     # The run moves to the new data directory once its checkpoint accepts them as its history.
-    accept = lambda cursor: save_config(cfg, Path(args.run) / "config.json")
+    done = []
+    accept = lambda cursor: done.append(cursor) or save_config(cfg, Path(args.run) / "config.json")
     code = _train_and_report(cfg, data, data_dir, args.run, summary, None, on_start=accept)
+    names = data.validation.index.names[done[0]:]
+    live = f"live era {', '.join(data.live.index.names)} predicted" if data.live is not None else "no live file"
+    print(f"updated {args.run}: {len(names)} new walk-forward eras" + (f" ({names[0]}..{names[-1]})" if names else "")
+          + f" after {done[0]} done before; {live}")
     write_json(Path(args.run) / "data_summary.json", summary)
     record = {"time": time.strftime("%Y-%m-%dT%H:%M:%S"), "data_dir": str(data_dir),
               "last_era": summary["validation"]["last_era"], "live_eras": data.live.index.n_eras if data.live else 0}

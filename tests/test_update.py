@@ -53,7 +53,8 @@ def test_update_continues_the_run_as_a_fresh_run_over_the_new_round(rounds, fres
     assert _frame(run / "predictions.parquet", "id")["era"].unique().sort().to_list() == ["0019", "0020", "0021", "X"]
 
     assert main(["update", "--run", str(run), "--data", str(rounds[0])]) == 0
-    assert "dynjax" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "dynjax" in printed and "2 new walk-forward eras (0022..0023) after 3 done before; live era X predicted" in printed
     # Nothing done before is redone: the log gains the two new eras' updates and the next era's, no pretraining.
     lines = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
     added = lines[n_before:]
