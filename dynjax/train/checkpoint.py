@@ -4,7 +4,9 @@ Each checkpoint is an `args.Composite` of
   state: the run state (`train.state.RunState`): every ensemble member's params, EMA
          params, optimiser state and step; the selection state; the replay buffer (era
          positions and stored outputs); the root RNG key data (StandardSave);
-  meta:  the walk-forward cursor, the phase and the run config (JsonSave).
+  meta:  the walk-forward cursor, the run config and the history record (JsonSave).
+Checkpoints are written in the background (Orbax's async saving): a save returns once the
+arrays are on the host, so the next era trains while the previous checkpoint is written.
 Checkpoint step k = k walk-forward eras done (0: just after pretraining). The manager
 keeps the latest N, the best by holdout correlation, and step 0 (the model frozen after
 pretraining, which the report compares against, also for eras an update adds).
@@ -46,17 +48,23 @@ class RunCheckpoints:
         )
 
     def latest_step(self) -> int | None:
+        self.manager.wait_until_finished()
         return self.manager.latest_step()
 
     def save(self, step: int, state: Any, meta: dict, metric: float) -> None:
+        """Start saving checkpoint `step`; the writing finishes in the background.
+
+        Orbax copies the arrays to host memory before it returns, so the caller may donate
+        `state` to the next train step; the next save (or any read, or `close`) waits for it.
+        """
         self.manager.save(
             step,
             args=ocp.args.Composite(state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta)),
             metrics={METRIC: float(metric)},
         )
-        self.manager.wait_until_finished()
 
     def restore_meta(self, step: int) -> dict:
+        self.manager.wait_until_finished()
         try:
             return self.manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))["meta"]
         except Exception as err:  # noqa: BLE001  (orbax and tensorstore raise many types)
@@ -64,6 +72,7 @@ class RunCheckpoints:
 
     def restore_state(self, step: int, abstract_state: Any) -> Any:
         """Restore into the shapes/dtypes of `abstract_state` (from `jax.eval_shape`)."""
+        self.manager.wait_until_finished()
         try:
             return self.manager.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract_state)))["state"]
         except Exception as err:  # noqa: BLE001  (orbax and tensorstore raise many types)
@@ -77,6 +86,7 @@ class RunCheckpoints:
         can save that step again. CheckpointError if no checkpoint is readable (then nothing moves).
         """
         unreadable = []
+        self.manager.wait_until_finished()
         for step in sorted(self.manager.all_steps(), reverse=True):
             try:
                 meta, state = self.restore_meta(step), self.restore_state(step, abstract_state)

@@ -16,7 +16,7 @@ import shutil
 import time
 import warnings
 from collections.abc import Callable
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from pathlib import Path
 
 import jax
@@ -97,7 +97,8 @@ def walk_forward(cfg: RunConfig, data: NumeraiData, out: str | Path, *, stop_aft
     (out / PARTS).mkdir(parents=True, exist_ok=True)
     meta = lambda cursor, record: {"cursor": cursor, "config": to_dict(cfg)} | ({"history": record.to_json()} if record else {})
 
-    with stop_requests(enabled=not trial) as stop:
+    # Closing the manager, also on an error, lets the last background checkpoint write finish.
+    with stop_requests(enabled=not trial) as stop, closing(ckpt):
         # Resume (or update) from the latest readable checkpoint, or pretrain
         restored = ckpt.restore_latest(abstract)
         if restored is not None:
@@ -136,11 +137,9 @@ def walk_forward(cfg: RunConfig, data: NumeraiData, out: str | Path, *, stop_aft
                     record.add(timeline, history, k, cfg.data.embargo)
                     ckpt.save(k + 1, state, meta(k + 1, record), scores.mean_until(e, history[: k + 1]))
             if stop.signal:
-                ckpt.close()
                 raise Interrupted(f"stopped by {stop.signal} after era {timeline.name(e)} (walk-forward era {k + 1} of "
                                   f"{len(history)}, checkpointed)", stop.signum)
             if stop_after is not None and k + 1 - cursor >= stop_after:
-                ckpt.close()
                 return timings
 
         # The era after the history: one more update, then the live eras
@@ -152,7 +151,6 @@ def walk_forward(cfg: RunConfig, data: NumeraiData, out: str | Path, *, stop_aft
             with _timed(timings, "predict_s"):
                 write_live(run, state, out)
                 write_frozen(run, ckpt, abstract, out)
-    ckpt.close()
     collect_parts(out, [timeline.name(int(e)) for e in history])
     return timings
 
