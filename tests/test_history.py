@@ -10,13 +10,19 @@ from dynjax.data.timeline import make_timeline
 from dynjax.train.history import ChangedHistory, History
 
 
-def test_history_refuses_changed_targets_of_resolved_eras_only(synth_dir):
+def _recorded(synth_dir, n_done: int, embargo: int):
+    """Freshly loaded data, their timeline and walk-forward eras, and the record of the first `n_done`."""
     data = load_numerai(synth_dir)
     timeline = make_timeline(data.train, data.validation)
     predicted = np.arange(data.train.index.n_eras, timeline.n_eras)
     record = History.start(timeline)
-    for k in range(3):
-        record.add(timeline, predicted, k, embargo=1)  # at the third era the first has resolved
+    for k in range(n_done):
+        record.add(timeline, predicted, k, embargo)
+    return data, timeline, predicted, record
+
+
+def test_history_refuses_changed_targets_of_resolved_eras_only(synth_dir):
+    data, timeline, predicted, record = _recorded(synth_dir, 3, embargo=1)  # at the third era the first has resolved
     record = History.from_json(json.loads(json.dumps(record.to_json())))
     first = data.validation.index.names[0]
     assert list(record.targets) == [first]
@@ -32,12 +38,7 @@ def test_history_refuses_changed_targets_of_resolved_eras_only(synth_dir):
 
 
 def test_history_refuses_changed_features_other_eras_and_changed_training_data(synth_dir):
-    data = load_numerai(synth_dir)
-    timeline = make_timeline(data.train, data.validation)
-    predicted = np.arange(data.train.index.n_eras, timeline.n_eras)
-    record = History.start(timeline)
-    for k in range(2):
-        record.add(timeline, predicted, k, embargo=4)
+    data, timeline, predicted, record = _recorded(synth_dir, 2, embargo=4)
     data.validation.x_NxF[data.validation.index.rows(1).start, 0] ^= 1
     with pytest.raises(ChangedHistory, match=f"era {data.validation.index.names[1]}, already predicted, has different"):
         record.check(timeline, predicted)
