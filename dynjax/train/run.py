@@ -119,8 +119,10 @@ def make_run_context(cfg: RunConfig, data: NumeraiData, hyper_G: dict[str, list[
     evidence, next_evidence = None, None
     if cfg.model.gates == "context":
         stats = tuple(np.concatenate(parts) for parts in zip(*(bin_stats(s) for s in splits)))
-        evidence = timeline_evidence(stats, timeline.numbers_E, cfg.data.embargo, cfg.model.evidence_eras)
-        next_evidence = timeline_evidence(stats, timeline.numbers_E, cfg.data.embargo, cfg.model.evidence_eras, [next_number])
+        # One pass over the cumulative statistics for every position and the era after the history.
+        at_T = np.r_[timeline.numbers_E, next_number]
+        evidence, next_evidence = np.split(
+            timeline_evidence(stats, timeline.numbers_E, cfg.data.embargo, cfg.model.evidence_eras, at_T), [timeline.n_eras])
     next_context = context_at(cfg, summary_ExF, timeline.numbers_E, next_number, next_evidence)
     return RunContext(
         cfg=cfg, timeline=timeline, predicted=np.arange(data.train.index.n_eras, n_history),
