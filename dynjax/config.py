@@ -157,6 +157,21 @@ class OptimConfig:
         _check(self.learning_rate > 0 and self.decay_steps > self.warmup_steps >= 0, "need lr > 0 and decay_steps > warmup_steps >= 0")
 
 
+MESH_AXES = ("data", "model", "members")  # see dynjax.train.sharding
+
+
+def parse_mesh(spec: str) -> dict[str, int]:
+    """`"data=4,model=2"` -> `{"data": 4, "model": 2}`; ValueError naming what is wrong."""
+    sizes = {}
+    for part in filter(None, (p.strip() for p in spec.split(","))):
+        name, _, size = (s.strip() for s in part.partition("="))
+        if name not in MESH_AXES or not size.isdigit() or int(size) < 1 or name in sizes:
+            raise ValueError(f"train.mesh {spec!r}: each part must be axis=size with axis one of {MESH_AXES} "
+                             f"(once each) and size >= 1; got {part!r}")
+        sizes[name] = int(size)
+    return sizes
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     """Pretraining and the walk-forward schedule (windows come from DataConfig)."""
@@ -175,8 +190,10 @@ class TrainConfig:
     replay_eras: int = 8  # eras replayed from the buffer in every walk-forward step, beside the recent window
     replay_sampling: str = "similar"  # or "reservoir": uniform over the buffer
     replay_temperature: float = 0.1  # softness of "similar" sampling (correlation units)
+    mesh: str = ""  # device mesh, e.g. "data=8" or "data=4,model=2" (see train.sharding); "": all devices on data
 
     def __post_init__(self):
+        parse_mesh(self.mesh)
         _check(self.ensemble >= 1, "ensemble must be >= 1 member")
         _check(self.replay_capacity >= 0 and self.replay_eras >= 0, "replay_capacity and replay_eras must be >= 0")
         _check(self.replay_eras == 0 or self.replay_capacity > 0, "replay_eras > 0 needs replay_capacity > 0")

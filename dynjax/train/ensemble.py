@@ -8,6 +8,7 @@ a single model pays nothing for the population axis.
 """
 
 from collections.abc import Callable
+from functools import partial
 
 import jax
 import jax.numpy as jnp
@@ -15,31 +16,35 @@ import numpy as np
 import pandas as pd
 from numerai_tools.scoring import tie_kept_rank
 
+from dynjax.train.sharding import Layout
 from dynjax.train.state import member_keys
 
 
-def population_step(step_fn: Callable, n_members: int, hyper_G: dict | None = None) -> Callable:
+def population_step(step_fn: Callable, n_members: int, hyper_G: dict | None = None, layout: Layout | None = None) -> Callable:
     """Jitted, state-donating `step(states_N, batch, feature_mask_F, key)` over stacked members.
+
+    With a `layout` it is jitted onto that device mesh (`sharding.Layout.step`).
 
     `hyper_G` (float hyperparameters by config path, one value per trial): a population of G
     trials of `n_members` members each, N = G * n_members, trial by trial; `step_fn` takes the
     trial's hyperparameters as a fifth argument, the members of every trial get the keys a run
     of that trial alone would, and `batch.distill_WxR` (when set) has a leading G axis.
     """
+    jit = layout.step if layout is not None else partial(jax.jit, donate_argnums=0)
     if hyper_G is not None:
-        return _trials_step(step_fn, n_members, hyper_G)
+        return jit(_trials_step(step_fn, n_members, hyper_G))
     if n_members == 1:
         def one(states, batch, feature_mask_F, key):
             state, metrics = step_fn(_first(states), batch, feature_mask_F, key)
             return _stack1(state), metrics
 
-        return jax.jit(one, donate_argnums=0)
+        return jit(one)
 
     def many(states, batch, feature_mask_F, key):
         states, metrics = jax.vmap(step_fn, in_axes=(0, None, None, 0))(states, batch, feature_mask_F, member_keys(key, n_members))
         return states, jax.tree.map(lambda m: m.mean(axis=0), metrics)
 
-    return jax.jit(many, donate_argnums=0)
+    return jit(many)
 
 
 def _trials_step(step_fn: Callable, n_members: int, hyper_G: dict) -> Callable:
@@ -55,17 +60,19 @@ def _trials_step(step_fn: Callable, n_members: int, hyper_G: dict) -> Callable:
         states = jax.tree.map(lambda a: a.reshape(groups * n_members, *a.shape[2:]), by_trial)
         return states, jax.tree.map(lambda m: m.mean(axis=(0, 1)), metrics)
 
-    return jax.jit(trials, donate_argnums=0)
+    return trials
 
 
-def population_predict(predict_fn: Callable, n_members: int) -> Callable:
-    """Jitted `predict(params_N, x_RxF, feature_mask_F, context) -> (pred_NxR, weight_NxRxF, gate_NxF)`."""
+def population_predict(predict_fn: Callable, n_members: int, layout: Layout | None = None) -> Callable:
+    """Jitted `predict(params_N, x_RxF, feature_mask_F, context) -> (pred_NxR, weight_NxRxF, gate_NxF)`;
+    `predict_fn` is the pure one-member predict. With a `layout`, jitted onto its mesh."""
+    jit = layout.predict if layout is not None else jax.jit
     if n_members == 1:
         def one(params, x_RxF, feature_mask_F, context=None):
             return _stack1(predict_fn(_first(params), x_RxF, feature_mask_F, context))
 
-        return jax.jit(one)
-    return jax.jit(jax.vmap(predict_fn, in_axes=(0, None, None, None)))
+        return jit(one)
+    return jit(jax.vmap(predict_fn, in_axes=(0, None, None, None)))
 
 
 def combine_members(pred_NxR: np.ndarray) -> np.ndarray:

@@ -27,8 +27,9 @@ from dynjax.model.selection import era_importance
 from dynjax.model.tft import FeatureAttentionModel
 from dynjax.train.ensemble import combine_trials, population_predict, population_step
 from dynjax.train.replay import ReplayBuffer, replay_rows_rng, sample_replay, similarity_weights
+from dynjax.train.sharding import Layout, make_layout
 from dynjax.train.state import RunState, initial_run_state, make_optimizer
-from dynjax.train.step import make_predict, train_step_fn
+from dynjax.train.step import predict_fn, train_step_fn
 
 PRETRAIN, WALK, REPLAY = 1, 2, 3  # phases in the sampling streams
 
@@ -45,6 +46,7 @@ class RunContext:
     optimizer: GradientTransformation
     step: callable  # jitted population step (state donated)
     predict: callable  # jitted population predict
+    layout: Layout  # the device mesh both run on, and the state's shardings
     summary_ExF: np.ndarray | None  # per-era feature-target correlations (encoder, similar replay)
     evidence_ExFxC: np.ndarray | None  # gate inputs per timeline position (embargo applied)
     root_key: jax.Array
@@ -56,7 +58,13 @@ class RunContext:
         return self.model.n_features
 
     def fresh_state(self) -> RunState:
-        return initial_run_state(self.cfg, self.model, self.optimizer, self.root_key, self.groups)
+        state = initial_run_state(self.cfg, self.model, self.optimizer, self.root_key, self.groups)
+        return self.layout.put(state, self.layout.state_shardings(state))
+
+    def abstract_state(self) -> RunState:
+        """Shapes, dtypes and shardings of the run state (the restore target)."""
+        init = lambda: initial_run_state(self.cfg, self.model, self.optimizer, self.root_key, self.groups)
+        return on_mesh(self.layout, jax.eval_shape(init))
 
 
 @dataclass(frozen=True, eq=False)
@@ -67,6 +75,7 @@ class Predictor:
     model: FeatureAttentionModel
     optimizer: GradientTransformation
     predict: callable  # jitted predict over the ensemble's members
+    layout: Layout
     groups: int = 1
 
     @property
@@ -76,28 +85,36 @@ class Predictor:
     def abstract_state(self) -> RunState:
         """Shapes and dtypes of the run state (the restore target)."""
         key = jax.random.key(self.cfg.seed)
-        return jax.eval_shape(lambda: initial_run_state(self.cfg, self.model, self.optimizer, key))
+        return on_mesh(self.layout, jax.eval_shape(lambda: initial_run_state(self.cfg, self.model, self.optimizer, key)))
+
+
+def on_mesh(layout: Layout, abstract: RunState) -> RunState:
+    """An abstract run state with the layout's shardings (Orbax restores onto them)."""
+    return layout.abstract(abstract, layout.state_shardings(abstract))
 
 
 def make_predictor(cfg: RunConfig, n_features: int) -> Predictor:
-    model, optimizer, _, predict = compiled(cfg.model, n_features, cfg.loss, cfg.optim, cfg.train.ensemble)
-    return Predictor(cfg, model, optimizer, predict)
+    model, optimizer, _, predict, layout = compiled(cfg.model, n_features, cfg.loss, cfg.optim, cfg.train.ensemble,
+                                                    mesh=cfg.train.mesh)
+    return Predictor(cfg, model, optimizer, predict, layout)
 
 
 @lru_cache(maxsize=8)
 def compiled(model_cfg: ModelConfig, n_features: int, loss_cfg: LossConfig, optim_cfg: OptimConfig, n_members: int,
-             hyper: tuple[tuple[str, tuple[float, ...]], ...] | None = None) -> tuple:
-    """`(model, optimizer, step, predict)` of a config, built once per process: runs of one config
-    (seeds, resumes, updates, ensemble members) reuse the same jitted functions, so they trace and
-    compile once. `hyper`: a population's float hyperparameters (`hyper_G` as sorted items)."""
+             hyper: tuple[tuple[str, tuple[float, ...]], ...] | None = None, mesh: str = "") -> tuple:
+    """`(model, optimizer, step, predict, layout)` of a config, built once per process: runs of one
+    config (seeds, resumes, updates, ensemble members) reuse the same jitted functions, so they trace
+    and compile once. `hyper`: a population's float hyperparameters (`hyper_G` as sorted items);
+    `mesh`: `train.mesh`, the devices both run on."""
     hyper_G = None if hyper is None else {k: list(v) for k, v in hyper}
     groups = 1 if hyper is None else len(hyper[0][1])
     model = FeatureAttentionModel(model_cfg, n_features)
     optimizer = make_optimizer(optim_cfg)
+    layout = make_layout(mesh, n_features)
     step_fn = train_step_fn(model, loss_cfg, optimizer, optim_cfg.ema_decay,
                             hyper_optimizer=None if hyper is None else partial(make_optimizer, optim_cfg))
-    return (model, optimizer, population_step(step_fn, n_members, hyper_G),
-            population_predict(make_predict(model), n_members * groups))
+    return (model, optimizer, population_step(step_fn, n_members, hyper_G, layout),
+            population_predict(predict_fn(model), n_members * groups, layout), layout)
 
 
 def make_run_context(cfg: RunConfig, data: NumeraiData, hyper_G: dict[str, list[float]] | None = None) -> RunContext:
@@ -112,8 +129,8 @@ def make_run_context(cfg: RunConfig, data: NumeraiData, hyper_G: dict[str, list[
     next_number = int(timeline.numbers_E[n_history - 1]) + 1
     groups = 1 if hyper_G is None else check_population(cfg, hyper_G)
     hyper = None if hyper_G is None else tuple((k, tuple(float(x) for x in v)) for k, v in sorted(hyper_G.items()))
-    model, optimizer, step, predict = compiled(cfg.model, data.train.x_NxF.shape[1], cfg.loss, cfg.optim,
-                                               cfg.train.ensemble, hyper)
+    model, optimizer, step, predict, layout = compiled(cfg.model, data.train.x_NxF.shape[1], cfg.loss, cfg.optim,
+                                                       cfg.train.ensemble, hyper, cfg.train.mesh)
     need_summary = cfg.model.context or (cfg.train.replay_eras and cfg.train.replay_sampling == "similar")
     summary_ExF = np.concatenate([era_summaries(s) for s in splits]) if need_summary else None
     evidence, next_evidence = None, None
@@ -127,7 +144,7 @@ def make_run_context(cfg: RunConfig, data: NumeraiData, hyper_G: dict[str, list[
     return RunContext(
         cfg=cfg, timeline=timeline, predicted=np.arange(data.train.index.n_eras, n_history),
         live=np.arange(n_history, timeline.n_eras), next_number=next_number, next_context=next_context, model=model,
-        optimizer=optimizer, step=step, predict=predict,
+        optimizer=optimizer, step=step, predict=predict, layout=layout,
         summary_ExF=summary_ExF, evidence_ExFxC=evidence, root_key=jax.random.key(cfg.seed), groups=groups,
     )
 

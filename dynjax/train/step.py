@@ -82,9 +82,14 @@ def hyper_loss(loss_cfg: LossConfig, hyper: dict) -> LossConfig:
 
 def make_predict(model: FeatureAttentionModel) -> Callable:
     """Jitted `predict(params, x_RxF, feature_mask_F, context) -> (pred_R, weight_RxF, gate_F)`."""
+    return jax.jit(predict_fn(model))
+
+
+def predict_fn(model: FeatureAttentionModel) -> Callable:
+    """The pure predict, before `jax.jit` (to vmap over members, or jit onto a mesh)."""
 
     def predict(params, x_RxF, feature_mask_F, context: EraContext | None = None):
         pred_R, aux = model.apply(params, x_RxF, feature_mask_F, context)
         return pred_R, aux["weight_RxF"], aux["gate_F"]
 
-    return jax.jit(predict)
+    return predict

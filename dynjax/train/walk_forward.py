@@ -88,7 +88,7 @@ def walk_forward(cfg: RunConfig, data: NumeraiData, out: str | Path, *, stop_aft
     run = make_run_context(cfg, data, hyper_G)
     timeline, history, timings = run.timeline, run.predicted, run.timings
     log = MetricsLog(out / "metrics.jsonl")
-    abstract = jax.eval_shape(run.fresh_state)
+    abstract = run.abstract_state()
     if trial:
         ckpt = _NoCheckpoints()
     else:

@@ -1,0 +1,186 @@
+"""Device mesh and shardings: the train step and predict run data parallel over the devices.
+
+`train.mesh` names the mesh's axes and sizes, e.g. "data=8" or "data=4,model=2"; "" (the
+default) puts every visible device on the data axis, so the same command uses one CPU, one
+GPU or a TPU slice. Axes:
+
+  data     the era window (W eras) is split across these devices; when W does not divide
+           evenly, its R rows are; predict splits its chunk's rows
+  model    the per-(feature, bin) tables (embedding, per-feature gates) and their optimiser
+           state are split along features: for very wide feature sets
+  members  the ensemble (or population) axis of the stacked train states is split
+
+Everything else (the rest of the params, the selection state, the replay buffer, metrics,
+predictions) is replicated, so every process can read it. The jitted functions carry
+explicit in/out shardings; inputs are put onto them first (a no-op when already there).
+Nothing names a device type.
+"""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import cached_property
+
+import jax
+import numpy as np
+from jax.sharding import AxisType, Mesh, NamedSharding
+from jax.sharding import PartitionSpec as P
+
+from dynjax.config import MESH_AXES as AXES
+from dynjax.config import parse_mesh
+
+
+def make_mesh(spec: str, devices: list | None = None) -> Mesh:
+    """The mesh of `spec` over the first devices; the data axis takes the devices left over when not given."""
+    devices = jax.devices() if devices is None else devices
+    sizes = parse_mesh(spec)
+    rest = sizes.get("model", 1) * sizes.get("members", 1)
+    sizes.setdefault("data", max(len(devices) // rest, 1))
+    shape = tuple(sizes.get(a, 1) for a in AXES)
+    n = int(np.prod(shape))
+    if n > len(devices):
+        raise ValueError(f"train.mesh {spec!r} needs {n} devices; {len(devices)} are visible "
+                         f"({devices[0].platform}; XLA_FLAGS=--xla_force_host_platform_device_count=N makes N CPU devices)")
+    # Auto axes: GSPMD places the collectives; the step's code stays that of one device.
+    return Mesh(np.asarray(devices[:n]).reshape(shape), AXES, axis_types=(AxisType.Auto,) * len(AXES))
+
+
+@dataclass(frozen=True, eq=False)
+class Layout:
+    """Shardings of a run's arrays on one mesh; `step` and `predict` jit functions onto it."""
+
+    mesh: Mesh
+    n_features: int
+
+    @property
+    def n_devices(self) -> int:
+        return self.mesh.devices.size
+
+    @cached_property
+    def replicated(self) -> NamedSharding:
+        return NamedSharding(self.mesh, P())
+
+    def _named(self, *spec) -> NamedSharding:
+        return NamedSharding(self.mesh, P(*spec))
+
+    def _size(self, axis: str) -> int:
+        return self.mesh.shape[axis]
+
+    # State
+
+    def train_shardings(self, train):
+        """Stacked train states `[N, ...]`: members split on "members", feature tables on "model"."""
+        members = "members" if self._size("members") > 1 else None
+
+        def leaf(path, a):
+            if members is not None and a.shape[0] % self._size("members"):
+                raise ValueError(f"train.mesh: {a.shape[0]} ensemble members do not split over "
+                                 f"{self._size('members')} devices on the members axis")
+            spec = [members] + [None] * (a.ndim - 1)
+            if self._size("model") > 1 and _feature_table(path) and a.ndim >= 2 and a.shape[1] == self.n_features:
+                spec[1] = "model" if a.shape[1] % self._size("model") == 0 else None
+            return self._named(*spec)
+
+        return jax.tree_util.tree_map_with_path(leaf, train)
+
+    def state_shardings(self, state):
+        """A `RunState`'s shardings: the train states as above, the rest replicated."""
+        rest = jax.tree.map(lambda _: self.replicated, state.replace(train=None))
+        return rest.replace(train=self.train_shardings(state.train))
+
+    def abstract(self, tree, shardings):
+        """`jax.eval_shape` leaves with their shardings: a restore target that lands on the mesh."""
+        return jax.tree.map(lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s), tree, shardings)
+
+    # Inputs
+
+    def batch_axis(self, batch) -> int:
+        """1 (eras) when the window's W eras split evenly over the data axis, else 2 (rows)."""
+        w, r = batch.y_WxR.shape[-2:]
+        n = self._size("data")
+        if w % n == 0:
+            return 1
+        if r % n == 0:
+            return 2
+        raise ValueError(f"train.mesh: a window of {w} eras x {r} rows splits over {n} data devices along neither "
+                         "axis; pick data.window_eras (+ train.replay_eras) or data.rows_per_era divisible by it")
+
+    def batch_shardings(self, batch):
+        """Every per-era field split along eras, or the per-row fields along rows (per-era ones replicated)."""
+        by_eras = self.batch_axis(batch) == 1
+
+        def per_row(a):  # [.., W, R, (F)]: the W axis, or the R axis, on "data"
+            lead = a.ndim - (3 if a is batch.x_WxRxF else 2)
+            return self._named(*[None] * lead, *(("data", None) if by_eras else (None, "data")))
+
+        per_era = lambda a: self._named("data") if by_eras else self.replicated  # [W, ...]
+        return batch.replace(
+            x_WxRxF=per_row(batch.x_WxRxF), y_WxR=per_row(batch.y_WxR), mask_WxR=per_row(batch.mask_WxR),
+            context=jax.tree.map(per_era, batch.context),
+            distill_WxR=None if batch.distill_WxR is None else per_row(batch.distill_WxR),
+            distill_W=None if batch.distill_W is None else per_era(batch.distill_W),
+        )
+
+    def rows_sharding(self, n_rows: int) -> NamedSharding:
+        """A predict chunk's rows split on the data axis (replicated when they do not divide)."""
+        return self._named("data", None) if n_rows % self._size("data") == 0 else self.replicated
+
+    def put(self, tree, shardings):
+        """`tree` on `shardings`: host arrays are sent, device arrays moved only where they differ."""
+        if jax.process_count() == 1:
+            return jax.device_put(tree, shardings)
+        return jax.tree.map(_put_global, tree, shardings)
+
+    # Jitted functions
+
+    def step(self, fn: Callable) -> Callable:
+        """`fn(states, batch, feature_mask_F, key) -> (states, metrics)` jitted on the mesh, states donated."""
+        jitted = {}
+
+        def call(states, batch, feature_mask_F, key):
+            state_sh, batch_sh = self.train_shardings(states), self.batch_shardings(batch)
+            signature = (jax.tree.structure(batch), self.batch_axis(batch))
+            if signature not in jitted:
+                jitted[signature] = jax.jit(fn, in_shardings=(state_sh, batch_sh, self.replicated, self.replicated),
+                                            out_shardings=(state_sh, self.replicated), donate_argnums=0)
+            args = self.put((states, batch, feature_mask_F, key), (state_sh, batch_sh, self.replicated, self.replicated))
+            return jitted[signature](*args)
+
+        return call
+
+    def predict(self, fn: Callable) -> Callable:
+        """`fn(params, x_RxF, feature_mask_F, context)` jitted on the mesh; outputs replicated."""
+        jitted = {}
+
+        def call(params, x_RxF, feature_mask_F, context=None):
+            params_sh, rows_sh = self.train_shardings(params), self.rows_sharding(x_RxF.shape[0])
+            context_sh = jax.tree.map(lambda _: self.replicated, context)
+            signature = (jax.tree.structure(context), rows_sh)
+            if signature not in jitted:
+                jitted[signature] = jax.jit(fn, in_shardings=(params_sh, rows_sh, self.replicated, context_sh),
+                                            out_shardings=self.replicated)
+            args = self.put((params, x_RxF, feature_mask_F, context), (params_sh, rows_sh, self.replicated, context_sh))
+            return jitted[signature](*args)
+
+        return call
+
+
+def make_layout(spec: str, n_features: int) -> Layout:
+    return Layout(make_mesh(spec), n_features)
+
+
+def _feature_table(path) -> bool:
+    """A leaf of the per-feature tables: the embedding module, or the global per-feature gates."""
+    names = [getattr(k, "key", getattr(k, "name", None)) for k in path]
+    return "embed" in names or ("gates" in names and names[-1] in ("scale", "log_alpha"))
+
+
+def _put_global(leaf, sharding: NamedSharding):
+    """One leaf onto a sharding that spans processes: each process supplies its devices' shards
+    from its own copy (every process holds the same host data)."""
+    if isinstance(leaf, jax.Array) and leaf.sharding.is_equivalent_to(sharding, leaf.ndim):
+        return leaf
+    if isinstance(leaf, jax.Array) and jax.dtypes.issubdtype(leaf.dtype, jax.dtypes.prng_key):
+        return jax.random.wrap_key_data(_put_global(jax.random.key_data(leaf), sharding),
+                                        impl=jax.random.key_impl(leaf))
+    host = np.asarray(leaf)
+    return jax.make_array_from_callback(host.shape, sharding, lambda index: host[index])

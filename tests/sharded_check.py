@@ -1,0 +1,73 @@
+"""Run by test_sharding in a subprocess with 8 CPU devices.
+
+`step`: two train steps on several meshes; prints a JSON line with, per mesh, the largest
+differences of the loss and the updated params from the same steps on one device, how far the
+params moved, and how the embedding table is laid out.
+`walk OUT ARGS...`: `dynjax walk-forward --out OUT ARGS...` (the mesh comes in ARGS).
+"""
+
+import json
+import sys
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from dynjax.config import LossConfig, ModelConfig, OptimConfig
+from dynjax.data.context import EraContext
+from dynjax.data.windows import Batch
+from dynjax.train.run import compiled
+from dynjax.train.state import initial_run_state
+
+MESHES = ("data=8", "data=4,model=2", "data=2,members=2,model=2")
+
+
+def batch(w: int, r: int, f: int, cfg: ModelConfig) -> Batch:
+    rng = np.random.default_rng(0)
+    evidence = rng.normal(size=(w, f, len(cfg.evidence_eras))).astype(np.float32)
+    return Batch(x_WxRxF=rng.integers(0, 6, (w, r, f)).astype(np.int8), y_WxR=rng.random((w, r)).astype(np.float32),
+                 mask_WxR=rng.random((w, r)) > 0.1, context=EraContext(None, None, evidence))
+
+
+def step_once(mesh: str, w: int, r: int, f: int = 16, members: int = 2):
+    # No warm-up: the first steps move the params by ~lr, far above the tolerance compared at.
+    model_cfg, loss_cfg, optim_cfg = ModelConfig(d_model=8, n_heads=2), LossConfig(sparsity="l0"), OptimConfig(warmup_steps=0)
+    model, optimizer, step, _, layout = compiled(model_cfg, f, loss_cfg, optim_cfg, members, mesh=mesh)
+    from dynjax.config import RunConfig, TrainConfig
+    cfg = RunConfig(model=model_cfg, loss=loss_cfg, optim=optim_cfg, train=TrainConfig(ensemble=members, replay_capacity=0, replay_eras=0))
+    state = initial_run_state(cfg, model, optimizer, jax.random.key(1))
+    init = jax.tree.map(np.asarray, state.train.params)
+    train = layout.put(state.train, layout.train_shardings(state.train))
+    mask_F = jnp.ones(f, bool)
+    train, metrics = step(train, batch(w, r, f, model_cfg), mask_F, jax.random.key(2))
+    train, metrics = step(train, batch(w, r, f, model_cfg), mask_F, jax.random.key(3))
+    emb = train.params["params"]["embed"]["emb"]
+    return float(metrics["loss"]), jax.tree.map(np.asarray, train.params), init, str(emb.sharding.spec)
+
+
+def max_diff(a, b) -> float:
+    return max(float(np.abs(x - y).max()) for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)))
+
+
+def check_steps() -> dict:
+    out = {"devices": jax.device_count()}
+    # Eras split; rows split (6 eras do not divide over 8 devices; as in the walk-forward test).
+    for w, r, meshes in ((8, 16, MESHES), (6, 16, MESHES[:1])):
+        loss_1, params_1, init, _ = step_once("data=1", w, r)
+        out[f"moved W={w}"] = max_diff(params_1, init)
+        for mesh in meshes:
+            loss, params, _, emb_spec = step_once(mesh, w, r)
+            out[f"{mesh} W={w}"] = {"loss": abs(loss - loss_1), "params": max_diff(params, params_1), "emb": emb_spec}
+    return out
+
+
+def main(argv: list[str]) -> int:
+    if argv[0] == "step":
+        print(json.dumps(check_steps()))
+        return 0
+    from dynjax.cli import main as cli
+    return cli(["walk-forward", "--out", *argv[1:]])
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,79 @@
+"""Sharding (dynjax.train.sharding): mesh specs, batch layouts, and on 8 CPU devices (in a
+subprocess) the sharded step equal to one device's and a sharded walk-forward's report equal
+to a one-device run's."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import jax
+import numpy as np
+import polars as pl
+import pytest
+
+from dynjax.config import RunConfig, override, parse_mesh
+from dynjax.data.windows import Batch
+from dynjax.train.sharding import make_layout, make_mesh
+from tests.conftest import FINISHED_ARGS
+
+CHECK = Path(__file__).with_name("sharded_check.py")
+
+
+def run_on_8_devices(*args: str, timeout: int = 600) -> subprocess.CompletedProcess:
+    env = os.environ | {"XLA_FLAGS": "--xla_force_host_platform_device_count=8 --xla_backend_optimization_level=0",
+                        "JAX_PLATFORMS": "cpu", "PYTHONPATH": str(CHECK.parents[1])}
+    done = subprocess.run([sys.executable, str(CHECK), *args], check=False, env=env, capture_output=True, text=True, timeout=timeout)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done
+
+
+def test_parse_mesh():
+    assert parse_mesh("") == {}
+    assert parse_mesh("data=4, model=2") == {"data": 4, "model": 2}
+    for bad in ("data", "data=0", "rows=2", "data=2,data=2", "data=x"):
+        with pytest.raises(ValueError, match="train.mesh"):
+            parse_mesh(bad)
+    with pytest.raises(ValueError, match="train.mesh"):
+        override(RunConfig(), ["train.mesh=gpus=2"])
+
+
+def test_default_mesh_spans_every_device_on_data():
+    mesh = make_mesh("")
+    assert mesh.shape["data"] == jax.device_count() and mesh.shape["model"] == mesh.shape["members"] == 1
+
+
+def test_mesh_larger_than_the_devices_is_refused():
+    with pytest.raises(ValueError, match=f"needs {jax.device_count() + 1} devices"):
+        make_mesh(f"data={jax.device_count() + 1}")
+
+
+def test_batch_split_over_eras_else_rows():
+    layout = make_layout("", 4)
+    batch = Batch(np.zeros((3, 8, 4), np.int8), np.zeros((3, 8), np.float32), np.ones((3, 8), bool))
+    shardings = layout.batch_shardings(batch)
+    assert tuple(shardings.x_WxRxF.spec)[:1] == ("data",) and tuple(shardings.y_WxR.spec) == ("data", None)
+
+
+def test_sharded_step_equals_one_device():
+    """Eras split (W=8), rows split (W=6), feature tables on "model", members on "members"."""
+    out = json.loads(run_on_8_devices("step").stdout.strip().splitlines()[-1])
+    assert out["devices"] == 8
+    for w, meshes in ((8, ("data=8", "data=4,model=2", "data=2,members=2,model=2")), (6, ("data=8",))):
+        assert out[f"moved W={w}"] > 1e-3  # the steps did move the params
+        for mesh in meshes:
+            got = out[f"{mesh} W={w}"]
+            assert got["loss"] < 1e-5 and got["params"] < 1e-5, (mesh, w, got)
+            assert ("'model'" in got["emb"]) == ("model" in mesh) and ("'members'" in got["emb"]) == ("members" in mesh)
+
+
+def test_sharded_walk_forward_writes_the_same_report(tmp_path, finished_run):
+    """The finished run's command on 8 devices (the default mesh: windows of 2 + 8 replayed
+    eras, so rows split) against the same run on this process's one device."""
+    run_on_8_devices("walk", str(tmp_path / "eight"), *FINISHED_ARGS)
+    one, eight = (pl.read_csv(d / "metrics_per_era.csv") for d in (finished_run, tmp_path / "eight"))
+    assert one["era"].to_list() == eight["era"].to_list() and len(one) == 5
+    for column in ("corr_dynjax", "corr_frozen"):
+        assert np.abs(one[column].to_numpy() - eight[column].to_numpy()).max() < 1e-4, column
+    assert one["n_selected"].to_list() == eight["n_selected"].to_list()
