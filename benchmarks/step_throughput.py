@@ -2,6 +2,7 @@
 
     python -m benchmarks.step_throughput [--features 42,705,2376] [--d-model 32,64]
         [--normalizers softmax,sparsemax,entmax15] [--eras 8] [--rows 512] [--repeats 10]
+        [--dtypes float32,bfloat16]
 
 Times the real jitted, state-donating, era-vmapped train step (`make_train_step`: forward,
 backward and the AdamW update) on a window of W eras x R rows of random int8 bins: median
@@ -48,6 +49,7 @@ class StepSpec:
     rows: int = 512
     repeats: int = 10
     gates: str = "context"  # the default model's per-era gates; "none" for the plain attention model
+    dtype: str = "float32"  # model.dtype: "bfloat16" tables and matmuls
 
 
 def build(spec: StepSpec, seed: int = 0):
@@ -63,7 +65,8 @@ def build(spec: StepSpec, seed: int = 0):
     from dynjax.model.tft import FeatureAttentionModel
     from dynjax.train.state import create_train_state, make_optimizer
 
-    model_cfg = ModelConfig(d_model=spec.d_model, n_heads=spec.heads, normalizer=spec.normalizer, gates=spec.gates)
+    model_cfg = ModelConfig(d_model=spec.d_model, n_heads=spec.heads, normalizer=spec.normalizer, gates=spec.gates,
+                            dtype=spec.dtype)
     model = FeatureAttentionModel(model_cfg, spec.features)
     optimizer = make_optimizer(OptimConfig())
     state = create_train_state(model, optimizer, jax.random.key(seed))
@@ -160,6 +163,7 @@ def judge(row: dict, on_cpu: bool) -> dict:
 
 
 COLUMNS = [("F", "features", ""), ("D", "d_model", ""), ("normaliser", "normalizer", ""), ("gates", "gates", ""),
+           ("dtype", "dtype", ""),
            ("train rows/s", "train_rows_per_s", ",.0f"), ("best", "train_rows_per_s_best", ",.0f"),
            ("target", "target_rows_per_s", ",.0f"),
            ("step ms", "step_ms", ".0f"), ("predict rows/s", "predict_rows_per_s", ",.0f"),
@@ -178,6 +182,7 @@ def main() -> None:
     parser.add_argument("--eras", type=int, default=8)
     parser.add_argument("--rows", type=int, default=512)
     parser.add_argument("--repeats", type=int, default=10)
+    parser.add_argument("--dtypes", default="float32", help="model.dtype values, e.g. float32,bfloat16")
     parser.add_argument("--one", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
@@ -193,20 +198,24 @@ def main() -> None:
     rows = []
     for features in map(int, args.features.split(",")):
         for d_model in map(int, args.d_model.split(",")):
-            for normalizer, gates in ((n, g) for n in args.normalizers.split(",") for g in args.gates.split(",")):
-                spec = StepSpec(features, d_model, args.heads, normalizer, args.eras, args.rows, args.repeats, gates)
+            for normalizer, gates, dtype in ((n, g, t) for n in args.normalizers.split(",") for g in args.gates.split(",")
+                                             for t in args.dtypes.split(",")):
+                spec = StepSpec(features, d_model, args.heads, normalizer, args.eras, args.rows, args.repeats, gates, dtype)
                 row = judge(run_isolated(MODULE, asdict(spec)), on_cpu)
                 row["step_ms"] = row["step_s"] * 1e3
                 row["flop_fraction"] = row["achieved_flops_per_s"] / ceiling
                 rows.append(row)
-                print(f"F={features:<5} D={d_model:<3} {normalizer:<10} gates={gates:<8} {row['train_rows_per_s']:>9,.0f} rows/s  "
+                print(f"F={features:<5} D={d_model:<3} {normalizer:<10} gates={gates:<8} {dtype:<8} "
+                      f"{row['train_rows_per_s']:>9,.0f} rows/s  "
                       f"predict {row['predict_rows_per_s']:>9,.0f}  compile {row['compile_s']:.1f}s  "
                       f"recompiles {row['recompiles']}  mem {row['memory_beyond_data_gb']:.2f} GB  "
                       f"{row['flop_fraction']:.1%} of matmul  {'met' if row['met'] else 'MISSED: ' + str(row['targets'])}",
                       flush=True)
     markdown = table(rows, COLUMNS)
     print(markdown)
-    path = write_results("step_throughput", {**base, "eras": args.eras, "rows": args.rows, "heads": args.heads,
+    # A precision comparison is its own record; the plain run keeps the float32 table.
+    name = "step_throughput" if args.dtypes == "float32" else "step_throughput_dtypes"
+    path = write_results(name, {**base, "eras": args.eras, "rows": args.rows, "heads": args.heads,
                                              "results": rows}, markdown)
     print(f"wrote {path}")
 

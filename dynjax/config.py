@@ -88,8 +88,10 @@ class ModelConfig:
     evidence_eras: tuple[int, ...] = (4, 16, 64)  # horizons of the gates' evidence (resolved eras pooled)
     gate_hidden: int = 16  # width of the gate network (shared by all features)
     gate_threshold: float = 5.0  # evidence z-score at which a context gate starts half open
+    dtype: str = "float32"  # "bfloat16": tables and matmuls (float32 params, optimiser state, sums over F, losses)
 
     def __post_init__(self):
+        _check(self.dtype in ("float32", "bfloat16"), f"model.dtype must be 'float32' or 'bfloat16', got {self.dtype!r}")
         _check(len(self.evidence_eras) >= 1 and min(self.evidence_eras) >= 1, "evidence_eras must be positive era counts")
         _check(self.normalizer in NORMALIZERS, f"unknown normalizer {self.normalizer!r}; choose from {NORMALIZERS}")
         _check(self.gates in GATES, f"unknown gates {self.gates!r}; choose from {GATES}")

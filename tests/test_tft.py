@@ -97,3 +97,23 @@ def test_context_gates_drop_features_exactly_and_an_all_shut_era_is_finite(norma
     chex.assert_tree_all_finite((value, grads))
     with pytest.raises(ValueError, match="evidence_FxC"):
         model.apply(params, X)
+
+
+def test_bfloat16_keeps_float32_params_and_predicts_close_to_float32():
+    """model.dtype=bfloat16: tables and matmuls in bfloat16, params, optimiser state, outputs and
+    attention weights float32; predictions close to the float32 model's on the same params."""
+    from dynjax.config import OptimConfig
+    from dynjax.train.state import create_train_state, make_optimizer
+
+    x_RxF = np.random.default_rng(0).integers(0, 6, (64, 40)).astype(np.int8)
+    models = {d: FeatureAttentionModel(ModelConfig(d_model=16, n_heads=2, gates="none", dtype=d), 40)
+              for d in ("float32", "bfloat16")}
+    state = create_train_state(models["bfloat16"], make_optimizer(OptimConfig()), jax.random.key(0))
+    assert {a.dtype for a in jax.tree.leaves((state.params, state.opt_state)) if a.dtype != jnp.int32} == {jnp.dtype("float32")}
+    out = {d: m.apply(state.params, x_RxF) for d, m in models.items()}
+    (p32, aux32), (p16, aux16) = out["float32"], out["bfloat16"]
+    assert p16.dtype == aux16["att_RxF"].dtype == jnp.float32
+    np.testing.assert_allclose(aux16["att_RxF"].sum(axis=1), 1.0, rtol=1e-5)
+    np.testing.assert_allclose(p16, p32, atol=2e-3)
+    assert np.corrcoef(aux16["att_RxF"].ravel(), aux32["att_RxF"].ravel())[0, 1] > 0.99
+    assert not np.array_equal(p16, p32)  # the bfloat16 path did run

@@ -66,23 +66,25 @@ def head_mean(p_HxRxF: jnp.ndarray) -> jnp.ndarray:
     return sum(p_HxRxF[h] for h in range(p_HxRxF.shape[0])) / p_HxRxF.shape[0]
 
 
-def tabulated_softmax(logit_HxFxB: jnp.ndarray, x_RxF: jnp.ndarray, mask_F: jnp.ndarray) -> jnp.ndarray:
-    """`head_mean(softmax(masked logits))` per row, from a table of exponentials."""
+def tabulated_softmax(logit_HxFxB: jnp.ndarray, x_RxF: jnp.ndarray, mask_F: jnp.ndarray,
+                      dtype: jnp.dtype = jnp.float32) -> jnp.ndarray:
+    """`head_mean(softmax(masked logits))` per row, from a table of exponentials (looked up in
+    `dtype`, summed over features in float32)."""
     keep_1xFx1 = mask_F[None, :, None]
     top_Hx1x1 = jax.lax.stop_gradient(jnp.where(keep_1xFx1, logit_HxFxB, -jnp.inf).max(axis=(1, 2), keepdims=True))
     # Nothing kept (every gate shut): a finite shift, so the masked-out branch has no inf - inf.
     top_Hx1x1 = jnp.where(jnp.isfinite(top_Hx1x1), top_Hx1x1, 0.0)
     exp_HxFxB = jnp.where(keep_1xFx1, jnp.exp(jnp.maximum(logit_HxFxB - top_Hx1x1, _EXP_FLOOR)), 0.0)
     n_heads, n_feat, _ = exp_HxFxB.shape
-    ones_Fx1 = jnp.ones((n_feat, 1), exp_HxFxB.dtype)
-    att_RxF = jnp.zeros(x_RxF.shape, exp_HxFxB.dtype)
-    for exp_FxB in exp_HxFxB:
+    ones_Fx1 = jnp.ones((n_feat, 1), dtype)
+    att_RxF = jnp.zeros(x_RxF.shape, jnp.float32)
+    for exp_FxB in exp_HxFxB.astype(dtype):
         e_RxF = lookup(exp_FxB, x_RxF)
         # Row sums as a matvec: as fast as a reduce here, and much faster under a population
         # vmap, where XLA:CPU's fused rank-4 reductions are slow.
-        z_Rx1 = e_RxF @ ones_Fx1
+        z_Rx1 = jnp.matmul(e_RxF, ones_Fx1, preferred_element_type=jnp.float32)
         # An all-masked row has no mass: zero weights rather than 0 / 0.
-        att_RxF += e_RxF / (n_heads * jnp.maximum(z_Rx1, jnp.finfo(e_RxF.dtype).tiny))
+        att_RxF += e_RxF.astype(jnp.float32) / (n_heads * jnp.maximum(z_Rx1, jnp.finfo(jnp.float32).tiny))
     return att_RxF
 
 
@@ -97,13 +99,14 @@ class FeatureAttention(nn.Module):
     d_model: int
     n_heads: int
     normalizer: str = "softmax"
+    dtype: jnp.dtype = jnp.float32  # tables and matmuls; logits, normalisers and sums over F in float32
 
     def setup(self):
         self.d_head = self.d_model // self.n_heads
-        self.key = nn.Dense(self.n_heads * self.d_head, use_bias=False)
-        self.query = nn.Dense(self.n_heads * self.d_head, use_bias=False)
-        self.value = nn.Dense(self.d_model)  # one value projection shared by all heads
-        self.out = nn.Dense(self.d_model)
+        self.key = nn.Dense(self.n_heads * self.d_head, use_bias=False, dtype=self.dtype)
+        self.query = nn.Dense(self.n_heads * self.d_head, use_bias=False, dtype=self.dtype)
+        self.value = nn.Dense(self.d_model, dtype=self.dtype)  # one value projection shared by all heads
+        self.out = nn.Dense(self.d_model, dtype=self.dtype)
         self.normalize = get_normalizer(self.normalizer)
 
     def _attend(self, logit_HxRxF: jnp.ndarray, mask_F: jnp.ndarray) -> jnp.ndarray:
@@ -116,16 +119,17 @@ class FeatureAttention(nn.Module):
         n_feat, n_bins, _ = tok_FxBxD.shape
         k_FxBxHxK = self.key(tok_FxBxD).reshape(n_feat, n_bins, self.n_heads, self.d_head)
         q_HxK = self.query(query_D).reshape(self.n_heads, self.d_head)
-        logit_HxFxB = jnp.einsum("fbhk,hk->hfb", k_FxBxHxK, q_HxK) / jnp.sqrt(self.d_head)
+        logit_HxFxB = jnp.einsum("fbhk,hk->hfb", k_FxBxHxK, q_HxK, preferred_element_type=jnp.float32) / jnp.sqrt(self.d_head)
         if self.normalizer == "softmax":
-            att_RxF = tabulated_softmax(logit_HxFxB, x_RxF, mask_F)
+            att_RxF = tabulated_softmax(logit_HxFxB, x_RxF, mask_F, self.dtype)
         else:  # sparse normalisers need each row's logits for their thresholds
             logit_HxRxF = jnp.stack([lookup(logit_FxB, x_RxF) for logit_FxB in logit_HxFxB])
             att_RxF = self._attend(logit_HxRxF, mask_F)
         v_FxBxD = self.value(tok_FxBxD)
         # sum_f w_rf v[f, x_rf] as one (R x F) @ (F x D) matmul per bin.
-        w_RxF = att_RxF * gate_F
-        pooled_RxD = sum(jnp.where(x_RxF == b, w_RxF, 0.0) @ v_FxBxD[:, b] for b in range(n_bins))
+        w_RxF = (att_RxF * gate_F).astype(self.dtype)
+        pooled_RxD = sum(jnp.matmul(jnp.where(x_RxF == b, w_RxF, 0), v_FxBxD[:, b], preferred_element_type=jnp.float32)
+                         for b in range(n_bins))
         return self.out(pooled_RxD), att_RxF
 
     def per_row(self, tok_RxFxD, query_D, mask_F, gate_F):
@@ -133,7 +137,8 @@ class FeatureAttention(nn.Module):
         n_rows, n_feat, _ = tok_RxFxD.shape
         k_RxFxHxK = self.key(tok_RxFxD).reshape(n_rows, n_feat, self.n_heads, self.d_head)
         q_HxK = self.query(query_D).reshape(self.n_heads, self.d_head)
-        logit_HxRxF = jnp.einsum("rfhk,hk->hrf", k_RxFxHxK, q_HxK) / jnp.sqrt(self.d_head)
+        logit_HxRxF = jnp.einsum("rfhk,hk->hrf", k_RxFxHxK, q_HxK, preferred_element_type=jnp.float32) / jnp.sqrt(self.d_head)
         att_RxF = self._attend(logit_HxRxF, mask_F)
-        pooled_RxD = jnp.einsum("rf,rfd->rd", att_RxF * gate_F, self.value(tok_RxFxD))
+        pooled_RxD = jnp.einsum("rf,rfd->rd", (att_RxF * gate_F).astype(self.dtype), self.value(tok_RxFxD),
+                                preferred_element_type=jnp.float32)
         return self.out(pooled_RxD), att_RxF

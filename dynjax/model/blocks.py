@@ -8,10 +8,12 @@ class GLU(nn.Module):
     """GLU(h) = (W4 h + b4) * sigmoid(W5 h + b5)."""
 
     features: int
+    dtype: jnp.dtype = jnp.float32  # compute dtype; params stay float32
 
     @nn.compact
     def __call__(self, h: jnp.ndarray) -> jnp.ndarray:
-        return nn.Dense(self.features, name="value")(h) * nn.sigmoid(nn.Dense(self.features, name="gate")(h))
+        dense = lambda name: nn.Dense(self.features, dtype=self.dtype, name=name)
+        return dense("value")(h) * nn.sigmoid(dense("gate")(h))
 
 
 class GRN(nn.Module):
@@ -23,13 +25,15 @@ class GRN(nn.Module):
 
     features: int
     dropout: float = 0.0
+    dtype: jnp.dtype = jnp.float32  # compute dtype; params stay float32
 
     @nn.compact
     def __call__(self, a: jnp.ndarray, c: jnp.ndarray | None = None, *, deterministic: bool = True) -> jnp.ndarray:
-        skip = a if a.shape[-1] == self.features else nn.Dense(self.features, name="skip")(a)
-        h = nn.Dense(self.features, name="w2")(a)
+        dense = lambda name, **kw: nn.Dense(self.features, dtype=self.dtype, name=name, **kw)
+        skip = a if a.shape[-1] == self.features else dense("skip")(a)
+        h = dense("w2")(a)
         if c is not None:
-            h = h + nn.Dense(self.features, use_bias=False, name="w3")(c)
-        h = nn.Dense(self.features, name="w1")(nn.elu(h))
+            h = h + dense("w3", use_bias=False)(c)
+        h = dense("w1")(nn.elu(h))
         h = nn.Dropout(self.dropout)(h, deterministic=deterministic)
-        return nn.LayerNorm(name="norm")(skip + GLU(self.features, name="glu")(h))
+        return nn.LayerNorm(dtype=self.dtype, name="norm")(skip + GLU(self.features, self.dtype, name="glu")(h))

@@ -39,15 +39,16 @@ class FeatureAttentionModel(nn.Module):
 
     def setup(self):
         cfg = self.cfg
+        dtype = jnp.dtype(cfg.dtype)
         self.embed = FeatureEmbedding(self.n_features, cfg.d_model)
-        self.token_grn = GRN(cfg.d_model, cfg.dropout)
+        self.token_grn = GRN(cfg.d_model, cfg.dropout, dtype)
         self.query_D = self.param("query", nn.initializers.normal(1.0), (cfg.d_model,))
-        self.attention = FeatureAttention(cfg.d_model, cfg.n_heads, cfg.normalizer)
+        self.attention = FeatureAttention(cfg.d_model, cfg.n_heads, cfg.normalizer, dtype)
         if cfg.gates == "context":
             self.gates = ContextGates(cfg.gate_hidden, cfg.gate_threshold)
         else:
             self.gates = FeatureGates(self.n_features, cfg.gates)
-        self.out_grn = GRN(cfg.d_model, cfg.dropout)
+        self.out_grn = GRN(cfg.d_model, cfg.dropout, dtype)
         # Small head init: predictions start at the target mean 0.5 instead of far from it.
         self.head = nn.Dense(1, kernel_init=nn.initializers.normal(0.01), bias_init=nn.initializers.constant(0.5))
         if cfg.context:
@@ -72,13 +73,13 @@ class FeatureAttentionModel(nn.Module):
             tok_RxFxD = self.token_grn(self.embed.floats(float_view(x_RxF)), c_D, deterministic=deterministic)
             h_RxD, att_RxF = self.attention.per_row(tok_RxFxD, query_D, mask_F, gate_F)
         elif cfg.tabulate:
-            tok_FxBxD = self.token_grn(self.embed.table(), c_D, deterministic=deterministic)
+            tok_FxBxD = self.token_grn(self.embed.table().astype(self.token_grn.dtype), c_D, deterministic=deterministic)
             h_RxD, att_RxF = self.attention.tabulated(tok_FxBxD, query_D, x_RxF, mask_F, gate_F)
         else:
             emb_RxFxD = self.embed.table()[jnp.arange(self.n_features), x_RxF.astype(jnp.int32)]
             tok_RxFxD = self.token_grn(emb_RxFxD, c_D, deterministic=deterministic)
             h_RxD, att_RxF = self.attention.per_row(tok_RxFxD, query_D, mask_F, gate_F)
-        pred_R = self.head(self.out_grn(h_RxD, c_D, deterministic=deterministic))[:, 0]
+        pred_R = self.head(self.out_grn(h_RxD, c_D, deterministic=deterministic).astype(jnp.float32))[:, 0]
         aux = {"att_RxF": att_RxF, "weight_RxF": att_RxF * gate_F, "gate_F": gate_F, "gate_aux": gate_aux}
         return pred_R, aux
 
