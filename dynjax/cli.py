@@ -24,6 +24,7 @@ from dynjax.rundir import (
 )
 from dynjax.train.checkpoint import CheckpointError
 from dynjax.train.interrupt import Interrupted
+from dynjax.train.processes import barrier, initialize, is_writer
 
 _RESUME_HINT = {"walk-forward": "resume with --resume", "update": "resume by running the same dynjax update again"}
 
@@ -60,13 +61,16 @@ def cmd_walk_forward(args: argparse.Namespace) -> int:
     flags = {"data_dir": args.data, "feature_set": args.feature_set, "targets": args.target and (args.target,)}
     cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, **{k: v for k, v in flags.items() if v}))
     cfg = override(cfg, args.overrides)
+    writer = _join_processes(args)
     cfg = open_run_dir(args.out, cfg, args.resume)
+    barrier("dynjax: run directory checked")  # by every process before process 0 starts it
     check_writable(args.out)
     data_dir = Path(cfg.data.data_dir) if cfg.data.data_dir else default_data(args.out, cfg.synth)
     data, summary = _load(cfg, data_dir)
-    if not args.resume:
-        start_run_dir(args.out, cfg)
-    write_json(Path(args.out) / "data_summary.json", summary)
+    if writer:
+        if not args.resume:
+            start_run_dir(args.out, cfg)
+        write_json(Path(args.out) / "data_summary.json", summary)
     return _train_and_report(cfg, data, data_dir, args.out, summary, args.stop_after)
 
 
@@ -93,6 +97,12 @@ def cmd_update(args: argparse.Namespace) -> int:
     return code
 
 
+def _join_processes(args: argparse.Namespace) -> bool:
+    """Join a multi-process run if the flags or the environment ask for one; True on the writing process."""
+    initialize(args.coordinator, args.num_processes, args.process_id, auto=args.distributed)
+    return is_writer()
+
+
 def _load(cfg: RunConfig, data_dir: Path) -> tuple:
     """Load and impute a run's data; print its summary."""
     start = time.perf_counter()
@@ -117,6 +127,8 @@ def _train_and_report(cfg: RunConfig, data, data_dir: Path, out, summary: dict, 
     start = time.perf_counter()
     timings = walk_forward(cfg, data, out, progress=_progress, stop_after=stop_after, on_start=on_start)
     timings["total_train_s"] = time.perf_counter() - start
+    if not is_writer():
+        return 0
     if stop_after is not None and not (Path(out) / "predictions.parquet").exists():
         print(f"stopped after {stop_after} walk-forward eras; continue with --resume")
         return 0
@@ -222,6 +234,16 @@ def cmd_predict(args: argparse.Namespace) -> int:
     return 0
 
 
+def _process_flags(parser: argparse.ArgumentParser) -> None:
+    """A multi-process run (one process per host, all with the same command but --process-id)."""
+    group = parser.add_argument_group("multi-process (default: JAX_COORDINATOR_ADDRESS, JAX_NUM_PROCESSES, "
+                                      "JAX_PROCESS_ID when set; else one process)")
+    group.add_argument("--coordinator", help="HOST:PORT of process 0")
+    group.add_argument("--num-processes", type=int, help="processes in the run")
+    group.add_argument("--process-id", type=int, help="this process's index, 0..N-1 (0 writes the outputs)")
+    group.add_argument("--distributed", action="store_true", help="join a cluster JAX detects (SLURM, Open MPI, TPU pod)")
+
+
 def _progress(iterable, **kwargs):
     """tqdm progress bars when the `progress` extra is installed."""
     try:
@@ -284,6 +306,7 @@ def _parser() -> argparse.ArgumentParser:
     wf.add_argument("--config", help="JSON file with a (partial) RunConfig")
     wf.add_argument("--resume", action="store_true", help="continue the run in --out")
     wf.add_argument("--stop-after", type=int, help=argparse.SUPPRESS)  # kill-and-resume tests
+    _process_flags(wf)
     wf.add_argument("overrides", nargs="*", help="config overrides such as data.embargo=6")
     wf.set_defaults(func=cmd_walk_forward)
 

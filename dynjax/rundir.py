@@ -2,6 +2,7 @@
 
 import fcntl
 import json
+import os
 import shutil
 from dataclasses import asdict
 from pathlib import Path
@@ -39,7 +40,7 @@ def start_run_dir(out: str | Path, cfg: RunConfig) -> None:
 def check_writable(out: str | Path, need_bytes: int = 0) -> None:
     """RunDirError unless `out` can be created and written and its disk has `need_bytes` free."""
     out = Path(out)
-    probe = out / ".dynjax-write-probe"
+    probe = out / f".dynjax-write-probe-{os.getpid()}"  # processes of one run probe the same directory
     try:
         out.mkdir(parents=True, exist_ok=True)
         probe.write_bytes(b"dynjax")

@@ -25,6 +25,7 @@ from dynjax.config import RunConfig, from_dict, to_dict
 from dynjax.data.context import EraContext
 from dynjax.data.missing import Imputer
 from dynjax.train.checkpoint import CheckpointError
+from dynjax.train.processes import barrier, is_writer
 
 NEXT = "next"
 _CONTEXT_FIELDS = ("summary_LxF", "summary_mask_L", "evidence_FxC")
@@ -54,13 +55,20 @@ class NextEra:
 
 def save_next(out: Path, cfg: RunConfig, state: Any, *, number: int, after: str, features: tuple[str, ...],
               feature_columns: tuple[str, ...] | None, context: EraContext | None, imputer: Imputer | None) -> Path:
-    """Write `out/next/` (replacing the previous one only once the new one is complete)."""
+    """Write `out/next/` (replacing the previous one only once the new one is complete).
+
+    In a multi-process run every process writes its part of the state; process 0 the rest."""
     final, tmp = out / NEXT, out / f"{NEXT}.tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
+    if is_writer():
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+    barrier("dynjax: next-era directory made")
     with ocp.StandardCheckpointer() as ckptr:
         ckptr.save((tmp / "state").absolute(), state)
         ckptr.wait_until_finished()
+    if not is_writer():
+        barrier("dynjax: next-era state written")
+        return final
     arrays = {f"context_{f}": np.asarray(getattr(context, f)) for f in _CONTEXT_FIELDS
               if context is not None and getattr(context, f) is not None}
     arrays |= {f"imputer_{f}": getattr(imputer, f) for f in _IMPUTER_FIELDS
@@ -75,6 +83,7 @@ def save_next(out: Path, cfg: RunConfig, state: Any, *, number: int, after: str,
         final.rename(old)
     tmp.rename(final)
     shutil.rmtree(old, ignore_errors=True)
+    barrier("dynjax: next-era state written")
     return final
 
 

@@ -14,6 +14,7 @@ import polars as pl
 from dynjax.data.eras import resolved_eras
 from dynjax.data.timeline import Timeline
 from dynjax.eval.jax_corr import era_corr
+from dynjax.train.processes import is_writer
 
 PARTS = "predictions_parts"
 LIVE = "live"  # the live eras' parts, a subdirectory of PARTS replaced each round
@@ -46,13 +47,17 @@ class MetricsLog:
             raise FloatingPointError(f"non-finite training loss at {record.get('phase')} step/era "
                                      f"{record.get('step', record.get('era'))}: {clean['train/loss']} (the checkpoints "
                                      "before it are kept; try a lower optim.learning_rate)")
+        if not is_writer():
+            return
         with self.path.open("a") as f:
             f.write(json.dumps(clean) + "\n")
 
 
 def write_part(out: Path, timeline: Timeline, e: int, pred: np.ndarray, importance_F: np.ndarray,
                selected_F: np.ndarray, *, live: bool = False) -> None:
-    """One predicted era: its predictions, and its importances with the features it used."""
+    """One predicted era: its predictions, and its importances with the features it used (process 0 writes)."""
+    if not is_writer():
+        return
     name = timeline.name(e)
     split, _ = timeline.era(e)
     parts = out / PARTS / LIVE if live else out / PARTS
@@ -64,7 +69,9 @@ def write_part(out: Path, timeline: Timeline, e: int, pred: np.ndarray, importan
 
 def collect_parts(out: Path, names: Sequence[str]) -> None:
     """`predictions.parquet` and `selection.parquet` from the parts of the walk-forward eras
-    `names` and of the live eras."""
+    `names` and of the live eras (process 0 writes)."""
+    if not is_writer():
+        return
     parts, live = out / PARTS, out / PARTS / LIVE
     files = [parts / f"{n}" for n in names] + sorted(p.with_suffix("") for p in live.glob("*.parquet")
                                                         if not p.name.endswith(".selection.parquet"))

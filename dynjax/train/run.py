@@ -58,7 +58,11 @@ class RunContext:
         return self.model.n_features
 
     def fresh_state(self) -> RunState:
-        state = initial_run_state(self.cfg, self.model, self.optimizer, self.root_key, self.groups)
+        return self.place(initial_run_state(self.cfg, self.model, self.optimizer, self.root_key, self.groups))
+
+    def place(self, state: RunState) -> RunState:
+        """The state on the mesh: host-side updates (selection, replay buffer) leave parts of it on
+        one local device, which a multi-process checkpoint cannot write."""
         return self.layout.put(state, self.layout.state_shardings(state))
 
     def abstract_state(self) -> RunState:

@@ -44,6 +44,7 @@ from dynjax.train.outputs import (
     prediction_frame,
     write_part,
 )
+from dynjax.train.processes import is_writer
 from dynjax.train.replay import offer
 from dynjax.train.run import (
     PRETRAIN,
@@ -112,7 +113,7 @@ def walk_forward(cfg: RunConfig, data: NumeraiData, out: str | Path, *, stop_aft
         if restored is None:
             with _timed(timings, "train_s"):
                 state, holdout_value = pretrain(run, run.fresh_state(), log, progress, stop)
-            ckpt.save(0, state, meta(0, record), holdout_value)
+            ckpt.save(0, run.place(state), meta(0, record), holdout_value)
 
         # Walk forward
         walk_key = jax.random.fold_in(jax.random.wrap_key_data(state.rng), WALK)
@@ -135,7 +136,7 @@ def walk_forward(cfg: RunConfig, data: NumeraiData, out: str | Path, *, stop_aft
             if not trial:
                 with _timed(timings, "checkpoint_s"):
                     record.add(timeline, history, k, cfg.data.embargo)
-                    ckpt.save(k + 1, state, meta(k + 1, record), scores.mean_until(e, history[: k + 1]))
+                    ckpt.save(k + 1, run.place(state), meta(k + 1, record), scores.mean_until(e, history[: k + 1]))
             if stop.signal:
                 raise Interrupted(f"stopped by {stop.signal} after era {timeline.name(e)} (walk-forward era {k + 1} of "
                                   f"{len(history)}, checkpointed)", stop.signum)
@@ -248,15 +249,16 @@ def write_next(run: RunContext, data: NumeraiData, state: RunState, out: Path) -
     train_file = Path(data.train.source)
     columns = tuple(feature_columns(train_file)) if train_file.is_file() else None
     after = run.timeline.name(int(run.predicted[-1])) if len(run.predicted) else run.timeline.name(data.train.index.n_eras - 1)
-    save_next(out, run.cfg, state, number=run.next_number, after=after, features=data.train.features,
+    save_next(out, run.cfg, run.place(state), number=run.next_number, after=after, features=data.train.features,
               feature_columns=columns, context=run.next_context, imputer=data.imputer)
 
 
 def write_live(run: RunContext, state: RunState, out: Path) -> None:
     """Predictions and importances of the live eras (replacing an earlier round's)."""
     live_parts = out / PARTS / LIVE
-    shutil.rmtree(live_parts, ignore_errors=True)
-    live_parts.mkdir(parents=True)
+    if is_writer():
+        shutil.rmtree(live_parts, ignore_errors=True)
+        live_parts.mkdir(parents=True)
     for e in run.live:
         pred_GxR, importance_F, used_F = predict_era(run, state, int(e))
         write_part(out, run.timeline, int(e), pred_GxR[0], importance_F, used_F, live=True)
@@ -276,7 +278,8 @@ def write_frozen(run: RunContext, ckpt: RunCheckpoints, abstract: RunState, out:
         return
     frozen = ckpt.restore_state(0, abstract)
     frames = [prediction_frame(era_ids(timeline, e), timeline.name(e), predict_era(run, frozen, e)[0][0]) for e in todo]
-    pl.concat(([have] if have is not None else []) + frames).write_parquet(path)
+    if is_writer():
+        pl.concat(([have] if have is not None else []) + frames).write_parquet(path)
 
 
 def _saved_history(saved: dict, timeline, history: np.ndarray) -> History:
