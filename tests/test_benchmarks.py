@@ -1,4 +1,5 @@
-"""Covers benchmarks/: the step benchmark's figures on a tiny configuration, compile counting, tables."""
+"""Covers benchmarks/: the step benchmark's figures on a tiny configuration, compile counting, tables,
+the full-size benchmark's data proportions and targets."""
 
 import jax
 import jax.numpy as jnp
@@ -36,3 +37,17 @@ def test_throughput_targets_apply_to_the_cpu_reference_only(on_cpu, rate, met):
 def test_table_formats_missing_values_and_booleans():
     md = table([{"a": 1234.5, "b": None, "c": False}], [("A", "a", ",.0f"), ("B", "b", ""), ("C", "c", "")])
     assert md.splitlines()[-1] == "| 1,234 | - | NO |"
+
+
+def test_full_scale_data_has_numerai_proportions_and_targets_judge_each_figure():
+    from benchmarks.full_scale import judge, synth_config
+
+    cfg = synth_config(2_750_000, 2376, 1200, 100)
+    assert cfg.n_val_eras == 100 and cfg.n_train_eras + cfg.gap_eras + cfg.n_val_eras == 1200
+    assert abs((cfg.n_train_eras + cfg.n_val_eras) * cfg.rows_per_era - 2_750_000) < 5_000
+    row = {"peak_rss_bytes": 14, "int8_bytes": 10, "timings": {"checkpoint_s": 1.0}, "run_s": 100.0,
+           "compiles_after_first_era": 0}
+    assert judge(dict(row))["met"] and judge(dict(row))["rss_ratio"] == 1.4
+    assert judge(row | {"peak_rss_bytes": 16})["targets"]["rss"] is False
+    assert judge(row | {"compiles_after_first_era": 1})["targets"] == {"rss": True, "recompiles": False,
+                                                                      "checkpoint": True, "minutes": True}
