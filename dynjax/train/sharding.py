@@ -40,8 +40,10 @@ def make_mesh(spec: str, devices: list | None = None) -> Mesh:
     if n > len(devices):
         raise ValueError(f"train.mesh {spec!r} needs {n} devices; {len(devices)} are visible "
                          f"({devices[0].platform}; XLA_FLAGS=--xla_force_host_platform_device_count=N makes N CPU devices)")
-    # Auto axes: GSPMD places the collectives; the step's code stays that of one device.
-    return Mesh(np.asarray(devices[:n]).reshape(shape), AXES, axis_types=(AxisType.Auto,) * len(AXES))
+    # make_mesh orders devices by the physical topology (TPU slices, NVLink islands): data, the
+    # outer axis, spans hosts. Auto axes: GSPMD places the collectives; the step's code stays
+    # that of one device.
+    return jax.make_mesh(shape, AXES, axis_types=(AxisType.Auto,) * len(AXES), devices=devices[:n])
 
 
 @dataclass(frozen=True, eq=False)
