@@ -93,3 +93,13 @@ def test_same_seed_same_data_other_seed_other_data():
 def test_invalid_config():
     with pytest.raises(ValueError, match="active_per_regime"):
         SynthConfig(n_features=4, active_per_regime=5)
+
+
+def test_written_in_chunks_equals_written_whole(synth_dir, tmp_path):
+    """Chunks of a few eras (the way a v5-size set is written) give the same files as one chunk."""
+    from dynjax.data.synth import write_synthetic
+
+    chunked = write_synthetic(TINY, tmp_path, chunk_rows=50)
+    for name in ("train.parquet", "validation.parquet", "live.parquet", "truth/signal.parquet", "truth/active.parquet"):
+        assert pl.read_parquet(chunked / name).equals(pl.read_parquet(synth_dir / name)), name
+    assert not (chunked / ".chunks").exists()

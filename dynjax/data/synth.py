@@ -8,6 +8,7 @@ noise-free signal of every row, so the attainable correlation and selection reca
 """
 
 import json
+import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -120,54 +121,100 @@ def generate_era(cfg: SynthConfig, n_rows: int, regime: Regime, unresolved_60: b
 
 def generate(cfg: SynthConfig) -> tuple[dict[str, Split], np.ndarray, list[Regime], np.ndarray]:
     """All splits in memory: ({'train', 'validation', 'live'}, era numbers, regimes, regime per era)."""
-    rng = np.random.default_rng(cfg.seed)
-    regimes = make_regimes(cfg, rng)
-    loadings = (rng.integers(cfg.n_factors, size=cfg.n_features), rng.uniform(0.3, 0.8, cfg.n_features))
-    val_start = cfg.n_train_eras + cfg.gap_eras + 1
-    split_eras = {
-        "train": np.arange(1, cfg.n_train_eras + 1),
-        "validation": np.arange(val_start, val_start + cfg.n_val_eras),
-        "live": np.array([val_start + cfg.n_val_eras]),
-    }
-    numbers = np.arange(1, split_eras["live"][0] + 1)
-    regime_of = regime_sequence(len(numbers), cfg, rng)
+    plan = Plan.draw(cfg)
+    splits = {name: _concat(list(chunk)) for name, chunk in _split_chunks(cfg, plan, chunk_rows=None)}
+    return splits, plan.numbers, plan.regimes, plan.regime_of
+
+
+@dataclass(frozen=True, eq=False)
+class Plan:
+    """What is drawn before any row: regimes, feature loadings, the eras of each split."""
+
+    regimes: list[Regime]
+    loadings: tuple[np.ndarray, np.ndarray]
+    split_eras: dict[str, np.ndarray]
+    numbers: np.ndarray
+    regime_of: np.ndarray
+    rng: np.random.Generator  # continues into the rows, era by era
+
+    @classmethod
+    def draw(cls, cfg: SynthConfig) -> "Plan":
+        rng = np.random.default_rng(cfg.seed)
+        regimes = make_regimes(cfg, rng)
+        loadings = (rng.integers(cfg.n_factors, size=cfg.n_features), rng.uniform(0.3, 0.8, cfg.n_features))
+        val_start = cfg.n_train_eras + cfg.gap_eras + 1
+        split_eras = {
+            "train": np.arange(1, cfg.n_train_eras + 1),
+            "validation": np.arange(val_start, val_start + cfg.n_val_eras),
+            "live": np.array([val_start + cfg.n_val_eras]),
+        }
+        numbers = np.arange(1, split_eras["live"][0] + 1)
+        return cls(regimes, loadings, split_eras, numbers, regime_sequence(len(numbers), cfg, rng), rng)
+
+
+def _split_chunks(cfg: SynthConfig, plan: Plan, chunk_rows: int | None):
+    """`(split name, chunk)` in file order: each chunk an iterator of whole eras' `Split`s of
+    about `chunk_rows` rows (None: the whole split), generated lazily in one random stream."""
     # ender_60 looks 12 eras ahead, so it is still unresolved in the last 12 eras.
-    last_resolved_60 = split_eras["live"][0] - 12
-    splits = {}
-    for name, eras in split_eras.items():
-        parts = []
-        for era in eras:
-            n = max(10, round(cfg.rows_per_era * rng.uniform(0.8, 1.2)))
-            regime = regimes[regime_of[era - 1]]
-            parts.append((np.full(n, era), *generate_era(cfg, n, regime, era > last_resolved_60, loadings, rng)))
-        era_col, x, s, y = (np.concatenate(p) for p in zip(*parts))
+    last_resolved_60 = plan.split_eras["live"][0] - 12
+    for name, eras in plan.split_eras.items():
+        todo = list(eras)
+        while todo:
+            yield name, _eras(cfg, plan, name, todo, last_resolved_60, chunk_rows)
+
+
+def _eras(cfg: SynthConfig, plan: Plan, name: str, todo: list, last_resolved_60: int, chunk_rows: int | None):
+    """Whole eras popped from `todo` until the chunk holds `chunk_rows` rows."""
+    n_rows = 0
+    while todo and (chunk_rows is None or n_rows < chunk_rows):
+        era = todo.pop(0)
+        n = max(10, round(cfg.rows_per_era * plan.rng.uniform(0.8, 1.2)))
+        regime = plan.regimes[plan.regime_of[era - 1]]
+        x, s, y = generate_era(cfg, n, regime, era > last_resolved_60, plan.loadings, plan.rng)
         if name == "live":
             y[:] = np.nan
-        splits[name] = Split(era_col, x, s, y)
-    return splits, numbers, regimes, regime_of
+        n_rows += n
+        yield Split(np.full(n, era), x, s, y)
 
 
-def write_synthetic(cfg: SynthConfig, out: str | Path) -> Path:
-    """Write train/validation/live parquet, features.json and truth/ to `out`."""
+def _concat(parts: list[Split]) -> Split:
+    return Split(*(np.concatenate(p) for p in zip(*((q.eras, q.x_NxF, q.signal_N, q.y_NxT) for q in parts))))
+
+
+def write_synthetic(cfg: SynthConfig, out: str | Path, chunk_rows: int = 200_000) -> Path:
+    """Write train/validation/live parquet, features.json and truth/ to `out`.
+
+    Rows are generated and written `chunk_rows` at a time (each split's chunks are then
+    streamed into its file), so memory stays that of one chunk at any size: a v5-size set of
+    2.75M x 2,376 is written in a few GB.
+    """
     out = Path(out)
     (out / "truth").mkdir(parents=True, exist_ok=True)
-    splits, numbers, regimes, regime_of = generate(cfg)
-    live = int(splits["live"].eras[0])
+    plan = Plan.draw(cfg)
+    live = int(plan.split_eras["live"][0])
     names = feature_names(cfg.n_features)
     id_rng = np.random.default_rng([cfg.seed, 1])
-    n_total = sum(len(s.eras) for s in splits.values())
-    # An odd multiplier mod 2**60 is a bijection: unique, random-looking ids.
-    id_codes = (np.arange(n_total, dtype=np.uint64) * np.uint64(0x9E3779B97F4A7C15) + np.uint64(id_rng.integers(2**60))) % np.uint64(2**60)
-    offset, signal_frames = 0, []
-    for name, split in splits.items():
-        ids = [f"n{c:015x}" for c in id_codes[offset : offset + len(split.eras)]]
+    id_offset = np.uint64(id_rng.integers(2**60))
+    tmp = out / ".chunks"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    offset, signal_frames, chunks = 0, [], {}
+    for i, (name, eras) in enumerate(_split_chunks(cfg, plan, chunk_rows)):
+        split = _concat(list(eras))
+        # An odd multiplier mod 2**60 is a bijection: unique, random-looking ids.
+        codes = (np.arange(offset, offset + len(split.eras), dtype=np.uint64) * np.uint64(0x9E3779B97F4A7C15) + id_offset) % np.uint64(2**60)
+        ids = [f"n{c:015x}" for c in codes]
         offset += len(split.eras)
-        _split_frame(name, split, ids, names, live).write_parquet(out / f"{name}.parquet")
+        chunks.setdefault(name, []).append(tmp / f"{name}-{i:05d}.parquet")
+        _split_frame(name, split, ids, names, live).write_parquet(chunks[name][-1])
         signal_frames.append(pl.DataFrame({"id": ids, "era": [era_label(e, live) for e in split.eras], "signal": split.signal_N}))
+    for name, files in chunks.items():
+        pl.scan_parquet(files).sink_parquet(out / f"{name}.parquet")
+    shutil.rmtree(tmp)
     pl.concat(signal_frames).write_parquet(out / "truth" / "signal.parquet")
-    _active_frame(numbers, regime_of, regimes, names, live).write_parquet(out / "truth" / "active.parquet")
+    _active_frame(plan.numbers, plan.regime_of, plan.regimes, names, live).write_parquet(out / "truth" / "active.parquet")
     (out / "features.json").write_text(json.dumps(_feature_json(cfg, names), indent=1))
-    meta = {"config": asdict(cfg), "regime_of_era": {era_label(n, live): int(r) for n, r in zip(numbers, regime_of)}}
+    meta = {"config": asdict(cfg), "regime_of_era": {era_label(n, live): int(r) for n, r in zip(plan.numbers, plan.regime_of)}}
     (out / "truth" / "synth.json").write_text(json.dumps(meta, indent=1))
     return out
 
