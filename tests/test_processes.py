@@ -1,6 +1,6 @@
 """Multi-process runs (dynjax.train.processes): joining from flags or the environment, and two
-processes on localhost (one CPU device each, CPU collectives) writing the same predictions as
-one process."""
+processes on localhost (four CPU devices each, CPU collectives: a mesh of 8 devices) writing the
+predictions and the per-era report of one process on one device."""
 
 import os
 import socket
@@ -42,9 +42,12 @@ def _free_port() -> int:
 
 @pytest.mark.skipif(not hasattr(jax.config, "jax_cpu_collectives_implementation"),
                     reason="this jaxlib has no CPU collectives (jax_cpu_collectives_implementation)")
-def test_two_processes_write_the_predictions_of_one(tmp_path, finished_run):
+def test_two_processes_of_four_devices_write_the_predictions_of_one_device(tmp_path, finished_run):
+    """The finished run's command on the default mesh (every device on data: windows of 2 eras and
+    2 + 8 replayed eras over 8 devices, so rows split) against the same run on one device."""
     out, port = tmp_path / "two", _free_port()
-    env = os.environ | {"XLA_FLAGS": "--xla_backend_optimization_level=0", "JAX_PLATFORMS": "cpu", "TQDM_DISABLE": "1"}
+    env = os.environ | {"XLA_FLAGS": "--xla_force_host_platform_device_count=4 --xla_backend_optimization_level=0",
+                        "JAX_PLATFORMS": "cpu", "TQDM_DISABLE": "1"}
     env.pop("JAX_COORDINATOR_ADDRESS", None)
     procs = [subprocess.Popen([sys.executable, "-m", "dynjax.cli", "walk-forward", "--out", str(out),
                                "--coordinator", f"localhost:{port}", "--num-processes", "2", "--process-id", str(i),
@@ -57,6 +60,10 @@ def test_two_processes_write_the_predictions_of_one(tmp_path, finished_run):
     for name in ("predictions.parquet", "predictions_frozen.parquet"):
         one, two = pl.read_parquet(finished_run / name), pl.read_parquet(out / name)
         assert one["id"].to_list() == two["id"].to_list()
-        np.testing.assert_allclose(two["prediction"].to_numpy(), one["prediction"].to_numpy(), atol=1e-6)
-    assert (out / "submission.csv").read_text() == (finished_run / "submission.csv").read_text()
+        np.testing.assert_allclose(two["prediction"].to_numpy(), one["prediction"].to_numpy(), atol=1e-5)
+    one, two = (pl.read_csv(d / "metrics_per_era.csv") for d in (finished_run, out))
+    assert one["era"].to_list() == two["era"].to_list() and len(one) == 5
+    for column in ("corr_dynjax", "corr_frozen"):
+        assert np.abs(one[column].to_numpy() - two[column].to_numpy()).max() < 1e-4, column
+    assert one["n_selected"].to_list() == two["n_selected"].to_list()
     assert sorted(p.name for p in (out / "checkpoints").iterdir()) == sorted(p.name for p in (finished_run / "checkpoints").iterdir())
