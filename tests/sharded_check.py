@@ -12,7 +12,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from dynjax.config import LossConfig, ModelConfig, OptimConfig
+from dynjax.config import LossConfig, ModelConfig, OptimConfig, RunConfig, TrainConfig
 from dynjax.data.context import EraContext
 from dynjax.data.windows import Batch
 from dynjax.train.run import compiled
@@ -32,7 +32,6 @@ def step_once(mesh: str, w: int, r: int, f: int = 16, members: int = 2):
     # No warm-up: the first steps move the params by ~lr, far above the tolerance compared at.
     model_cfg, loss_cfg, optim_cfg = ModelConfig(d_model=8, n_heads=2), LossConfig(sparsity="l0"), OptimConfig(warmup_steps=0)
     model, optimizer, step, _, layout = compiled(model_cfg, f, loss_cfg, optim_cfg, members, mesh=mesh)
-    from dynjax.config import RunConfig, TrainConfig
     cfg = RunConfig(model=model_cfg, loss=loss_cfg, optim=optim_cfg, train=TrainConfig(ensemble=members, replay_capacity=0, replay_eras=0))
     state = initial_run_state(cfg, model, optimizer, jax.random.key(1))
     init = jax.tree.map(np.asarray, state.train.params)
