@@ -7,10 +7,12 @@ The default config in float32 and in bfloat16, per synthetic setting and seed, e
 `dynjax walk-forward` in a fresh process. Result: `results/precision.md`; the CPU step
 speed of both is `python -m benchmarks.step_throughput --dtypes float32,bfloat16`.
 
-Result (`--seeds 0,1`, on the 2-core CPU while other jobs shared it, so the wall times are high): bfloat16 is within seed noise of
-float32 on both settings. Default set: corr 0.2365 ± 0.0041 / Sharpe 4.64 against 0.2361 ±
-0.0050 / 4.63 (bf16 - f32 per seed: -0.0006, +0.0014); switching: 0.0420 ± 0.0019 against
-0.0401 ± 0.0018 (+0.0019, +0.0019). Kept features per era equal (14.0 / 14.1, 4.4 / 4.4).
+Result (3 seeds; seeds 0 and 1 ran while other jobs shared the 2-core CPU, so their wall times
+are high; seed 2 alone: 164 s float32, 163 s bfloat16 on the default set): bfloat16 is within
+seed noise of float32 on both settings. Default set: corr 0.2373 ± 0.0035 / Sharpe 4.84
+against 0.2357 ± 0.0041 / 4.77 (bf16 - f32 per seed: -0.0006, +0.0014, +0.0041); switching:
+0.0415 ± 0.0017 against 0.0403 ± 0.0015 (+0.0019, +0.0019, -0.0002). Kept features per era
+equal (14.0 / 13.7, 5.4 / 5.4).
 """
 
 import argparse
