@@ -67,8 +67,7 @@ class RunContext:
 
     def abstract_state(self) -> RunState:
         """Shapes, dtypes and shardings of the run state (the restore target)."""
-        init = lambda: initial_run_state(self.cfg, self.model, self.optimizer, self.root_key, self.groups)
-        return on_mesh(self.layout, jax.eval_shape(init))
+        return abstract_run_state(self.cfg, self.model, self.optimizer, self.layout, self.root_key, self.groups)
 
 
 @dataclass(frozen=True, eq=False)
@@ -87,13 +86,14 @@ class Predictor:
         return self.model.n_features
 
     def abstract_state(self) -> RunState:
-        """Shapes and dtypes of the run state (the restore target)."""
-        key = jax.random.key(self.cfg.seed)
-        return on_mesh(self.layout, jax.eval_shape(lambda: initial_run_state(self.cfg, self.model, self.optimizer, key)))
+        """Shapes, dtypes and shardings of the run state (the restore target)."""
+        return abstract_run_state(self.cfg, self.model, self.optimizer, self.layout, jax.random.key(self.cfg.seed))
 
 
-def on_mesh(layout: Layout, abstract: RunState) -> RunState:
-    """An abstract run state with the layout's shardings (Orbax restores onto them)."""
+def abstract_run_state(cfg: RunConfig, model: FeatureAttentionModel, optimizer: GradientTransformation,
+                       layout: Layout, key: jax.Array, groups: int = 1) -> RunState:
+    """The run state's shapes and dtypes with the layout's shardings (Orbax restores onto them)."""
+    abstract = jax.eval_shape(lambda: initial_run_state(cfg, model, optimizer, key, groups))
     return layout.abstract(abstract, layout.state_shardings(abstract))
 
 
