@@ -106,9 +106,10 @@ class Layout:
         raise ValueError(f"train.mesh: a window of {w} eras x {r} rows splits over {n} data devices along neither "
                          "axis; pick data.window_eras (+ train.replay_eras) or data.rows_per_era divisible by it")
 
-    def batch_shardings(self, batch):
-        """Every per-era field split along eras, or the per-row fields along rows (per-era ones replicated)."""
-        by_eras = self.batch_axis(batch) == 1
+    def batch_shardings(self, batch, axis: int | None = None):
+        """Every per-era field split along eras (`axis` 1), or the per-row fields along rows (2; per-era
+        ones replicated); `axis` defaults to `batch_axis(batch)`."""
+        by_eras = (self.batch_axis(batch) if axis is None else axis) == 1
 
         def per_row(a):  # [.., W, R, (F)]: the W axis, or the R axis, on "data"
             lead = a.ndim - (3 if a is batch.x_WxRxF else 2)
@@ -139,8 +140,9 @@ class Layout:
         jitted = {}
 
         def call(states, batch, feature_mask_F, key):
-            state_sh, batch_sh = self.train_shardings(states), self.batch_shardings(batch)
-            signature = (jax.tree.structure(batch), self.batch_axis(batch))
+            axis = self.batch_axis(batch)
+            state_sh, batch_sh = self.train_shardings(states), self.batch_shardings(batch, axis)
+            signature = (jax.tree.structure(batch), axis)
             if signature not in jitted:
                 jitted[signature] = jax.jit(fn, in_shardings=(state_sh, batch_sh, self.replicated, self.replicated),
                                             out_shardings=(state_sh, self.replicated), donate_argnums=0)
