@@ -12,7 +12,7 @@ import polars as pl
 from dynjax.config import DataConfig, RunConfig, SynthConfig, load_config, override, save_config
 from dynjax.data import DataError, impute, impute_splits, load_numerai
 from dynjax.data.summary import describe
-from dynjax.data.synth import write_synthetic
+from dynjax.data.synth import SETTINGS, write_synthetic
 from dynjax.eval.truth import has_truth, oracle_scores
 from dynjax.rundir import (
     RunDirError,
@@ -48,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def cmd_synth(args: argparse.Namespace) -> int:
     fields = {f.name: getattr(args, f.name) for f in dataclasses.fields(SynthConfig)}
-    cfg = SynthConfig(**{k: v for k, v in fields.items() if v is not None})
+    cfg = SynthConfig(**{**SETTINGS[args.setting], **{k: v for k, v in fields.items() if v is not None}})
     start = time.perf_counter()
     out = write_synthetic(cfg, args.out)
     print(f"wrote synthetic Numerai data to {out} in {time.perf_counter() - start:.1f}s")
@@ -293,6 +293,9 @@ def _parser() -> argparse.ArgumentParser:
 
     synth = sub.add_parser("synth", help="write synthetic Numerai-format data with ground truth")
     synth.add_argument("--out", required=True, help="directory to write")
+    synth.add_argument("--setting", choices=sorted(SETTINGS), default="default",
+                       help="a named setting (the flags below override its fields): " +
+                       "; ".join(f"{k}: {v or 'the defaults'}" for k, v in SETTINGS.items()))
     for f in dataclasses.fields(SynthConfig):
         synth.add_argument(f"--{f.name.replace('_', '-')}", dest=f.name, type=f.type, default=None,
                            help=f"default {f.default}")

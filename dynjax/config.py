@@ -11,6 +11,9 @@ from typing import Any
 from dynjax.data.missing import STRATEGIES
 
 
+SIGNALS = ("sparse", "diffuse")
+
+
 @dataclass(frozen=True)
 class SynthConfig:
     """Synthetic Numerai-format data with known ground truth (`dynjax synth`)."""
@@ -29,9 +32,25 @@ class SynthConfig:
     target_nan_rate: float = 0.0  # fraction of main-target values that are NaN
     small_frac: float = 0.15
     medium_frac: float = 0.5
+    n_groups: int = 8  # named feature groups in features.json (one per latent factor cluster, as Numerai's)
+    # signal="diffuse" (Numerai-like): small drifting weights on most features, one feature group whose
+    # sign flips with a slow hidden regime, pairwise and threshold interactions; the regime fields above
+    # (n_regimes, active_per_regime, regime_eras) are then unused.
+    signal: str = "sparse"  # "sparse": a few active features per regime, regimes switch and return
+    dense_frac: float = 0.85  # diffuse: share of features with a non-zero base weight
+    drift: float = 0.2  # diffuse: stationary std of each weight's AR(1) drift, relative to the base weights'
+    drift_eras: float = 20.0  # diffuse: the drift's time constant in eras
+    flip_eras: int = 60  # diffuse: mean length of the flipping group's sign regime
+    n_interactions: int = 24  # diffuse: pairwise (product) and threshold interaction terms
+    interaction_share: float = 0.5  # diffuse: share of the signal's variance they carry
     seed: int = 0
 
     def __post_init__(self):
+        _check(self.signal in SIGNALS, f"unknown synthetic signal {self.signal!r}; choose from {SIGNALS}")
+        _check(self.n_groups >= 1 and 0 < self.dense_frac <= 1, "n_groups must be >= 1 and dense_frac in (0, 1]")
+        _check(self.drift >= 0 and self.drift_eras > 0 and self.flip_eras >= 1, "drift >= 0, drift_eras > 0, flip_eras >= 1")
+        _check(self.n_interactions >= 0 and 0 <= self.interaction_share < 1, "n_interactions >= 0, interaction_share in [0, 1)")
+        _check(self.n_interactions == 0 or self.n_features >= 2, "interactions need two features")
         _check(self.n_train_eras >= 1 and self.n_val_eras >= 1, "need at least one train and one validation era")
         _check(self.rows_per_era >= 10, "rows_per_era must be >= 10")
         _check(1 <= self.active_per_regime <= self.n_features, "active_per_regime must be in 1..n_features")
@@ -323,7 +342,8 @@ def _coerce(hint, value):
             return None
         return _coerce(next(a for a in args if a is not type(None)), value)
     if typing.get_origin(hint) is tuple:
-        items = value.split(",") if isinstance(value, str) else ([value] if isinstance(value, int | float) else list(value))
+        # "key=" or "key=[]": the empty tuple
+        items = [v for v in value.split(",") if v.strip()] if isinstance(value, str) else ([value] if isinstance(value, int | float) else list(value))
         item_type = typing.get_args(hint)[0]
         try:
             return tuple(item_type(str(v).strip()) for v in items)

@@ -1,4 +1,4 @@
-"""Covers dynjax.data.synth: Numerai's file layout, target shape, regimes and the ground truth."""
+"""Covers dynjax.data.synth: Numerai's file layout, target shape, regimes, the diffuse signal, the ground truth."""
 
 import json
 
@@ -8,7 +8,7 @@ import pytest
 from numerai_tools.scoring import numerai_corr
 
 from dynjax.config import SynthConfig
-from dynjax.data.synth import generate, quantile_bins, regime_sequence
+from dynjax.data.synth import GROUP_NAMES, SETTINGS, Plan, generate, quantile_bins, regime_sequence
 from dynjax.eval import to_pandas
 from tests.conftest import TINY
 
@@ -27,10 +27,13 @@ def test_files_in_numerai_layout(synth_dir):
     assert train["data_type"].unique().to_list() == ["train"]
     assert pl.read_parquet(synth_dir / "validation.parquet")["data_type"].unique().to_list() == ["validation"]
     meta = json.loads((synth_dir / "features.json").read_text())
-    assert set(meta["feature_sets"]) == {"small", "medium", "all"}
+    groups = set(meta["feature_sets"]) - {"small", "medium", "all"}
+    assert {"small", "medium", "all"} <= set(meta["feature_sets"]) and groups <= set(GROUP_NAMES)
     sets = {k: set(v) for k, v in meta["feature_sets"].items()}
     assert sets["small"] < sets["medium"] < sets["all"]  # nested, like Numerai's sets
     assert meta["feature_sets"]["all"] == feats
+    # The named groups (Numerai's "intelligence", "charisma", ...) partition the features.
+    assert sorted(f for g in groups for f in sets[g]) == sorted(feats)
 
 
 def test_features_are_quintiles_with_nulls(synth_dir):
@@ -93,6 +96,8 @@ def test_same_seed_same_data_other_seed_other_data():
 def test_invalid_config():
     with pytest.raises(ValueError, match="active_per_regime"):
         SynthConfig(n_features=4, active_per_regime=5)
+    with pytest.raises(ValueError, match="unknown synthetic signal"):
+        SynthConfig(signal="dense")
 
 
 def test_written_in_chunks_equals_written_whole(synth_dir, tmp_path):
@@ -103,3 +108,49 @@ def test_written_in_chunks_equals_written_whole(synth_dir, tmp_path):
     for name in ("train.parquet", "validation.parquet", "live.parquet", "truth/signal.parquet", "truth/active.parquet"):
         assert pl.read_parquet(chunked / name).equals(pl.read_parquet(synth_dir / name)), name
     assert not (chunked / ".chunks").exists()
+
+
+DIFFUSE = SynthConfig(signal="diffuse", n_train_eras=30, n_val_eras=6, rows_per_era=400, n_features=40, n_factors=8,
+                      n_groups=4, noise=0.5, flip_eras=8, n_interactions=6, seed=5)
+
+
+def test_diffuse_signal_is_spread_thinly_over_most_features():
+    splits, _, _, flips = generate(DIFFUSE)
+    train = splits["train"]
+    plan = Plan.draw(DIFFUSE)
+    weights_ExF = plan.diffuse.weight_ExF
+    active_F = (weights_ExF != 0).any(axis=0)
+    assert 0.7 < active_F.mean() < 1.0  # dense_frac 0.85 of the features carry weight
+    # No feature dominates: the largest single-feature corr with the signal is small.
+    x = np.where(train.x_NxF < 0, 2, train.x_NxF).astype(float)
+    corr_F = np.array([abs(np.corrcoef(x[:, f], train.signal_N)[0, 1]) for f in range(DIFFUSE.n_features)])
+    assert corr_F.max() < 0.35 and np.median(corr_F[active_F]) > 0.02
+    # The flipping group's sign follows the hidden regime: its weights change sign exactly at the flips.
+    group = plan.diffuse.flip_F & active_F
+    assert group.any() and len(set(flips)) == 2
+    sign_E = np.sign(weights_ExF[:, group] * np.sign(weights_ExF[0, group]))
+    flipped_E = (sign_E < 0).mean(axis=1) > 0.5
+    np.testing.assert_array_equal(flipped_E, flips != flips[0])
+
+
+def test_diffuse_weights_drift_between_eras_and_are_the_truth(tmp_path):
+    from dynjax.data.synth import write_synthetic
+
+    out = write_synthetic(DIFFUSE, tmp_path)
+    active = pl.read_parquet(out / "truth" / "active.parquet")
+    first, later = (active.filter(pl.col("era") == e).sort("feature") for e in ("0001", "0002"))
+    assert first["feature"].to_list() == later["feature"].to_list()  # the same features carry signal...
+    assert not np.allclose(first["weight"].to_numpy(), later["weight"].to_numpy())  # ...with drifting weights
+    meta = json.loads((out / "truth" / "synth.json").read_text())
+    assert len(meta["interactions"]) == DIFFUSE.n_interactions and meta["flip_group"]
+    # The noise-free signal is standardised within every era.
+    signal = pl.read_parquet(out / "truth" / "signal.parquet").filter(pl.col("era") != "X")
+    stats = signal.group_by("era").agg(pl.col("signal").mean().alias("m"), pl.col("signal").std().alias("s"))
+    np.testing.assert_allclose(stats["m"].to_numpy(), 0, atol=1e-4)
+    np.testing.assert_allclose(stats["s"].to_numpy(), 1, atol=1e-2)
+
+
+def test_named_settings_are_valid_configs():
+    for name, fields in SETTINGS.items():
+        cfg = SynthConfig(**fields)
+        assert (cfg.signal == "diffuse") == (name == "diffuse"), name

@@ -1,12 +1,21 @@
 """Synthetic Numerai-format data with ground truth (`dynjax synth`).
 
-Features are per-era quintile bins of latent Gaussian features that correlate in clusters.
-The target is a noisy function of a few *active* features; which features are active (and
-with which weights and shapes) changes with a hidden regime that switches every few dozen
-eras. Next to Numerai's files, `truth/` records the active features of every era and the
+Features are per-era quintile bins of latent Gaussian features that correlate in clusters
+(each cluster is one named feature group in `features.json`). Two kinds of signal:
+
+- `sparse`: the target is a noisy function of a few *active* features; which features are
+  active (and with which weights and shapes) changes with a hidden regime that switches every
+  few dozen eras and returns.
+- `diffuse` (Numerai-like): small weights on most features, each drifting from era to era
+  (AR(1) around a base weight), one feature group whose sign flips with a slow hidden regime,
+  and pairwise (product) and threshold interactions; each feature alone correlates ~0.01 with
+  the target.
+
+Next to Numerai's files, `truth/` records the weights of every era's active features and the
 noise-free signal of every row, so the attainable correlation and selection recall are known.
 """
 
+import dataclasses
 import json
 import shutil
 from dataclasses import asdict, dataclass
@@ -16,6 +25,19 @@ import numpy as np
 import polars as pl
 
 from dynjax.config import SynthConfig
+
+# Named synthetic settings (`dynjax synth --setting NAME`): overrides of `SynthConfig`'s defaults,
+# which are the embedded default set of `dynjax walk-forward`. Every claim about the method is
+# checked on all of them.
+SETTINGS = {
+    "default": {},
+    "switching": {"seed": 1, "n_regimes": 4, "regime_eras": 10},  # short regimes: many switches in validation
+    "wide": {"seed": 2, "n_features": 300, "n_factors": 30, "active_per_regime": 12},
+    "noisy": {"seed": 3, "noise": 5.0, "regime_eras": 40},  # oracle corr ~0.17
+    # Numerai-like: 300 features, ~1,500 rows an era, 360 + 120 eras, oracle corr ~0.1.
+    "diffuse": {"seed": 4, "signal": "diffuse", "n_features": 300, "n_factors": 32, "rows_per_era": 1500,
+                "n_train_eras": 360, "n_val_eras": 120, "noise": 8.5},
+}
 
 TARGET_NAMES = ("target", "target_ender_20", "target_ender_60", "target_jasper_20")
 FIVE_BIN_QUANTILES = (0.05, 0.25, 0.75, 0.95)  # Numerai's 5/20/50/20/5 % target shape
@@ -35,6 +57,19 @@ class Regime:
     features: np.ndarray  # int [A]
     weights: np.ndarray  # float [A]
     shapes: tuple[str, ...]
+
+
+@dataclass(frozen=True, eq=False)
+class DiffuseSignal:
+    """A diffuse signal's ground truth: every era's weights and the interaction terms."""
+
+    weight_ExF: np.ndarray  # per era number - 1: drifting weights, the flipping group's sign applied
+    shapes: tuple[str, ...]  # response shape of each feature's bins
+    flip_F: np.ndarray  # bool: the group whose sign flips
+    pairs_Kx2: np.ndarray  # int feature pairs of the interaction terms
+    threshold_K: np.ndarray  # bool: a threshold term (both in the top two bins) instead of a product
+    coef_K: np.ndarray
+    share: float  # of the signal's variance in the interactions
 
 
 @dataclass(frozen=True, eq=False)
@@ -91,6 +126,46 @@ def quantile_bins(values_NxC: np.ndarray, quantiles: tuple[float, ...]) -> np.nd
     return bins
 
 
+def draw_diffuse(cfg: SynthConfig, group_F: np.ndarray, flips_E: np.ndarray, rng: np.random.Generator) -> DiffuseSignal:
+    """Base weights on `dense_frac` of the features, their AR(1) drift over the eras, the sign of
+    group 0 from `flips_E` (0: +1, 1: -1), and the interaction terms among active features."""
+    n_eras, n_feat = len(flips_E), cfg.n_features
+    active_F = rng.random(n_feat) < cfg.dense_frac
+    base_F = rng.standard_normal(n_feat) * active_F
+    phi = np.exp(-1.0 / cfg.drift_eras)
+    drift_ExF = np.empty((n_eras, n_feat))
+    drift_ExF[0] = cfg.drift * rng.standard_normal(n_feat)
+    for e in range(1, n_eras):
+        drift_ExF[e] = phi * drift_ExF[e - 1] + np.sqrt(1 - phi**2) * cfg.drift * rng.standard_normal(n_feat)
+    flip_F = group_F == 0
+    sign_ExF = np.where(flip_F & (flips_E[:, None] == 1), -1.0, 1.0)
+    weight_ExF = sign_ExF * (base_F + drift_ExF) * active_F
+    shapes = tuple(rng.choice(SHAPES, n_feat, p=[0.7, 0.15, 0.15]))
+    candidates = np.flatnonzero(active_F) if active_F.sum() >= 2 else np.arange(n_feat)
+    pairs_Kx2 = np.stack([rng.choice(candidates, 2, replace=False) for _ in range(cfg.n_interactions)]).reshape(-1, 2)
+    threshold_K = rng.random(cfg.n_interactions) < 0.5
+    coef_K = rng.choice([-1.0, 1.0], cfg.n_interactions) * rng.uniform(0.5, 1.5, cfg.n_interactions)
+    return DiffuseSignal(weight_ExF, shapes, flip_F, pairs_Kx2, threshold_K, coef_K, cfg.interaction_share)
+
+
+def diffuse_signal(bins_NxF: np.ndarray, sig: DiffuseSignal, era: int) -> np.ndarray:
+    """Noise-free diffuse signal of one era's rows (era number `era`), standardised within the era."""
+    table_FxB = sig.weight_ExF[era - 1][:, None] * np.stack([_SHAPE_TABLES[s] for s in sig.shapes])
+    linear_N = np.take_along_axis(table_FxB, bins_NxF.T.astype(np.int64), axis=1).sum(axis=0)
+    signal_N = _standardise(linear_N)
+    if len(sig.coef_K) and sig.share > 0:
+        a_NxK, b_NxK = bins_NxF[:, sig.pairs_Kx2[:, 0]], bins_NxF[:, sig.pairs_Kx2[:, 1]]
+        product_NxK = (a_NxK - 2.0) * (b_NxK - 2.0) / 2.0
+        both_high_NxK = ((a_NxK >= 3) & (b_NxK >= 3)).astype(np.float64)
+        terms_NxK = np.where(sig.threshold_K, both_high_NxK - both_high_NxK.mean(axis=0), product_NxK)
+        signal_N = np.sqrt(1 - sig.share) * signal_N + np.sqrt(sig.share) * _standardise(terms_NxK @ sig.coef_K)
+    return _standardise(signal_N)
+
+
+def _standardise(v_N: np.ndarray) -> np.ndarray:
+    return (v_N - v_N.mean()) / (v_N.std() + 1e-12)
+
+
 def regime_signal(bins_NxF: np.ndarray, regime: Regime) -> np.ndarray:
     """Noise-free signal of one era's rows, standardised within the era."""
     s = np.zeros(len(bins_NxF))
@@ -99,14 +174,15 @@ def regime_signal(bins_NxF: np.ndarray, regime: Regime) -> np.ndarray:
     return (s - s.mean()) / (s.std() + 1e-12)
 
 
-def generate_era(cfg: SynthConfig, n_rows: int, regime: Regime, unresolved_60: bool,
+def generate_era(cfg: SynthConfig, n_rows: int, signal_of, unresolved_60: bool,
                  loadings: tuple[np.ndarray, np.ndarray], rng: np.random.Generator):
-    """One era: int8 bins (-1 = null), signal, and targets [N, 4]."""
+    """One era: int8 bins (-1 = null), signal, and targets [N, 4]; `signal_of(bins_NxF)` is the
+    era's noise-free signal."""
     cluster_F, rho_F = loadings
     z_NxK = rng.standard_normal((n_rows, cfg.n_factors))
     raw_NxF = rho_F * z_NxK[:, cluster_F] + np.sqrt(1 - rho_F**2) * rng.standard_normal((n_rows, cfg.n_features))
     bins = quantile_bins(raw_NxF, (0.2, 0.4, 0.6, 0.8))
-    signal = regime_signal(bins, regime)
+    signal = signal_of(bins)
     target = quantile_bins((signal + cfg.noise * rng.standard_normal(n_rows))[:, None], FIVE_BIN_QUANTILES)[:, 0] / 4
     long = quantile_bins((signal + 1.5 * cfg.noise * rng.standard_normal(n_rows))[:, None], FIVE_BIN_QUANTILES)[:, 0] / 4
     jasper = quantile_bins((0.8 * signal + cfg.noise * rng.standard_normal(n_rows))[:, None], SEVEN_BIN_QUANTILES)[:, 0] / 6
@@ -134,8 +210,9 @@ class Plan:
     loadings: tuple[np.ndarray, np.ndarray]
     split_eras: dict[str, np.ndarray]
     numbers: np.ndarray
-    regime_of: np.ndarray
+    regime_of: np.ndarray  # sparse: the regime of each era; diffuse: the flipping group's sign (1: flipped)
     rng: np.random.Generator  # continues into the rows, era by era
+    diffuse: DiffuseSignal | None = None
 
     @classmethod
     def draw(cls, cfg: SynthConfig) -> "Plan":
@@ -149,7 +226,19 @@ class Plan:
             "live": np.array([val_start + cfg.n_val_eras]),
         }
         numbers = np.arange(1, split_eras["live"][0] + 1)
-        return cls(regimes, loadings, split_eras, numbers, regime_sequence(len(numbers), cfg, rng), rng)
+        if cfg.signal == "sparse":
+            return cls(regimes, loadings, split_eras, numbers, regime_sequence(len(numbers), cfg, rng), rng)
+        # The sign regime: two states, the same persistent switching as the sparse regimes.
+        flips = regime_sequence(len(numbers), dataclasses.replace(cfg, n_regimes=2, regime_eras=cfg.flip_eras), rng)
+        diffuse = draw_diffuse(cfg, feature_groups(cfg, loadings[0]), flips, rng)
+        return cls(regimes, loadings, split_eras, numbers, flips, rng, diffuse)
+
+    def signal_of(self, era: int):
+        """`bins_NxF -> signal_N` of era number `era`."""
+        if self.diffuse is not None:
+            return lambda bins: diffuse_signal(bins, self.diffuse, era)
+        regime = self.regimes[self.regime_of[era - 1]]
+        return lambda bins: regime_signal(bins, regime)
 
 
 def _split_chunks(cfg: SynthConfig, plan: Plan, chunk_rows: int | None):
@@ -169,8 +258,7 @@ def _eras(cfg: SynthConfig, plan: Plan, name: str, todo: list, last_resolved_60:
     while todo and (chunk_rows is None or n_rows < chunk_rows):
         era = todo.pop(0)
         n = max(10, round(cfg.rows_per_era * plan.rng.uniform(0.8, 1.2)))
-        regime = plan.regimes[plan.regime_of[era - 1]]
-        x, s, y = generate_era(cfg, n, regime, era > last_resolved_60, plan.loadings, plan.rng)
+        x, s, y = generate_era(cfg, n, plan.signal_of(era), era > last_resolved_60, plan.loadings, plan.rng)
         if name == "live":
             y[:] = np.nan
         n_rows += n
@@ -212,9 +300,14 @@ def write_synthetic(cfg: SynthConfig, out: str | Path, chunk_rows: int = 200_000
         pl.scan_parquet(files).sink_parquet(out / f"{name}.parquet")
     shutil.rmtree(tmp)
     pl.concat(signal_frames).write_parquet(out / "truth" / "signal.parquet")
-    _active_frame(plan.numbers, plan.regime_of, plan.regimes, names, live).write_parquet(out / "truth" / "active.parquet")
-    (out / "features.json").write_text(json.dumps(_feature_json(cfg, names), indent=1))
+    _active_frame(plan, names, live).write_parquet(out / "truth" / "active.parquet")
+    (out / "features.json").write_text(json.dumps(_feature_json(cfg, names, feature_groups(cfg, plan.loadings[0])), indent=1))
     meta = {"config": asdict(cfg), "regime_of_era": {era_label(n, live): int(r) for n, r in zip(plan.numbers, plan.regime_of)}}
+    if plan.diffuse is not None:
+        d = plan.diffuse
+        meta["interactions"] = [{"features": [names[i], names[j]], "kind": "threshold" if t else "product", "coef": float(c)}
+                                for (i, j), t, c in zip(d.pairs_Kx2, d.threshold_K, d.coef_K)]
+        meta["flip_group"] = [names[f] for f in np.flatnonzero(d.flip_F)]
     (out / "truth" / "synth.json").write_text(json.dumps(meta, indent=1))
     return out
 
@@ -229,20 +322,39 @@ def _split_frame(name: str, split: Split, ids: list[str], names: list[str], live
     return pl.concat([pl.DataFrame(cols), feats, targets], how="horizontal")
 
 
-def _active_frame(numbers, regime_of, regimes, names, live: int) -> pl.DataFrame:
-    rows = [
-        (era_label(n, live), int(r), names[f], float(w), shape)
-        for n, r in zip(numbers, regime_of)
-        for f, w, shape in zip(regimes[r].features, regimes[r].weights, regimes[r].shapes)
-    ]
+def _active_frame(plan: Plan, names: list[str], live: int) -> pl.DataFrame:
+    """Every era's features that carry signal, with their weights (diffuse: the era's drifted weights)."""
+    if plan.diffuse is not None:
+        d = plan.diffuse
+        rows = [(era_label(n, live), int(r), names[f], float(d.weight_ExF[n - 1, f]), d.shapes[f])
+                for n, r in zip(plan.numbers, plan.regime_of) for f in np.flatnonzero(d.weight_ExF[n - 1])]
+    else:
+        rows = [
+            (era_label(n, live), int(r), names[f], float(w), shape)
+            for n, r in zip(plan.numbers, plan.regime_of)
+            for f, w, shape in zip(plan.regimes[r].features, plan.regimes[r].weights, plan.regimes[r].shapes)
+        ]
     return pl.DataFrame(rows, schema=["era", "regime", "feature", "weight", "shape"], orient="row")
 
 
-def _feature_json(cfg: SynthConfig, names: list[str]) -> dict:
+# Numerai's feature groups (v5 `features.json`), named after the latent clusters here.
+GROUP_NAMES = ("intelligence", "charisma", "strength", "dexterity", "constitution", "wisdom", "agility", "serenity",
+               "sunshine", "rain", "midnight")
+
+
+def feature_groups(cfg: SynthConfig, cluster_F: np.ndarray) -> np.ndarray:
+    """Group of each feature: its latent cluster, folded onto `n_groups` groups."""
+    return np.asarray(cluster_F) % cfg.n_groups
+
+
+def group_name(g: int) -> str:
+    return GROUP_NAMES[g] if g < len(GROUP_NAMES) else f"group_{g}"
+
+
+def _feature_json(cfg: SynthConfig, names: list[str], group_F: np.ndarray) -> dict:
     rng = np.random.default_rng([cfg.seed, 2])
     order = rng.permutation(len(names))
     subset = lambda frac: sorted(names[i] for i in order[: max(1, round(frac * len(names)))])
-    return {
-        "feature_sets": {"small": subset(cfg.small_frac), "medium": subset(cfg.medium_frac), "all": list(names)},
-        "targets": list(TARGET_NAMES),
-    }
+    groups = {group_name(g): [names[f] for f in np.flatnonzero(group_F == g)] for g in range(cfg.n_groups)}
+    sets = {"small": subset(cfg.small_frac), "medium": subset(cfg.medium_frac), "all": list(names)}
+    return {"feature_sets": sets | {k: v for k, v in groups.items() if v}, "targets": list(TARGET_NAMES)}
