@@ -1,13 +1,15 @@
 """Wall time of a full `dynjax walk-forward` by stage, and time-to-quality against LightGBM.
 
     python -m benchmarks.walk_forward [--train-eras 160] [--val-eras 48] [--rows-per-era 2000]
-        [--features 705] [--data /tmp/dynjax_bench_wf] [--no-lightgbm]
+        [--features 705] [--setting diffuse] [--data /tmp/dynjax_bench_wf] [--no-lightgbm]
 
 Generates (once, cached in --data/data) a mid-size synthetic set in Numerai's layout, runs the
 main job on it exactly as `dynjax walk-forward --data ...` would, and splits the wall time
 into data loading, compile, training, prediction, checkpointing and scoring (the report),
 so the slowest stage is visible. Then fits LightGBM with Numerai's example parameters on
-the same train split and scores it on the same validation eras. LightGBM is the optional
+the same train split (and refit every 12 eras on every resolved era, embargo as the run's)
+and scores both on the same validation eras, with max feature exposure. `--setting NAME`
+runs a `dynjax synth` setting at its own size instead (results `walk_forward_NAME.json`). LightGBM is the optional
 `bench` extra (`pip install -e '.[bench]'`).
 """
 
@@ -19,13 +21,13 @@ from pathlib import Path
 
 from benchmarks.common import machine, synthetic_data, table, write_results
 
-# Numerai's example model parameters.
-LGBM_PARAMS = {"n_estimators": 2000, "learning_rate": 0.01, "max_depth": 5, "num_leaves": 31, "colsample_bytree": 0.1}
-
-
-def synth_config(train_eras: int, val_eras: int, rows_per_era: int, features: int):
+def synth_config(train_eras: int, val_eras: int, rows_per_era: int, features: int, setting: str = ""):
+    """The mid-size set of the given size, or a named `dynjax synth` setting at its own size."""
     from dynjax.config import SynthConfig
+    from dynjax.data.synth import SETTINGS
 
+    if setting:
+        return SynthConfig(**SETTINGS[setting])
     return SynthConfig(n_train_eras=train_eras, n_val_eras=val_eras, rows_per_era=rows_per_era, n_features=features,
                        n_factors=32, active_per_regime=16)
 
@@ -38,6 +40,7 @@ def run_dynjax(data_dir: Path, out: Path) -> dict:
     start = time.perf_counter()
     if cli(["walk-forward", "--data", str(data_dir), "--out", str(out)]) != 0:
         raise RuntimeError("dynjax walk-forward failed")
+    embargo = json.loads((out / "config.json").read_text())["data"]["embargo"]
     wall_s = time.perf_counter() - start
     metrics = json.loads((out / "metrics.json").read_text())
     t = metrics["timing"]
@@ -45,39 +48,31 @@ def run_dynjax(data_dir: Path, out: Path) -> dict:
               "training": t["train_s"] - t["compile_s"], "prediction": t["predict_s"],
               "checkpointing": t["checkpoint_s"], "scoring (report)": t["report_s"]}
     stages["other (frozen predictions, setup)"] = wall_s - sum(stages.values())
-    return {"wall_s": wall_s, "stages": stages, "dynjax": metrics["dynjax"], "frozen": metrics["frozen"],
+    return {"wall_s": wall_s, "stages": stages, "dynjax": metrics["dynjax"], "frozen": metrics["frozen"], "embargo": embargo,
             "ridge": metrics["ridge"], "oracle": metrics.get("oracle")}
 
 
-def run_lightgbm(data_dir: Path) -> dict | None:
-    """LightGBM on the train split, scored per validation era with numerai-tools."""
+def run_lightgbm(data_dir: Path, embargo: int) -> dict | None:
+    """LightGBM with Numerai's example parameters (`dynjax.eval.gbdt`), fitted once on the train
+    split and refit on every resolved era every 12 eras, scored per validation era (numerai-tools)."""
     try:
         import lightgbm
     except ImportError:
         print("lightgbm is not installed (pip install -e '.[bench]'): skipping the LightGBM baseline")
         return None
-    import numpy as np
-    import polars as pl
-
     from dynjax.data import load_numerai
-    from dynjax.eval.scores import per_era_corr, summarize
+    from dynjax.eval.gbdt import LGBM_PARAMS, lightgbm_static, lightgbm_walk_forward
+    from dynjax.eval.report import score_predictions as score
 
     start = time.perf_counter()
     data = load_numerai(data_dir, "all", ("target",))
     load_s = time.perf_counter() - start
-    train, val = data.train, data.validation
-    labeled = np.isfinite(train.y_NxT[:, 0])
-    start = time.perf_counter()
-    model = lightgbm.LGBMRegressor(**LGBM_PARAMS, verbose=-1)
-    model.fit(train.x_NxF[labeled].astype(np.float32), train.y_NxT[labeled, 0])
-    fit_s = time.perf_counter() - start
-    start = time.perf_counter()
-    pred = model.predict(val.x_NxF.astype(np.float32))
-    predict_s = time.perf_counter() - start
-    frame = pl.DataFrame({"id": val.ids, "era": val.era_column(), "prediction": pred, "target": val.y_NxT[:, 0]})
-    scores = summarize(per_era_corr(frame, "prediction")["corr"].to_numpy())
-    return {"wall_s": load_s + fit_s + predict_s, "load_s": load_s, "fit_s": fit_s, "predict_s": predict_s,
-            "params": LGBM_PARAMS, "scores": scores, "lightgbm": lightgbm.__version__}
+    out = {"params": LGBM_PARAMS, "lightgbm": lightgbm.__version__, "load_s": load_s}
+    for name, fit in (("static", lambda: lightgbm_static(data)), ("walk_forward", lambda: lightgbm_walk_forward(data, embargo))):
+        start = time.perf_counter()
+        preds, times = fit()
+        out[name] = {"wall_s": load_s + time.perf_counter() - start, **times, "scores": score(data, preds)}
+    return out
 
 
 def main() -> None:
@@ -86,16 +81,18 @@ def main() -> None:
     parser.add_argument("--val-eras", type=int, default=48)
     parser.add_argument("--rows-per-era", type=int, default=2000)
     parser.add_argument("--features", type=int, default=705)
+    parser.add_argument("--setting", default="", help="a `dynjax synth` setting (e.g. diffuse) instead of the sizes above")
     parser.add_argument("--data", default="/tmp/dynjax_bench_wf")
     parser.add_argument("--no-lightgbm", action="store_true")
     args = parser.parse_args()
-    data_dir = synthetic_data(args.data, synth_config(args.train_eras, args.val_eras, args.rows_per_era, args.features))
+    data_dir = synthetic_data(args.data, synth_config(args.train_eras, args.val_eras, args.rows_per_era, args.features,
+                                                               args.setting))
 
     run = run_dynjax(data_dir, Path(args.data) / "run")
     slowest = max(run["stages"], key=run["stages"].get)
     stage_rows = [{"stage": k, "seconds": v, "share": v / run["wall_s"]} for k, v in run["stages"].items()]
     stage_rows.append({"stage": "total", "seconds": run["wall_s"], "share": 1.0})
-    lgbm = None if args.no_lightgbm else run_lightgbm(data_dir)
+    lgbm = None if args.no_lightgbm else run_lightgbm(data_dir, run["embargo"])
 
     quality = [
         {"model": "dynjax walk-forward", "wall_s": run["wall_s"], **run["dynjax"]},
@@ -103,18 +100,21 @@ def main() -> None:
         {"model": "ridge walk-forward (same run's report)", "wall_s": None, **run["ridge"]},
     ]
     if lgbm:
-        quality.append({"model": "LightGBM, Numerai example params", "wall_s": lgbm["wall_s"], **lgbm["scores"]})
+        quality.append({"model": "LightGBM, Numerai example params", "wall_s": lgbm["static"]["wall_s"], **lgbm["static"]["scores"]})
+        quality.append({"model": "LightGBM refit every 12 eras", "wall_s": lgbm["walk_forward"]["wall_s"],
+                        **lgbm["walk_forward"]["scores"]})
     if run["oracle"]:
         quality.append({"model": "oracle (true signal)", "wall_s": None, **run["oracle"]})
     markdown = "\n\n".join([
         table(stage_rows, [("stage", "stage", ""), ("seconds", "seconds", ".1f"), ("share", "share", ".0%")]),
         f"Slowest stage: {slowest}.",
         table(quality, [("model", "model", ""), ("wall s", "wall_s", ".0f"), ("validation corr", "corr_mean", ".4f"),
-                        ("sharpe", "corr_sharpe", ".2f"), ("eras", "n_eras", "")]),
+                        ("sharpe", "corr_sharpe", ".2f"), ("max exposure", "max_exposure_mean", ".3f"), ("eras", "n_eras", "")]),
     ])
     print(markdown)
-    size = {"train_eras": args.train_eras, "val_eras": args.val_eras, "rows_per_era": args.rows_per_era, "features": args.features}
-    path = write_results("walk_forward", {"machine": machine(), "data": size, "dynjax": run, "slowest_stage": slowest,
+    size = ({"setting": args.setting} if args.setting else
+            {"train_eras": args.train_eras, "val_eras": args.val_eras, "rows_per_era": args.rows_per_era, "features": args.features})
+    path = write_results("walk_forward" + (f"_{args.setting}" if args.setting else ""), {"machine": machine(), "data": size, "dynjax": run, "slowest_stage": slowest,
                                           "training_is_slowest": slowest == "training", "lightgbm": lgbm}, markdown)
     print(f"wrote {path}")
 

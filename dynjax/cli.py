@@ -263,6 +263,14 @@ def _print_report(metrics: dict, out) -> None:
     if "recall" in sel:
         print(f"selection: {sel['n_selected']:.1f} features/era, recall {sel['recall']:.3f}, precision "
               f"{sel['precision']:.3f}, top-k importance recall {sel['topk_recall']:.3f}")
+    if "members" in metrics:
+        m = metrics["members"]
+        print("member weights (Hedge, mean over the walk-forward / last): " + ", ".join(
+            f"{i}: {a:.2f} / {b:.2f}" for i, (a, b) in enumerate(zip(m["weight_mean"], m["weight_last"]))))
+    d = metrics.get("dynjax", {})
+    if "max_exposure_mean" in d:
+        print(f"exposure: max feature exposure {d['max_exposure_mean']:.3f} (mean over eras), feature-neutral corr "
+              f"{d['fnc_mean']:.4f}")
     t = metrics.get("timing", {})
     if t:
         print("timing: " + ", ".join(f"{k.removesuffix('_s')} {v:.1f}s" for k, v in t.items()))

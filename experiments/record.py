@@ -14,13 +14,9 @@ from pathlib import Path
 
 RESULTS = Path(__file__).parent / "results"
 
-# The synthetic settings: overrides of `SynthConfig` (the default is `dynjax walk-forward`'s own set).
-SETTINGS = {
-    "default": {},
-    "switching": {"seed": 1, "n_regimes": 4, "regime_eras": 10},  # short regimes: many switches in validation
-    "wide": {"seed": 2, "n_features": 300, "n_factors": 30, "active_per_regime": 12},
-    "noisy": {"seed": 3, "noise": 5.0, "regime_eras": 40},  # oracle corr ~0.18
-}
+from dynjax.data.synth import SETTINGS  # the synthetic settings: overrides of `SynthConfig`
+
+__all__ = ["RESULTS", "SETTINGS", "make_data", "walk_forward"]
 
 
 def make_data(root: Path, setting: str) -> Path:

@@ -38,7 +38,7 @@ def build_report(out: str | Path, data: NumeraiData, embargo: int, data_dir: str
         per_era = scored if per_era is None else per_era.join(scored, on="era", how="left")
     selection = pl.read_parquet(out / "selection.parquet")
     per_era = per_era.join(_selection_per_era(selection, data_dir), on="era", how="left")
-    per_era = per_era.join(_exposure_per_era(val, sources["dynjax"]), on="era", how="left").sort("era")
+    per_era = per_era.join(exposure_per_era(val, sources["dynjax"]), on="era", how="left").sort("era")
     per_era.write_csv(out / "metrics_per_era.csv")
 
     metrics = {name: summarize(per_era[f"corr_{name}"].drop_nulls().to_numpy()) for name in sources}
@@ -46,12 +46,30 @@ def build_report(out: str | Path, data: NumeraiData, embargo: int, data_dir: str
     metrics["dynjax"].update(fnc_mean=float("nan") if fnc is None else float(fnc),
                              max_exposure_mean=float(per_era["max_exposure"].mean()))
     metrics["selection"] = {c: float(per_era[c].mean()) for c in ("n_selected", "recall", "precision", "topk_recall") if c in per_era.columns}
+    metrics["dynjax"]["max_exposure_max"] = float(per_era["max_exposure"].max())
+    members = member_weights(out / "metrics.jsonl")
+    if members:
+        metrics["members"] = members
     metrics["timing"] = timings or {}
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2, default=float) + "\n")
     metrics["plots"] = [str(p) for p in write_plots(out, per_era, selection)]
     if data.live is not None:
         _write_submission(out, data.live, sources["dynjax"])
     return metrics
+
+
+def member_weights(log_path: Path) -> dict | None:
+    """The members' Hedge weights over the walk-forward (`hedge/weight_m` in the training log):
+    mean over the updates and the last; None with one member."""
+    if not log_path.is_file():
+        return None
+    rows = [json.loads(line) for line in log_path.read_text().splitlines() if '"hedge/weight_' in line]
+    rows = [r for r in rows if r.get("phase") == "walk"]
+    if not rows or "hedge/weight_1" not in rows[0]:
+        return None
+    keys = sorted((k for k in rows[0] if k.startswith("hedge/weight_")), key=lambda k: int(k.rsplit("_", 1)[1]))
+    w_UxN = np.array([[r[k] for k in keys] for r in rows])
+    return {"weight_mean": w_UxN.mean(axis=0).tolist(), "weight_last": w_UxN[-1].tolist(), "updates": len(rows)}
 
 
 def _ridge(path: Path, timeline, predicted: np.ndarray, val, embargo: int, rows_per_era: int, seed: int) -> pl.DataFrame:
@@ -83,7 +101,8 @@ def _selection_per_era(selection: pl.DataFrame, data_dir) -> pl.DataFrame:
     return per_era.join(quality, on="era")
 
 
-def _exposure_per_era(split, preds: pl.DataFrame) -> pl.DataFrame:
+def exposure_per_era(split, preds: pl.DataFrame) -> pl.DataFrame:
+    """Per era of `split`: feature-neutral corr and max feature exposure of `preds` (numerai-tools)."""
     by_id = dict(zip(preds["id"].to_list(), preds["prediction"].to_list()))
     rows = []
     for e in range(split.index.n_eras):
@@ -100,3 +119,14 @@ def _write_submission(out: Path, live, preds: pl.DataFrame) -> None:
     """Numerai submission: `id,prediction`, predictions ranked into (0, 1) per era."""
     sub = rank_per_era(pl.DataFrame({"id": live.ids}).join(preds, on="id", how="left"))
     sub.select("id", "prediction").write_csv(out / "submission.csv")
+
+
+def score_predictions(data: NumeraiData, preds: pl.DataFrame) -> dict:
+    """Validation scores of any model's predictions (`id`, `prediction`): corr mean / Sharpe /
+    drawdown per era (numerai-tools), mean max feature exposure and feature-neutral corr."""
+    val = data.validation
+    truth = pl.DataFrame({"id": val.ids, "era": val.era_column(), "target": val.y_NxT[:, 0]})
+    per_era = per_era_corr(truth.join(preds.select("id", "prediction"), on="id"), "prediction")
+    exposure = exposure_per_era(val, preds)
+    return {**summarize(per_era["corr"].to_numpy()), "max_exposure_mean": float(exposure["max_exposure"].mean()),
+            "fnc_mean": float(exposure["fnc"].fill_nan(None).mean())}
