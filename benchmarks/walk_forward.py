@@ -21,6 +21,7 @@ from pathlib import Path
 
 from benchmarks.common import machine, synthetic_data, table, write_results
 
+
 def synth_config(train_eras: int, val_eras: int, rows_per_era: int, features: int, setting: str = ""):
     """The mid-size set of the given size, or a named `dynjax synth` setting at its own size."""
     from dynjax.config import SynthConfig

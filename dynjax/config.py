@@ -10,7 +10,6 @@ from typing import Any
 
 from dynjax.data.missing import STRATEGIES
 
-
 SIGNALS = ("sparse", "diffuse")
 
 
@@ -85,6 +84,7 @@ class DataConfig:
 
 
 NORMALIZERS = ("softmax", "sparsemax", "entmax15")
+BACKBONES = ("tabm", "grn", "none")
 GATES = ("none", "l1", "l0", "context")
 PENALTIES = ("none", "entropy", "l1", "l0")
 SELECTION_MODES = ("none", "fixed", "topk", "quantile", "schedule")
@@ -107,9 +107,23 @@ class ModelConfig:
     evidence_eras: tuple[int, ...] = (4, 16, 64)  # horizons of the gates' evidence (resolved eras pooled)
     gate_hidden: int = 16  # width of the gate network (shared by all features)
     gate_threshold: float = 5.0  # evidence z-score at which a context gate starts half open
+    # Per ensemble member (m: [m % len]), instead of gate_threshold; -1000: every gate open. The
+    # default pairs a dense member (all features) with a gated one, and Hedge (train.hedge_eta)
+    # weighs them by their out-of-sample corr: how sparse to be is decided by resolved eras.
+    gate_thresholds: tuple[float, ...] = (-1000.0, 5.0)
     dtype: str = "float32"  # "bfloat16": tables and matmuls (float32 params, optimiser state, sums over F, losses)
+    backbone: str = "tabm"  # after the attention pooling: "tabm" (K BatchEnsemble MLP members), "grn" (one GRN, one
+    # head), or "none" (the additive path alone)
+    k_heads: int = 4  # tabm: members sharing the MLP's weights, each trained on its own loss; their mean predicts
+    hidden: int = 64  # tabm: MLP width
+    n_blocks: int = 2  # tabm: MLP layers
+    additive: bool = True  # add a per-(feature, bin) scalar term under the attention weights (a GAM path)
 
     def __post_init__(self):
+        _check(all(-1e4 <= t <= 1e4 for t in self.gate_thresholds), "model.gate_thresholds must be finite z-scores in [-1e4, 1e4]")
+        _check(self.backbone in BACKBONES, f"unknown backbone {self.backbone!r}; choose from {BACKBONES}")
+        _check(self.backbone != "none" or self.additive, "model.backbone=none needs model.additive=true (nothing would predict)")
+        _check(self.k_heads >= 1 and self.hidden >= 1 and self.n_blocks >= 1, "k_heads, hidden and n_blocks must be >= 1")
         _check(self.dtype in ("float32", "bfloat16"), f"model.dtype must be 'float32' or 'bfloat16', got {self.dtype!r}")
         _check(len(self.evidence_eras) >= 1 and min(self.evidence_eras) >= 1, "evidence_eras must be positive era counts")
         _check(self.normalizer in NORMALIZERS, f"unknown normalizer {self.normalizer!r}; choose from {NORMALIZERS}")
@@ -168,14 +182,17 @@ class OptimConfig:
     learning_rate: float = 3e-3
     weight_decay: float = 1e-4
     warmup_steps: int = 50
-    decay_steps: int = 2000
+    # Cosine decay to end_lr_fraction over this many steps, then constant; 0: over the pretraining
+    # steps, so pretraining anneals and every walk-forward update fine-tunes at the end rate.
+    decay_steps: int = 0
     end_lr_fraction: float = 0.1
     clip_norm: float = 1.0
     ema_decay: float = 0.0  # Polyak average of the params that predicts; 0: the params themselves
 
     def __post_init__(self):
         _check(0 <= self.ema_decay < 1, "ema_decay must be in [0, 1)")
-        _check(self.learning_rate > 0 and self.decay_steps > self.warmup_steps >= 0, "need lr > 0 and decay_steps > warmup_steps >= 0")
+        _check(self.learning_rate > 0 and self.warmup_steps >= 0, "need lr > 0 and warmup_steps >= 0")
+        _check(self.decay_steps == 0 or self.decay_steps > self.warmup_steps, "need decay_steps > warmup_steps (or 0: auto)")
 
 
 MESH_AXES = ("data", "model", "members")  # see dynjax.train.sharding
@@ -198,29 +215,39 @@ class TrainConfig:
     """Pretraining and the walk-forward schedule (windows come from DataConfig)."""
 
     pretrain_epochs: int = 4
-    window_stride: int = 2  # eras between consecutive pretraining windows
+    window_stride: int = 2  # eras between consecutive pretraining windows (sets the steps per epoch)
+    pretrain_windows: str = "random"  # "sliding": consecutive eras; "random": each step's W eras drawn from all fit eras
     holdout_eras: int = 16  # last resolved eras held out for early stopping
-    patience: int = 2  # epochs without holdout improvement before stopping
+    patience: int = 0  # epochs without holdout improvement before stopping; 0: no early stopping (the last epoch)
+    refit: bool = True  # after early stopping, train again on every resolved era (holdout included) for the chosen epochs
     update_every: int = 1  # walk-forward: update the model every this many eras
     steps_per_update: int = 8
     predict_chunk: int = 1024  # rows per predict call (fixed, so no recompiles)
     keep_checkpoints: int = 3  # the latest N, plus the best by holdout correlation
     log_every: int = 50
-    ensemble: int = 3  # members trained as one vmapped population; predictions rank-averaged per era
+    ensemble: int = 2  # members trained as one vmapped population; predictions mixed per era by Hedge weights
     replay_capacity: int = 64  # eras the rehearsal buffer holds (0: no buffer)
     replay_eras: int = 8  # eras replayed from the buffer in every walk-forward step, beside the recent window
     replay_sampling: str = "similar"  # or "reservoir": uniform over the buffer
     replay_temperature: float = 0.1  # softness of "similar" sampling (correlation units)
     mesh: str = ""  # device mesh, e.g. "data=8" or "data=4,model=2" (see train.sharding); "": all devices on data
+    # Walk-forward memory per member (member m: horizons[m % len]): each update draws its
+    # data.window_eras eras from the latest h resolved eras (0: all of them); (): the latest window.
+    horizons: tuple[int, ...] = (0, 16)
+    hedge_eta: float = 10.0  # members' weights softmax(eta * discounted out-of-sample corr); 0: equal weights
+    hedge_decay: float = 0.95  # per resolved era, of the members' past scores
 
     def __post_init__(self):
         parse_mesh(self.mesh)
+        _check(all(h >= 0 for h in self.horizons), "train.horizons are era counts >= 0 (0: all resolved eras)")
+        _check(self.hedge_eta >= 0 and 0 <= self.hedge_decay <= 1, "hedge_eta must be >= 0 and hedge_decay in [0, 1]")
         _check(self.ensemble >= 1, "ensemble must be >= 1 member")
         _check(self.replay_capacity >= 0 and self.replay_eras >= 0, "replay_capacity and replay_eras must be >= 0")
         _check(self.replay_eras == 0 or self.replay_capacity > 0, "replay_eras > 0 needs replay_capacity > 0")
+        _check(self.pretrain_windows in ("sliding", "random"), "train.pretrain_windows must be 'sliding' or 'random'")
         _check(self.replay_sampling in REPLAY_SAMPLING, f"unknown replay_sampling {self.replay_sampling!r}; choose from {REPLAY_SAMPLING}")
         _check(self.replay_temperature > 0, "replay_temperature must be > 0")
-        _check(self.pretrain_epochs >= 0 and self.steps_per_update >= 0, "epochs and steps must be >= 0")
+        _check(self.pretrain_epochs >= 0 and self.steps_per_update >= 0 and self.patience >= 0, "epochs, steps and patience must be >= 0")
         _check(self.update_every >= 1 and self.window_stride >= 1, "update_every and window_stride must be >= 1")
         _check(self.holdout_eras >= 1 and self.keep_checkpoints >= 1, "holdout_eras and keep_checkpoints must be >= 1")
 

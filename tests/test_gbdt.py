@@ -12,7 +12,7 @@ from dynjax.data.missing import MISSING
 
 lightgbm = pytest.importorskip("lightgbm")
 
-from dynjax.eval.gbdt import float_features, lightgbm_static, lightgbm_walk_forward  # noqa: E402
+from dynjax.eval.gbdt import float_features, lightgbm_static, lightgbm_walk_forward
 
 SMALL = {"n_estimators": 20, "learning_rate": 0.1, "max_depth": 3, "num_leaves": 7, "colsample_bytree": 0.5}
 

@@ -1,5 +1,7 @@
 """Covers dynjax.train.run: the run context, step inputs with context and replay, era prediction."""
 
+import dataclasses
+
 import jax
 import numpy as np
 import pytest
@@ -21,7 +23,7 @@ from tests.conftest import TINY_RUN
 
 MECHANISMS = ["model.gates=context", "model.evidence_eras=2,6", "loss.sparsity=l0", "loss.sparsity_lambda=0.01",
               "train.replay_capacity=6", "train.replay_eras=2", "train.replay_sampling=similar", "loss.distill_weight=1.0",
-              "optim.ema_decay=0.9", "train.ensemble=2"]
+              "optim.ema_decay=0.9", "train.ensemble=2", "train.horizons="]
 CFG = override(RunConfig(), [*TINY_RUN, *MECHANISMS])
 
 
@@ -60,6 +62,26 @@ def test_update_batch_appends_replayed_eras_with_their_stored_outputs(run):
     for w in (2, 3):
         assert any(np.allclose(batch.distill_WxR[w], out) for out in stored.values())
     assert any(np.allclose(batch.distill_WxR[2], r) for r in replayed_rows)
+
+
+def test_members_with_different_memories_get_their_own_windows(run):
+    """train.horizons=0,2: member 0 draws its W eras from every resolved era, member 1 from the
+    latest 2; the batch gets a leading member axis and the step takes it."""
+    from dynjax.train.run import _recent
+
+    resolved, w = np.arange(10), CFG.data.window_eras
+    rng = np.random.default_rng(0)
+    draws = [_recent(run, resolved, 0, rng) for _ in range(20)]
+    assert all(len(d) == w == len(set(d)) for d in draws) and len({int(e) for d in draws for e in d}) > 4
+    assert set(_recent(run, resolved, 2, rng)) <= {8, 9} and list(_recent(run, resolved, None, rng)) == [8, 9]
+    two = dataclasses.replace(run, cfg=override(CFG, ["train.horizons=0,2"]))
+    state = two.fresh_state()
+    replay = offer(state.replay, np.arange(10), lambda eras: raw_outputs(two, state, eras), CFG.seed)
+    batch = update_batch(two, resolved, replay, sampling_rng(two, 1))
+    assert batch.x_WxRxF.shape[:2] == (2, w + CFG.train.replay_eras) and batch.distill_WxR.shape[0] == 2
+    assert not np.array_equal(batch.x_WxRxF[0, :w], batch.x_WxRxF[1, :w])
+    state, metrics = train_step(two, state.replace(replay=replay), batch, jax.random.key(0))
+    assert np.isfinite(float(metrics["loss"]))
 
 
 def test_a_step_and_a_prediction_with_every_mechanism(run):

@@ -3,6 +3,7 @@
 import chex
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 
 from dynjax.config import ModelConfig, OptimConfig
@@ -24,7 +25,7 @@ def test_run_state_stacks_members_and_holds_the_buffer_only_with_replay():
     from dynjax.train.state import initial_run_state
 
     cfg = override(RunConfig(), ["model.d_model=8", "model.n_heads=2", "train.ensemble=3", "train.replay_capacity=5",
-                                 "data.rows_per_era=16", "model.gates=context"])
+                                 "data.rows_per_era=16", "model.gates=context", "model.gate_thresholds="])
     model = FeatureAttentionModel(cfg.model, 7)
     state = initial_run_state(cfg, model, make_optimizer(cfg.optim), jax.random.key(0))
     assert state.train.step.shape == (3,) and state.train.params["params"]["embed"]["emb"].shape == (3, 7, 6, 8)
@@ -32,6 +33,10 @@ def test_run_state_stacks_members_and_holds_the_buffer_only_with_replay():
     single = create_train_state(model, make_optimizer(cfg.optim), jax.random.key(0))
     chex.assert_trees_all_equal(jax.tree.map(lambda a: a[0], state.train.params), single.params)  # member 0
     chex.assert_trees_all_equal(single.ema_params, single.params)
+    # Per-member gate thresholds (member m: [m % len]), in the params and the EMA params alike.
+    mixed = initial_run_state(override(cfg, ["model.gate_thresholds=-1000,5"]), model, make_optimizer(cfg.optim), jax.random.key(0))
+    for params in (mixed.train.params, mixed.train.ema_params):
+        np.testing.assert_array_equal(params["params"]["gates"]["threshold"], [-1000, 5, -1000])
     plain = initial_run_state(override(cfg, ["train.replay_capacity=0", "train.replay_eras=0"]), model, make_optimizer(cfg.optim), jax.random.key(0))
     assert plain.replay is None
 

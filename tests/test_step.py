@@ -92,4 +92,6 @@ def test_a_population_step_vmapped_over_model_states_equals_separate_steps(setup
     single = jax.jit(pure)
     for i, k in enumerate(keys):
         alone, _ = single(create_train_state(model, optimizer, k), batches[0], all_F, jax.random.key(1))
-        chex.assert_trees_all_close(jax.tree.map(lambda a, i=i: a[i], population.params), alone.params, rtol=1e-5, atol=1e-6)
+        # atol 1e-5 (lr 3e-3): Adam's first step divides by |g| + eps, so parameters whose gradient is
+        # at rounding level (the zero-initialised query's neighbours) move by a few 1e-6 either way.
+        chex.assert_trees_all_close(jax.tree.map(lambda a, i=i: a[i], population.params), alone.params, rtol=1e-5, atol=1e-5)

@@ -110,10 +110,14 @@ def test_bfloat16_keeps_float32_params_and_predicts_close_to_float32():
               for d in ("float32", "bfloat16")}
     state = create_train_state(models["bfloat16"], make_optimizer(OptimConfig()), jax.random.key(0))
     assert {a.dtype for a in jax.tree.leaves((state.params, state.opt_state)) if a.dtype != jnp.int32} == {jnp.dtype("float32")}
-    out = {d: m.apply(state.params, x_RxF) for d, m in models.items()}
+    # Params as after some training: at init the query is zero (uniform attention) and the additive table too.
+    leaves, tree = jax.tree.flatten(state.params)
+    noise = [0.05 * jax.random.normal(k, a.shape) for k, a in zip(jax.random.split(jax.random.key(1), len(leaves)), leaves)]
+    params = jax.tree.unflatten(tree, [a + n for a, n in zip(leaves, noise)])
+    out = {d: m.apply(params, x_RxF) for d, m in models.items()}
     (p32, aux32), (p16, aux16) = out["float32"], out["bfloat16"]
     assert p16.dtype == aux16["att_RxF"].dtype == jnp.float32
     np.testing.assert_allclose(aux16["att_RxF"].sum(axis=1), 1.0, rtol=1e-5)
-    np.testing.assert_allclose(p16, p32, atol=2e-3)
+    np.testing.assert_allclose(p16, p32, rtol=1e-2, atol=5e-3)  # bfloat16: 8 mantissa bits, ~0.4% per op
     assert np.corrcoef(aux16["att_RxF"].ravel(), aux32["att_RxF"].ravel())[0, 1] > 0.99
     assert not np.array_equal(p16, p32)  # the bfloat16 path did run

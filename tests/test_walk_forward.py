@@ -20,8 +20,10 @@ from tests.test_run import MECHANISMS
 # The era-context encoder with a top-k selection mask and none of the continual-learning mechanisms ...
 CFG = override(RunConfig(), [*TINY_RUN, "model.gates=none", "loss.sparsity=none", "loss.distill_weight=0",
                              "train.ensemble=1", "train.replay_eras=0", "train.replay_capacity=0"])
-# ... and every mechanism on.
-ALL = override(CFG, [*MECHANISMS, "selection.mode=none"])
+# ... and every mechanism on, the two members of two kinds (all resolved history / the latest eras)
+# mixed by Hedge weights that resolved eras move; both gated (tests/test_hedge.py opens one's gates).
+ALL = override(CFG, [*MECHANISMS, "selection.mode=none", "train.horizons=0,2", "model.gate_thresholds=5",
+                     "train.hedge_eta=10"])
 
 
 @pytest.fixture(scope="module")

@@ -71,7 +71,9 @@ class ContextGates(nn.Module):
     would shut every gate once the task loss stops pushing back (a shut gate passes no
     gradient), which is how free hard-concrete gates collapse on noisy targets. Evidence is
     asinh of a z-score (`dynjax.data.evidence`), so the threshold means the same significance
-    at any width, row count or noise level.
+    at any width, row count or noise level. It is held as a param that no gradient moves
+    (`threshold`, excluded from weight decay), so the members of an ensemble may each have
+    their own (`model.gate_thresholds`); a very low one (e.g. -1000) keeps every gate open.
     """
 
     hidden: int = 16
@@ -86,6 +88,7 @@ class ContextGates(nn.Module):
         s = nn.softplus(self.param("sharpness", nn.initializers.constant(math.log(math.expm1(self.sharpness))), ()))
         h_FxH = nn.elu(nn.Dense(self.hidden, name="hidden")(evidence_FxC))
         correction_F = self.bound * jnp.tanh(nn.Dense(1, kernel_init=nn.initializers.zeros, name="correction")(h_FxH)[:, 0])
-        log_alpha_F = s * (evidence_FxC @ w_C - math.asinh(self.threshold)) + correction_F
+        threshold = jax.lax.stop_gradient(self.param("threshold", nn.initializers.constant(self.threshold), ()))
+        log_alpha_F = s * (evidence_FxC @ w_C - jnp.arcsinh(threshold)) + correction_F
         z_F = hard_concrete_mean(log_alpha_F) if deterministic else hard_concrete_sample(log_alpha_F, self.make_rng("gates"))
         return z_F, {"expected_l0": expected_l0(log_alpha_F)}

@@ -1,6 +1,7 @@
 """Per-era losses: MSE, Pearson correlation loss, their weighted sum, plus lambda * sparsity,
 plus the DER++ distillation term on replayed eras."""
 
+import jax
 import jax.numpy as jnp
 
 from dynjax.config import LossConfig
@@ -26,10 +27,12 @@ def era_loss(pred_R, y_R, mask_R, aux: dict, cfg: LossConfig, distill_R=None, di
     """Loss of one era: `(total, terms)` with every term separate so each can be logged.
 
     `distill_R` are outputs a replay buffer stored for this era (DER++'s logit term), weighted
-    by `distill_w` (0 for an era that is not replayed); None when nothing is replayed.
+    by `distill_w` (0 for an era that is not replayed); None when nothing is replayed. With
+    `aux["pred_KxR"]` (TabM's K members) every task term is the mean of the members' own terms.
     """
-    mse = masked_mse(pred_R, y_R, mask_R)
-    corr = masked_pearson(pred_R, y_R, mask_R)
+    pred_KxR = aux.get("pred_KxR", pred_R[None])
+    mse = jax.vmap(masked_mse, in_axes=(0, None, None))(pred_KxR, y_R, mask_R).mean()
+    corr = jax.vmap(masked_pearson, in_axes=(0, None, None))(pred_KxR, y_R, mask_R).mean()
     penalty, diag = sparsity_penalty(cfg.sparsity, aux["att_RxF"], mask_R, aux["gate_aux"])
     task = cfg.mse_weight * mse + cfg.corr_weight * (1.0 - corr)
     total = task + cfg.sparsity_lambda * penalty
@@ -37,7 +40,7 @@ def era_loss(pred_R, y_R, mask_R, aux: dict, cfg: LossConfig, distill_R=None, di
     terms = {"loss": total, "task": task, "mse": mse, "corr": corr, "sparsity": penalty,
              "n_features": n_nonzero(importance_F), **{f"sparsity/{k}": v for k, v in diag.items()}}
     if distill_R is not None:
-        distill = distill_w * masked_mse(pred_R, distill_R, mask_R)
+        distill = distill_w * jax.vmap(masked_mse, in_axes=(0, None, None))(pred_KxR, distill_R, mask_R).mean()
         total = total + cfg.distill_weight * distill
         terms.update(loss=total, distill=distill)
     return total, terms

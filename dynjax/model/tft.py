@@ -5,7 +5,12 @@
     keep_F  = mask_F & (gate_F > 0)              selection mask and closed gates
     att_RxF = mean_h norm(masked(<k_h(tok[f, x_rf]), q_h>, keep_F))   interpretable multi-head
     h_R     = sum_f att_rf * gate_f * v(tok[f, x_rf])
-    pred_R  = head(GRN(h_R, c))
+    pred_KxR = 0.5 + TabM_k(h_R + W c) + n_kept * sum_f att_rf * gate_f * beta[f, x_rf]
+    pred_R  = mean_k pred_KxR
+
+The backbone is TabM's (K BatchEnsemble MLP members sharing weights; `backbone="grn"`: one
+GRN and one head, K = 1); the last term is the additive path (`additive=True`): a GAM whose
+terms the attention weights, so the attention stays the feature importance of both paths.
 
 A closed gate removes its feature from the normaliser like the selection mask does, so
 dropped features get exactly zero weight and the rest share the attention.
@@ -25,6 +30,7 @@ from dynjax.model.blocks import GRN
 from dynjax.model.context import EraContextEncoder
 from dynjax.model.embed import FeatureEmbedding
 from dynjax.model.gates import ContextGates, FeatureGates
+from dynjax.model.tabm import AdditiveHead, BatchEnsembleMLP
 
 
 class FeatureAttentionModel(nn.Module):
@@ -42,18 +48,27 @@ class FeatureAttentionModel(nn.Module):
         dtype = jnp.dtype(cfg.dtype)
         self.embed = FeatureEmbedding(self.n_features, cfg.d_model)
         self.token_grn = GRN(cfg.d_model, cfg.dropout, dtype)
-        self.query_D = self.param("query", nn.initializers.normal(1.0), (cfg.d_model,))
+        # Zero query: uniform attention at init, every feature equally important until the data say otherwise.
+        self.query_D = self.param("query", nn.initializers.zeros, (cfg.d_model,))
         self.attention = FeatureAttention(cfg.d_model, cfg.n_heads, cfg.normalizer, dtype)
         if cfg.gates == "context":
             self.gates = ContextGates(cfg.gate_hidden, cfg.gate_threshold)
         else:
             self.gates = FeatureGates(self.n_features, cfg.gates)
-        self.out_grn = GRN(cfg.d_model, cfg.dropout, dtype)
-        # Small head init: predictions start at the target mean 0.5 instead of far from it.
-        self.head = nn.Dense(1, kernel_init=nn.initializers.normal(0.01), bias_init=nn.initializers.constant(0.5))
+        if cfg.backbone == "grn":
+            self.out_grn = GRN(cfg.d_model, cfg.dropout, dtype)
+            # Small head init: predictions start at the target mean 0.5 instead of far from it.
+            self.head = nn.Dense(1, kernel_init=nn.initializers.normal(0.01), bias_init=nn.initializers.constant(0.5))
+        elif cfg.backbone == "tabm":
+            self.norm = nn.LayerNorm(dtype=dtype)
+            self.tabm = BatchEnsembleMLP(cfg.k_heads, cfg.hidden, cfg.n_blocks, cfg.dropout, dtype)
+        if cfg.additive:
+            self.additive = AdditiveHead(self.n_features, float_inputs=cfg.inputs == "float")
         if cfg.context:
             self.context = EraContextEncoder(cfg.d_model)
             self.context_query = nn.Dense(cfg.d_model, use_bias=False)
+            if cfg.backbone == "tabm":
+                self.context_in = nn.Dense(cfg.d_model, use_bias=False)
 
     def __call__(self, x_RxF, mask_F=None, context: EraContext | None = None, *, deterministic: bool = True):
         cfg = self.cfg
@@ -69,8 +84,9 @@ class FeatureAttentionModel(nn.Module):
         else:
             gate_F, gate_aux = self.gates(deterministic=deterministic)
         mask_F = mask_F & (gate_F > 0)
+        xf_RxF = float_view(x_RxF) if cfg.inputs == "float" else None
         if cfg.inputs == "float":
-            tok_RxFxD = self.token_grn(self.embed.floats(float_view(x_RxF)), c_D, deterministic=deterministic)
+            tok_RxFxD = self.token_grn(self.embed.floats(xf_RxF), c_D, deterministic=deterministic)
             h_RxD, att_RxF = self.attention.per_row(tok_RxFxD, query_D, mask_F, gate_F)
         elif cfg.tabulate:
             tok_FxBxD = self.token_grn(self.embed.table().astype(self.token_grn.dtype), c_D, deterministic=deterministic)
@@ -79,9 +95,19 @@ class FeatureAttentionModel(nn.Module):
             emb_RxFxD = self.embed.table()[jnp.arange(self.n_features), x_RxF.astype(jnp.int32)]
             tok_RxFxD = self.token_grn(emb_RxFxD, c_D, deterministic=deterministic)
             h_RxD, att_RxF = self.attention.per_row(tok_RxFxD, query_D, mask_F, gate_F)
-        pred_R = self.head(self.out_grn(h_RxD, c_D, deterministic=deterministic).astype(jnp.float32))[:, 0]
-        aux = {"att_RxF": att_RxF, "weight_RxF": att_RxF * gate_F, "gate_F": gate_F, "gate_aux": gate_aux}
-        return pred_R, aux
+        weight_RxF = att_RxF * gate_F
+        if cfg.backbone == "grn":
+            pred_KxR = self.head(self.out_grn(h_RxD, c_D, deterministic=deterministic).astype(jnp.float32))[None, :, 0]
+        elif cfg.backbone == "tabm":
+            h_RxD = self.norm(h_RxD) + (self.context_in(c_D) if cfg.context else 0.0)
+            pred_KxR = 0.5 + self.tabm(h_RxD, deterministic=deterministic)
+        else:
+            pred_KxR = jnp.full((1, x_RxF.shape[0]), 0.5)
+        if cfg.additive:
+            n_kept = mask_F.sum().astype(jnp.float32)
+            pred_KxR = pred_KxR + self.additive(x_RxF if xf_RxF is None else xf_RxF, weight_RxF, n_kept)
+        aux = {"att_RxF": att_RxF, "weight_RxF": weight_RxF, "gate_F": gate_F, "gate_aux": gate_aux, "pred_KxR": pred_KxR}
+        return pred_KxR.mean(axis=0), aux
 
 
 def _need(context: EraContext | None, field: str, why: str) -> None:

@@ -28,23 +28,32 @@ def population_step(step_fn: Callable, n_members: int, hyper_G: dict | None = No
     `hyper_G` (float hyperparameters by config path, one value per trial): a population of G
     trials of `n_members` members each, N = G * n_members, trial by trial; `step_fn` takes the
     trial's hyperparameters as a fifth argument, the members of every trial get the keys a run
-    of that trial alone would, and `batch.distill_WxR` (when set) has a leading G axis.
+    of that trial alone would, and `batch.distill_WxR` (when set) has a G axis (after the
+    member axis of per-member batches).
     """
     jit = layout.step if layout is not None else partial(jax.jit, donate_argnums=0)
     if hyper_G is not None:
         return jit(_trials_step(step_fn, n_members, hyper_G))
     if n_members == 1:
         def one(states, batch, feature_mask_F, key):
+            batch = _first(batch) if member_axis(batch) == 0 else batch
             state, metrics = step_fn(_first(states), batch, feature_mask_F, key)
             return _stack1(state), metrics
 
         return jit(one)
 
     def many(states, batch, feature_mask_F, key):
-        states, metrics = jax.vmap(step_fn, in_axes=(0, None, None, 0))(states, batch, feature_mask_F, member_keys(key, n_members))
+        batch_axis = member_axis(batch)  # per-member batches (members with different memories)
+        states, metrics = jax.vmap(step_fn, in_axes=(0, batch_axis, None, 0))(states, batch, feature_mask_F,
+                                                                               member_keys(key, n_members))
         return states, jax.tree.map(lambda m: m.mean(axis=0), metrics)
 
     return jit(many)
+
+
+def member_axis(batch) -> int | None:
+    """0 when the batch carries a leading member axis (`x` of rank 4: one window per member), else None."""
+    return 0 if batch.x_WxRxF.ndim == 4 else None
 
 
 def _trials_step(step_fn: Callable, n_members: int, hyper_G: dict) -> Callable:
@@ -53,8 +62,12 @@ def _trials_step(step_fn: Callable, n_members: int, hyper_G: dict) -> Callable:
 
     def trials(states, batch, feature_mask_F, key):
         by_trial = jax.tree.map(lambda a: a.reshape(groups, n_members, *a.shape[1:]), states)
-        members = jax.vmap(step_fn, in_axes=(0, None, None, 0, None))
-        axes = jax.tree.map(lambda _: None, batch).replace(distill_WxR=None if batch.distill_WxR is None else 0)
+        # Per-member batches ([M, ...]; distillation targets [M, G, ...]) are shared by the trials:
+        # member m of every trial trains on the same eras.
+        per_member = member_axis(batch)
+        members = jax.vmap(step_fn, in_axes=(0, per_member, None, 0, None))
+        trial_axis = 0 if per_member is None else 1
+        axes = jax.tree.map(lambda _: None, batch).replace(distill_WxR=None if batch.distill_WxR is None else trial_axis)
         by_trial, metrics = jax.vmap(members, in_axes=(0, axes, None, None, 0))(
             by_trial, batch, feature_mask_F, member_keys(key, n_members), hyper_G)
         states = jax.tree.map(lambda a: a.reshape(groups * n_members, *a.shape[2:]), by_trial)
@@ -75,17 +88,19 @@ def population_predict(predict_fn: Callable, n_members: int, layout: Layout | No
     return jit(jax.vmap(predict_fn, in_axes=(0, None, None, None)))
 
 
-def combine_members(pred_NxR: np.ndarray) -> np.ndarray:
-    """One era's ensemble prediction: the members' tie-kept ranks, averaged (raw output for N = 1)."""
+def combine_members(pred_NxR: np.ndarray, weights_N: np.ndarray | None = None) -> np.ndarray:
+    """One era's ensemble prediction: the members' tie-kept ranks, averaged (by `weights_N` if
+    given; raw output for N = 1)."""
     if len(pred_NxR) == 1:
         return pred_NxR[0]
-    ranks = tie_kept_rank(pd.DataFrame(np.asarray(pred_NxR, np.float64).T))
-    return ranks.to_numpy().mean(axis=1)
+    ranks = tie_kept_rank(pd.DataFrame(np.asarray(pred_NxR, np.float64).T)).to_numpy()
+    return ranks.mean(axis=1) if weights_N is None else ranks @ (np.asarray(weights_N, np.float64) / np.sum(weights_N))
 
 
-def combine_trials(pred_NxR: np.ndarray, groups: int) -> np.ndarray:
+def combine_trials(pred_NxR: np.ndarray, groups: int, weights_N: np.ndarray | None = None) -> np.ndarray:
     """Each trial's ensemble prediction of one era, [G, R]: `combine_members` within each trial."""
-    return np.stack([combine_members(p) for p in np.split(np.asarray(pred_NxR), groups)])
+    w = [None] * groups if weights_N is None else np.split(np.asarray(weights_N), groups)
+    return np.stack([combine_members(p, wg) for p, wg in zip(np.split(np.asarray(pred_NxR), groups), w)])
 
 
 def _first(tree):

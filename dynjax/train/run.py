@@ -19,19 +19,28 @@ from optax import GradientTransformation
 
 from dynjax.config import POPULATION_PATHS, LossConfig, ModelConfig, OptimConfig, RunConfig
 from dynjax.data.context import EraContext, context_window, era_summaries, window_context
+from dynjax.data.eras import resolved_eras, sliding_windows
 from dynjax.data.evidence import bin_stats, timeline_evidence
 from dynjax.data.numerai import EraData, NumeraiData
 from dynjax.data.timeline import Timeline, make_timeline
 from dynjax.data.windows import Batch, era_chunks, era_rows, sample_eras, window_rng
+from dynjax.eval.jax_corr import era_corr
 from dynjax.model.selection import era_importance
 from dynjax.model.tft import FeatureAttentionModel
 from dynjax.train.ensemble import combine_trials, population_predict, population_step
+from dynjax.train.hedge import hedge_weights, update_hedge
 from dynjax.train.replay import ReplayBuffer, replay_rows_rng, sample_replay, similarity_weights
 from dynjax.train.sharding import Layout, make_layout
-from dynjax.train.state import RunState, initial_run_state, make_optimizer
+from dynjax.train.state import (
+    RunState,
+    initial_run_state,
+    make_optimizer,
+    member_thresholds,
+    resolve_decay,
+)
 from dynjax.train.step import predict_fn, train_step_fn
 
-PRETRAIN, WALK, REPLAY = 1, 2, 3  # phases in the sampling streams
+PRETRAIN, WALK, REPLAY, REFIT = 1, 2, 3, 4  # phases in the sampling streams
 
 
 @dataclass(frozen=True, eq=False)
@@ -121,6 +130,23 @@ def compiled(model_cfg: ModelConfig, n_features: int, loss_cfg: LossConfig, opti
             population_predict(predict_fn(model), n_members * groups, layout), layout)
 
 
+def pretrain_plan(cfg: RunConfig, timeline: Timeline, first: int) -> tuple[np.ndarray, ...]:
+    """`(resolved, fit, holdout, windows)` of pretraining before timeline position `first`: the eras
+    resolved then, those trained on, the last `holdout_eras` for early stopping, the fit eras'
+    sliding windows (their count is the steps per epoch)."""
+    resolved = timeline.resolved(first, cfg.data.embargo)
+    holdout = resolved[-cfg.train.holdout_eras:]
+    # The fitting eras end `embargo` eras before the holdout, so holdout targets never leak; without
+    # early stopping (patience 0) nothing is held out and pretraining fits every resolved era.
+    fit = resolved[resolved_eras(timeline.numbers_E[resolved], int(timeline.numbers_E[holdout[0]]), cfg.data.embargo)]
+    if not cfg.train.patience:
+        fit = resolved
+    windows = sliding_windows(fit, cfg.data.window_eras, cfg.train.window_stride)
+    if len(windows) == 0:
+        raise ValueError(f"too few resolved eras to pretrain: {len(fit)} fit eras for windows of {cfg.data.window_eras}")
+    return resolved, fit, holdout, windows
+
+
 def make_run_context(cfg: RunConfig, data: NumeraiData, hyper_G: dict[str, list[float]] | None = None) -> RunContext:
     """Timeline, model, compiled functions and host-side era context of a run over `data`.
 
@@ -133,7 +159,11 @@ def make_run_context(cfg: RunConfig, data: NumeraiData, hyper_G: dict[str, list[
     next_number = int(timeline.numbers_E[n_history - 1]) + 1
     groups = 1 if hyper_G is None else check_population(cfg, hyper_G)
     hyper = None if hyper_G is None else tuple((k, tuple(float(x) for x in v)) for k, v in sorted(hyper_G.items()))
-    model, optimizer, step, predict, layout = compiled(cfg.model, data.train.x_NxF.shape[1], cfg.loss, cfg.optim,
+    # The learning rate anneals over pretraining (`optim.decay_steps=0`), whatever the data's size.
+    first = data.train.index.n_eras
+    windows = pretrain_plan(cfg, timeline, first)[3] if cfg.optim.decay_steps == 0 and first < timeline.n_eras else ()
+    optim = resolve_decay(cfg.optim, len(windows) * cfg.train.pretrain_epochs)
+    model, optimizer, step, predict, layout = compiled(cfg.model, data.train.x_NxF.shape[1], cfg.loss, optim,
                                                        cfg.train.ensemble, hyper, cfg.train.mesh)
     need_summary = cfg.model.context or (cfg.train.replay_eras and cfg.train.replay_sampling == "similar")
     summary_ExF = np.concatenate([era_summaries(s) for s in splits]) if need_summary else None
@@ -193,12 +223,52 @@ def batch_for(run: RunContext, positions: np.ndarray, rng: np.random.Generator) 
     return batch.replace(context=era_context(run, np.asarray(positions)))
 
 
-def update_batch(run: RunContext, recent: np.ndarray, replay: ReplayBuffer | None, rng: np.random.Generator) -> Batch:
-    """A walk-forward update: the recent resolved window plus eras replayed from the buffer.
+def update_batch(run: RunContext, resolved: np.ndarray, replay: ReplayBuffer | None, rng: np.random.Generator) -> Batch:
+    """A walk-forward update on the eras resolved so far: each member's recent eras (the latest
+    window, or `data.window_eras` drawn from its `train.horizons` memory; a leading member axis
+    when the members' memories differ) plus eras replayed from the buffer.
 
     Replayed eras show their fixed replay rows, so the outputs the buffer stored for them
     (the distillation targets) line up with the rows.
     """
+    horizons = member_horizons(run.cfg)
+    if len(set(horizons)) <= 1:
+        return _update_batch(run, _recent(run, resolved, horizons[0] if horizons else None, rng), replay, rng)
+    # One stream per member, drawn from the shared one: a member's draws do not depend on the others'.
+    seeds = rng.integers(2**63, size=len(horizons))
+    members = []
+    for h, seed in zip(horizons, seeds):
+        member_rng = np.random.default_rng(seed)
+        members.append(_update_batch(run, _recent(run, resolved, h, member_rng), replay, member_rng))
+    return jax.tree.map(lambda *a: np.stack(a), *members)
+
+
+def member_horizons(cfg: RunConfig) -> tuple[int, ...]:
+    """Each member's walk-forward memory in eras (0: all resolved), or () for the latest window."""
+    h = cfg.train.horizons
+    return tuple(h[m % len(h)] for m in range(cfg.train.ensemble)) if h else ()
+
+
+def member_kinds(cfg: RunConfig) -> tuple[int, ...]:
+    """Each member's kind: members with the same memory and gate threshold differ only in their seeds."""
+    horizons = member_horizons(cfg) or (None,) * cfg.train.ensemble
+    gates = member_thresholds(cfg.model, cfg.train.ensemble) if cfg.model.gates == "context" else (None,) * cfg.train.ensemble
+    spec = list(zip(horizons, gates))
+    return tuple(spec.index(s) for s in spec)
+
+
+def _recent(run: RunContext, resolved: np.ndarray, horizon: int | None, rng: np.random.Generator) -> np.ndarray:
+    """The recent part of an update: the latest window, or W eras of the latest `horizon` (0: all)."""
+    w = run.cfg.data.window_eras
+    if horizon is None:
+        return resolved[-w:]
+    pool = resolved[-horizon:] if horizon else resolved
+    if len(pool) < w:  # a memory shorter than the window repeats eras: every member's window has W eras
+        return np.sort(np.r_[pool, rng.choice(pool, w - len(pool))])
+    return pool if len(pool) == w else np.sort(rng.choice(pool, w, replace=False))
+
+
+def _update_batch(run: RunContext, recent: np.ndarray, replay: ReplayBuffer | None, rng: np.random.Generator) -> Batch:
     cfg = run.cfg
     k = cfg.train.replay_eras
     if not k:
@@ -245,10 +315,19 @@ def predict_rows(run: RunContext | Predictor, state: RunState, split: EraData, l
                  context: EraContext | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """`predict_era` for era `local` of any split, with the era context given.
 
+    The members' predictions are combined per era by their Hedge weights (`train.hedge_eta`).
     Importances come from attention over all features (an unmasked pass when a mask is
     set), so a feature dropped in one regime can win its place back in the next; the features
     used are those kept by the mask and with an open gate in some member.
     """
+    pred_NxR, imp_F, used_F = member_predictions(run, state, split, local, context)
+    weights_N = hedge_weights(state.hedge, run.cfg.train.hedge_eta, member_kinds(run.cfg))
+    return combine_trials(pred_NxR, run.groups, weights_N), imp_F, used_F
+
+
+def member_predictions(run: RunContext | Predictor, state: RunState, split: EraData, local: int,
+                       context: EraContext | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Every member's prediction of every row of one era, `[N, R]`, its importances and the features used."""
     params, mask_F = state.train.ema_params, state.selection.mask_F
     all_F = jnp.ones(run.n_features, bool)
     preds, imp_sum, used_F, n = [], np.zeros(run.n_features), np.zeros(run.n_features, bool), 0
@@ -261,7 +340,31 @@ def predict_rows(run: RunContext | Predictor, state: RunState, split: EraData, l
         imp_sum += np.asarray(imp_NxF).mean(axis=0) * mask_R.sum()
         used_F = np.asarray(mask_F) & (np.asarray(gate_NxF) > 0).any(axis=0)
         n += int(mask_R.sum())
-    return combine_trials(np.concatenate(preds, axis=1), run.groups), imp_sum / max(n, 1), used_F
+    return np.concatenate(preds, axis=1), imp_sum / max(n, 1), used_F
+
+
+def score_resolved(run: RunContext, state: RunState, resolved: np.ndarray) -> RunState:
+    """Score every member on the eras resolved since the last call (before it trains on them: out
+    of sample) and fold the scores into the Hedge weights."""
+    new = resolved[int(state.hedge.n_seen):]
+    if not len(new):
+        return state
+    if not run.cfg.train.hedge_eta or len(state.hedge.score_N) == 1:
+        return state.replace(hedge=state.hedge.replace(n_seen=state.hedge.n_seen + len(new)))
+    hedge = update_hedge(state.hedge, member_corr(run, state, new), run.cfg.train.hedge_decay)
+    return state.replace(hedge=hedge.replace(n_seen=hedge.n_seen + len(new)))
+
+
+def member_corr(run: RunContext, state: RunState, positions: np.ndarray) -> np.ndarray:
+    """Every member's Numerai corr on each era at `positions` (their labelled rows): `[E, N]`."""
+    corr_ExN = []
+    for e in positions:
+        split, local = run.timeline.era(int(e))
+        pred_NxR, _, _ = member_predictions(run, state, split, local, _one(era_context(run, np.array([int(e)]))))
+        n = split.index.n_labeled[local]
+        y_R = split.y_NxT[split.index.labeled_rows(local), 0]
+        corr_ExN.append([era_corr(p[:n], y_R) for p in pred_NxR])
+    return np.array(corr_ExN, np.float64).reshape(len(positions), -1)
 
 
 def raw_outputs(run: RunContext, state: RunState, positions: np.ndarray) -> np.ndarray:

@@ -115,7 +115,8 @@ class Layout:
             lead = a.ndim - (3 if a is batch.x_WxRxF else 2)
             return self._named(*[None] * lead, *(("data", None) if by_eras else (None, "data")))
 
-        per_era = lambda a: self._named("data") if by_eras else self.replicated  # [W, ...]
+        lead = [None] * (batch.x_WxRxF.ndim - 3)  # a member axis: one window per member
+        per_era = lambda a: self._named(*lead, "data") if by_eras else self.replicated  # [(N,) W, ...]
         return batch.replace(
             x_WxRxF=per_row(batch.x_WxRxF), y_WxR=per_row(batch.y_WxR), mask_WxR=per_row(batch.mask_WxR),
             context=jax.tree.map(per_era, batch.context),
@@ -142,7 +143,8 @@ class Layout:
         def call(states, batch, feature_mask_F, key):
             axis = self.batch_axis(batch)
             state_sh, batch_sh = self.train_shardings(states), self.batch_shardings(batch, axis)
-            signature = (jax.tree.structure(batch), axis)
+            # the rank too: per-member batches (a leading member axis) share the tree of shared ones
+            signature = (jax.tree.structure(batch), axis, batch.x_WxRxF.ndim)
             if signature not in jitted:
                 jitted[signature] = jax.jit(fn, in_shardings=(state_sh, batch_sh, self.replicated, self.replicated),
                                             out_shardings=(state_sh, self.replicated), donate_argnums=0)

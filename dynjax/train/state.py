@@ -2,9 +2,10 @@
 
 A run's state is what a checkpoint holds besides the cursor and the config: the members'
 train states stacked on a leading axis (N = `train.ensemble`, 1 for a single model), the
-selection state, the replay buffer and the root RNG key data.
+selection state, the replay buffer, the root RNG key data and the members' Hedge weights.
 """
 
+import dataclasses
 import functools
 from collections.abc import Callable
 from typing import Any
@@ -19,6 +20,7 @@ from dynjax.data.context import EraContext
 from dynjax.data.missing import N_BINS
 from dynjax.model.selection import SelectionState, init_selection
 from dynjax.model.tft import FeatureAttentionModel
+from dynjax.train.hedge import HedgeState, init_hedge
 from dynjax.train.replay import ReplayBuffer, empty_buffer
 
 
@@ -38,12 +40,15 @@ class RunState:
     selection: SelectionState
     replay: ReplayBuffer | None  # None without rehearsal
     rng: jnp.ndarray  # key data of the root key
+    hedge: HedgeState  # the members' online mixing weights (`train.hedge`)
 
 
 def make_optimizer(cfg: OptimConfig, hyper: dict[str, jnp.ndarray] | None = None) -> optax.GradientTransformation:
     """AdamW on the config's schedule; `hyper` (traced `optim.learning_rate` / `optim.weight_decay`
-    of one population member) replaces the config's values, the schedule then scaled by the peak."""
+    of one population member) replaces the config's values, the schedule then scaled by the peak.
+    `decay_steps` must be resolved (`resolve_decay`) when it is 0 (auto)."""
     hyper = hyper or {}
+    cfg = resolve_decay(cfg, cfg.warmup_steps + 1)
     if "optim.learning_rate" in hyper:
         unit = optax.warmup_cosine_decay_schedule(0.0, 1.0, cfg.warmup_steps, cfg.decay_steps, cfg.end_lr_fraction)
         peak = hyper["optim.learning_rate"]
@@ -54,7 +59,20 @@ def make_optimizer(cfg: OptimConfig, hyper: dict[str, jnp.ndarray] | None = None
             decay_steps=cfg.decay_steps, end_value=cfg.learning_rate * cfg.end_lr_fraction,
         )
     weight_decay = hyper.get("optim.weight_decay", cfg.weight_decay)
-    return optax.chain(optax.clip_by_global_norm(cfg.clip_norm), optax.adamw(schedule, weight_decay=weight_decay))
+    return optax.chain(optax.clip_by_global_norm(cfg.clip_norm),
+                       optax.adamw(schedule, weight_decay=weight_decay, mask=decayed))
+
+
+def resolve_decay(cfg: OptimConfig, pretrain_steps: int) -> OptimConfig:
+    """`decay_steps=0` (auto) made the pretraining's step count (at least one past the warm-up)."""
+    if cfg.decay_steps:
+        return cfg
+    return dataclasses.replace(cfg, decay_steps=max(int(pretrain_steps), cfg.warmup_steps + 1))
+
+
+def decayed(params) -> Any:
+    """Weight decay applies to every param but the fixed ones (the gates' thresholds)."""
+    return jax.tree_util.tree_map_with_path(lambda path, _: getattr(path[-1], "key", None) != "threshold", params)
 
 
 def dummy_context(cfg: ModelConfig, n_features: int) -> EraContext | None:
@@ -91,6 +109,20 @@ def train_state_init(model: FeatureAttentionModel, optimizer: optax.GradientTran
     return jax.jit(init)
 
 
+def member_thresholds(cfg: ModelConfig, n_members: int) -> tuple[float, ...]:
+    """Each member's gate threshold: `gate_thresholds` in turn, or `gate_threshold` for all."""
+    t = cfg.gate_thresholds or (cfg.gate_threshold,)
+    return tuple(t[m % len(t)] for m in range(n_members))
+
+
+def with_thresholds(members: TrainState, thresholds_N: tuple[float, ...]) -> TrainState:
+    """Stacked members whose context gates hold the given thresholds (params and EMA params)."""
+    # A fresh array per tree: params and EMA params sharing one buffer would be donated twice.
+    set_params = lambda p: {**p, "params": {**p["params"], "gates": {**p["params"]["gates"],
+                                                                     "threshold": jnp.array(thresholds_N, jnp.float32)}}}
+    return members.replace(params=set_params(members.params), ema_params=set_params(members.ema_params))
+
+
 def member_keys(key: jax.Array, n: int) -> jax.Array:
     """One key per ensemble member; member 0 gets `key` itself, so it is the single model."""
     return jnp.stack([key] + [jax.random.fold_in(key, i) for i in range(1, n)])
@@ -107,6 +139,9 @@ def initial_run_state(cfg: RunConfig, model: FeatureAttentionModel, optimizer, r
     init = train_state_init(model, optimizer)
     keys = [k for _ in range(groups) for k in member_keys(root_key, cfg.train.ensemble)]
     members = jax.tree.map(lambda *a: jnp.stack(a), *(init(k) for k in keys))
+    if cfg.model.gate_thresholds and cfg.model.gates == "context":
+        members = with_thresholds(members, member_thresholds(cfg.model, cfg.train.ensemble) * groups)
     replay = (empty_buffer(cfg.train.replay_capacity, cfg.data.rows_per_era, groups)
               if cfg.train.replay_capacity else None)
-    return RunState(members, init_selection(model.n_features), replay, jax.random.key_data(root_key))
+    return RunState(members, init_selection(model.n_features), replay, jax.random.key_data(root_key),
+                    init_hedge(groups * cfg.train.ensemble))

@@ -25,12 +25,13 @@ import numpy as np
 import polars as pl
 
 from dynjax.config import RunConfig, to_dict
-from dynjax.data.eras import resolved_eras, sliding_windows
+from dynjax.data.eras import sliding_windows
 from dynjax.data.numerai import NumeraiData, feature_columns
 from dynjax.eval.jax_corr import era_corr
 from dynjax.model.selection import update_selection
 from dynjax.rundir import check_writable
 from dynjax.train.checkpoint import RunCheckpoints
+from dynjax.train.hedge import hedge_weights, init_hedge, update_hedge
 from dynjax.train.history import ChangedHistory, History
 from dynjax.train.interrupt import Interrupted, StopRequest, stop_requests
 from dynjax.train.next_era import save_next
@@ -48,13 +49,18 @@ from dynjax.train.processes import is_writer
 from dynjax.train.replay import offer
 from dynjax.train.run import (
     PRETRAIN,
+    REFIT,
     WALK,
     RunContext,
     batch_for,
     make_run_context,
+    member_corr,
+    member_kinds,
     predict_era,
+    pretrain_plan,
     raw_outputs,
     sampling_rng,
+    score_resolved,
     train_step,
     update_batch,
 )
@@ -161,58 +167,101 @@ def advance(run: RunContext, state: RunState, k: int, t: int, walk_key: jax.Arra
     by then to the replay buffer, and every `update_every` eras train on the latest resolved window."""
     cfg = run.cfg
     resolved = run.timeline.resolved_at(t, cfg.data.embargo)
+    state = score_resolved(run, state, resolved)  # before any training on them: out-of-sample scores
     state = offer_resolved(run, state, resolved)
     if k % cfg.train.update_every == 0 and cfg.train.steps_per_update:
-        window = resolved[-cfg.data.window_eras:]
         for s in range(cfg.train.steps_per_update):
-            batch = update_batch(run, window, state.replay, sampling_rng(run, WALK, k, s))
+            batch = update_batch(run, resolved, state.replay, sampling_rng(run, WALK, k, s))
             state, metrics = train_step(run, state, batch, walk_key)
+        weights_N = hedge_weights(state.hedge, cfg.train.hedge_eta, member_kinds(cfg))
         log.write(phase="walk", era=name, **{f"train/{m}": v for m, v in metrics.items()},
-                  **{"select/n_features": int(state.selection.mask_F.sum())})
+                  **{"select/n_features": int(state.selection.mask_F.sum())},
+                  **{f"hedge/weight_{m}": float(w) for m, w in enumerate(weights_N)})
     return state
 
 
 def pretrain(run: RunContext, state: RunState, log: MetricsLog, progress, stop: StopRequest | None = None) -> tuple[RunState, float]:
-    """Epochs of sliding windows over eras resolved before the first prediction; early stopping.
+    """Epochs of windows over eras resolved before the first prediction, early stopping on the
+    holdout; then (`train.refit`) the same training again from the same init on every resolved
+    era, holdout included, for the epochs early stopping chose.
 
     A stop request (SIGINT/SIGTERM) drops pretraining: nothing is checkpointed before it ends.
     """
     cfg, timeline = run.cfg, run.timeline
-    resolved = timeline.resolved(int(run.predicted[0]), cfg.data.embargo)
-    holdout = resolved[-cfg.train.holdout_eras:]
-    # The fitting eras end `embargo` eras before the holdout, so holdout targets never leak.
-    fit = resolved[resolved_eras(timeline.numbers_E[resolved], int(timeline.numbers_E[holdout[0]]), cfg.data.embargo)]
-    windows = sliding_windows(fit, cfg.data.window_eras, cfg.train.window_stride)
-    if len(windows) == 0:
-        raise ValueError(f"too few resolved eras to pretrain: {len(fit)} fit eras for windows of {cfg.data.window_eras}")
-    key = jax.random.fold_in(run.root_key, PRETRAIN)
+    resolved, fit, holdout, windows = pretrain_plan(cfg, timeline, int(run.predicted[0]))
+    fresh = jax.tree.map(jnp.copy, state) if cfg.train.refit and cfg.train.patience else None
     # Copies, not references: the train step donates (frees) the state it is given. Early
     # stopping is per trial (G = 1 but in a population sweep): each keeps its own best epoch.
-    best, best_G, since_G = jax.tree.map(jnp.copy, state), holdout_corr(run, state, holdout), np.zeros(run.groups, int)
+    # A constant initial prediction has no corr (NaN): any trained epoch beats it.
+    best_G = np.nan_to_num(holdout_corr(run, state, holdout), nan=-np.inf)
+    best, since_G = jax.tree.map(jnp.copy, state), np.zeros(run.groups, int)
+    epoch_G = np.full(run.groups, -1)  # each trial's best epoch (-1: the initial state)
+    for epoch, trained in pretrain_epochs(run, state, fit, len(windows), PRETRAIN, log, progress, stop):
+        corr_G = np.nan_to_num(holdout_corr(run, trained, holdout), nan=-np.inf)
+        log.write(phase="pretrain", epoch=epoch, **{"eval/corr_mean": float(corr_G.mean())})
+        better_G = (corr_G > best_G) & (since_G < cfg.train.patience)  # a stopped trial stays stopped
+        if not cfg.train.patience:  # no early stopping: the last epoch, whatever the holdout says
+            better_G = np.ones(run.groups, bool)
+        best = keep_better(best, trained, np.repeat(better_G, cfg.train.ensemble))
+        best_G, since_G = np.where(better_G, corr_G, best_G), np.where(better_G, 0, since_G + 1)
+        epoch_G = np.where(better_G, epoch, epoch_G)
+        if cfg.train.patience and (since_G >= cfg.train.patience).all():
+            break
+    # Hedge's scores start from the members' holdout corr (eras they had not trained on); online, it
+    # scores eras from the first the pretrained model has not seen.
+    hedge = init_hedge(len(best.hedge.score_N), len(resolved))
+    if cfg.train.hedge_eta and len(best.hedge.score_N) > 1 and cfg.train.patience:  # (patience 0: no holdout)
+        hedge = update_hedge(hedge, member_corr(run, best, holdout), cfg.train.hedge_decay)
+    if cfg.train.refit and cfg.train.patience:
+        best = refit(run, fresh, resolved, epoch_G, log, progress, stop)
+    best = best.replace(hedge=hedge)
+    # The selection state starts from the best model's importances over the holdout eras.
+    for e in holdout:
+        _, importance_F, _ = predict_era(run, best, int(e))
+        best = best.replace(selection=update_selection(best.selection, jnp.asarray(importance_F), cfg.selection))
+    return best, float(np.nan_to_num(best_G, neginf=0.0).mean())
+
+
+def refit(run: RunContext, state: RunState, resolved: np.ndarray, epoch_G: np.ndarray, log: MetricsLog, progress,
+          stop: StopRequest | None) -> RunState:
+    """Pretraining again from `state` (the same init) on every resolved era, each trial for its
+    early-stopped number of epochs, so that the model after pretraining has seen the holdout: the
+    latest resolved eras, the ones most like the eras it predicts next."""
+    cfg = run.cfg
+    n_steps = len(sliding_windows(resolved, cfg.data.window_eras, cfg.train.window_stride))
+    best = jax.tree.map(jnp.copy, state)  # trials whose initial state was best (epoch -1)
+    if (epoch_G < 0).all():
+        return best
+    epochs = pretrain_epochs(run, state, resolved, n_steps, REFIT, log, progress, stop, int(epoch_G.max()) + 1)
+    for epoch, trained in epochs:
+        best = keep_better(best, trained, np.repeat(epoch_G == epoch, cfg.train.ensemble))
+    return best
+
+
+def pretrain_epochs(run: RunContext, state: RunState, eras: np.ndarray, steps: int, phase: int, log: MetricsLog,
+                    progress, stop: StopRequest | None, n_epochs: int | None = None):
+    """Yields `(epoch, state)` after each epoch of `steps` windows over `eras` (sliding windows,
+    or W eras drawn at random per step: `train.pretrain_windows`), from the stream of `phase`."""
+    cfg = run.cfg
+    key = jax.random.fold_in(run.root_key, PRETRAIN)
+    windows = sliding_windows(eras, cfg.data.window_eras, cfg.train.window_stride)
     n_steps = 0  # counted on the host: reading state.train.step would sync every step
-    for epoch in range(cfg.train.pretrain_epochs):
-        order = sampling_rng(run, PRETRAIN, epoch).permutation(len(windows))
-        for i in progress(order, desc=f"pretrain epoch {epoch + 1}/{cfg.train.pretrain_epochs}"):
-            batch = batch_for(run, windows[i], sampling_rng(run, PRETRAIN, epoch, int(i)))
-            state, metrics = train_step(run, state, batch, key)
+    n_epochs = cfg.train.pretrain_epochs if n_epochs is None else n_epochs
+    for epoch in range(n_epochs):
+        order = sampling_rng(run, phase, epoch).permutation(len(windows))[:steps]
+        for i in progress(order, desc=f"pretrain epoch {epoch + 1}/{n_epochs}" + (" (refit)" if phase == REFIT else "")):
+            rng = sampling_rng(run, phase, epoch, int(i))
+            window = (windows[i] if cfg.train.pretrain_windows == "sliding"
+                      else np.sort(rng.choice(eras, cfg.data.window_eras, replace=False)))
+            state, metrics = train_step(run, state, batch_for(run, window, rng), key)
             n_steps += 1
             if stop is not None and stop.signal:
                 raise Interrupted(f"stopped by {stop.signal} during pretraining (epoch {epoch + 1}, step {n_steps}); "
                                   "pretraining starts again on resume", stop.signum)
             if n_steps % cfg.train.log_every == 0:
-                log.write(phase="pretrain", epoch=epoch, step=n_steps, **{f"train/{m}": v for m, v in metrics.items()})
-        corr_G = holdout_corr(run, state, holdout)
-        log.write(phase="pretrain", epoch=epoch, step=n_steps, **{"eval/corr_mean": float(corr_G.mean())})
-        better_G = (corr_G > best_G) & (since_G < cfg.train.patience)  # a stopped trial stays stopped
-        best = keep_better(best, state, np.repeat(better_G, cfg.train.ensemble))
-        best_G, since_G = np.where(better_G, corr_G, best_G), np.where(better_G, 0, since_G + 1)
-        if (since_G >= cfg.train.patience).all():
-            break
-    # The selection state starts from the best model's importances over the holdout eras.
-    for e in holdout:
-        _, importance_F, _ = predict_era(run, best, int(e))
-        best = best.replace(selection=update_selection(best.selection, jnp.asarray(importance_F), cfg.selection))
-    return best, float(best_G.mean())
+                log.write(phase="pretrain" if phase == PRETRAIN else "refit", epoch=epoch, step=n_steps,
+                          **{f"train/{m}": v for m, v in metrics.items()})
+        yield epoch, state
 
 
 def keep_better(best: RunState, state: RunState, better_N: np.ndarray) -> RunState:

@@ -1,0 +1,73 @@
+"""TabM's backbone (Gorishniy, Kotelnikov & Babenko, ICLR 2025) and the additive path.
+
+`BatchEnsembleMLP`: K members share every weight matrix of an MLP; each member has its own
+elementwise scalings of a layer's input (`r`) and output (`s`) and its own biases and head
+(BatchEnsemble adapters). One forward pass trains K diverse predictors for little more than
+one, and their mean is the prediction; each member is trained on its own loss (the mean of
+the K losses), as in TabM, which keeps them diverse.
+
+`AdditiveHead`: a learned scalar per (feature, bin), weighted by the row's attention: a GAM
+whose terms the attention weights. Numerai-style signals are mostly additive over features
+and very noisy; this path learns that part as fast and as robustly as a ridge on one-hot
+bins, and leaves the MLP the interactions.
+"""
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from dynjax.data.missing import N_BINS
+from dynjax.model.attention import lookup
+
+
+def random_signs(key: jax.Array, shape: tuple, dtype=jnp.float32) -> jnp.ndarray:
+    """TabM's init of the first adapter: random +-1, so the members differ from the first step."""
+    return jnp.where(jax.random.bernoulli(key, 0.5, shape), 1.0, -1.0).astype(dtype)
+
+
+class BatchEnsembleMLP(nn.Module):
+    """`(h_RxD) -> pred_KxR`: K members' outputs, centred at zero (the caller adds the bias)."""
+
+    k: int = 8
+    hidden: int = 128
+    n_blocks: int = 2
+    dropout: float = 0.0
+    dtype: jnp.dtype = jnp.float32
+
+    @nn.compact
+    def __call__(self, h_RxD: jnp.ndarray, *, deterministic: bool = True) -> jnp.ndarray:
+        x_KxRxD = jnp.broadcast_to(h_RxD.astype(self.dtype), (self.k, *h_RxD.shape))
+        for i in range(self.n_blocks):
+            d_in = x_KxRxD.shape[-1]
+            r_KxD = self.param(f"r{i}", random_signs if i == 0 else nn.initializers.ones, (self.k, d_in))
+            s_KxH = self.param(f"s{i}", nn.initializers.ones, (self.k, self.hidden))
+            b_KxH = self.param(f"b{i}", nn.initializers.zeros, (self.k, self.hidden))
+            w_DxH = self.param(f"w{i}", nn.initializers.lecun_normal(), (d_in, self.hidden))
+            z_KxRxH = jnp.matmul((x_KxRxD * r_KxD[:, None].astype(self.dtype)), w_DxH.astype(self.dtype))
+            x_KxRxD = nn.relu(z_KxRxH * s_KxH[:, None].astype(self.dtype) + b_KxH[:, None].astype(self.dtype))
+            x_KxRxD = nn.Dropout(self.dropout)(x_KxRxD, deterministic=deterministic)
+        # Small head init: every member starts near the bias, as the single head does.
+        head_KxH = self.param("head", nn.initializers.normal(0.01), (self.k, self.hidden))
+        head_K = self.param("head_bias", nn.initializers.zeros, (self.k,))
+        return jnp.einsum("krh,kh->kr", x_KxRxD, head_KxH.astype(self.dtype),
+                          preferred_element_type=jnp.float32) + head_K[:, None]
+
+
+class AdditiveHead(nn.Module):
+    """`sum_f n_kept * w_rf * beta[f, x_rf]`: per-(feature, bin) scalars under the attention weights.
+
+    `w_RxF` (attention times gate) sums to one over the kept features, so `n_kept * w` is one
+    for a feature of average weight: the terms keep their scale however many features are kept.
+    """
+
+    n_features: int
+    float_inputs: bool = False  # a float view per row: one slope per feature instead of a table
+
+    @nn.compact
+    def __call__(self, x_RxF: jnp.ndarray, w_RxF: jnp.ndarray, n_kept: jnp.ndarray) -> jnp.ndarray:
+        if self.float_inputs:
+            beta_F = self.param("beta", nn.initializers.zeros, (self.n_features,))
+            return n_kept * jnp.matmul(x_RxF * w_RxF, beta_F)
+        beta_FxB = self.param("beta", nn.initializers.zeros, (self.n_features, N_BINS))
+        # A matvec, not a reduce over features: see `era_importance`.
+        return n_kept * jnp.matmul(lookup(beta_FxB, x_RxF) * w_RxF, jnp.ones(self.n_features, jnp.float32))

@@ -1,0 +1,73 @@
+"""Covers dynjax.train.hedge: exponential weights from out-of-sample scores, kinds, the walk-forward's use."""
+
+import numpy as np
+import polars as pl
+import pytest
+
+from dynjax.train.hedge import hedge_weights, init_hedge, update_hedge
+
+
+def test_weights_start_equal_and_move_to_the_member_that_scores():
+    state = init_hedge(3, first=10)
+    np.testing.assert_allclose(hedge_weights(state, 10.0, (0, 1, 2)), 1 / 3)
+    assert int(state.n_seen) == 10  # eras before the first unseen one are never scored
+    for _ in range(20):
+        state = update_hedge(state, np.array([[0.05, 0.0, -0.05]]), decay=0.95)
+    w = hedge_weights(state, 10.0, (0, 1, 2))
+    assert w[0] > w[1] > w[2] and np.isclose(w.sum(), 1.0) and w[0] > 0.9
+    np.testing.assert_allclose(hedge_weights(state, 0.0, (0, 1, 2)), 1 / 3)  # eta 0: the plain rank average
+    assert int(state.n_seen) == 10  # the caller advances it
+
+
+def test_decay_forgets_an_old_lead():
+    state = init_hedge(2)
+    state = update_hedge(state, np.tile([[0.1, 0.0]], (20, 1)), decay=0.8)  # member 0 led ...
+    state = update_hedge(state, np.tile([[0.0, 0.1]], (20, 1)), decay=0.8)  # ... then member 1, for as long
+    w = hedge_weights(state, 10.0, (0, 1))
+    assert w[1] > 0.9
+
+
+def test_members_of_one_kind_share_their_kinds_weight():
+    state = update_hedge(init_hedge(4), np.array([[0.2, 0.0, 0.0, 0.0]]), decay=1.0)
+    w = hedge_weights(state, 10.0, (0, 1, 0, 1))  # kinds: (0, 2) and (1, 3)
+    assert w[0] == w[2] and w[1] == w[3] and w[0] > w[1]
+    kind_w = np.exp(10 * 0.1) / (np.exp(10 * 0.1) + 1)  # kind 0 scores the mean of 0.2 and 0.0
+    np.testing.assert_allclose(w[0] + w[2], kind_w, rtol=1e-6)
+
+
+def test_a_population_gets_weights_per_trial():
+    state = update_hedge(init_hedge(4), np.array([[0.1, 0.0, 0.0, 0.1]]), decay=1.0)
+    w = hedge_weights(state, 10.0, (0, 1))  # two trials of two members
+    np.testing.assert_allclose([w[:2].sum(), w[2:].sum()], 1.0)
+    assert w[0] > w[1] and w[3] > w[2]
+
+
+def test_nan_scores_add_nothing():
+    state = update_hedge(init_hedge(2), np.array([[np.nan, 0.1]]), decay=1.0)
+    np.testing.assert_allclose(np.asarray(state.score_N), [0.0, 0.1], atol=1e-7)
+
+
+@pytest.mark.parametrize("patience", [0, 2])
+def test_a_walk_forward_logs_weights_that_start_from_the_holdout_and_learn(tmp_path, patience):
+    """Members of two kinds (all history, dense / the latest eras, gated): every walk-forward era's
+    weights are logged and sum to one; they start equal without a holdout (patience 0: pretraining
+    fits every resolved era) or from the members' holdout scores (early stopping), and move as
+    validation eras resolve."""
+    from dynjax.config import RunConfig, override
+    from dynjax.data import load_numerai
+    from dynjax.data.synth import write_synthetic
+    from dynjax.eval.report import member_weights
+    from dynjax.train.walk_forward import walk_forward
+    from tests.conftest import TINY_RUN
+
+    cfg = override(RunConfig(), [*TINY_RUN, "train.ensemble=2", "train.horizons=0,2", "model.gate_thresholds=-1000,5",
+                                 "train.replay_eras=0", "train.replay_capacity=0", "train.hedge_eta=10", f"train.patience={patience}",
+                                 "synth.n_val_eras=8", "selection.mode=none"])
+    data = load_numerai(write_synthetic(cfg.synth, tmp_path / "data"))
+    walk_forward(cfg, data, tmp_path / "run")
+    log = [r for r in pl.read_ndjson(tmp_path / "run" / "metrics.jsonl").iter_rows(named=True) if r["phase"] == "walk"]
+    w_UxN = np.array([[r["hedge/weight_0"], r["hedge/weight_1"]] for r in log])
+    np.testing.assert_allclose(w_UxN.sum(axis=1), 1.0, rtol=1e-6)
+    assert np.allclose(w_UxN[0], 0.5) == (patience == 0)  # first era: nothing resolved since pretraining
+    assert len({tuple(np.round(w, 6)) for w in w_UxN}) > 2  # resolved validation eras move them
+    assert member_weights(tmp_path / "run" / "metrics.jsonl")["updates"] == len(log)
