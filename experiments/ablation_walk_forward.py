@@ -29,6 +29,9 @@ DENSE = [
     "model.gates=none", "loss.sparsity=none", "loss.sparsity_lambda=0", "loss.distill_weight=0",
     "selection.mode=none", "selection.warmup_eras=0", "optim.ema_decay=0", "train.ensemble=1",
     "train.replay_eras=0", "train.replay_capacity=0", "train.replay_sampling=reservoir", "data.window_eras=8",
+    # the model and schedule before issue 18 (today's defaults differ; experiments/skill.py)
+    "model.backbone=grn", "model.additive=false", "train.pretrain_windows=sliding", "train.patience=2",
+    "model.gate_thresholds=", "train.horizons=", "train.hedge_eta=0", "optim.decay_steps=2000",
 ]
 GATES = ["model.gates=context", "loss.sparsity=l0", "loss.sparsity_lambda=0.02"]
 REPLAY = ["train.replay_capacity=64", "train.replay_eras=8"]

@@ -49,9 +49,30 @@ def walk_forward(out: Path, data_dir: Path, overrides: list[str], config: Path |
     return {"corr": d["corr_mean"], "sharpe": d["corr_sharpe"], "max_dd": d["max_drawdown"], "kept": s.get("n_selected"),
             "recall": s.get("recall"), "precision": s.get("precision"), "topk_recall": s.get("topk_recall"),
             "wall_s": float((out / "wall_s.txt").read_text()), "frozen_corr": m["frozen"]["corr_mean"],
+            "frozen_sharpe": m["frozen"]["corr_sharpe"], "exposure": d.get("max_exposure_mean"), "fnc": d.get("fnc_mean"),
             "ridge_corr": m["ridge"]["corr_mean"], "ridge_sharpe": m["ridge"]["corr_sharpe"],
             "oracle_corr": (m.get("oracle") or {}).get("corr_mean"),
-            "n_features": json.loads((out / "data_summary.json").read_text())["train"]["features"]}
+            "n_features": json.loads((out / "data_summary.json").read_text())["train"]["features"],
+            "kind_weights": kind_weights(out, m)}
+
+
+def kind_weights(out: Path, metrics: dict) -> dict[str, float] | None:
+    """The walk-forward's mean Hedge weight of each kind of member ("h0 t-1000": all resolved
+    eras, every gate open; "h16 t5": the latest 16, gated), or None with one kind."""
+    from dynjax.config import load_config
+    from dynjax.train.run import member_horizons, member_kinds
+    from dynjax.train.state import member_thresholds
+
+    cfg, members = load_config(out / "config.json"), metrics.get("members")
+    kinds = member_kinds(cfg)
+    if not members or len(set(kinds)) < 2:
+        return None
+    horizons = member_horizons(cfg) or ("w",) * len(kinds)
+    labels = [f"h{h} t{t:g}" for h, t in zip(horizons, member_thresholds(cfg.model, len(kinds)))]
+    out_K: dict[str, float] = {}
+    for label, w in zip(labels, members["weight_mean"]):
+        out_K[label] = out_K.get(label, 0.0) + w
+    return out_K
 
 
 def write_results(name: str, payload: dict, table: str) -> None:

@@ -19,7 +19,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-import polars as pl
 
 from dynjax.eval.report import score_predictions as score
 from experiments.record import SETTINGS, make_data, write_results

@@ -1,0 +1,146 @@
+"""Does the default hold on data it was not tuned on? Variants x settings x seeds, yardsticks beside.
+
+    python -m experiments.skill [--settings default,switching,noisy,wide,diffuse]
+        [--variants default,old_default,...] [--seeds 0,1,2] [--jobs 1] [--root /tmp/dynjax_ablation] [--finished]
+
+Every (setting, variant, seed) is one `dynjax walk-forward` in its own process (finished runs
+are reused) on the setting's synthetic data; a variant is a list of overrides on top of the
+*current* defaults, and `old_default` spells out the default before issue 18 (one GRN head,
+no additive path, sliding pretraining windows with early stopping, three gated members on the
+latest window). Reported per variant and setting, mean +- std over seeds: walk-forward corr and
+Sharpe, the same model frozen after pretraining, mean max feature exposure, feature-neutral
+corr, features kept per era and wall seconds; beside them the yardsticks of
+`experiments.yardsticks` (LightGBM with Numerai's example parameters, static and refit
+walk-forward, ridge on every resolved era, the oracle), computed once per setting.
+
+Writes `experiments/results/skill.{json,md}`; the table and what it says are in
+`experiments/README.md`.
+"""
+
+import argparse
+import json
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+from experiments.record import RESULTS, SETTINGS, make_data, walk_forward
+
+# The default before issue 18, spelled out against today's defaults.
+OLD_DEFAULT = ["model.backbone=grn", "model.additive=false", "train.pretrain_windows=sliding", "train.patience=2",
+               "train.ensemble=3", "model.gate_thresholds=", "train.horizons=", "train.hedge_eta=0",
+               "optim.decay_steps=2000"]
+VARIANTS = {
+    "default": [],
+    "old_default": OLD_DEFAULT,
+    # the static learner: which parts of it carry the frozen model
+    "grn_head": ["model.backbone=grn", "model.additive=false"],
+    "additive_only": ["model.backbone=none"],
+    "early_stopping": ["train.patience=2", "train.pretrain_windows=sliding"],
+    # the walk-forward: which parts of the mixture carry the updates
+    "no_hedge": ["train.hedge_eta=0"],
+    "all_dense": ["model.gate_thresholds=-1000", "train.horizons=0"],
+    "all_gated_recent": ["model.gate_thresholds=5", "train.horizons=16"],
+}
+METRICS = ("corr", "sharpe", "frozen_corr", "frozen_sharpe", "exposure", "fnc", "kept", "wall_s")
+YARDSTICKS = ("lightgbm", "lightgbm_wf", "ridge")
+
+
+def run_one(root: Path, setting: str, variant: str, seed: int, data_dir: Path) -> dict:
+    """One walk-forward in a fresh process; the figures of its metrics.json."""
+    out = root / "runs" / setting / f"{variant}-s{seed}"
+    row = walk_forward(out, data_dir, [*VARIANTS[variant], f"seed={seed}"])
+    return {"setting": setting, "variant": variant, "seed": seed, **row}
+
+
+def summarize(rows: list[dict]) -> list[dict]:
+    """Mean and std over seeds per (setting, variant)."""
+    out = []
+    keys = sorted({(r["setting"], r["variant"]) for r in rows if "error" not in r},
+                  key=lambda k: (list(SETTINGS).index(k[0]), list(VARIANTS).index(k[1])))
+    for setting, variant in keys:
+        group = [r for r in rows if r["setting"] == setting and r["variant"] == variant and "error" not in r]
+        agg = {"setting": setting, "variant": variant, "seeds": len(group), "n_features": group[0]["n_features"]}
+        for k in METRICS:
+            v = np.array([r[k] for r in group if r.get(k) is not None], float)
+            agg[k], agg[k + "_std"] = (float(v.mean()), float(v.std())) if len(v) else (float("nan"), float("nan"))
+        weights = [r["kind_weights"] for r in group if r.get("kind_weights")]
+        agg["kind_weights"] = {k: float(np.mean([w[k] for w in weights])) for k in weights[0]} if weights else None
+        out.append(agg)
+    return out
+
+
+def beats(r: dict, yard: dict) -> bool:
+    """Walk-forward corr and Sharpe at least every yardstick's and the frozen model's."""
+    rivals = [(yard[n]["corr_mean"], yard[n]["corr_sharpe"]) for n in YARDSTICKS] + [(r["frozen_corr"], r["frozen_sharpe"])]
+    return all(r["corr"] >= c and r["sharpe"] >= s for c, s in rivals)
+
+
+def weights(r: dict) -> str:
+    """"h0 t-1000 0.05, h16 t5 0.95": each kind's mean Hedge weight (the data's choice of memory and sparsity)."""
+    return ", ".join(f"{k} {w:.2f}" for k, w in r["kind_weights"].items()) if r["kind_weights"] else "-"
+
+
+def markdown(summary: list[dict], yards: dict) -> str:
+    lines = []
+    for setting in dict.fromkeys(r["setting"] for r in summary):
+        y = yards[setting]
+        lines += [(f"**{setting}** ({SETTINGS[setting] or 'the default synthetic set'}; oracle corr "
+                   f"{y['oracle']['corr_mean']:.3f})"), "",
+                  "| model | seeds | corr | Sharpe | frozen corr | frozen Sharpe | max exposure | FNC | kept / era | Hedge weight by kind | wall s | beats all |",
+                  "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+        for name in YARDSTICKS:
+            m = y[name]
+            lines.append(f"| *{name}* | - | {m['corr_mean']:.4f} | {m['corr_sharpe']:.2f} | - | - | "
+                         f"{m['max_exposure_mean']:.3f} | {m['fnc_mean']:.4f} | - | - | {m['wall_s']:.0f} | |")
+        for r in (r for r in summary if r["setting"] == setting):
+            pm = lambda k, f, r=r: f"{r[k]:{f}} ± {r[k + '_std']:{f}}" if r["seeds"] > 1 else f"{r[k]:{f}}"
+            lines.append(f"| {r['variant']} | {r['seeds']} | {pm('corr', '.4f')} | {pm('sharpe', '.2f')} | "
+                         f"{pm('frozen_corr', '.4f')} | {pm('frozen_sharpe', '.2f')} | {r['exposure']:.3f} | "
+                         f"{r['fnc']:.4f} | {r['kept']:.0f} / {r['n_features']} | {weights(r)} | {r['wall_s']:.0f} | "
+                         f"{'yes' if beats(r, y) else 'no'} |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    from experiments.yardsticks import yardsticks
+
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--settings", default=",".join(SETTINGS))
+    parser.add_argument("--variants", default=",".join(VARIANTS))
+    parser.add_argument("--seeds", default="0,1,2")
+    parser.add_argument("--jobs", type=int, default=1)
+    parser.add_argument("--root", default="/tmp/dynjax_ablation")
+    parser.add_argument("--name", default="skill", help="results file name")
+    parser.add_argument("--finished", action="store_true", help="tabulate the finished runs only; start none")
+    args = parser.parse_args()
+    root = Path(args.root)
+    settings, variants = args.settings.split(","), args.variants.split(",")
+    unknown = [s for s in settings if s not in SETTINGS] + [v for v in variants if v not in VARIANTS]
+    if unknown:
+        parser.error(f"unknown settings/variants: {unknown}; settings {list(SETTINGS)}, variants {list(VARIANTS)}")
+    data = {s: make_data(root, s) for s in settings}
+    jobs = [(s, v, int(seed)) for s in settings for v in variants for seed in args.seeds.split(",")]
+    if args.finished:
+        jobs = [j for j in jobs if (root / "runs" / j[0] / f"{j[1]}-s{j[2]}" / "metrics.json").is_file()]
+    rows = []
+    with ThreadPoolExecutor(args.jobs) as pool:
+        for row in pool.map(lambda j: run_one(root, *j, data[j[0]]), jobs):
+            rows.append(row)
+            msg = row.get("error") or (f"corr {row['corr']:.4f} sharpe {row['sharpe']:.2f} frozen {row['frozen_corr']:.4f} "
+                                       f"exposure {row['exposure']:.3f} kept {row['kept']:.1f} wall {row['wall_s']:.0f}")
+            print(f"{row['setting']:<10} {row['variant']:<17} seed {row['seed']}: {msg}", flush=True)
+    yards = {s: yardsticks(root, s) for s in dict.fromkeys(j[0] for j in jobs)}
+    summary = summarize(rows)
+    table = markdown(summary, yards)
+    print(table)
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / f"{args.name}.json").write_text(json.dumps({"runs": rows, "summary": summary, "yardsticks": yards},
+                                                          indent=1) + "\n")
+    (RESULTS / f"{args.name}.md").write_text(table + "\n")
+    print(f"wrote {RESULTS / args.name}.json and .md")
+
+
+if __name__ == "__main__":
+    main()
