@@ -15,14 +15,13 @@ Writes `experiments/results/ablation_walk_forward.{json,md}`.
 Result (2-core CPU; the table is in `experiments/README.md`): see there.
 """
 
-import argparse
 import json
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 
-from experiments.record import RESULTS, SETTINGS, make_data, walk_forward
+from experiments.record import RESULTS, SETTINGS, grid, grid_parser, walk_forward
 
 # The old dense default, spelled out so that variants stay comparable when defaults change.
 DENSE = [
@@ -97,21 +96,9 @@ def markdown(summary: list[dict]) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--settings", default=",".join(SETTINGS))
-    parser.add_argument("--variants", default=",".join(VARIANTS))
-    parser.add_argument("--seeds", default="0,1,2")
-    parser.add_argument("--jobs", type=int, default=2)
-    parser.add_argument("--root", default="/tmp/dynjax_ablation")
-    parser.add_argument("--name", default="ablation_walk_forward", help="results file name")
+    parser = grid_parser(__doc__, VARIANTS, "ablation_walk_forward", 2)
     args = parser.parse_args()
-    root = Path(args.root)
-    settings, variants = args.settings.split(","), args.variants.split(",")
-    unknown = [s for s in settings if s not in SETTINGS] + [v for v in variants if v not in VARIANTS]
-    if unknown:
-        parser.error(f"unknown settings/variants: {unknown}; settings {list(SETTINGS)}, variants {list(VARIANTS)}")
-    data = {s: make_data(root, s) for s in settings}
-    jobs = [(s, v, int(seed)) for s in settings for v in variants for seed in args.seeds.split(",")]
+    root, data, jobs = grid(parser, args, VARIANTS)
     with ThreadPoolExecutor(args.jobs) as pool:
         rows = []
         for row in pool.map(lambda j: run_one(root, *j, data[j[0]]), jobs):

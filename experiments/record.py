@@ -16,7 +16,7 @@ RESULTS = Path(__file__).parent / "results"
 
 from dynjax.data.synth import SETTINGS  # the synthetic settings: overrides of `SynthConfig`
 
-__all__ = ["RESULTS", "SETTINGS", "make_data", "walk_forward"]
+__all__ = ["RESULTS", "SETTINGS", "grid", "grid_parser", "make_data", "walk_forward"]
 
 
 def make_data(root: Path, setting: str) -> Path:
@@ -87,3 +87,28 @@ def mean_std(values: list[float]) -> str:
 
     v = np.asarray(values, float)
     return f"{v.mean():.4f} ± {v.std():.4f}"
+
+
+def grid_parser(doc: str, variants: dict, name: str, jobs: int):
+    """The command line of a variants x settings x seeds experiment."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--settings", default=",".join(SETTINGS))
+    parser.add_argument("--variants", default=",".join(variants))
+    parser.add_argument("--seeds", default="0,1,2")
+    parser.add_argument("--jobs", type=int, default=jobs)
+    parser.add_argument("--root", default="/tmp/dynjax_ablation")
+    parser.add_argument("--name", default=name, help="results file name")
+    return parser
+
+
+def grid(parser, args, variants: dict) -> tuple[Path, dict[str, Path], list[tuple[str, str, int]]]:
+    """The root, each setting's data directory and the (setting, variant, seed) jobs of `args`."""
+    settings, names = args.settings.split(","), args.variants.split(",")
+    unknown = [s for s in settings if s not in SETTINGS] + [v for v in names if v not in variants]
+    if unknown:
+        parser.error(f"unknown settings/variants: {unknown}; settings {list(SETTINGS)}, variants {list(variants)}")
+    root = Path(args.root)
+    data = {s: make_data(root, s) for s in settings}
+    return root, data, [(s, v, int(seed)) for s in settings for v in names for seed in args.seeds.split(",")]

@@ -17,14 +17,13 @@ Writes `experiments/results/skill.{json,md}`; the table and what it says are in
 `experiments/README.md`.
 """
 
-import argparse
 import json
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 
-from experiments.record import RESULTS, SETTINGS, make_data, walk_forward
+from experiments.record import RESULTS, SETTINGS, grid, grid_parser, walk_forward
 
 # The default before issue 18, spelled out against today's defaults.
 OLD_DEFAULT = ["model.backbone=grn", "model.additive=false", "train.pretrain_windows=sliding", "train.patience=2",
@@ -106,22 +105,10 @@ def markdown(summary: list[dict], yards: dict) -> str:
 def main() -> None:
     from experiments.yardsticks import yardsticks
 
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--settings", default=",".join(SETTINGS))
-    parser.add_argument("--variants", default=",".join(VARIANTS))
-    parser.add_argument("--seeds", default="0,1,2")
-    parser.add_argument("--jobs", type=int, default=1)
-    parser.add_argument("--root", default="/tmp/dynjax_ablation")
-    parser.add_argument("--name", default="skill", help="results file name")
+    parser = grid_parser(__doc__, VARIANTS, "skill", 1)
     parser.add_argument("--finished", action="store_true", help="tabulate the finished runs only; start none")
     args = parser.parse_args()
-    root = Path(args.root)
-    settings, variants = args.settings.split(","), args.variants.split(",")
-    unknown = [s for s in settings if s not in SETTINGS] + [v for v in variants if v not in VARIANTS]
-    if unknown:
-        parser.error(f"unknown settings/variants: {unknown}; settings {list(SETTINGS)}, variants {list(VARIANTS)}")
-    data = {s: make_data(root, s) for s in settings}
-    jobs = [(s, v, int(seed)) for s in settings for v in variants for seed in args.seeds.split(",")]
+    root, data, jobs = grid(parser, args, VARIANTS)
     if args.finished:
         jobs = [j for j in jobs if (root / "runs" / j[0] / f"{j[1]}-s{j[2]}" / "metrics.json").is_file()]
     rows = []

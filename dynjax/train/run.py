@@ -138,9 +138,8 @@ def pretrain_plan(cfg: RunConfig, timeline: Timeline, first: int) -> tuple[np.nd
     holdout = resolved[-cfg.train.holdout_eras:]
     # The fitting eras end `embargo` eras before the holdout, so holdout targets never leak; without
     # early stopping (patience 0) nothing is held out and pretraining fits every resolved era.
-    fit = resolved[resolved_eras(timeline.numbers_E[resolved], int(timeline.numbers_E[holdout[0]]), cfg.data.embargo)]
-    if not cfg.train.patience:
-        fit = resolved
+    fit = (resolved[resolved_eras(timeline.numbers_E[resolved], int(timeline.numbers_E[holdout[0]]), cfg.data.embargo)]
+           if cfg.train.patience else resolved)
     windows = sliding_windows(fit, cfg.data.window_eras, cfg.train.window_stride)
     if len(windows) == 0:
         raise ValueError(f"too few resolved eras to pretrain: {len(fit)} fit eras for windows of {cfg.data.window_eras}")
