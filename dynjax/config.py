@@ -236,6 +236,9 @@ class TrainConfig:
     horizons: tuple[int, ...] = (0, 16)
     hedge_eta: float = 10.0  # members' weights softmax(eta * discounted out-of-sample corr); 0: equal weights
     hedge_decay: float = 0.95  # per resolved era, of the members' past scores
+    # The members as pretraining left them, kept beside the updated ones as Hedge experts of their
+    # own (never trained again), so that when the updates hurt the mixture falls back on them.
+    pretrained_experts: bool = False
 
     def __post_init__(self):
         parse_mesh(self.mesh)

@@ -57,18 +57,21 @@ def walk_forward(out: Path, data_dir: Path, overrides: list[str], config: Path |
 
 
 def kind_weights(out: Path, metrics: dict) -> dict[str, float] | None:
-    """The walk-forward's mean Hedge weight of each kind of member ("h0 t-1000": all resolved
-    eras, every gate open; "h16 t5": the latest 16, gated), or None with one kind."""
+    """The walk-forward's mean Hedge weight of each kind of expert ("h0 t-1000": all resolved
+    eras, every gate open; "h16 t5": the latest 16, gated; "... pre": that member as pretraining
+    left it), or None with one kind."""
     from dynjax.config import load_config
-    from dynjax.train.run import member_horizons, member_kinds
+    from dynjax.train.run import expert_kinds, member_horizons
     from dynjax.train.state import member_thresholds
 
     cfg, members = load_config(out / "config.json"), metrics.get("members")
-    kinds = member_kinds(cfg)
+    kinds = expert_kinds(cfg)
     if not members or len(set(kinds)) < 2:
         return None
-    horizons = member_horizons(cfg) or ("w",) * len(kinds)
-    labels = [f"h{h} t{t:g}" for h, t in zip(horizons, member_thresholds(cfg.model, len(kinds)))]
+    m = cfg.train.ensemble
+    horizons = member_horizons(cfg) or ("w",) * m
+    labels = [f"h{h} t{t:g}" for h, t in zip(horizons, member_thresholds(cfg.model, m))]
+    labels += [f"{label} pre" for label in labels][: len(kinds) - m]
     out_K: dict[str, float] = {}
     for label, w in zip(labels, members["weight_mean"]):
         out_K[label] = out_K.get(label, 0.0) + w

@@ -40,6 +40,8 @@ VARIANTS = {
     "no_hedge": ["train.hedge_eta=0"],
     "all_dense": ["model.gate_thresholds=-1000", "train.horizons=0"],
     "all_gated_recent": ["model.gate_thresholds=5", "train.horizons=16"],
+    # updates that cannot hurt: the pretrained members as Hedge experts beside the updated ones
+    "pretrained_experts": ["model.backbone=none", "train.pretrained_experts=true"],
 }
 METRICS = ("corr", "sharpe", "frozen_corr", "frozen_sharpe", "exposure", "fnc", "kept", "wall_s")
 YARDSTICKS = ("lightgbm", "lightgbm_wf", "ridge")

@@ -71,3 +71,40 @@ def test_a_walk_forward_logs_weights_that_start_from_the_holdout_and_learn(tmp_p
     assert np.allclose(w_UxN[0], 0.5) == (patience == 0)  # first era: nothing resolved since pretraining
     assert len({tuple(np.round(w, 6)) for w in w_UxN}) > 2  # resolved validation eras move them
     assert member_weights(tmp_path / "run" / "metrics.jsonl")["updates"] == len(log)
+
+
+def test_pretrained_experts_stay_as_pretraining_left_them_and_get_their_own_weights(tmp_path):
+    """`train.pretrained_experts`: the members' pretrained copies are never trained again (the
+    last state's copies equal checkpoint 0's members), and Hedge weighs four experts, the
+    copies as kinds of their own, which the resolved eras move apart from the members."""
+    from contextlib import closing
+
+    import jax
+
+    from dynjax.config import RunConfig, override
+    from dynjax.data import load_numerai
+    from dynjax.data.synth import write_synthetic
+    from dynjax.train.checkpoint import RunCheckpoints
+    from dynjax.train.run import expert_kinds, make_run_context
+    from dynjax.train.walk_forward import walk_forward
+    from tests.conftest import TINY_RUN
+
+    cfg = override(RunConfig(), [*TINY_RUN, "train.ensemble=2", "train.horizons=0,2", "model.gate_thresholds=-1000,5",
+                                 "train.replay_eras=0", "train.replay_capacity=0", "train.hedge_eta=10",
+                                 "train.pretrained_experts=true", "synth.n_val_eras=8", "selection.mode=none"])
+    assert expert_kinds(cfg) == (0, 1, 2, 3)
+    data = load_numerai(write_synthetic(cfg.synth, tmp_path / "data"))
+    walk_forward(cfg, data, tmp_path / "run")
+    abstract = make_run_context(cfg, data).abstract_state()
+    with closing(RunCheckpoints(tmp_path / "run" / "checkpoints", keep=cfg.train.keep_checkpoints)) as ckpt:
+        first = ckpt.restore_state(0, abstract)
+        _, last, _ = ckpt.restore_latest(abstract)
+    same = jax.tree.map(lambda a, b: bool(np.array_equal(a, b)), first.train.ema_params, last.pretrained)
+    assert all(jax.tree.leaves(same))
+    moved = jax.tree.map(lambda a, b: bool(np.array_equal(a, b)), first.train.ema_params, last.train.ema_params)
+    assert not all(jax.tree.leaves(moved))  # the members did train: the comparison can fail
+    log = [r for r in pl.read_ndjson(tmp_path / "run" / "metrics.jsonl").iter_rows(named=True) if r["phase"] == "walk"]
+    w_UxN = np.array([[r[f"hedge/weight_{n}"] for n in range(4)] for r in log])
+    np.testing.assert_allclose(w_UxN.sum(axis=1), 1.0, rtol=1e-6)
+    np.testing.assert_allclose(w_UxN[0], 0.25)  # nothing resolved since pretraining
+    assert not np.allclose(w_UxN[-1, :2], w_UxN[-1, 2:])  # scored apart from the members they were

@@ -1,6 +1,7 @@
 """Covers dynjax.train.walk_forward: kill-and-resume identity, no target leakage, checkpoints,
 each with the era-context encoder and top-k selection, and with every continual-learning
-mechanism on (context gates, replay with distillation, EMA, a two-member ensemble)."""
+mechanism on (context gates, replay with distillation, EMA, a two-member ensemble with its
+pretrained copies as Hedge experts)."""
 
 import dataclasses
 
@@ -21,9 +22,10 @@ from tests.test_run import MECHANISMS
 CFG = override(RunConfig(), [*TINY_RUN, "model.gates=none", "loss.sparsity=none", "loss.distill_weight=0",
                              "train.ensemble=1", "train.replay_eras=0", "train.replay_capacity=0"])
 # ... and every mechanism on, the two members of two kinds (all resolved history / the latest eras)
-# mixed by Hedge weights that resolved eras move; both gated (tests/test_hedge.py opens one's gates).
+# mixed by Hedge weights that resolved eras move, beside their pretrained copies; both gated
+# (tests/test_hedge.py opens one's gates).
 ALL = override(CFG, [*MECHANISMS, "selection.mode=none", "train.horizons=0,2", "model.gate_thresholds=5",
-                     "train.hedge_eta=10"])
+                     "train.hedge_eta=10", "train.pretrained_experts=true"])
 
 
 @pytest.fixture(scope="module")

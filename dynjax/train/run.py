@@ -256,6 +256,15 @@ def member_kinds(cfg: RunConfig) -> tuple[int, ...]:
     return tuple(spec.index(s) for s in spec)
 
 
+def expert_kinds(cfg: RunConfig) -> tuple[int, ...]:
+    """The kind of each Hedge expert: the members', then (`train.pretrained_experts`) their
+    pretrained copies', each a kind of its own beside the member it was."""
+    kinds = member_kinds(cfg)
+    if not cfg.train.pretrained_experts:
+        return kinds
+    return kinds + tuple(k + max(kinds) + 1 for k in kinds)
+
+
 def _recent(run: RunContext, resolved: np.ndarray, horizon: int | None, rng: np.random.Generator) -> np.ndarray:
     """The recent part of an update: the latest window, or W eras of the latest `horizon` (0: all)."""
     w = run.cfg.data.window_eras
@@ -320,13 +329,17 @@ def predict_rows(run: RunContext | Predictor, state: RunState, split: EraData, l
     used are those kept by the mask and with an open gate in some member.
     """
     pred_NxR, imp_F, used_F = member_predictions(run, state, split, local, context)
-    weights_N = hedge_weights(state.hedge, run.cfg.train.hedge_eta, member_kinds(run.cfg))
+    weights_N = hedge_weights(state.hedge, run.cfg.train.hedge_eta, expert_kinds(run.cfg))
     return combine_trials(pred_NxR, run.groups, weights_N), imp_F, used_F
 
 
 def member_predictions(run: RunContext | Predictor, state: RunState, split: EraData, local: int,
                        context: EraContext | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Every member's prediction of every row of one era, `[N, R]`, its importances and the features used."""
+    """Every expert's prediction of every row of one era, `[N, R]` (per trial: the members, then
+    their pretrained copies where the run keeps them), the members' importances and the features used.
+
+    The pretrained copies predict under today's selection mask and era context: only their
+    params are frozen."""
     params, mask_F = state.train.ema_params, state.selection.mask_F
     all_F = jnp.ones(run.n_features, bool)
     preds, imp_sum, used_F, n = [], np.zeros(run.n_features), np.zeros(run.n_features, bool), 0
@@ -334,6 +347,9 @@ def member_predictions(run: RunContext | Predictor, state: RunState, split: EraD
         pred_NxR, weight_NxRxF, gate_NxF = run.predict(params, x_RxF, mask_F, context)
         if run.cfg.selection.mode != "none":  # with a mask, importances need the unmasked pass
             _, weight_NxRxF, _ = run.predict(params, x_RxF, all_F, context)
+        if state.pretrained is not None:
+            pretrained_NxR, _, _ = run.predict(state.pretrained, x_RxF, mask_F, context)
+            pred_NxR = with_pretrained(np.asarray(pred_NxR), np.asarray(pretrained_NxR), run.groups)
         preds.append(np.asarray(pred_NxR)[:, mask_R])
         imp_NxF = jax.vmap(era_importance, in_axes=(0, None))(weight_NxRxF, jnp.asarray(mask_R))
         imp_sum += np.asarray(imp_NxF).mean(axis=0) * mask_R.sum()
@@ -342,9 +358,15 @@ def member_predictions(run: RunContext | Predictor, state: RunState, split: EraD
     return np.concatenate(preds, axis=1), imp_sum / max(n, 1), used_F
 
 
+def with_pretrained(pred_NxR: np.ndarray, pretrained_NxR: np.ndarray, groups: int) -> np.ndarray:
+    """Each trial's members followed by their pretrained copies: `[G * 2M, R]`."""
+    split = lambda a: a.reshape(groups, -1, a.shape[-1])
+    return np.concatenate([split(pred_NxR), split(pretrained_NxR)], axis=1).reshape(-1, pred_NxR.shape[-1])
+
+
 def score_resolved(run: RunContext, state: RunState, resolved: np.ndarray) -> RunState:
-    """Score every member on the eras resolved since the last call (before it trains on them: out
-    of sample) and fold the scores into the Hedge weights."""
+    """Score every expert on the eras resolved since the last call (before the members train on
+    them: out of sample) and fold the scores into the Hedge weights."""
     new = resolved[int(state.hedge.n_seen):]
     if not len(new):
         return state
@@ -355,7 +377,7 @@ def score_resolved(run: RunContext, state: RunState, resolved: np.ndarray) -> Ru
 
 
 def member_corr(run: RunContext, state: RunState, positions: np.ndarray) -> np.ndarray:
-    """Every member's Numerai corr on each era at `positions` (their labelled rows): `[E, N]`."""
+    """Every expert's Numerai corr on each era at `positions` (their labelled rows): `[E, N]`."""
     corr_ExN = []
     for e in positions:
         split, local = run.timeline.era(int(e))

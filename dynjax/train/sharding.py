@@ -85,9 +85,10 @@ class Layout:
         return jax.tree_util.tree_map_with_path(leaf, train)
 
     def state_shardings(self, state):
-        """A `RunState`'s shardings: the train states as above, the rest replicated."""
-        rest = jax.tree.map(lambda _: self.replicated, state.replace(train=None))
-        return rest.replace(train=self.train_shardings(state.train))
+        """A `RunState`'s shardings: the train states (and pretrained params) as above, the rest replicated."""
+        rest = jax.tree.map(lambda _: self.replicated, state.replace(train=None, pretrained=None))
+        pretrained = None if state.pretrained is None else self.train_shardings(state.pretrained)
+        return rest.replace(train=self.train_shardings(state.train), pretrained=pretrained)
 
     def abstract(self, tree, shardings):
         """`jax.eval_shape` leaves with their shardings: a restore target that lands on the mesh."""

@@ -2,7 +2,8 @@
 
 A run's state is what a checkpoint holds besides the cursor and the config: the members'
 train states stacked on a leading axis (N = `train.ensemble`, 1 for a single model), the
-selection state, the replay buffer, the root RNG key data and the members' Hedge weights.
+selection state, the replay buffer, the root RNG key data, the Hedge weights of the experts
+(the members, and their pretrained copies where the run keeps them) and those copies.
 """
 
 import dataclasses
@@ -40,7 +41,8 @@ class RunState:
     selection: SelectionState
     replay: ReplayBuffer | None  # None without rehearsal
     rng: jnp.ndarray  # key data of the root key
-    hedge: HedgeState  # the members' online mixing weights (`train.hedge`)
+    hedge: HedgeState  # the experts' online mixing weights (`train.hedge_eta`)
+    pretrained: Any = None  # the members' EMA params after pretraining (`train.pretrained_experts`), else None
 
 
 def make_optimizer(cfg: OptimConfig, hyper: dict[str, jnp.ndarray] | None = None) -> optax.GradientTransformation:
@@ -143,5 +145,11 @@ def initial_run_state(cfg: RunConfig, model: FeatureAttentionModel, optimizer, r
         members = with_thresholds(members, member_thresholds(cfg.model, cfg.train.ensemble) * groups)
     replay = (empty_buffer(cfg.train.replay_capacity, cfg.data.rows_per_era, groups)
               if cfg.train.replay_capacity else None)
+    pretrained = jax.tree.map(jnp.copy, members.ema_params) if cfg.train.pretrained_experts else None
     return RunState(members, init_selection(model.n_features), replay, jax.random.key_data(root_key),
-                    init_hedge(groups * cfg.train.ensemble))
+                    init_hedge(groups * n_experts(cfg)), pretrained)
+
+
+def n_experts(cfg: RunConfig) -> int:
+    """Hedge's experts per trial: the members, and with `train.pretrained_experts` their pretrained copies."""
+    return cfg.train.ensemble * (2 if cfg.train.pretrained_experts else 1)

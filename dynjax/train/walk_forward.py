@@ -53,9 +53,9 @@ from dynjax.train.run import (
     WALK,
     RunContext,
     batch_for,
+    expert_kinds,
     make_run_context,
     member_corr,
-    member_kinds,
     predict_era,
     pretrain_plan,
     raw_outputs,
@@ -173,7 +173,7 @@ def advance(run: RunContext, state: RunState, k: int, t: int, walk_key: jax.Arra
         for s in range(cfg.train.steps_per_update):
             batch = update_batch(run, resolved, state.replay, sampling_rng(run, WALK, k, s))
             state, metrics = train_step(run, state, batch, walk_key)
-        weights_N = hedge_weights(state.hedge, cfg.train.hedge_eta, member_kinds(cfg))
+        weights_N = hedge_weights(state.hedge, cfg.train.hedge_eta, expert_kinds(cfg))
         log.write(phase="walk", era=name, **{f"train/{m}": v for m, v in metrics.items()},
                   **{"select/n_features": int(state.selection.mask_F.sum())},
                   **{f"hedge/weight_{m}": float(w) for m, w in enumerate(weights_N)})
@@ -209,17 +209,25 @@ def pretrain(run: RunContext, state: RunState, log: MetricsLog, progress, stop: 
             break
     # Hedge's scores start from the members' holdout corr (eras they had not trained on); online, it
     # scores eras from the first the pretrained model has not seen.
+    best = keep_pretrained(best)
     hedge = init_hedge(len(best.hedge.score_N), len(resolved))
     if cfg.train.hedge_eta and len(best.hedge.score_N) > 1 and cfg.train.patience:  # (patience 0: no holdout)
         hedge = update_hedge(hedge, member_corr(run, best, holdout), cfg.train.hedge_decay)
     if cfg.train.refit and cfg.train.patience:
-        best = refit(run, fresh, resolved, epoch_G, log, progress, stop)
+        best = keep_pretrained(refit(run, fresh, resolved, epoch_G, log, progress, stop))
     best = best.replace(hedge=hedge)
     # The selection state starts from the best model's importances over the holdout eras.
     for e in holdout:
         _, importance_F, _ = predict_era(run, best, int(e))
         best = best.replace(selection=update_selection(best.selection, jnp.asarray(importance_F), cfg.selection))
     return best, float(np.nan_to_num(best_G, neginf=0.0).mean())
+
+
+def keep_pretrained(state: RunState) -> RunState:
+    """The members' EMA params as they stand, kept as their pretrained copies (where the run keeps them)."""
+    if state.pretrained is None:
+        return state
+    return state.replace(pretrained=jax.tree.map(jnp.copy, state.train.ema_params))
 
 
 def refit(run: RunContext, state: RunState, resolved: np.ndarray, epoch_G: np.ndarray, log: MetricsLog, progress,
