@@ -114,6 +114,10 @@ class ModelConfig:
     dtype: str = "float32"  # "bfloat16": tables and matmuls (float32 params, optimiser state, sums over F, losses)
     backbone: str = "tabm"  # after the attention pooling: "tabm" (K BatchEnsemble MLP members), "grn" (one GRN, one
     # head), or "none" (the additive path alone)
+    # tabm: what the MLP reads: "pooled" (the attention-pooled D-vector) or "features" (every
+    # feature's learned code of its bin, feature_dim numbers, scaled by its attention weight)
+    tabm_inputs: str = "pooled"
+    feature_dim: int = 4
     k_heads: int = 4  # tabm: members sharing the MLP's weights, each trained on its own loss; their mean predicts
     hidden: int = 64  # tabm: MLP width
     n_blocks: int = 2  # tabm: MLP layers
@@ -123,6 +127,8 @@ class ModelConfig:
         _check(all(-1e4 <= t <= 1e4 for t in self.gate_thresholds), "model.gate_thresholds must be finite z-scores in [-1e4, 1e4]")
         _check(self.backbone in BACKBONES, f"unknown backbone {self.backbone!r}; choose from {BACKBONES}")
         _check(self.backbone != "none" or self.additive, "model.backbone=none needs model.additive=true (nothing would predict)")
+        _check(self.tabm_inputs in ("pooled", "features"), f"model.tabm_inputs must be 'pooled' or 'features', got {self.tabm_inputs!r}")
+        _check(self.feature_dim >= 1, "model.feature_dim must be >= 1")
         _check(self.k_heads >= 1 and self.hidden >= 1 and self.n_blocks >= 1, "k_heads, hidden and n_blocks must be >= 1")
         _check(self.dtype in ("float32", "bfloat16"), f"model.dtype must be 'float32' or 'bfloat16', got {self.dtype!r}")
         _check(len(self.evidence_eras) >= 1 and min(self.evidence_eras) >= 1, "evidence_eras must be positive era counts")

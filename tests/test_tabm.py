@@ -8,7 +8,7 @@ import numpy as np
 from dynjax.config import ModelConfig
 from dynjax.data.missing import N_BINS
 from dynjax.model import FeatureAttentionModel
-from dynjax.model.tabm import AdditiveHead, BatchEnsembleMLP, random_signs
+from dynjax.model.tabm import AdditiveHead, BatchEnsembleMLP, FeatureCodes, random_signs
 
 R, F, D = 6, 5, 8
 
@@ -53,7 +53,7 @@ def test_additive_head_is_a_table_per_feature_and_bin_under_the_weights():
 
 
 def test_model_prediction_is_the_mean_of_its_members_and_the_additive_path_is_in_it():
-    cfg = ModelConfig(d_model=8, n_heads=2, gates="none", k_heads=3, hidden=8)
+    cfg = ModelConfig(d_model=8, n_heads=2, gates="none", backbone="tabm", k_heads=3, hidden=8)
     model = FeatureAttentionModel(cfg, F)
     x_RxF = jax.random.randint(jax.random.key(0), (R, F), 0, N_BINS).astype(jnp.int8)
     params = model.init(jax.random.key(1), x_RxF)
@@ -76,3 +76,29 @@ def test_backbones_and_the_additive_switch():
         chex.assert_shape(pred_R, (R,))
         assert ("additive" in params["params"]) == additive
         assert aux["pred_KxR"].shape[0] == (ModelConfig().k_heads if backbone == "tabm" else 1)
+
+
+def test_feature_codes_are_each_features_bin_code_times_its_weight():
+    codes = FeatureCodes(F, dim=3)
+    x_RxF = jax.random.randint(jax.random.key(0), (R, F), 0, N_BINS).astype(jnp.int8)
+    w_RxF = jax.random.uniform(jax.random.key(1), (R, F))
+    params = codes.init(jax.random.key(2), x_RxF, w_RxF)
+    code_FxBxE = params["params"]["code"]
+    h_RxI = codes.apply(params, x_RxF, w_RxF)
+    expected_RxFxE = code_FxBxE[jnp.arange(F), x_RxF.astype(jnp.int32)] * w_RxF[..., None]
+    np.testing.assert_allclose(h_RxI, expected_RxFxE.reshape(R, F * 3), rtol=1e-6)
+
+
+def test_the_mlp_reading_features_never_sees_a_masked_one():
+    """`tabm_inputs=features`: a feature outside the mask changes nothing, whatever its values;
+    inside the mask it does (the comparison can fail)."""
+    cfg = ModelConfig(d_model=8, n_heads=2, gates="none", backbone="tabm", k_heads=2, hidden=8, tabm_inputs="features")
+    model = FeatureAttentionModel(cfg, F)
+    x_RxF = jax.random.randint(jax.random.key(0), (R, F), 0, N_BINS).astype(jnp.int8)
+    params = model.init(jax.random.key(1), x_RxF)
+    assert "norm" not in params["params"] and params["params"]["feature_inputs"]["code"].shape == (F, N_BINS, 4)
+    mask_F = jnp.arange(F) != 0
+    changed_RxF = x_RxF.at[:, 0].set((x_RxF[:, 0] + 1) % N_BINS)
+    pred_R, _ = model.apply(params, x_RxF, mask_F)
+    np.testing.assert_array_equal(pred_R, model.apply(params, changed_RxF, mask_F)[0])
+    assert not np.allclose(pred_R, model.apply(params, changed_RxF)[0])

@@ -71,3 +71,26 @@ class AdditiveHead(nn.Module):
         beta_FxB = self.param("beta", nn.initializers.zeros, (self.n_features, N_BINS))
         # A matvec, not a reduce over features: see `era_importance`.
         return n_kept * jnp.matmul(lookup(beta_FxB, x_RxF) * w_RxF, jnp.ones(self.n_features, jnp.float32))
+
+
+class FeatureCodes(nn.Module):
+    """`(x_RxF, w_RxF) -> [R, F * E]`: every feature's learned E-vector for its bin, times its weight.
+
+    TabM reads each feature through its own embedding; here the weight (attention times gate,
+    times n_kept so that an average feature has weight one) scales it, so the MLP's inputs
+    from a feature the mask or its gate drops are zero and the attention stays the importance.
+    """
+
+    n_features: int
+    dim: int = 4
+    float_inputs: bool = False  # a float view per row: one slope and offset per (feature, code)
+
+    @nn.compact
+    def __call__(self, x_RxF: jnp.ndarray, w_RxF: jnp.ndarray) -> jnp.ndarray:
+        if self.float_inputs:
+            slope_FxE = self.param("slope", nn.initializers.normal(1.0), (self.n_features, self.dim))
+            code_RxFxE = x_RxF[..., None] * slope_FxE
+        else:
+            code_FxBxE = self.param("code", nn.initializers.normal(1.0), (self.n_features, N_BINS, self.dim))
+            code_RxFxE = jax.vmap(lookup, in_axes=(2, None), out_axes=2)(code_FxBxE, x_RxF)
+        return (code_RxFxE * w_RxF[..., None]).reshape(x_RxF.shape[0], -1)

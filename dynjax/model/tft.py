@@ -9,7 +9,10 @@
     pred_R  = mean_k pred_KxR
 
 The backbone is TabM's (K BatchEnsemble MLP members sharing weights; `backbone="grn"`: one
-GRN and one head, K = 1); the last term is the additive path (`additive=True`): a GAM whose
+GRN and one head, K = 1). With `tabm_inputs="features"` its input is not the pooled h_R but
+every feature's own code, [n_kept * att_rf * gate_f * code[f, x_rf]]_f (feature_dim numbers a
+feature), so the MLP sees the features apart (interactions) and still only through their
+attention weights: a dropped feature's inputs are exactly zero. The last term is the additive path (`additive=True`): a GAM whose
 terms the attention weights, so the attention stays the feature importance of both paths.
 
 A closed gate removes its feature from the normaliser like the selection mask does, so
@@ -30,7 +33,7 @@ from dynjax.model.blocks import GRN
 from dynjax.model.context import EraContextEncoder
 from dynjax.model.embed import FeatureEmbedding
 from dynjax.model.gates import ContextGates, FeatureGates
-from dynjax.model.tabm import AdditiveHead, BatchEnsembleMLP
+from dynjax.model.tabm import AdditiveHead, BatchEnsembleMLP, FeatureCodes
 
 
 class FeatureAttentionModel(nn.Module):
@@ -60,14 +63,17 @@ class FeatureAttentionModel(nn.Module):
             # Small head init: predictions start at the target mean 0.5 instead of far from it.
             self.head = nn.Dense(1, kernel_init=nn.initializers.normal(0.01), bias_init=nn.initializers.constant(0.5))
         elif cfg.backbone == "tabm":
-            self.norm = nn.LayerNorm(dtype=dtype)
+            if cfg.tabm_inputs == "features":
+                self.feature_inputs = FeatureCodes(self.n_features, cfg.feature_dim, float_inputs=cfg.inputs == "float")
+            else:
+                self.norm = nn.LayerNorm(dtype=dtype)
             self.tabm = BatchEnsembleMLP(cfg.k_heads, cfg.hidden, cfg.n_blocks, cfg.dropout, dtype)
         if cfg.additive:
             self.additive = AdditiveHead(self.n_features, float_inputs=cfg.inputs == "float")
         if cfg.context:
             self.context = EraContextEncoder(cfg.d_model)
             self.context_query = nn.Dense(cfg.d_model, use_bias=False)
-            if cfg.backbone == "tabm":
+            if cfg.backbone == "tabm" and cfg.tabm_inputs == "pooled":
                 self.context_in = nn.Dense(cfg.d_model, use_bias=False)
 
     def __call__(self, x_RxF, mask_F=None, context: EraContext | None = None, *, deterministic: bool = True):
@@ -99,8 +105,13 @@ class FeatureAttentionModel(nn.Module):
         if cfg.backbone == "grn":
             pred_KxR = self.head(self.out_grn(h_RxD, c_D, deterministic=deterministic).astype(jnp.float32))[None, :, 0]
         elif cfg.backbone == "tabm":
-            h_RxD = self.norm(h_RxD) + (self.context_in(c_D) if cfg.context else 0.0)
-            pred_KxR = 0.5 + self.tabm(h_RxD, deterministic=deterministic)
+            if cfg.tabm_inputs == "features":
+                n_kept = mask_F.sum().astype(jnp.float32)
+                h_RxI = self.feature_inputs(x_RxF if xf_RxF is None else xf_RxF, weight_RxF * n_kept)
+                h_RxI = jnp.concatenate([h_RxI, jnp.broadcast_to(c_D, (len(h_RxI), cfg.d_model))], axis=1) if cfg.context else h_RxI
+            else:
+                h_RxI = self.norm(h_RxD) + (self.context_in(c_D) if cfg.context else 0.0)
+            pred_KxR = 0.5 + self.tabm(h_RxI, deterministic=deterministic)
         else:
             pred_KxR = jnp.full((1, x_RxF.shape[0]), 0.5)
         if cfg.additive:
