@@ -112,8 +112,10 @@ class ModelConfig:
     # weighs them by their out-of-sample corr: how sparse to be is decided by resolved eras.
     gate_thresholds: tuple[float, ...] = (-1000.0, 5.0)
     dtype: str = "float32"  # "bfloat16": tables and matmuls (float32 params, optimiser state, sums over F, losses)
-    backbone: str = "tabm"  # after the attention pooling: "tabm" (K BatchEnsemble MLP members), "grn" (one GRN, one
-    # head), or "none" (the additive path alone)
+    # After the attention pooling: "none" (the additive path alone: it matched or beat both MLPs on
+    # every synthetic setting, experiments/README.md), "tabm" (K BatchEnsemble MLP members) or "grn"
+    # (one GRN, one head)
+    backbone: str = "none"
     # tabm: what the MLP reads: "pooled" (the attention-pooled D-vector) or "features" (every
     # feature's learned code of its bin, feature_dim numbers, scaled by its attention weight)
     tabm_inputs: str = "pooled"
@@ -232,8 +234,10 @@ class TrainConfig:
     keep_checkpoints: int = 3  # the latest N, plus the best by holdout correlation
     log_every: int = 50
     ensemble: int = 2  # members trained as one vmapped population; predictions mixed per era by Hedge weights
-    replay_capacity: int = 64  # eras the rehearsal buffer holds (0: no buffer)
-    replay_eras: int = 8  # eras replayed from the buffer in every walk-forward step, beside the recent window
+    # Rehearsal (DER++): off by default; replaying 8 of 64 eras with distillation cost corr on
+    # switching and diffuse data and gained nothing elsewhere (experiments/README.md)
+    replay_capacity: int = 0  # eras the rehearsal buffer holds (0: no buffer)
+    replay_eras: int = 0  # eras replayed from the buffer in every walk-forward step, beside the recent window
     replay_sampling: str = "similar"  # or "reservoir": uniform over the buffer
     replay_temperature: float = 0.1  # softness of "similar" sampling (correlation units)
     mesh: str = ""  # device mesh, e.g. "data=8" or "data=4,model=2" (see train.sharding); "": all devices on data

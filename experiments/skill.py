@@ -7,7 +7,7 @@ Every (setting, variant, seed) is one `dynjax walk-forward` in its own process (
 are reused) on the setting's synthetic data; a variant is a list of overrides on top of the
 *current* defaults, and `old_default` spells out the default before issue 18 (one GRN head,
 no additive path, sliding pretraining windows with early stopping, three gated members on the
-latest window). Reported per variant and setting, mean +- std over seeds: walk-forward corr and
+latest window, rehearsal). Reported per variant and setting, mean +- std over seeds: walk-forward corr and
 Sharpe, the same model frozen after pretraining, mean max feature exposure, feature-neutral
 corr, features kept per era and wall seconds; beside them the yardsticks of
 `experiments.yardsticks` (LightGBM with Numerai's example parameters, static and refit
@@ -25,23 +25,28 @@ import numpy as np
 
 from experiments.record import RESULTS, SETTINGS, grid, grid_parser, walk_forward
 
+# The rehearsal of the first round (DER++ on 8 of 64 eras, "similar" sampling), off since.
+REPLAY = ["train.replay_capacity=64", "train.replay_eras=8"]
 # The default before issue 18, spelled out against today's defaults.
 OLD_DEFAULT = ["model.backbone=grn", "model.additive=false", "train.pretrain_windows=sliding", "train.patience=2",
                "train.ensemble=3", "model.gate_thresholds=", "train.horizons=", "train.hedge_eta=0",
-               "optim.decay_steps=2000"]
+               "optim.decay_steps=2000", *REPLAY]
 VARIANTS = {
     "default": [],
     "old_default": OLD_DEFAULT,
-    # the static learner: which parts of it carry the frozen model
-    "grn_head": ["model.backbone=grn", "model.additive=false"],
-    "additive_only": ["model.backbone=none"],
+    # the static learner: which parts of it carry the frozen model (with the first round's rehearsal)
+    "tabm_head": ["model.backbone=tabm", *REPLAY],  # the default of the first round of this issue
+    "grn_head": ["model.backbone=grn", "model.additive=false", *REPLAY],
     "early_stopping": ["train.patience=2", "train.pretrain_windows=sliding"],
     # the walk-forward: which parts of the mixture carry the updates
+    "replay": REPLAY,  # today's default with the first round's rehearsal
+    "reservoir_replay": [*REPLAY, "train.replay_sampling=reservoir"],
+    "pretrained_experts": ["train.pretrained_experts=true"],
+    "replay_pretrained": [*REPLAY, "train.pretrained_experts=true"],
+    "replay_pretrained_ema": [*REPLAY, "train.pretrained_experts=true", "optim.ema_decay=0.98"],
     "no_hedge": ["train.hedge_eta=0"],
     "all_dense": ["model.gate_thresholds=-1000", "train.horizons=0"],
     "all_gated_recent": ["model.gate_thresholds=5", "train.horizons=16"],
-    # updates that cannot hurt: the pretrained members as Hedge experts beside the updated ones
-    "pretrained_experts": ["model.backbone=none", "train.pretrained_experts=true"],
 }
 METRICS = ("corr", "sharpe", "frozen_corr", "frozen_sharpe", "exposure", "fnc", "kept", "wall_s")
 YARDSTICKS = ("lightgbm", "lightgbm_wf", "ridge")

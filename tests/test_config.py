@@ -49,7 +49,7 @@ def test_override_types():
         ("model.evidence_eras=0", "evidence_eras must be positive"),
         ("model.gates=dense", "unknown gates"),
         ("train.ensemble=0", "ensemble must be >= 1"),
-        ("train.replay_capacity=0", "needs replay_capacity > 0"),
+        ("train.replay_eras=4", "needs replay_capacity > 0"),  # the buffer is off by default
         ("train.replay_sampling=recent", "unknown replay_sampling"),
         ("optim.ema_decay=1.0", "ema_decay must be in"),
         ("selection.warmup_eras=-1", "warmup_eras must be >= 0"),

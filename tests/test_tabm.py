@@ -69,6 +69,7 @@ def test_model_prediction_is_the_mean_of_its_members_and_the_additive_path_is_in
 
 def test_backbones_and_the_additive_switch():
     x_RxF = jnp.zeros((R, F), jnp.int8)
+    assert ModelConfig().backbone == "none"  # the default: the additive path alone
     for backbone, additive in (("grn", False), ("grn", True), ("tabm", False), ("none", True)):
         model = FeatureAttentionModel(ModelConfig(d_model=8, n_heads=2, gates="none", backbone=backbone, additive=additive), F)
         params = model.init(jax.random.key(0), x_RxF)

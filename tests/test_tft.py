@@ -51,6 +51,10 @@ def test_jit_and_no_jit_agree():
 
 def test_unselected_features_have_zero_weight_and_zero_gradient():
     model, params, _ = _init(ModelConfig(**SMALL))
+    # The additive path and the query start at zero, which would leave the embeddings without a gradient at all.
+    p = params["params"]
+    p["additive"]["beta"] = jax.random.normal(jax.random.key(3), p["additive"]["beta"].shape)
+    p["query"] = jax.random.normal(jax.random.key(4), p["query"].shape)
     mask = jnp.arange(F) >= 4
 
     def loss(p):
