@@ -19,9 +19,7 @@ import json
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import numpy as np
-
-from experiments.record import RESULTS, SETTINGS, grid, grid_parser, walk_forward
+from experiments.record import RESULTS, SETTINGS, grid, grid_parser, run_variant, seed_groups
 
 # The old dense default, spelled out so that variants stay comparable when defaults change.
 DENSE = [
@@ -53,22 +51,13 @@ VARIANTS = {
 
 def run_one(root: Path, setting: str, variant: str, seed: int, data_dir: Path) -> dict:
     """One walk-forward in a fresh process; the figures of its metrics.json."""
-    out = root / "runs" / setting / f"{variant}-s{seed}"
-    row = walk_forward(out, data_dir, [*DENSE, *VARIANTS[variant], f"seed={seed}"])
-    return {"setting": setting, "variant": variant, "seed": seed, **row}
+    return run_variant(root, setting, variant, seed, data_dir, [*DENSE, *VARIANTS[variant]])
 
 
 def summarize(rows: list[dict]) -> list[dict]:
     """Mean and std over seeds per (setting, variant)."""
     out = []
-    keys = sorted({(r["setting"], r["variant"]) for r in rows if "error" not in r},
-                  key=lambda k: (list(SETTINGS).index(k[0]), list(VARIANTS).index(k[1])))
-    for setting, variant in keys:
-        group = [r for r in rows if r["setting"] == setting and r["variant"] == variant and "error" not in r]
-        agg = {"setting": setting, "variant": variant, "seeds": len(group)}
-        for k in ("corr", "sharpe", "max_dd", "kept", "recall", "precision", "wall_s"):
-            v = np.array([r[k] for r in group if r[k] is not None], float)
-            agg[k], agg[k + "_std"] = (float(v.mean()), float(v.std())) if len(v) else (float("nan"), float("nan"))
+    for group, agg in seed_groups(rows, list(VARIANTS), ("corr", "sharpe", "max_dd", "kept", "recall", "precision", "wall_s")):
         agg["kept_frac"] = agg["kept"] / group[0]["n_features"]
         for k in ("ridge_corr", "ridge_sharpe", "oracle_corr"):
             agg[k] = group[0][k]

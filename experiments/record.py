@@ -16,7 +16,7 @@ RESULTS = Path(__file__).parent / "results"
 
 from dynjax.data.synth import SETTINGS  # the synthetic settings: overrides of `SynthConfig`
 
-__all__ = ["RESULTS", "SETTINGS", "grid", "grid_parser", "make_data", "walk_forward"]
+__all__ = ["RESULTS", "SETTINGS", "grid", "grid_parser", "make_data", "run_variant", "seed_groups", "walk_forward"]
 
 
 def make_data(root: Path, setting: str) -> Path:
@@ -54,6 +54,29 @@ def walk_forward(out: Path, data_dir: Path, overrides: list[str], config: Path |
             "oracle_corr": (m.get("oracle") or {}).get("corr_mean"),
             "n_features": json.loads((out / "data_summary.json").read_text())["train"]["features"],
             "kind_weights": kind_weights(out, m)}
+
+
+def run_variant(root: Path, setting: str, variant: str, seed: int, data_dir: Path, overrides: list[str]) -> dict:
+    """One (setting, variant, seed) walk-forward in `root/runs/SETTING/VARIANT-sSEED`: its row."""
+    out = Path(root) / "runs" / setting / f"{variant}-s{seed}"
+    return {"setting": setting, "variant": variant, "seed": seed, **walk_forward(out, data_dir, [*overrides, f"seed={seed}"])}
+
+
+def seed_groups(rows: list[dict], variants: list[str], metrics: tuple[str, ...]):
+    """Yields `(group, agg)` per (setting, variant) in setting then variant order: the rows
+    without an error, and their mean and std over seeds of each metric (`k`, `k_std`)."""
+    import numpy as np
+
+    ok = [r for r in rows if "error" not in r]
+    keys = sorted({(r["setting"], r["variant"]) for r in ok},
+                  key=lambda k: (list(SETTINGS).index(k[0]), list(variants).index(k[1])))
+    for setting, variant in keys:
+        group = [r for r in ok if r["setting"] == setting and r["variant"] == variant]
+        agg = {"setting": setting, "variant": variant, "seeds": len(group)}
+        for k in metrics:
+            v = np.array([r[k] for r in group if r.get(k) is not None], float)
+            agg[k], agg[k + "_std"] = (float(v.mean()), float(v.std())) if len(v) else (float("nan"), float("nan"))
+        yield group, agg
 
 
 def kind_weights(out: Path, metrics: dict) -> dict[str, float] | None:

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from experiments.record import RESULTS, SETTINGS, grid, grid_parser, walk_forward
+from experiments.record import RESULTS, SETTINGS, grid, grid_parser, run_variant, seed_groups
 
 # The rehearsal of the first round (DER++ on 8 of 64 eras, "similar" sampling), off since.
 REPLAY = ["train.replay_capacity=64", "train.replay_eras=8"]
@@ -54,23 +54,15 @@ YARDSTICKS = ("lightgbm", "lightgbm_wf", "ridge")
 
 def run_one(root: Path, setting: str, variant: str, seed: int, data_dir: Path) -> dict:
     """One walk-forward in a fresh process; the figures of its metrics.json."""
-    out = root / "runs" / setting / f"{variant}-s{seed}"
-    row = walk_forward(out, data_dir, [*VARIANTS[variant], f"seed={seed}"])
-    return {"setting": setting, "variant": variant, "seed": seed, **row}
+    return run_variant(root, setting, variant, seed, data_dir, VARIANTS[variant])
 
 
 def summarize(rows: list[dict]) -> list[dict]:
-    """Mean and std over seeds per (setting, variant)."""
+    """Mean and std over seeds per (setting, variant), and the mean Hedge weight of each kind."""
     out = []
-    keys = sorted({(r["setting"], r["variant"]) for r in rows if "error" not in r},
-                  key=lambda k: (list(SETTINGS).index(k[0]), list(VARIANTS).index(k[1])))
-    for setting, variant in keys:
-        group = [r for r in rows if r["setting"] == setting and r["variant"] == variant and "error" not in r]
-        agg = {"setting": setting, "variant": variant, "seeds": len(group), "n_features": group[0]["n_features"]}
-        for k in METRICS:
-            v = np.array([r[k] for r in group if r.get(k) is not None], float)
-            agg[k], agg[k + "_std"] = (float(v.mean()), float(v.std())) if len(v) else (float("nan"), float("nan"))
+    for group, agg in seed_groups(rows, list(VARIANTS), METRICS):
         weights = [r["kind_weights"] for r in group if r.get("kind_weights")]
+        agg["n_features"] = group[0]["n_features"]
         agg["kind_weights"] = {k: float(np.mean([w[k] for w in weights])) for k in weights[0]} if weights else None
         out.append(agg)
     return out
