@@ -12,8 +12,9 @@ The backbone is TabM's (K BatchEnsemble MLP members sharing weights; `backbone="
 GRN and one head, K = 1). With `tabm_inputs="features"` its input is not the pooled h_R but
 every feature's own code, [n_kept * att_rf * gate_f * code[f, x_rf]]_f (feature_dim numbers a
 feature), so the MLP sees the features apart (interactions) and still only through their
-attention weights: a dropped feature's inputs are exactly zero. The last term is the additive path (`additive=True`): a GAM whose
-terms the attention weights, so the attention stays the feature importance of both paths.
+attention weights: a dropped feature's inputs are exactly zero. The last term is the additive
+path (`additive=True`, with `backbone="none"` the whole prediction): a GAM whose terms the
+attention weights, so the attention stays the feature importance of both paths.
 
 A closed gate removes its feature from the normaliser like the selection mask does, so
 dropped features get exactly zero weight and the rest share the attention.
@@ -102,12 +103,13 @@ class FeatureAttentionModel(nn.Module):
             tok_RxFxD = self.token_grn(emb_RxFxD, c_D, deterministic=deterministic)
             h_RxD, att_RxF = self.attention.per_row(tok_RxFxD, query_D, mask_F, gate_F)
         weight_RxF = att_RxF * gate_F
+        n_kept = mask_F.sum().astype(jnp.float32)
+        x_in = x_RxF if xf_RxF is None else xf_RxF  # what the per-feature tables read: bins or floats
         if cfg.backbone == "grn":
             pred_KxR = self.head(self.out_grn(h_RxD, c_D, deterministic=deterministic).astype(jnp.float32))[None, :, 0]
         elif cfg.backbone == "tabm":
             if cfg.tabm_inputs == "features":
-                n_kept = mask_F.sum().astype(jnp.float32)
-                h_RxI = self.feature_inputs(x_RxF if xf_RxF is None else xf_RxF, weight_RxF * n_kept)
+                h_RxI = self.feature_inputs(x_in, weight_RxF * n_kept)
                 h_RxI = jnp.concatenate([h_RxI, jnp.broadcast_to(c_D, (len(h_RxI), cfg.d_model))], axis=1) if cfg.context else h_RxI
             else:
                 h_RxI = self.norm(h_RxD) + (self.context_in(c_D) if cfg.context else 0.0)
@@ -115,8 +117,7 @@ class FeatureAttentionModel(nn.Module):
         else:
             pred_KxR = jnp.full((1, x_RxF.shape[0]), 0.5)
         if cfg.additive:
-            n_kept = mask_F.sum().astype(jnp.float32)
-            pred_KxR = pred_KxR + self.additive(x_RxF if xf_RxF is None else xf_RxF, weight_RxF, n_kept)
+            pred_KxR = pred_KxR + self.additive(x_in, weight_RxF, n_kept)
         aux = {"att_RxF": att_RxF, "weight_RxF": weight_RxF, "gate_F": gate_F, "gate_aux": gate_aux, "pred_KxR": pred_KxR}
         return pred_KxR.mean(axis=0), aux
 
