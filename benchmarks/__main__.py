@@ -9,7 +9,7 @@ import sys
 import time
 
 BENCHMARKS = ("step_throughput", "scaling", "walk_forward", "model_forms", "load_memory", "population_tune",
-              "predict_live", "weekly_update", "sharded", "full_scale")
+              "predict_live", "upload", "weekly_update", "sharded", "full_scale")
 
 
 def main() -> int:

@@ -1,4 +1,5 @@
-"""The `dynjax` console script: `synth`, the main job `walk-forward`, `update`, `tune`, `ensemble`, `evaluate`, `predict`."""
+"""The `dynjax` console script: `synth`, the main job `walk-forward`, `update`, `tune`, `ensemble`, `evaluate`,
+`predict`, `export`."""
 
 import argparse
 import dataclasses
@@ -234,6 +235,15 @@ def cmd_predict(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    from dynjax.upload.export import export_run
+
+    out = export_run(args.run, args.out)
+    print(f"wrote {out} ({out.stat().st_size / 2**20:.1f} MiB): upload it as the model of a Numerai slot "
+          "(numerapi's model_upload, or the website's model upload)")
+    return 0
+
+
 def _process_flags(parser: argparse.ArgumentParser) -> None:
     """A multi-process run (one process per host, all with the same command but --process-id)."""
     group = parser.add_argument_group("multi-process (default: JAX_COORDINATOR_ADDRESS, JAX_NUM_PROCESSES, "
@@ -360,6 +370,11 @@ def _parser() -> argparse.ArgumentParser:
     pr.add_argument("--data", required=True, help="live.parquet (Numerai layout)")
     pr.add_argument("--out", required=True, help="submission CSV to write (id,prediction)")
     pr.set_defaults(func=cmd_predict)
+
+    ex = sub.add_parser("export", help="a Numerai model-upload pickle of a run's next-era model (numpy and pandas only)")
+    ex.add_argument("--run", required=True, help="run directory")
+    ex.add_argument("--out", default="model.pkl", help="pickle to write (default: %(default)s)")
+    ex.set_defaults(func=cmd_export)
     return parser
 
 

@@ -114,12 +114,17 @@ class FeatureAttention(nn.Module):
         # With nothing kept the normaliser would spread weight over the masked features.
         return jnp.where(mask_F.any(), att_RxF, 0.0)
 
-    def tabulated(self, tok_FxBxD, query_D, x_RxF, mask_F, gate_F):
-        """Tokens given per (feature, bin); rows are int bins `x_RxF`."""
+    def logits(self, tok_FxBxD, query_D) -> jnp.ndarray:
+        """Every head's logit of every (feature, bin) token, `[H, F, B]` (float32)."""
         n_feat, n_bins, _ = tok_FxBxD.shape
         k_FxBxHxK = self.key(tok_FxBxD).reshape(n_feat, n_bins, self.n_heads, self.d_head)
         q_HxK = self.query(query_D).reshape(self.n_heads, self.d_head)
-        logit_HxFxB = jnp.einsum("fbhk,hk->hfb", k_FxBxHxK, q_HxK, preferred_element_type=jnp.float32) / jnp.sqrt(self.d_head)
+        return jnp.einsum("fbhk,hk->hfb", k_FxBxHxK, q_HxK, preferred_element_type=jnp.float32) / jnp.sqrt(self.d_head)
+
+    def tabulated(self, tok_FxBxD, query_D, x_RxF, mask_F, gate_F):
+        """Tokens given per (feature, bin); rows are int bins `x_RxF`."""
+        n_bins = tok_FxBxD.shape[1]
+        logit_HxFxB = self.logits(tok_FxBxD, query_D)
         if self.normalizer == "softmax":
             att_RxF = tabulated_softmax(logit_HxFxB, x_RxF, mask_F, self.dtype)
         else:  # sparse normalisers need each row's logits for their thresholds

@@ -77,7 +77,8 @@ class FeatureAttentionModel(nn.Module):
             if cfg.backbone == "tabm" and cfg.tabm_inputs == "pooled":
                 self.context_in = nn.Dense(cfg.d_model, use_bias=False)
 
-    def __call__(self, x_RxF, mask_F=None, context: EraContext | None = None, *, deterministic: bool = True):
+    def _era(self, mask_F, context: EraContext | None, deterministic: bool):
+        """What is one per era: `(c_D, query_D, gate_F, gate_aux, keep_F)` (keep: mask and open gates)."""
         cfg = self.cfg
         mask_F = jnp.ones(self.n_features, bool) if mask_F is None else mask_F
         c_D, query_D = None, self.query_D
@@ -90,7 +91,21 @@ class FeatureAttentionModel(nn.Module):
             gate_F, gate_aux = self.gates(context.evidence_FxC, deterministic=deterministic)
         else:
             gate_F, gate_aux = self.gates(deterministic=deterministic)
-        mask_F = mask_F & (gate_F > 0)
+        return c_D, query_D, gate_F, gate_aux, mask_F & (gate_F > 0)
+
+    def era_tables(self, mask_F=None, context: EraContext | None = None) -> dict:
+        """The per-(feature, bin) tables one era's binned prediction reads, for `dynjax export`:
+        `logit_HxFxB`, `gate_F`, `keep_F` and `beta_FxB`; with `backbone="none"` and softmax they
+        are the whole model (pred = 0.5 + n_kept * sum_f att_rf * gate_f * beta[f, x_rf])."""
+        c_D, query_D, gate_F, _, keep_F = self._era(mask_F, context, True)
+        tok_FxBxD = self.token_grn(self.embed.table().astype(self.token_grn.dtype), c_D, deterministic=True)
+        beta_FxB = self.additive.variables["params"]["beta"] if self.cfg.additive else jnp.zeros(tok_FxBxD.shape[:2])
+        return {"logit_HxFxB": self.attention.logits(tok_FxBxD, query_D), "gate_F": gate_F, "keep_F": keep_F,
+                "beta_FxB": beta_FxB}
+
+    def __call__(self, x_RxF, mask_F=None, context: EraContext | None = None, *, deterministic: bool = True):
+        cfg = self.cfg
+        c_D, query_D, gate_F, gate_aux, mask_F = self._era(mask_F, context, deterministic)
         xf_RxF = float_view(x_RxF) if cfg.inputs == "float" else None
         if cfg.inputs == "float":
             tok_RxFxD = self.token_grn(self.embed.floats(xf_RxF), c_D, deterministic=deterministic)

@@ -1,0 +1,1 @@
+"""Numerai model upload: `dynjax export` and the numpy-only live model it pickles."""

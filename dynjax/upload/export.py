@@ -1,0 +1,86 @@
+"""`dynjax export`: a run's next-era model as a Numerai model-upload pickle.
+
+The run's `next/` state (params of every member and pretrained copy, the selection mask,
+the Hedge weights, the next era's context, the imputer, the feature list) is evaluated
+once into per-(feature, bin) tables (`FeatureAttentionModel.era_tables`) and packed into a
+`dynjax.upload.live.LiveModel`, which cloudpickle writes by value: the pickle needs numpy,
+pandas and cloudpickle to load and run, nothing of dynjax or flax.
+"""
+
+from pathlib import Path
+
+import cloudpickle
+import jax
+import numpy as np
+
+import dynjax.data.missing
+import dynjax.upload.live
+from dynjax.config import RunConfig
+from dynjax.train.hedge import hedge_weights
+from dynjax.train.next_era import NextEra, load_next
+from dynjax.train.run import expert_kinds, make_predictor
+from dynjax.upload.live import LiveImputer, LiveModel
+
+# The modules whose code travels inside the pickle (everything the LiveModel calls).
+BY_VALUE = (dynjax.upload.live, dynjax.data.missing)
+
+
+class ExportError(ValueError):
+    """A run that cannot be exported as asked (nothing is written)."""
+
+
+def check_exportable(cfg: RunConfig) -> None:
+    """ExportError naming the setting the table-form live model does not cover."""
+    m = cfg.model
+    if m.backbone != "none":
+        raise ExportError(f"dynjax export covers model.backbone=none (the default: the attention-weighted additive model); "
+                          f"this run has model.backbone={m.backbone!r}, whose MLP the live model does not carry")
+    if m.inputs != "bins":
+        raise ExportError(f"dynjax export needs model.inputs=bins (per-(feature, bin) tables); this run has {m.inputs!r}")
+    if cfg.train.ensemble < 1:
+        raise ExportError("the run has no members")
+
+
+def live_model(nxt: NextEra) -> LiveModel:
+    """The next-era model of a run, as numpy tables."""
+    cfg = nxt.cfg
+    check_exportable(cfg)
+    predictor = make_predictor(cfg, len(nxt.features))
+    state = nxt.restore_state(predictor.abstract_state())
+    mask_F = state.selection.mask_F
+
+    def tables(params):
+        return predictor.model.apply(params, mask_F, nxt.context, method="era_tables")
+
+    members = jax.device_get(jax.vmap(tables)(state.train.ema_params))
+    if state.pretrained is not None:  # the pretrained copies are experts after the members (`with_pretrained`)
+        copies = jax.device_get(jax.vmap(tables)(state.pretrained))
+        members = {k: np.concatenate([members[k], copies[k]]) for k in members}
+    weight_N = hedge_weights(state.hedge, cfg.train.hedge_eta, expert_kinds(cfg))
+    imputer = nxt.imputer
+    return LiveModel(
+        features=tuple(nxt.features), normalizer=cfg.model.normalizer,
+        logit_NxHxFxB=np.asarray(members["logit_HxFxB"], np.float32), gate_NxF=np.asarray(members["gate_F"], np.float64),
+        keep_NxF=np.asarray(members["keep_F"], bool), beta_NxFxB=np.asarray(members["beta_FxB"], np.float32),
+        weight_N=np.asarray(weight_N, np.float64),
+        imputer=LiveImputer(cfg.data.missing) if imputer is None else LiveImputer(
+            imputer.strategy, imputer.fill_F, imputer.neighbors_FxK, imputer.coef_FxK, imputer.intercept_F),
+        era_after=nxt.after)
+
+
+def export_run(run_dir: str | Path, out: str | Path) -> Path:
+    """Write the pickle of `run_dir`'s next-era model to `out` (atomically); returns `out`."""
+    nxt = load_next(run_dir)
+    model = live_model(nxt)
+    out = Path(out)
+    tmp = out.with_name(out.name + ".tmp")
+    for module in BY_VALUE:
+        cloudpickle.register_pickle_by_value(module)
+    try:
+        with tmp.open("wb") as f:
+            cloudpickle.dump(model, f)
+    finally:
+        for module in BY_VALUE:
+            cloudpickle.unregister_pickle_by_value(module)
+    tmp.replace(out)
+    return out

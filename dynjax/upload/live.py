@@ -1,0 +1,183 @@
+"""The model Numerai runs for you: a callable over a live pandas frame, numpy and pandas only.
+
+`dynjax export` pickles a `LiveModel` with cloudpickle *by value* (this module and the numpy
+imputation helpers of `dynjax.data.missing` travel inside the pickle), so Numerai's image
+loads and calls it without dynjax, flax, optax or orbax. It computes the prediction
+`dynjax predict` makes, from per-(feature, bin) tables the export evaluated once for the
+era after the run's history (`FeatureAttentionModel.era_tables`):
+
+    att_RxF  = mean_h normalise_f(logit[h, f, x_rf])  over the kept features
+    pred_R   = 0.5 + n_kept * sum_f att_rf * gate_f * beta[f, x_rf]     per expert
+    output   = rank per era of  sum_n weight_n * tie-kept rank(pred_nR)
+
+The arithmetic is float64 here and float32 in dynjax, so the two agree to ~1e-7 before
+ranking; only rows whose scores tie to that precision can swap places.
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from dynjax.data.missing import MAX_BIN, MISSING, _fill_inplace, _model_fill_inplace, _to_bins, era_medians
+
+_MASKED = -1e30  # a masked feature's logit for the sorting normalisers (finite: no inf - inf in their sums)
+_CHUNK_ROWS = 1024  # rows per pass: bounds the [R, F] float64 temporaries (~22 MB each at F 2,748)
+
+
+@dataclass(frozen=True, eq=False)
+class LiveImputer:
+    """A fitted `dynjax.data.missing.Imputer`, as plain arrays."""
+
+    strategy: str
+    fill_F: np.ndarray | None = None
+    neighbors_FxK: np.ndarray | None = None
+    coef_FxK: np.ndarray | None = None
+    intercept_F: np.ndarray | None = None
+
+
+@dataclass(frozen=True, eq=False)
+class LiveModel:
+    """`model(live_features) -> pd.DataFrame` with one `prediction` column in (0, 1), indexed like the input."""
+
+    features: tuple[str, ...]
+    normalizer: str  # "softmax", "sparsemax" or "entmax15"
+    logit_NxHxFxB: np.ndarray  # per expert (members, then pretrained copies), float32
+    gate_NxF: np.ndarray
+    keep_NxF: np.ndarray  # selection mask and open gates
+    beta_NxFxB: np.ndarray
+    weight_N: np.ndarray  # Hedge weights, summing to one
+    imputer: LiveImputer
+    era_after: str  # the run's last history era (for messages)
+
+    def __call__(self, live_features: pd.DataFrame) -> pd.DataFrame:
+        x_NxF = bins(live_features, self.features)
+        eras = _era_labels(live_features)
+        out = np.empty(len(x_NxF))
+        for era in pd.unique(eras):
+            rows = np.flatnonzero(eras == era)
+            x_RxF = impute(self.imputer, x_NxF[rows])
+            out[rows] = rank01(self.combine(self.expert_predictions(x_RxF)))
+        return pd.DataFrame({"prediction": out}, index=live_features.index)
+
+    def expert_predictions(self, x_RxF: np.ndarray) -> np.ndarray:
+        """Every expert's raw prediction of one era's rows, `[N, R]` (as dynjax's members make them)."""
+        pred_NxR = np.empty((len(self.weight_N), len(x_RxF)))
+        for start in range(0, len(x_RxF), _CHUNK_ROWS):
+            chunk = x_RxF[start:start + _CHUNK_ROWS]
+            for n in range(len(self.weight_N)):
+                pred_NxR[n, start:start + len(chunk)] = self._expert(n, chunk)
+        return pred_NxR
+
+    def combine(self, pred_NxR: np.ndarray) -> np.ndarray:
+        """Hedge-weighted mean of the experts' tie-kept ranks (one expert: its raw prediction)."""
+        if len(pred_NxR) == 1:
+            return pred_NxR[0]
+        ranks_RxN = pd.DataFrame(pred_NxR.T).rank(method="average").to_numpy()
+        return ranks_RxN @ (self.weight_N / self.weight_N.sum())
+
+    def _expert(self, n: int, x_RxF: np.ndarray) -> np.ndarray:
+        keep_F = self.keep_NxF[n]
+        n_feat, n_bins = self.beta_NxFxB.shape[1:]
+        flat_RxF = np.arange(n_feat) * n_bins + x_RxF.astype(np.int64)
+        att_RxF = np.zeros(x_RxF.shape)
+        if keep_F.any():
+            for logit_FxB in self.logit_NxHxFxB[n]:
+                logit_RxF = np.where(keep_F, logit_FxB.reshape(-1)[flat_RxF].astype(np.float64), -np.inf)
+                att_RxF += NORMALIZERS[self.normalizer](logit_RxF)
+            att_RxF /= self.logit_NxHxFxB.shape[1]
+        beta_RxF = self.beta_NxFxB[n].reshape(-1)[flat_RxF].astype(np.float64)
+        return 0.5 + keep_F.sum() * ((att_RxF * self.gate_NxF[n]) * beta_RxF).sum(axis=1)
+
+
+def bins(frame: pd.DataFrame, features: tuple[str, ...]) -> np.ndarray:
+    """The frame's feature columns as int8 bins, null as the missing bin; ValueError naming what is wrong."""
+    if not isinstance(frame, pd.DataFrame):
+        raise TypeError(f"dynjax live model: expected a pandas DataFrame of live features, got {type(frame).__name__}")
+    if len(frame) == 0:
+        raise ValueError("dynjax live model: the live features frame is empty (no rows to predict)")
+    missing = [f for f in features if f not in frame.columns]
+    if missing:
+        raise ValueError(f"dynjax live model: {len(missing)} feature columns the model was trained on are missing "
+                         f"from the live features: {_preview(missing)}")
+    bad = [f"{c} ({frame[c].dtype})" for c in features
+           if not pd.api.types.is_numeric_dtype(frame[c].dtype) or pd.api.types.is_bool_dtype(frame[c].dtype)]
+    if bad:
+        raise ValueError(f"dynjax live model: feature columns must be numeric bins 0..{MAX_BIN}; these are not: {_preview(bad)}")
+    # Column by column: no [N, F] float64 copy of the frame (6,000 x 2,748 would be 132 MB per temporary).
+    x_NxF = np.empty((len(frame), len(features)), np.int8)
+    wrong = []
+    for j, name in enumerate(features):
+        values = frame[name].to_numpy(np.float64, na_value=np.nan)
+        seen = ~np.isnan(values)
+        if np.any(seen & ((values != np.round(values)) | (values < 0) | (values > MAX_BIN))):
+            wrong.append(name)
+            continue
+        x_NxF[:, j] = np.where(seen, values, MISSING)
+    if wrong:
+        raise ValueError(f"dynjax live model: feature values must be integer bins 0..{MAX_BIN} (or null); "
+                         f"other values in {_preview(wrong)}")
+    return x_NxF
+
+
+def impute(imputer: LiveImputer, x_RxF: np.ndarray) -> np.ndarray:
+    """One era's rows with `MISSING` replaced as the run's imputer does (a copy)."""
+    x_RxF = x_RxF.copy()
+    if imputer.strategy == "era_median":
+        _fill_inplace(x_RxF, era_medians(x_RxF))
+    elif imputer.strategy == "global_mean":
+        _fill_inplace(x_RxF, _to_bins(imputer.fill_F))
+    elif imputer.strategy == "model":
+        _model_fill_inplace(imputer, x_RxF)
+    return x_RxF
+
+
+def rank01(score_R: np.ndarray) -> np.ndarray:
+    """Tie-kept ranks scaled into (0, 1): `(average rank - 0.5) / n`, as `dynjax predict` writes."""
+    return (pd.Series(score_R).rank(method="average").to_numpy() - 0.5) / len(score_R)
+
+
+def softmax(z_RxF: np.ndarray) -> np.ndarray:
+    e = np.exp(z_RxF - z_RxF.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def sparsemax(z_RxF: np.ndarray) -> np.ndarray:
+    """Euclidean projection onto the simplex (Martins & Astudillo 2016), by sorting."""
+    z = np.where(np.isfinite(z_RxF), z_RxF, _MASKED)
+    s = -np.sort(-z, axis=-1)
+    k = np.arange(1, z.shape[-1] + 1)
+    cum = np.cumsum(s, axis=-1)
+    support = (1 + k * s > cum).sum(axis=-1, keepdims=True)
+    tau = (np.take_along_axis(cum, support - 1, axis=-1) - 1) / support
+    return np.maximum(z - tau, 0.0)
+
+
+def entmax15(z_RxF: np.ndarray) -> np.ndarray:
+    """1.5-entmax (Peters et al. 2019), exact by sorting."""
+    z = np.where(np.isfinite(z_RxF), z_RxF, _MASKED) / 2
+    z = z - z.max(axis=-1, keepdims=True)
+    s = -np.sort(-z, axis=-1)
+    k = np.arange(1, z.shape[-1] + 1)
+    mean = np.cumsum(s, axis=-1) / k
+    mean_sq = np.cumsum(s * s, axis=-1) / k
+    delta = (1 - k * (mean_sq - mean * mean)) / k
+    tau_k = mean - np.sqrt(np.maximum(delta, 0.0))
+    support = (tau_k <= s).sum(axis=-1, keepdims=True)
+    tau = np.take_along_axis(tau_k, support - 1, axis=-1)
+    return np.maximum(z - tau, 0.0) ** 2
+
+
+NORMALIZERS = {"softmax": softmax, "sparsemax": sparsemax, "entmax15": entmax15}
+
+
+def _era_labels(frame: pd.DataFrame) -> np.ndarray:
+    """Each row's era (a live file without an `era` column is one era)."""
+    if "era" in frame.columns:
+        return frame["era"].astype(str).to_numpy()
+    return np.zeros(len(frame), dtype=object)
+
+
+def _preview(names: list[str], n: int = 5) -> str:
+    shown = ", ".join(map(str, names[:n]))
+    return shown + (f" and {len(names) - n} more" if len(names) > n else "")

@@ -1,0 +1,125 @@
+"""`dynjax export`: the model-upload pickle predicts what `dynjax predict` writes, without dynjax."""
+
+import json
+import os
+import pickle
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pandas as pd
+import polars as pl
+import pytest
+
+from dynjax.cli import main
+from dynjax.config import RunConfig, override
+from dynjax.model.attention import masked_logits
+from dynjax.model.normalizers import get_normalizer
+from dynjax.upload.export import ExportError, check_exportable
+from dynjax.upload.live import NORMALIZERS
+from tests.conftest import TINY_RUN
+
+# An interpreter holding only what Numerai's image holds (`.ci/numerai-env` makes one; CI sets this).
+NUMERAI_PYTHON = os.environ.get("DYNJAX_NUMERAI_PYTHON")
+
+
+def pandas_frame(path: Path) -> pd.DataFrame:
+    """A live parquet as numerai-predict hands it over (pandas, indexed by id), without pyarrow."""
+    frame = pl.read_parquet(path)
+    return pd.DataFrame({c: frame[c].to_numpy() for c in frame.columns}).set_index("id")
+
+
+def export_and_predict(run: Path, tmp_path: Path) -> tuple[Path, pd.DataFrame, pd.DataFrame]:
+    """`(pickle, live frame, dynjax predict's submission indexed by id)` of a finished run."""
+    live = run / "data" / "live.parquet"
+    assert main(["export", "--run", str(run), "--out", str(tmp_path / "model.pkl")]) == 0
+    assert main(["predict", "--run", str(run), "--data", str(live), "--out", str(tmp_path / "s.csv")]) == 0
+    sub = pl.read_csv(tmp_path / "s.csv")
+    return tmp_path / "model.pkl", pandas_frame(live), pd.Series(sub["prediction"].to_numpy(), index=sub["id"].to_numpy())
+
+
+def check_upload(out: pd.DataFrame, live: pd.DataFrame, sub: pd.Series) -> None:
+    """numerai-predict's rules, and the same values as `dynjax predict`."""
+    assert type(out) is pd.DataFrame and list(out.columns) == ["prediction"] and out.index.equals(live.index)
+    assert len(out) == len(live) > 0 and not out.isna().any().any() and out["prediction"].between(0, 1).all()
+    np.testing.assert_allclose(out["prediction"].to_numpy(), sub.loc[out.index].to_numpy(), atol=1e-5, rtol=0)
+
+
+def test_pickle_predicts_what_dynjax_predict_writes(finished_run, tmp_path):
+    run = shutil.copytree(finished_run, tmp_path / "run")
+    pkl, live, sub = export_and_predict(run, tmp_path)
+    model = pickle.loads(pkl.read_bytes())
+    check_upload(model(live), live, sub)
+    # Rows in another order, and the era column gone (a one-era live file): the same predictions per id.
+    shuffled = live.drop(columns="era").sample(frac=1.0, random_state=0)
+    check_upload(model(shuffled), shuffled, sub)
+
+
+@pytest.mark.parametrize("overrides", [
+    ["train.pretrained_experts=true", "model.normalizer=entmax15", "data.missing=model", "selection.mode=none"],
+    ["model.normalizer=sparsemax", "model.gates=l0", "data.missing=era_median", "train.ensemble=1", "train.horizons=",
+     "model.gate_thresholds=", "model.context=false"],
+])
+def test_pickle_covers_experts_normalisers_gates_and_imputers(tmp_path, overrides):
+    run = tmp_path / "run"
+    assert main(["walk-forward", "--out", str(run), *TINY_RUN, *overrides]) == 0
+    pkl, live, sub = export_and_predict(run, tmp_path)
+    check_upload(pickle.loads(pkl.read_bytes())(live), live, sub)
+
+
+@pytest.mark.skipif(NUMERAI_PYTHON is None, reason="DYNJAX_NUMERAI_PYTHON unset (.ci/numerai-env makes the interpreter)")
+def test_pickle_runs_in_a_numerai_environment_without_dynjax(finished_run, tmp_path):
+    run = shutil.copytree(finished_run, tmp_path / "run")
+    pkl, _, _ = export_and_predict(run, tmp_path)
+    check = Path(__file__).with_name("numerai_env_check.py")
+    done = subprocess.run([NUMERAI_PYTHON, "-I", str(check), str(pkl), str(run / "data" / "live.parquet"),
+                           str(tmp_path / "s.csv")], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    r = json.loads(done.stdout.strip().splitlines()[-1])
+    assert all(r["absent"].values()) and r["loaded"] == [], r
+    assert r["n_args"] == 1 and r["is_frame"] and r["columns"] == ["prediction"] and r["same_index"], r
+    assert r["rows"] == pl.read_parquet(run / "data" / "live.parquet").height and not r["any_nan"] and r["in_0_1"], r
+    assert r["max_diff"] <= 1e-5, r
+
+
+def test_live_model_names_bad_frames(finished_run, tmp_path):
+    run = shutil.copytree(finished_run, tmp_path / "run")
+    assert main(["export", "--run", str(run), "--out", str(tmp_path / "model.pkl")]) == 0
+    model = pickle.loads((tmp_path / "model.pkl").read_bytes())
+    live = pandas_frame(run / "data" / "live.parquet")
+    feature = model.features[1]
+    with pytest.raises(ValueError, match=f"missing from the live features: {feature}"):
+        model(live.drop(columns=feature))
+    with pytest.raises(ValueError, match=f"not: {feature} \\("):
+        model(live.assign(**{feature: "a"}))
+    with pytest.raises(ValueError, match=f"integer bins 0..4 .* in {feature}"):
+        model(live.assign(**{feature: 7}))
+    with pytest.raises(ValueError, match="empty"):
+        model(live.iloc[:0])
+    with pytest.raises(TypeError, match="pandas DataFrame"):
+        model(live.to_numpy())
+    extra = live.assign(feature_unknown=1)  # columns the model does not read are ignored, as in dynjax predict
+    pd.testing.assert_frame_equal(model(extra), model(live))
+
+
+def test_export_names_what_it_does_not_cover(finished_run, tmp_path, capsys):
+    with pytest.raises(ExportError, match="model.backbone=none"):
+        check_exportable(override(RunConfig(), ["model.backbone=tabm"]))
+    with pytest.raises(ExportError, match="model.inputs=bins"):
+        check_exportable(override(RunConfig(), ["model.inputs=float"]))
+    assert main(["export", "--run", str(tmp_path / "nothing"), "--out", str(tmp_path / "m.pkl")]) == 2
+    assert "no next-era state" in capsys.readouterr().err and not (tmp_path / "m.pkl").exists()
+
+
+@pytest.mark.parametrize("name", sorted(NORMALIZERS))
+def test_numpy_normalisers_match_dynjax(name):
+    z_RxF = np.asarray(jax.random.normal(jax.random.key(0), (7, 9)) * 3, np.float64)
+    keep_F = np.arange(9) % 4 != 1
+    want = get_normalizer(name)(masked_logits(jnp.asarray(z_RxF, jnp.float32), jnp.asarray(keep_F)))
+    got = NORMALIZERS[name](np.where(keep_F, z_RxF, -np.inf))
+    np.testing.assert_allclose(got, np.asarray(want), atol=1e-5)
+    assert np.all(got[:, ~keep_F] == 0) and np.allclose(got.sum(axis=1), 1.0)
