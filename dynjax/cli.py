@@ -13,7 +13,7 @@ import polars as pl
 from dynjax.config import DataConfig, RunConfig, SynthConfig, load_config, override, save_config
 from dynjax.data import DataError, impute, impute_splits, load_numerai
 from dynjax.data.summary import describe
-from dynjax.data.synth import SETTINGS, write_synthetic
+from dynjax.data.synth import LAYOUTS, SETTINGS, write_synthetic
 from dynjax.eval.truth import has_truth, oracle_scores
 from dynjax.rundir import (
     RunDirError,
@@ -49,7 +49,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def cmd_synth(args: argparse.Namespace) -> int:
     fields = {f.name: getattr(args, f.name) for f in dataclasses.fields(SynthConfig)}
-    cfg = SynthConfig(**{**SETTINGS[args.setting], **{k: v for k, v in fields.items() if v is not None}})
+    layout = LAYOUTS[args.layout or "v5"]
+    cfg = SynthConfig(**{**SETTINGS[args.setting], **layout, **{k: v for k, v in fields.items() if v is not None}})
     start = time.perf_counter()
     out = write_synthetic(cfg, args.out)
     print(f"wrote synthetic Numerai data to {out} in {time.perf_counter() - start:.1f}s")
@@ -62,12 +63,15 @@ def cmd_walk_forward(args: argparse.Namespace) -> int:
     flags = {"data_dir": args.data, "feature_set": args.feature_set, "targets": args.target and (args.target,)}
     cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, **{k: v for k, v in flags.items() if v}))
     cfg = override(cfg, args.overrides)
+    if args.benchmarks:
+        cfg = dataclasses.replace(cfg, eval=dataclasses.replace(cfg.eval, benchmarks=str(Path(args.benchmarks).resolve())))
     writer = _join_processes(args)
     cfg = open_run_dir(args.out, cfg, args.resume)
     barrier("dynjax: run directory checked")  # by every process before process 0 starts it
     check_writable(args.out)
     data_dir = Path(cfg.data.data_dir) if cfg.data.data_dir else default_data(args.out, cfg.synth)
     data, summary = _load(cfg, data_dir)
+    _check_eval(cfg, data, data_dir)
     if writer:
         if not args.resume:
             start_run_dir(args.out, cfg)
@@ -119,6 +123,18 @@ def _load(cfg: RunConfig, data_dir: Path) -> tuple:
     return data, summary
 
 
+def _check_eval(cfg: RunConfig, data, data_dir: Path) -> None:
+    """Bad reference-model files or neutralisation features fail before training, not in the report."""
+    from dynjax.eval.contribution import neutralizer_columns
+    from dynjax.eval.report import reference_models
+
+    for tag, (column, frame) in reference_models(data_dir, cfg.eval).items():
+        if not frame["id"].is_in(data.validation.ids.implode()).any():
+            raise DataError(data_dir, f"the {tag.upper()} reference {column!r} shares no id with validation.parquet")
+    if cfg.eval.neutralize or cfg.eval.report_neutralize:
+        neutralizer_columns(data.train.features, data_dir, cfg.eval.neutralize_features)
+
+
 def _train_and_report(cfg: RunConfig, data, data_dir: Path, out, summary: dict, stop_after: int | None,
                       on_start=None) -> int:
     """Pretrain and walk forward (or continue from the latest checkpoint), then report."""
@@ -135,8 +151,8 @@ def _train_and_report(cfg: RunConfig, data, data_dir: Path, out, summary: dict, 
         return 0
 
     start = time.perf_counter()
-    metrics = build_report(out, data, cfg.data.embargo, data_dir, seed=cfg.seed,
-                           rows_per_era=cfg.data.rows_per_era, timings={**timings, "load_s": summary["timing/load_s"]})
+    metrics = build_report(out, data, cfg.data.embargo, data_dir, seed=cfg.seed, rows_per_era=cfg.data.rows_per_era,
+                           timings={**timings, "load_s": summary["timing/load_s"]}, eval_cfg=cfg.eval)
     metrics["timing"]["report_s"] = time.perf_counter() - start
     write_json(Path(out) / "metrics.json", {k: v for k, v in metrics.items() if k != "plots"})
     _print_report(metrics, out)
@@ -158,9 +174,10 @@ def cmd_tune(args: argparse.Namespace) -> int:
     data = load_numerai(data_dir, cfg.data.feature_spec, cfg.data.targets, validation=False, live=False,
                         min_era_rows=cfg.data.min_era_rows)
     impute_splits(cfg.data.missing, data.train, seed=cfg.seed)
+    reference = _train_reference(cfg, data, data_dir) if cfg.tune.metric == "bmc" else None
     start = time.perf_counter()
     study = run_tune(cfg, space, data, args.out, n_trials=args.n_trials, timeout=args.timeout, storage=args.storage,
-                     study_name=args.study_name, worker=args.worker, progress=_progress)
+                     study_name=args.study_name, worker=args.worker, progress=_progress, reference=reference)
     summary = write_outputs(study, cfg, args.out)
     print(f"tuned in {time.perf_counter() - start:.0f}s: {summary['n_trials']} trials ({summary['n_complete']} complete, "
           f"{summary['n_pruned']} pruned, {summary['n_fail']} failed) in study {study.study_name!r}")
@@ -173,8 +190,25 @@ def cmd_tune(args: argparse.Namespace) -> int:
     return 0
 
 
+def _train_reference(cfg: RunConfig, data, data_dir: Path) -> dict[str, float]:
+    """`tune.metric=bmc`: the benchmark's prediction of every labelled training row, by id."""
+    from dynjax.data.references import TRAIN_BENCHMARK_FILE, read_reference
+
+    column, frame = read_reference(data_dir / TRAIN_BENCHMARK_FILE, cfg.eval.benchmark)
+    reference = dict(zip(frame["id"].to_list(), frame["reference"].to_list()))
+    labeled = [data.train.ids[r.start:r.stop] for r in map(data.train.index.labeled_rows, range(data.train.index.n_eras))]
+    absent = [i for ids in labeled for i in ids.to_list() if i not in reference]
+    if absent:
+        raise DataError(data_dir / TRAIN_BENCHMARK_FILE, f"tune.metric=bmc: {len(absent)} labelled training rows have no "
+                        f"{column} prediction, e.g. {', '.join(absent[:3])}")
+    print(f"tune.metric=bmc: contribution beyond {column} ({TRAIN_BENCHMARK_FILE})")
+    return reference
+
+
 def cmd_ensemble(args: argparse.Namespace) -> int:
+    from dynjax.eval.contribution import contribution_per_era
     from dynjax.eval.ensemble import rank_average, score_members
+    from dynjax.eval.report import reference_models
     from dynjax.members import (
         member_predictions,
         run_members,
@@ -205,12 +239,25 @@ def cmd_ensemble(args: argparse.Namespace) -> int:
     # Score every member and the ensemble against the main target of the validation eras.
     data_dir = Path(load_config(out / "members" / f"{next(iter(dirs))}.json").data.data_dir)
     truth = pl.read_parquet(data_dir / "validation.parquet", columns=["id", "era", args.target])
-    summary, per_era = score_members(truth, {**preds, "ensemble": ensemble}, args.target)
+    scored = {**preds, "ensemble": ensemble}
+    summary, per_era = score_members(truth, scored, args.target)
+    references = reference_models(data_dir, cfg.eval)
+    for tag, (_, reference) in references.items():
+        contribution = contribution_per_era(truth.rename({args.target: "target"}), scored, reference, tag)
+        per_era = per_era.join(contribution, on="era", how="left")
+        for name in scored:
+            values = contribution[f"{tag}_{name}"].to_numpy()
+            summary[name] |= {f"{tag}_mean": float(values.mean()), f"{tag}_sharpe": float(values.mean() / values.std())}
     per_era.write_csv(out / "ensemble_per_era.csv")
-    write_json(out / "ensemble.json", {"target": args.target, "members": {n: str(d) for n, d in dirs.items()}, "scores": summary})
-    print(f"\n{'member':<22}{'corr mean':>11}{'std':>9}{'sharpe':>8}{'max dd':>9}   (against {args.target})")
+    write_json(out / "ensemble.json", {"target": args.target, "members": {n: str(d) for n, d in dirs.items()}, "scores": summary,
+                                       "references": {tag: column for tag, (column, _) in references.items()}})
+    extra = "".join(f"{tag.upper() + ' mean':>10}" for tag in references)
+    print(f"\n{'member':<22}{'corr mean':>11}{'std':>9}{'sharpe':>8}{'max dd':>9}{extra}   (against {args.target})")
     for name, m in summary.items():
-        print(f"{name:<22}{m['corr_mean']:>11.4f}{m['corr_std']:>9.4f}{m['corr_sharpe']:>8.2f}{m['max_drawdown']:>9.4f}")
+        print(f"{name:<22}{m['corr_mean']:>11.4f}{m['corr_std']:>9.4f}{m['corr_sharpe']:>8.2f}{m['max_drawdown']:>9.4f}"
+              + "".join(f"{m[f'{tag}_mean']:>10.4f}" for tag in references))
+    for tag, (column, _) in references.items():
+        print(f"{tag.upper()}: contribution beyond {column}")
     print(f"ensemble directory: {out}")
     return 0
 
@@ -222,7 +269,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     data_dir = Path(cfg.data.data_dir) if cfg.data.data_dir else Path(args.run) / "data"
     data = load_numerai(data_dir, cfg.data.feature_spec, cfg.data.targets, min_era_rows=cfg.data.min_era_rows)
     data = impute(data, cfg.data.missing, seed=cfg.seed)
-    metrics = build_report(args.run, data, cfg.data.embargo, data_dir, seed=cfg.seed, rows_per_era=cfg.data.rows_per_era)
+    metrics = build_report(args.run, data, cfg.data.embargo, data_dir, seed=cfg.seed, rows_per_era=cfg.data.rows_per_era,
+                           eval_cfg=cfg.eval)
     _print_report(metrics, args.run)
     return 0
 
@@ -265,7 +313,7 @@ def _progress(iterable, **kwargs):
 
 def _print_report(metrics: dict, out) -> None:
     print(f"\n{'model':<9}{'corr mean':>11}{'std':>9}{'sharpe':>8}{'max dd':>9}")
-    for name in ("dynjax", "frozen", "ridge", "oracle"):
+    for name in ("dynjax", "frozen", "ridge", "benchmark", "oracle"):
         if name in metrics:
             m = metrics[name]
             print(f"{name:<9}{m['corr_mean']:>11.4f}{m['corr_std']:>9.4f}{m['corr_sharpe']:>8.2f}{m['max_drawdown']:>9.4f}")
@@ -281,6 +329,18 @@ def _print_report(metrics: dict, out) -> None:
     if "max_exposure_mean" in d:
         print(f"exposure: max feature exposure {d['max_exposure_mean']:.3f} (mean over eras), feature-neutral corr "
               f"{d['fnc_mean']:.4f}")
+    for tag, label in (("bmc", "BMC"), ("mmc", "MMC")):
+        if tag in metrics:
+            m = metrics[tag]
+            print(f"{label} beyond {m['reference']}: " + ", ".join(
+                f"{n} {m[n]['mean']:.4f} (sharpe {m[n]['sharpe']:.2f}, corr with it {m[f'corr_with_{n}']:.2f})"
+                for n in ("dynjax", "frozen", "ridge", "neutral") if n in m))
+    if "neutral" in metrics:
+        n = metrics["neutral"]
+        submitted = "submitted" if n["submitted"] else "report only, submission raw: eval.neutralize=P submits it"
+        print(f"neutralised ({n['proportion']:g} of {n['features']} features; {submitted}): corr {n['corr_mean']:.4f} sharpe "
+              f"{n['corr_sharpe']:.2f}, max exposure {n['max_exposure_mean']:.3f}, feature-neutral corr {n['fnc_mean']:.4f} "
+              f"(raw: corr {d['corr_mean']:.4f}, max exposure {d['max_exposure_mean']:.3f})")
     t = metrics.get("timing", {})
     if t:
         print("timing: " + ", ".join(f"{k.removesuffix('_s')} {v:.1f}s" for k, v in t.items()))
@@ -314,7 +374,11 @@ def _parser() -> argparse.ArgumentParser:
     synth.add_argument("--setting", choices=sorted(SETTINGS), default="default",
                        help="a named setting (the flags below override its fields): " +
                        "; ".join(f"{k}: {v or 'the defaults'}" for k, v in SETTINGS.items()))
+    synth.add_argument("--layout", choices=sorted(LAYOUTS), help="file layout: v5 (default), or v5.2: 2,748 "
+                       "Numerai-style feature names, medium 780, small 42, the eleven feature groups")
     for f in dataclasses.fields(SynthConfig):
+        if f.name == "layout":
+            continue
         synth.add_argument(f"--{f.name.replace('_', '-')}", dest=f.name, type=f.type, default=None,
                            help=f"default {f.default}")
     synth.set_defaults(func=cmd_synth)
@@ -326,6 +390,8 @@ def _parser() -> argparse.ArgumentParser:
     wf.add_argument("--target", help="main target column (default: target)")
     wf.add_argument("--config", help="JSON file with a (partial) RunConfig")
     wf.add_argument("--resume", action="store_true", help="continue the run in --out")
+    wf.add_argument("--benchmarks", help="benchmark models' validation predictions for BMC (default: "
+                    "validation_benchmark_models.parquet in the data directory, if there)")
     wf.add_argument("--stop-after", type=int, help=argparse.SUPPRESS)  # kill-and-resume tests
     _process_flags(wf)
     wf.add_argument("overrides", nargs="*", help="config overrides such as data.embargo=6")

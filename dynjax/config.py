@@ -11,6 +11,7 @@ from typing import Any
 from dynjax.data.missing import STRATEGIES
 
 SIGNALS = ("sparse", "diffuse")
+LAYOUTS = ("v5", "v5.2")
 
 
 @dataclass(frozen=True)
@@ -42,9 +43,11 @@ class SynthConfig:
     flip_eras: int = 60  # diffuse: mean length of the flipping group's sign regime
     n_interactions: int = 24  # diffuse: pairwise (product) and threshold interaction terms
     interaction_share: float = 0.5  # diffuse: share of the signal's variance they carry
+    layout: str = "v5"  # "v5.2": Numerai-style feature names and v5.2's feature-set sizes (`dynjax synth --layout`)
     seed: int = 0
 
     def __post_init__(self):
+        _check(self.layout in LAYOUTS, f"unknown synthetic layout {self.layout!r}; choose from {LAYOUTS}")
         _check(self.signal in SIGNALS, f"unknown synthetic signal {self.signal!r}; choose from {SIGNALS}")
         _check(self.n_groups >= 1 and 0 < self.dense_frac <= 1, "n_groups must be >= 1 and dense_frac in (0, 1]")
         _check(self.drift >= 0 and self.drift_eras > 0 and self.flip_eras >= 1, "drift >= 0, drift_eras > 0, flip_eras >= 1")
@@ -265,7 +268,7 @@ class TrainConfig:
         _check(self.holdout_eras >= 1 and self.keep_checkpoints >= 1, "holdout_eras and keep_checkpoints must be >= 1")
 
 
-TUNE_METRICS = ("mean", "sharpe")
+TUNE_METRICS = ("mean", "sharpe", "bmc")
 # Float hyperparameters a population sweep may vary across the trials of one vmapped step.
 POPULATION_PATHS = ("optim.learning_rate", "optim.weight_decay", "loss.sparsity_lambda", "loss.distill_weight")
 PRUNERS = ("median", "hyperband", "none")
@@ -281,7 +284,7 @@ class TuneConfig:
     never read.
     """
 
-    metric: str = "mean"  # of the per-era corr over every scored era: "mean" or "sharpe"
+    metric: str = "mean"  # over every scored era: "mean" / "sharpe" of the corr, "bmc": mean BMC (train_benchmark_models.parquet)
     folds: int = 3
     fold_eras: int = 12
     pruner: str = "median"  # on the per-fold reports: "median", "hyperband" or "none"
@@ -298,6 +301,30 @@ class TuneConfig:
 
 
 @dataclass(frozen=True)
+class EvalConfig:
+    """What the report scores beside corr, and what the submission is post-processed with.
+
+    BMC / MMC: each era's contribution beyond a benchmark model / the meta model (numerai-tools'
+    `correlation_contribution`), from `validation_benchmark_models.parquet` / `meta_model.parquet`
+    in the data directory (or the files named here). Neutralisation: numerai-tools' `neutralize`
+    per era, of the submission, `dynjax predict` and the exported pickle; the report shows raw
+    and neutralised figures side by side.
+    """
+
+    benchmarks: str = ""  # benchmark-model file ("": validation_benchmark_models.parquet in the data directory, if any)
+    benchmark: str = ""  # its column BMC is against ("": the first *lgbm* column, else the first)
+    meta_model: str = ""  # meta-model file ("": meta_model.parquet in the data directory, if any)
+    neutralize: float = 0.0  # proportion of per-era neutralisation of what is submitted (0: off)
+    neutralize_features: str = ""  # a feature set of features.json ("": every feature the run reads)
+    report_neutralize: float = 0.5  # with neutralize 0: the proportion of the report's neutralised view (0: none)
+
+    def __post_init__(self):
+        for name in ("neutralize", "report_neutralize"):
+            value = getattr(self, name)
+            _check(0.0 <= value <= 1.0, f"eval.{name} must be a proportion in [0, 1], got {value}")
+
+
+@dataclass(frozen=True)
 class RunConfig:
     """Everything one run depends on; written to `config.json` in the run directory."""
 
@@ -309,6 +336,7 @@ class RunConfig:
     optim: OptimConfig = field(default_factory=OptimConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     tune: TuneConfig = field(default_factory=TuneConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
     seed: int = 0
 
 

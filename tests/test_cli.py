@@ -27,8 +27,15 @@ def test_walk_forward_on_embedded_default(finished_run):
     assert summary["oracle"]["corr_mean"] > 0
     printed = (out.parent / "stdout.txt").read_text()
     assert "oracle" in printed and "dynjax" in printed and "ridge" in printed
+    # The embedded data hold a benchmark model and a meta model, so the report shows BMC and MMC.
+    assert "BMC beyond synthetic_ridge: dynjax" in printed and "MMC beyond numerai_meta_model: dynjax" in printed
+    assert "neutral " in printed and "neutralised (0.5 of the run's features; report only" in printed  # raw and neutralised
     metrics = json.loads((out / "metrics.json").read_text())
-    assert {"dynjax", "frozen", "ridge", "oracle", "selection", "timing"} <= set(metrics)
+    assert {"dynjax", "frozen", "ridge", "oracle", "selection", "timing", "benchmark", "bmc", "mmc"} <= set(metrics)
+    assert metrics["bmc"]["reference"] == "synthetic_ridge" and metrics["bmc"]["dynjax"]["n_eras"] == 5
+    assert -1 < metrics["bmc"]["corr_with_dynjax"] < 1 and metrics["mmc"]["reference"] == "numerai_meta_model"
+    per_era = pl.read_csv(out / "metrics_per_era.csv")
+    assert {"bmc_dynjax", "bmc_frozen", "mmc_dynjax", "corr_benchmark"} <= set(per_era.columns)
     for name in ("config.json", "predictions.parquet", "selection.parquet", "metrics_per_era.csv",
                  "metrics.jsonl", "submission.csv", "cumulative_corr.png", "importance_heatmap.png", "selected_count.png"):
         assert (out / name).is_file(), name
@@ -70,6 +77,30 @@ def test_bad_data_dir_and_bad_override_give_clear_errors(tmp_path, capsys):
     assert not (tmp_path / "a" / "config.json").exists()  # a corrected rerun is not refused
     assert main(["walk-forward", "--out", str(tmp_path / "b"), "data.embargo=-2"]) == 2
     assert "embargo must be >= 0" in capsys.readouterr().err
+
+
+def test_bad_reference_models_and_neutralisers_fail_before_training(finished_run, tmp_path, capsys):
+    data = finished_run / "data"
+    assert main(["walk-forward", "--out", str(tmp_path / "a"), "--data", str(data), "--benchmarks",
+                 str(tmp_path / "none.parquet"), *TINY_ARGS]) == 2
+    assert "no such reference-model file" in capsys.readouterr().err and not (tmp_path / "a" / "config.json").exists()
+    assert main(["walk-forward", "--out", str(tmp_path / "b"), "--data", str(data), "eval.benchmark=v52_lgbm", *TINY_ARGS]) == 2
+    assert "eval.benchmark='v52_lgbm' is not a column" in capsys.readouterr().err
+    assert main(["walk-forward", "--out", str(tmp_path / "c"), "--data", str(data), "eval.neutralize=0.5",
+                 "eval.neutralize_features=nope", *TINY_ARGS]) == 2
+    assert "nope" in capsys.readouterr().err and not (tmp_path / "c" / "config.json").exists()
+
+
+def test_neutralised_submission_and_predict_agree(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["walk-forward", "--out", str(out), *TINY_ARGS, "eval.neutralize=1.0", "eval.neutralize_features=small"]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["neutral"]["proportion"] == 1.0 and "neutralised (1 of small features; submitted)" in capsys.readouterr().out
+    assert metrics["neutral"]["max_exposure_mean"] < metrics["dynjax"]["max_exposure_mean"]
+    assert "bmc_neutral" in pl.read_csv(out / "metrics_per_era.csv").columns
+    assert main(["predict", "--run", str(out), "--data", str(out / "data" / "live.parquet"), "--out", str(tmp_path / "s.csv")]) == 0
+    written, predicted = pl.read_csv(out / "submission.csv"), pl.read_csv(tmp_path / "s.csv")
+    assert written.equals(predicted)
 
 
 def test_a_diverging_run_stops_with_a_clear_error(tmp_path, capsys, monkeypatch):

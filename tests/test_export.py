@@ -60,7 +60,8 @@ def test_pickle_predicts_what_dynjax_predict_writes(finished_run, tmp_path):
 
 
 @pytest.mark.parametrize("overrides", [
-    ["train.pretrained_experts=true", "model.normalizer=entmax15", "data.missing=model", "selection.mode=none"],
+    ["train.pretrained_experts=true", "model.normalizer=entmax15", "data.missing=model", "selection.mode=none",
+     "eval.neutralize=0.5"],
     ["model.normalizer=sparsemax", "model.gates=l0", "data.missing=era_median", "train.ensemble=1", "train.horizons=",
      "model.gate_thresholds=", "model.context=false"],
 ])
@@ -123,3 +124,25 @@ def test_numpy_normalisers_match_dynjax(name):
     got = NORMALIZERS[name](np.where(keep_F, z_RxF, -np.inf))
     np.testing.assert_allclose(got, np.asarray(want), atol=1e-5)
     assert np.all(got[:, ~keep_F] == 0) and np.allclose(got.sum(axis=1), 1.0)
+
+
+def test_v52_layout_runs_end_to_end_and_exports(tmp_path, capsys):
+    data = tmp_path / "v52"
+    assert main(["synth", "--out", str(data), "--layout", "v5.2", "--n-train-eras", "12", "--n-val-eras", "3",
+                 "--rows-per-era", "30"]) == 0
+    sets = json.loads((data / "features.json").read_text())["feature_sets"]
+    assert (len(sets["all"]), len(sets["medium"]), len(sets["small"])) == (2748, 780, 42)
+    assert all(f.startswith("feature_") and f.count("_") == 3 for f in sets["all"]) and len(set(sets["all"])) == 2748
+    for name in ("validation_benchmark_models.parquet", "live_benchmark_models.parquet", "meta_model.parquet"):
+        assert {"id", "era"} < set(pl.read_parquet(data / name).columns), name
+    assert pl.read_parquet(data / "live.parquet")["era"].unique().to_list() == ["X"]
+    run = tmp_path / "run"
+    assert main(["walk-forward", "--data", str(data), "--out", str(run), "--feature-set", "small", *TINY_RUN]) == 0
+    assert "BMC beyond synthetic_ridge" in capsys.readouterr().out
+    live = data / "live.parquet"
+    assert main(["export", "--run", str(run), "--out", str(tmp_path / "model.pkl")]) == 0
+    assert main(["predict", "--run", str(run), "--data", str(live), "--out", str(tmp_path / "s.csv")]) == 0
+    sub = pl.read_csv(tmp_path / "s.csv")
+    frame = pandas_frame(live)
+    check_upload(pickle.loads((tmp_path / "model.pkl").read_bytes())(frame), frame,
+                 pd.Series(sub["prediction"].to_numpy(), index=sub["id"].to_numpy()))

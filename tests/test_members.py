@@ -49,6 +49,10 @@ def test_target_ensemble_command(tmp_path, capsys):
     assert "target_jasper_20" in printed and "ensemble" in printed
     report = json.loads((out / "ensemble.json").read_text())
     assert set(report["scores"]) == {"target", "target_jasper_20", "ensemble"}
+    # The embedded data's benchmark and meta model: every member's and the ensemble's BMC and MMC.
+    assert report["references"] == {"bmc": "synthetic_ridge", "mmc": "numerai_meta_model"}
+    assert all(np.isfinite(m["bmc_mean"]) and np.isfinite(m["mmc_mean"]) for m in report["scores"].values())
+    assert "BMC: contribution beyond synthetic_ridge" in printed
     members = {n: pl.read_parquet(out / "members" / n / "predictions.parquet") for n in ("target", "target_jasper_20")}
     ensemble = pl.read_parquet(out / "predictions.parquet")
     np.testing.assert_allclose(ensemble.sort("id")["prediction"].to_numpy(),

@@ -207,3 +207,26 @@ def test_population_tune_gives_every_trial_its_own_result(pop_data, tmp_path):
     assert {t.user_attrs["population"] for t in study.trials} == {0}  # one population, one walk-forward
     assert len({t.params["optim.learning_rate"] for t in study.trials}) == 3
     assert len({t.value for t in study.trials}) == 3
+
+
+def test_tune_metric_bmc_is_the_mean_contribution_beyond_the_training_benchmark(tmp_path, capsys):
+    from dynjax.eval.contribution import era_contribution
+
+    data = write_synthetic(override(RunConfig(), TUNE_RUN).synth, tmp_path / "data")
+    space = tmp_path / "space.json"
+    space.write_text(json.dumps({"optim.learning_rate": {"low": 1e-3, "high": 1e-2, "log": True}}))
+    out = tmp_path / "tune"
+    args = ["tune", "--data", str(data), "--space", str(space), "--n-trials", "1", *TUNE_RUN, "tune.metric=bmc"]
+    assert main([*args, "--out", str(out)]) == 0
+    assert "contribution beyond synthetic_ridge" in capsys.readouterr().out
+    trial = optuna.load_study(study_name="dynjax", storage=storage_url(out, None)).trials[0]
+    preds = pl.read_parquet(out / "trials" / "0000" / "predictions.parquet")
+    train = pl.read_parquet(data / "train.parquet", columns=["id", "era", "target"])
+    bench = pl.read_parquet(data / "train_benchmark_models.parquet").select("id", "synthetic_ridge")
+    scored = preds.join(train.drop("era"), on="id").join(bench, on="id")
+    bmc = [era_contribution(p["prediction"].to_numpy(), p["synthetic_ridge"].to_numpy(), p["target"].to_numpy())
+           for _, p in scored.group_by("era")]
+    assert len(bmc) == 6 and trial.value == pytest.approx(np.mean(bmc), abs=1e-6)
+    (data / "train_benchmark_models.parquet").unlink()
+    assert main([*args, "--out", str(tmp_path / "again")]) == 2
+    assert "no such reference-model file" in capsys.readouterr().err

@@ -25,6 +25,7 @@ import numpy as np
 import polars as pl
 
 from dynjax.config import SynthConfig
+from dynjax.data.references import write_synthetic_references
 
 # Named synthetic settings (`dynjax synth --setting NAME`): overrides of `SynthConfig`'s defaults,
 # which are the embedded default set of `dynjax walk-forward`. Every claim about the method is
@@ -82,8 +83,27 @@ class Split:
     y_NxT: np.ndarray
 
 
-def feature_names(n: int) -> list[str]:
-    return [f"feature_{i:04d}" for i in range(n)]
+# `--layout v5.2`: Numerai's v5.2 shape (2,748 features, `medium` 780 of them, `small` 42, the eleven
+# named groups) with names of Numerai's kind, three random words. Flags still override its fields.
+LAYOUTS = {"v5": {}, "v5.2": {"layout": "v5.2", "n_features": 2748, "n_groups": 11, "n_factors": 22}}
+V52_SETS = {"small": 42, "medium": 780}  # of 2,748; scaled with n_features
+_ADJECTIVES = ("abating", "unadaptable", "leaky", "sodden", "ungrown", "plated", "braw", "gimlet", "tinted", "zonal",
+               "bushy", "molten", "fickle", "hoary", "jovial", "lanky", "mellow", "nimble", "ornate", "pallid", "quaint",
+               "rugged", "sallow", "tawny", "umbral", "vapid", "wistful", "yeasty", "zesty", "brisk", "civic", "dusky")
+_NOUNS = ("eagle", "marten", "heron", "quince", "lantern", "saddle", "cobble", "falcon", "garnet", "harbor", "inlet",
+          "juniper", "kestrel", "ledger", "mortar", "nettle", "orchard", "pewter", "quarry", "rampart", "sable", "thicket",
+          "umber", "vessel", "willow", "yarrow", "zephyr", "bramble", "cinder", "dormer", "ember", "fathom")
+
+
+def feature_names(n: int, layout: str = "v5", seed: int = 0) -> list[str]:
+    """`feature_0000`...; with layout v5.2 Numerai-style `feature_<adjective>_<adjective>_<noun>`, unique."""
+    if layout != "v5.2":
+        return [f"feature_{i:04d}" for i in range(n)]
+    a, b = len(_ADJECTIVES), len(_NOUNS)
+    if n > a * a * b:
+        raise ValueError(f"layout v5.2 names at most {a * a * b} features, not {n}")
+    codes = np.random.default_rng([seed, 4]).permutation(a * a * b)[:n]
+    return [f"feature_{_ADJECTIVES[c // (a * b)]}_{_ADJECTIVES[c // b % a]}_{_NOUNS[c % b]}" for c in codes]
 
 
 LIVE_ERA = "X"  # Numerai labels the live era so, not by its number
@@ -270,7 +290,8 @@ def _concat(parts: list[Split]) -> Split:
 
 
 def write_synthetic(cfg: SynthConfig, out: str | Path, chunk_rows: int = 200_000) -> Path:
-    """Write train/validation/live parquet, features.json and truth/ to `out`.
+    """Write train/validation/live parquet, features.json, truth/ and the reference models (benchmark
+    files and meta model: `dynjax.data.references`) to `out`.
 
     Rows are generated and written `chunk_rows` at a time (each split's chunks are then
     streamed into its file), so memory stays that of one chunk at any size: a v5-size set of
@@ -280,7 +301,7 @@ def write_synthetic(cfg: SynthConfig, out: str | Path, chunk_rows: int = 200_000
     (out / "truth").mkdir(parents=True, exist_ok=True)
     plan = Plan.draw(cfg)
     live = int(plan.split_eras["live"][0])
-    names = feature_names(cfg.n_features)
+    names = feature_names(cfg.n_features, cfg.layout, cfg.seed)
     id_rng = np.random.default_rng([cfg.seed, 1])
     id_offset = np.uint64(id_rng.integers(2**60))
     tmp = out / ".chunks"
@@ -309,6 +330,7 @@ def write_synthetic(cfg: SynthConfig, out: str | Path, chunk_rows: int = 200_000
                                 for (i, j), t, c in zip(d.pairs_Kx2, d.threshold_K, d.coef_K)]
         meta["flip_group"] = [names[f] for f in np.flatnonzero(d.flip_F)]
     (out / "truth" / "synth.json").write_text(json.dumps(meta, indent=1))
+    write_synthetic_references(out, names, cfg.seed)
     return out
 
 
@@ -356,5 +378,7 @@ def _feature_json(cfg: SynthConfig, names: list[str], group_F: np.ndarray) -> di
     order = rng.permutation(len(names))
     subset = lambda frac: sorted(names[i] for i in order[: max(1, round(frac * len(names)))])
     groups = {group_name(g): [names[f] for f in np.flatnonzero(group_F == g)] for g in range(cfg.n_groups)}
-    sets = {"small": subset(cfg.small_frac), "medium": subset(cfg.medium_frac), "all": list(names)}
+    fracs = ({k: v / 2748 for k, v in V52_SETS.items()} if cfg.layout == "v5.2"
+             else {"small": cfg.small_frac, "medium": cfg.medium_frac})
+    sets = {k: subset(f) for k, f in fracs.items()} | {"all": list(names)}
     return {"feature_sets": sets | {k: v for k, v in groups.items() if v}, "targets": list(TARGET_NAMES)}

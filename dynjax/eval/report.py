@@ -7,19 +7,22 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
+from dynjax.config import EvalConfig
 from dynjax.data.missing import float_view_np
+from dynjax.data.references import BENCHMARK_FILE, META_FILE, read_reference
 from dynjax.data.numerai import NumeraiData
 from dynjax.data.timeline import make_timeline
 from dynjax.eval.baseline import ridge_walk_forward
+from dynjax.eval.contribution import contribution_per_era, neutralize_split, neutralizer_columns
 from dynjax.eval.plots import write_plots
 from dynjax.eval.scores import era_exposure, per_era_corr, rank_per_era, summarize
 from dynjax.eval.truth import active_features, has_truth
 
 
 def build_report(out: str | Path, data: NumeraiData, embargo: int, data_dir: str | Path, *, seed: int = 0,
-                 rows_per_era: int = 512, timings: dict | None = None) -> dict:
+                 rows_per_era: int = 512, timings: dict | None = None, eval_cfg: EvalConfig | None = None) -> dict:
     """Score a finished walk-forward run in `out`; writes metrics, tables, plots, submission."""
-    out = Path(out)
+    out, eval_cfg = Path(out), eval_cfg or EvalConfig()
     val = data.validation
     truth_frame = pl.DataFrame({"id": val.ids, "era": val.era_column(), "target": val.y_NxT[:, 0]})
     splits = [s for s in (data.train, data.validation, data.live) if s is not None]
@@ -28,6 +31,13 @@ def build_report(out: str | Path, data: NumeraiData, embargo: int, data_dir: str
     ridge = _ridge(out / "predictions_ridge.parquet", timeline, predicted, val, embargo, rows_per_era, seed)
     sources = {"dynjax": pl.read_parquet(out / "predictions.parquet"),
                "frozen": pl.read_parquet(out / "predictions_frozen.parquet"), "ridge": ridge}
+    neutral_cols, proportion = None, eval_cfg.neutralize or eval_cfg.report_neutralize
+    if proportion:  # the neutralised view, beside the raw one (submitted only with eval.neutralize)
+        neutral_cols = neutralizer_columns(val.features, data_dir, eval_cfg.neutralize_features)
+        sources["neutral"] = neutralize_split(sources["dynjax"], val, neutral_cols, proportion)
+    references = reference_models(data_dir, eval_cfg)
+    if "bmc" in references:
+        sources["benchmark"] = references["bmc"][1].rename({"reference": "prediction"})
     if has_truth(data_dir):
         signal = pl.read_parquet(Path(data_dir) / "truth" / "signal.parquet").select("id", pl.col("signal").alias("prediction"))
         sources["oracle"] = signal
@@ -38,15 +48,29 @@ def build_report(out: str | Path, data: NumeraiData, embargo: int, data_dir: str
         per_era = scored if per_era is None else per_era.join(scored, on="era", how="left")
     selection = pl.read_parquet(out / "selection.parquet")
     per_era = per_era.join(_selection_per_era(selection, data_dir), on="era", how="left")
-    per_era = per_era.join(exposure_per_era(val, sources["dynjax"]), on="era", how="left").sort("era")
+    per_era = per_era.join(exposure_per_era(val, sources["dynjax"]), on="era", how="left")
+    if "neutral" in sources:
+        neutral_exposure = exposure_per_era(val, sources["neutral"]).rename({"fnc": "fnc_neutral", "max_exposure": "max_exposure_neutral"})
+        per_era = per_era.join(neutral_exposure, on="era", how="left")
+    scored = {n: sources[n] for n in ("dynjax", "frozen", "ridge", "neutral") if n in sources}
+    for tag, (column, reference) in references.items():
+        per_era = per_era.join(contribution_per_era(truth_frame, scored, reference, tag), on="era", how="left")
+    per_era = per_era.sort("era")
     per_era.write_csv(out / "metrics_per_era.csv")
 
     metrics = {name: summarize(per_era[f"corr_{name}"].drop_nulls().to_numpy()) for name in sources}
-    fnc = per_era["fnc"].fill_nan(None).mean()  # eras with a constant prediction have none
-    metrics["dynjax"].update(fnc_mean=float("nan") if fnc is None else float(fnc),
+    metrics["dynjax"].update(fnc_mean=_mean(per_era["fnc"]),
                              max_exposure_mean=float(per_era["max_exposure"].mean()))
     metrics["selection"] = {c: float(per_era[c].mean()) for c in ("n_selected", "recall", "precision", "topk_recall") if c in per_era.columns}
     metrics["dynjax"]["max_exposure_max"] = float(per_era["max_exposure"].max())
+    if "neutral" in sources:
+        metrics["neutral"].update(proportion=proportion, submitted=bool(eval_cfg.neutralize),
+                                  features=eval_cfg.neutralize_features or "the run's",
+                                  max_exposure_mean=float(per_era["max_exposure_neutral"].mean()),
+                                  fnc_mean=_mean(per_era["fnc_neutral"]))
+    for tag, (column, _) in references.items():
+        metrics[tag] = {"reference": column, **{n: _stats(per_era[f"{tag}_{n}"]) for n in scored},
+                        **{f"corr_with_{n}": float(per_era[f"{tag}_corr_with_{n}"].mean()) for n in scored}}
     members = member_weights(out / "metrics.jsonl")
     if members:
         metrics["members"] = members
@@ -54,8 +78,34 @@ def build_report(out: str | Path, data: NumeraiData, embargo: int, data_dir: str
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2, default=float) + "\n")
     metrics["plots"] = [str(p) for p in write_plots(out, per_era, selection)]
     if data.live is not None:
-        _write_submission(out, data.live, sources["dynjax"])
+        live = sources["dynjax"].filter(pl.col("id").is_in(data.live.ids.implode()))
+        if eval_cfg.neutralize:
+            live = neutralize_split(live, data.live, neutral_cols, eval_cfg.neutralize)
+        _write_submission(out, data.live, live)
     return metrics
+
+
+def reference_models(data_dir: str | Path, eval_cfg: EvalConfig) -> dict[str, tuple[str, pl.DataFrame]]:
+    """`{"bmc": (column, frame), "mmc": ...}` of the benchmark and meta-model files that exist
+    (named in `eval_cfg`, else Numerai's file names in the data directory)."""
+    found = {}
+    for tag, named, default, column in (("bmc", eval_cfg.benchmarks, BENCHMARK_FILE, eval_cfg.benchmark),
+                                        ("mmc", eval_cfg.meta_model, META_FILE, "")):
+        path = Path(named) if named else Path(data_dir) / default
+        if named or path.is_file():
+            found[tag] = read_reference(path, column)
+    return found
+
+
+def _mean(values: pl.Series) -> float:
+    """Mean over the eras that have a value (an era with a constant prediction has no FNC)."""
+    mean = values.fill_nan(None).mean()
+    return float("nan") if mean is None else float(mean)
+
+
+def _stats(values: pl.Series) -> dict[str, float]:
+    s = summarize(values.drop_nulls().to_numpy())
+    return {"mean": s["corr_mean"], "std": s["corr_std"], "sharpe": s["corr_sharpe"], "n_eras": s["n_eras"]}
 
 
 def member_weights(log_path: Path) -> dict | None:

@@ -3,8 +3,8 @@
 Only the live file and `run/next/` are read (no training or validation data): the live
 file is checked against the training file's feature columns, filled by the run's own
 imputer, and each of its eras is predicted as the era after the run's last, with the era
-context the run stored for it. So predicting the run's own live file reproduces its
-`submission.csv`.
+context the run stored for it, and neutralised as the run's `eval.neutralize` says. So
+predicting the run's own live file reproduces its `submission.csv`.
 """
 
 from pathlib import Path
@@ -15,6 +15,7 @@ from dynjax.data import DataError, load_split
 from dynjax.data.errors import preview
 from dynjax.data.missing import fit_imputer, impute_inplace
 from dynjax.data.numerai import check_feature_columns
+from dynjax.eval.contribution import neutralize_era, run_neutralizers
 from dynjax.eval.scores import rank_per_era
 from dynjax.train.checkpoint import CheckpointError
 from dynjax.train.next_era import load_next
@@ -44,11 +45,15 @@ def predict_file(run_dir: str | Path, live_path: str | Path, out_csv: str | Path
 
     predictor = make_predictor(cfg, len(nxt.features))
     state = nxt.restore_state(predictor.abstract_state())
+    neutral_cols = run_neutralizers(cfg, nxt.features, run_dir)
     frames = []
     for j in range(live.index.n_eras):
         rows = live.index.rows(j)
         pred_GxR, _, _ = predict_rows(predictor, state, live, j, nxt.context)
-        frames.append(prediction_frame(live.ids[rows.start:rows.stop], live.index.names[j], pred_GxR[0]))
+        pred_R = pred_GxR[0]
+        if neutral_cols is not None:  # as the run's submission.csv: numerai-tools' neutralize per era
+            pred_R = neutralize_era(pred_R, live.x_NxF[rows][:, neutral_cols], cfg.eval.neutralize)
+        frames.append(prediction_frame(live.ids[rows.start:rows.stop], live.index.names[j], pred_R))
     sub = rank_per_era(pl.concat(frames))
     sub.select("id", "prediction").write_csv(out_csv)
     return sub.height

@@ -1,19 +1,20 @@
 """The search objective: a config's per-era corr over the walk-forward folds of the training eras."""
 
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import numpy as np
 
 from dynjax.config import RunConfig
 from dynjax.data.numerai import NumeraiData
+from dynjax.eval.contribution import era_contribution
 from dynjax.eval.jax_corr import era_corr
 from dynjax.eval.scores import summarize
 from dynjax.rundir import start_run_dir
 from dynjax.tune.folds import Folds, fold_data, make_folds, min_pretrain_eras
 
-METRIC_KEYS = {"mean": "corr_mean", "sharpe": "corr_sharpe"}
+METRIC_KEYS = {"mean": "corr_mean", "sharpe": "corr_sharpe", "bmc": "corr_mean"}  # bmc: the per-era values are BMC
 
 
 def trial_config(base: RunConfig) -> RunConfig:
@@ -32,15 +33,16 @@ def fold_metric(corr_E: list[float] | np.ndarray, metric: str) -> float:
 
 
 def evaluate(cfg: RunConfig, data: NumeraiData, out: str | Path, report: Callable[[int, float], None] | None = None,
-             progress: Callable = lambda it, **kw: it) -> dict:
+             progress: Callable = lambda it, **kw: it, reference: Mapping[str, float] | None = None) -> dict:
     """Walk forward through the folds of `data.train` with `cfg` (as given: call `trial_config` first).
 
     After each fold, `report(fold, metric over the eras scored so far)` (it may raise to stop the
     trial: Optuna's pruning). Writes the run to `out` (config, predictions, no checkpoints).
-    Returns the metric over every scored era, per-fold values and the per-era corr.
+    Returns the metric over every scored era, per-fold values and the per-era corr (with
+    `tune.metric=bmc`, the per-era BMC beyond `reference`: the benchmark's prediction per id).
     """
     keep_going = lambda g, fold, value: report is None or report(fold, value) or True
-    return evaluate_population(cfg, None, data, out, keep_going, progress)[0]
+    return evaluate_population(cfg, None, data, out, keep_going, progress, reference)[0]
 
 
 class AllPruned(Exception):
@@ -48,7 +50,8 @@ class AllPruned(Exception):
 
 
 def evaluate_population(cfg: RunConfig, hyper_G: dict[str, list[float]] | None, data: NumeraiData, out: str | Path,
-                        report: Callable[[int, int, float], bool], progress: Callable = lambda it, **kw: it) -> list[dict]:
+                        report: Callable[[int, int, float], bool], progress: Callable = lambda it, **kw: it,
+                        reference: Mapping[str, float] | None = None) -> list[dict]:
     """`evaluate` for a population of G trials that differ only in the floats of `hyper_G`, trained as one.
 
     `report(g, fold, value)` returns False once trial g is pruned; its later folds are not
@@ -56,6 +59,9 @@ def evaluate_population(cfg: RunConfig, hyper_G: dict[str, list[float]] | None, 
     """
     from dynjax.train.walk_forward import walk_forward  # jax imports only when training
 
+    if cfg.tune.metric == "bmc" and reference is None:
+        raise ValueError("tune.metric=bmc needs the benchmark's predictions of the training eras "
+                         "(train_benchmark_models.parquet in the data directory)")
     folds = config_folds(cfg, data)
     fdata = fold_data(data, folds)
     scored, fold_eras = fdata.validation, cfg.tune.fold_eras
@@ -65,8 +71,11 @@ def evaluate_population(cfg: RunConfig, hyper_G: dict[str, list[float]] | None, 
 
     def on_era(k: int, e: int, pred_GxR: np.ndarray) -> None:
         rows = scored.index.labeled_rows(k)  # the k-th predicted era is the k-th scored era
+        y_R = scored.y_NxT[rows, 0]
+        ref_R = None if cfg.tune.metric != "bmc" else np.array([reference[i] for i in scored.ids[rows.start:rows.stop]])
         for g, pred_R in enumerate(pred_GxR):
-            corr_GxE[g].append(era_corr(pred_R[: rows.stop - rows.start], scored.y_NxT[rows, 0]))
+            pred_R = pred_R[: rows.stop - rows.start]
+            corr_GxE[g].append(era_corr(pred_R, y_R) if ref_R is None else era_contribution(pred_R, ref_R, y_R))
         if len(corr_GxE[0]) % fold_eras:
             return
         for g in range(groups):

@@ -9,7 +9,7 @@ took an enqueued trial) are simply evaluated in separate populations.
 """
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import optuna
@@ -22,7 +22,8 @@ from dynjax.tune.space import apply_params, as_overrides, suggest
 
 
 def optimize_population(study: optuna.Study, cfg: RunConfig, space: dict, data: NumeraiData, out: Path, *,
-                        n_trials: int, timeout: float | None, log: Callable[[str], None], progress: Callable) -> None:
+                        n_trials: int, timeout: float | None, log: Callable[[str], None], progress: Callable,
+                        reference: Mapping[str, float] | None = None) -> None:
     """Ask populations of `tune.population` trials until the study holds `n_trials` finished ones."""
     from dynjax.tune.study import (  # study imports this module
         FINISHED,
@@ -55,7 +56,7 @@ def optimize_population(study: optuna.Study, cfg: RunConfig, space: dict, data: 
 
             try:
                 run_dir = fresh_dir(out / "trials" / f"population_{trials[0].number:04d}")
-                results = evaluate_population(run_cfg, hyper_G or None, data, run_dir, report, progress)
+                results = evaluate_population(run_cfg, hyper_G or None, data, run_dir, report, progress, reference)
             except (FloatingPointError, ValueError) as err:
                 for t in trials:
                     study.tell(t, state=TrialState.FAIL)

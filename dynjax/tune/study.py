@@ -12,7 +12,7 @@ import json
 import shutil
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -99,8 +99,10 @@ def make_pruner(cfg: RunConfig) -> optuna.pruners.BasePruner:
 
 def run_tune(cfg: RunConfig, space: dict, data: NumeraiData, out: str | Path, *, n_trials: int,
              timeout: float | None = None, storage: str | None = None, study_name: str = "dynjax", worker: int = 0,
-             log: Callable[[str], None] = print, progress: Callable = lambda it, **kw: it) -> optuna.Study:
-    """Run trials until the study holds `n_trials` finished ones (or `timeout` seconds pass)."""
+             log: Callable[[str], None] = print, progress: Callable = lambda it, **kw: it,
+             reference: Mapping[str, float] | None = None) -> optuna.Study:
+    """Run trials until the study holds `n_trials` finished ones (or `timeout` seconds pass);
+    `reference`: the benchmark's prediction per training id (`tune.metric=bmc`)."""
     check_space(space, cfg)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -112,14 +114,16 @@ def run_tune(cfg: RunConfig, space: dict, data: NumeraiData, out: str | Path, *,
     if cfg.tune.population > 1:
         from dynjax.tune.population import optimize_population
 
-        optimize_population(study, cfg, space, data, out, n_trials=n_trials, timeout=timeout, log=log, progress=progress)
+        optimize_population(study, cfg, space, data, out, n_trials=n_trials, timeout=timeout, log=log, progress=progress,
+                            reference=reference)
         return study
-    study.optimize(make_objective(cfg, space, data, out, progress), timeout=timeout, catch=(FloatingPointError, ValueError),
+    study.optimize(make_objective(cfg, space, data, out, progress, reference), timeout=timeout, catch=(FloatingPointError, ValueError),
                    callbacks=[MaxTrialsCallback(n_trials, states=FINISHED), lambda s, t: log(trial_line(t))])
     return study
 
 
-def make_objective(cfg: RunConfig, space: dict, data: NumeraiData, out: Path, progress: Callable) -> Callable:
+def make_objective(cfg: RunConfig, space: dict, data: NumeraiData, out: Path, progress: Callable,
+                   reference: Mapping[str, float] | None = None) -> Callable:
     """The Optuna objective: sample a config, walk forward through the folds, report each fold."""
 
     def objective(trial: optuna.Trial) -> float:
@@ -134,7 +138,7 @@ def make_objective(cfg: RunConfig, space: dict, data: NumeraiData, out: Path, pr
                 raise optuna.TrialPruned(f"fold {fold}: {value:.4f}")
 
         result = evaluate(trial_config(apply_params(cfg, params)), data, fresh_dir(trial_dir(out, trial.number)),
-                          report, progress)
+                          report, progress, reference)
         record_result(trial, result, time.perf_counter() - start)
         return result["value"]
 

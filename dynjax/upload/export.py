@@ -16,6 +16,7 @@ import numpy as np
 import dynjax.data.missing
 import dynjax.upload.live
 from dynjax.config import RunConfig
+from dynjax.eval.contribution import run_neutralizers
 from dynjax.train.hedge import hedge_weights
 from dynjax.train.next_era import NextEra, load_next
 from dynjax.train.run import expert_kinds, make_predictor
@@ -41,7 +42,7 @@ def check_exportable(cfg: RunConfig) -> None:
         raise ExportError("the run has no members")
 
 
-def live_model(nxt: NextEra) -> LiveModel:
+def live_model(nxt: NextEra, run_dir: str | Path) -> LiveModel:
     """The next-era model of a run, as numpy tables."""
     cfg = nxt.cfg
     check_exportable(cfg)
@@ -65,13 +66,13 @@ def live_model(nxt: NextEra) -> LiveModel:
         weight_N=np.asarray(weight_N, np.float64),
         imputer=LiveImputer(cfg.data.missing) if imputer is None else LiveImputer(
             imputer.strategy, imputer.fill_F, imputer.neighbors_FxK, imputer.coef_FxK, imputer.intercept_F),
-        era_after=nxt.after)
+        era_after=nxt.after, neutralize=cfg.eval.neutralize, neutral_cols=run_neutralizers(cfg, nxt.features, run_dir))
 
 
 def export_run(run_dir: str | Path, out: str | Path) -> Path:
     """Write the pickle of `run_dir`'s next-era model to `out` (atomically); returns `out`."""
     nxt = load_next(run_dir)
-    model = live_model(nxt)
+    model = live_model(nxt, run_dir)
     out = Path(out)
     tmp = out.with_name(out.name + ".tmp")
     for module in BY_VALUE:

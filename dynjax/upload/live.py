@@ -8,7 +8,7 @@ era after the run's history (`FeatureAttentionModel.era_tables`):
 
     att_RxF  = mean_h normalise_f(logit[h, f, x_rf])  over the kept features
     pred_R   = 0.5 + n_kept * sum_f att_rf * gate_f * beta[f, x_rf]     per expert
-    output   = rank per era of  sum_n weight_n * tie-kept rank(pred_nR)
+    output   = rank per era of  sum_n weight_n * tie-kept rank(pred_nR)   (neutralised first with eval.neutralize)
 
 The arithmetic is float64 here and float32 in dynjax, so the two agree to ~1e-7 before
 ranking; only rows whose scores tie to that precision can swap places.
@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from dynjax.data.missing import MAX_BIN, MISSING, _fill_inplace, _model_fill_inplace, _to_bins, era_medians
+from dynjax.data.missing import MAX_BIN, MISSING, _fill_inplace, _model_fill_inplace, _to_bins, era_medians, float_view_np
 
 _MASKED = -1e30  # a masked feature's logit for the sorting normalisers (finite: no inf - inf in their sums)
 _CHUNK_ROWS = 1024  # rows per pass: bounds the [R, F] float64 temporaries (~22 MB each at F 2,748)
@@ -49,6 +49,8 @@ class LiveModel:
     weight_N: np.ndarray  # Hedge weights, summing to one
     imputer: LiveImputer
     era_after: str  # the run's last history era (for messages)
+    neutralize: float = 0.0  # `eval.neutralize`: proportion of per-era neutralisation
+    neutral_cols: np.ndarray | None = None  # the features (indices into `features`) neutralised against
 
     def __call__(self, live_features: pd.DataFrame) -> pd.DataFrame:
         x_NxF = bins(live_features, self.features)
@@ -57,7 +59,10 @@ class LiveModel:
         for era in pd.unique(eras):
             rows = np.flatnonzero(eras == era)
             x_RxF = impute(self.imputer, x_NxF[rows])
-            out[rows] = rank01(self.combine(self.expert_predictions(x_RxF)))
+            score_R = self.combine(self.expert_predictions(x_RxF))
+            if self.neutral_cols is not None:
+                score_R = neutralize(score_R, x_RxF[:, self.neutral_cols], self.neutralize)
+            out[rows] = rank01(score_R)
         return pd.DataFrame({"prediction": out}, index=live_features.index)
 
     def expert_predictions(self, x_RxF: np.ndarray) -> np.ndarray:
@@ -130,6 +135,16 @@ def impute(imputer: LiveImputer, x_RxF: np.ndarray) -> np.ndarray:
     elif imputer.strategy == "model":
         _model_fill_inplace(imputer, x_RxF)
     return x_RxF
+
+
+def neutralize(score_R: np.ndarray, x_RxK: np.ndarray, proportion: float) -> np.ndarray:
+    """numerai-tools' `neutralize` of one era (least squares on the features' float view and a constant),
+    in numpy: numerai-tools 0.4, in Numerai's image, imports torch (tested equal)."""
+    if proportion == 0 or np.ptp(score_R) == 0:
+        return score_R
+    n_RxK = np.hstack([float_view_np(x_RxK).astype(np.float64), np.ones((len(score_R), 1))])
+    coef_K = np.linalg.lstsq(n_RxK, score_R, rcond=1e-6)[0]
+    return score_R - proportion * (n_RxK @ coef_K)
 
 
 def rank01(score_R: np.ndarray) -> np.ndarray:

@@ -1,0 +1,74 @@
+"""BMC / MMC and neutralisation: numerai-tools' figures, reference files and their errors."""
+
+import numpy as np
+import pandas as pd
+import polars as pl
+import pytest
+from numerai_tools.scoring import correlation_contribution, max_feature_correlation, neutralize
+
+from dynjax.data import DataError
+from dynjax.data.missing import MISSING, float_view_np
+from dynjax.data.references import benchmark_column, read_reference
+from dynjax.eval.contribution import contribution_per_era, neutralize_era
+from dynjax.upload.live import neutralize as live_neutralize
+
+
+def era_frames(rng, n_eras=3, rows=50):
+    ids = [f"i{k}" for k in range(n_eras * rows)]
+    eras = [f"{e:04d}" for e in range(n_eras) for _ in range(rows)]
+    y = rng.integers(0, 5, len(ids)) / 4
+    ref = y + rng.normal(0, 1, len(ids))
+    pred = y + rng.normal(0, 1, len(ids))
+    truth = pl.DataFrame({"id": ids, "era": eras, "target": y})
+    return truth, pl.DataFrame({"id": ids, "prediction": pred}), pl.DataFrame({"id": ids, "reference": ref})
+
+
+def test_contribution_per_era_is_numerai_tools_correlation_contribution():
+    truth, preds, ref = era_frames(np.random.default_rng(0))
+    const = preds.with_columns(pl.lit(0.5).alias("prediction"))
+    got = contribution_per_era(truth, {"m": preds, "flat": const}, ref, "bmc")
+    assert got.columns == ["era", "bmc_m", "bmc_flat", "bmc_corr_with_m", "bmc_corr_with_flat"] and got.height == 3
+    era = truth.join(preds, on="id").join(ref, on="id").filter(pl.col("era") == "0001")
+    pdf = pd.DataFrame({c: era[c].to_numpy() for c in era.columns}).set_index("id")
+    want = correlation_contribution(pdf[["prediction"]], pdf["reference"], pdf["target"])["prediction"]
+    row = got.filter(pl.col("era") == "0001")
+    assert row["bmc_m"].item() == pytest.approx(want, abs=1e-12) and row["bmc_flat"].item() == 0.0
+    assert 0 < row["bmc_corr_with_m"].item() < 1
+
+
+def test_neutralising_cuts_exposure_and_the_live_models_numpy_form_equals_numerai_tools():
+    rng = np.random.default_rng(1)
+    x_RxF = rng.integers(0, 5, (200, 6)).astype(np.int8)
+    x_RxF[::17, 2] = MISSING
+    pred = float_view_np(x_RxF) @ np.array([1.0, 0.5, 0, 0, 0, 0]) + rng.normal(0, 0.5, 200)
+    feats = pd.DataFrame(float_view_np(x_RxF).astype(np.float64), columns=[f"f{j}" for j in range(6)])
+    half = neutralize_era(pred, x_RxF, 0.5)
+    full = neutralize_era(pred, x_RxF, 1.0)
+    want = neutralize(pd.DataFrame({"p": pred}), feats, 0.5)["p"].to_numpy()
+    np.testing.assert_allclose(half, want, atol=1e-12)
+    np.testing.assert_allclose(live_neutralize(pred, x_RxF, 0.5), want, atol=1e-9)
+    exposure = lambda p: max_feature_correlation(pd.Series(p), feats)[1]
+    assert exposure(full) < 1e-6 < exposure(half) < exposure(pred)
+    assert np.array_equal(neutralize_era(pred, x_RxF, 0.0), pred)
+
+
+def test_reference_files_are_read_and_their_problems_named(tmp_path):
+    frame = pl.DataFrame({"id": ["a", "b"], "era": ["1", "1"], "v52_ridge": [0.1, 0.2], "v52_lgbm_ender20": [0.3, 0.4]})
+    frame.write_parquet(tmp_path / "b.parquet")
+    assert read_reference(tmp_path / "b.parquet")[0] == "v52_lgbm_ender20"  # the first *lgbm* column
+    column, ref = read_reference(tmp_path / "b.parquet", "v52_ridge")
+    assert column == "v52_ridge" and ref.columns == ["id", "reference"] and ref["reference"].to_list() == [0.1, 0.2]
+    assert benchmark_column(["id", "era", "x", "y"]) == "x"
+    with pytest.raises(DataError, match="eval.benchmark='nope' is not a column .* v52_ridge"):
+        read_reference(tmp_path / "b.parquet", "nope")
+    with pytest.raises(DataError, match="no such reference-model file"):
+        read_reference(tmp_path / "missing.parquet")
+    frame.drop("id").write_parquet(tmp_path / "noid.parquet")
+    with pytest.raises(DataError, match="no id column"):
+        read_reference(tmp_path / "noid.parquet")
+    frame.select("id", "era").write_parquet(tmp_path / "empty.parquet")
+    with pytest.raises(DataError, match="no benchmark model column"):
+        read_reference(tmp_path / "empty.parquet")
+    (tmp_path / "bad.parquet").write_bytes(b"not parquet")
+    with pytest.raises(DataError, match="unreadable parquet"):
+        read_reference(tmp_path / "bad.parquet")
