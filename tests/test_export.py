@@ -93,7 +93,7 @@ def test_live_model_names_bad_frames(finished_run, tmp_path):
     model = pickle.loads((tmp_path / "model.pkl").read_bytes())
     live = pandas_frame(run / "data" / "live.parquet")
     feature = model.features[1]
-    with pytest.raises(ValueError, match=f"missing from the live features: {feature}"):
+    with pytest.raises(ValueError, match=f"differ from the training file's: missing {feature}; extra none"):
         model(live.drop(columns=feature))
     with pytest.raises(ValueError, match=f"not: {feature} \\("):
         model(live.assign(**{feature: "a"}))
@@ -103,8 +103,9 @@ def test_live_model_names_bad_frames(finished_run, tmp_path):
         model(live.iloc[:0])
     with pytest.raises(TypeError, match="pandas DataFrame"):
         model(live.to_numpy())
-    extra = live.assign(feature_unknown=1)  # columns the model does not read are ignored, as in dynjax predict
-    pd.testing.assert_frame_equal(model(extra), model(live))
+    with pytest.raises(ValueError, match="missing none; extra feature_unknown"):  # as dynjax predict: live = training
+        model(live.assign(feature_unknown=1))
+    pd.testing.assert_frame_equal(model(live.assign(other=1)), model(live))  # columns that are not features: ignored
 
 
 def test_export_names_what_it_does_not_cover(finished_run, tmp_path, capsys):

@@ -66,7 +66,7 @@ def live_model(nxt: NextEra, run_dir: str | Path) -> LiveModel:
         weight_N=np.asarray(weight_N, np.float64),
         imputer=LiveImputer(cfg.data.missing) if imputer is None else LiveImputer(
             imputer.strategy, imputer.fill_F, imputer.neighbors_FxK, imputer.coef_FxK, imputer.intercept_F),
-        era_after=nxt.after, neutralize=cfg.eval.neutralize, neutral_cols=run_neutralizers(cfg, nxt.features, run_dir))
+        era_after=nxt.after, feature_columns=nxt.feature_columns, neutralize=cfg.eval.neutralize, neutral_cols=run_neutralizers(cfg, nxt.features, run_dir))
 
 
 def export_run(run_dir: str | Path, out: str | Path) -> Path:

@@ -51,8 +51,10 @@ class LiveModel:
     era_after: str  # the run's last history era (for messages)
     neutralize: float = 0.0  # `eval.neutralize`: proportion of per-era neutralisation
     neutral_cols: np.ndarray | None = None  # the features (indices into `features`) neutralised against
+    feature_columns: tuple[str, ...] | None = None  # every feature column of the training file (None: unknown)
 
     def __call__(self, live_features: pd.DataFrame) -> pd.DataFrame:
+        check_columns(live_features, self.features, self.feature_columns)
         x_NxF = bins(live_features, self.features)
         eras = _era_labels(live_features)
         out = np.empty(len(x_NxF))
@@ -95,16 +97,22 @@ class LiveModel:
         return 0.5 + keep_F.sum() * ((att_RxF * self.gate_NxF[n]) * beta_RxF).sum(axis=1)
 
 
-def bins(frame: pd.DataFrame, features: tuple[str, ...]) -> np.ndarray:
-    """The frame's feature columns as int8 bins, null as the missing bin; ValueError naming what is wrong."""
+def check_columns(frame: pd.DataFrame, features: tuple[str, ...], training: tuple[str, ...] | None) -> None:
+    """ValueError unless the frame carries the training file's `feature*` columns (as `dynjax predict`)."""
     if not isinstance(frame, pd.DataFrame):
         raise TypeError(f"dynjax live model: expected a pandas DataFrame of live features, got {type(frame).__name__}")
+    live = {str(c) for c in frame.columns if str(c).startswith("feature")}
+    expected = set(training if training is not None else features)
+    missing, extra = sorted(expected - live), sorted(live - expected) if training is not None else []
+    if missing or extra:
+        raise ValueError(f"dynjax live model: the live feature columns differ from the training file's: "
+                         f"missing {_preview(missing) or 'none'}; extra {_preview(extra) or 'none'}")
+
+
+def bins(frame: pd.DataFrame, features: tuple[str, ...]) -> np.ndarray:
+    """The frame's feature columns (checked by `check_columns`) as int8 bins, null as the missing bin."""
     if len(frame) == 0:
         raise ValueError("dynjax live model: the live features frame is empty (no rows to predict)")
-    missing = [f for f in features if f not in frame.columns]
-    if missing:
-        raise ValueError(f"dynjax live model: {len(missing)} feature columns the model was trained on are missing "
-                         f"from the live features: {_preview(missing)}")
     bad = [f"{c} ({frame[c].dtype})" for c in features
            if not pd.api.types.is_numeric_dtype(frame[c].dtype) or pd.api.types.is_bool_dtype(frame[c].dtype)]
     if bad:
