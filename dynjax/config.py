@@ -198,7 +198,7 @@ class OptimConfig:
     decay_steps: int = 0
     end_lr_fraction: float = 0.1
     clip_norm: float = 1.0
-    ema_decay: float = 0.0  # Polyak average of the params that predicts; 0: the params themselves
+    ema_decay: float = 0.99  # Polyak average of the params that predicts (pretraining and updates); 0: the params themselves
 
     def __post_init__(self):
         _check(0 <= self.ema_decay < 1, "ema_decay must be in [0, 1)")

@@ -27,22 +27,26 @@ from experiments.record import RESULTS, SETTINGS, grid, grid_parser, run_variant
 
 # The rehearsal of the first round (DER++ on 8 of 64 eras, "similar" sampling), off since.
 REPLAY = ["train.replay_capacity=64", "train.replay_eras=8"]
+# Variants measured before parameter averaging became the default spell it out as off.
+NO_EMA = ["optim.ema_decay=0"]
 # The default before issue 18, spelled out against today's defaults.
 OLD_DEFAULT = ["model.backbone=grn", "model.additive=false", "train.pretrain_windows=sliding", "train.patience=2",
                "train.ensemble=3", "model.gate_thresholds=", "train.horizons=", "train.hedge_eta=0",
-               "optim.decay_steps=2000", *REPLAY]
+               "optim.decay_steps=2000", *REPLAY, *NO_EMA]
 VARIANTS = {
     "default": [],
     "old_default": OLD_DEFAULT,
+    # the static learner under noise: without the Polyak average of the params (the default before round 3)
+    "no_ema": NO_EMA,
     # the static learner: which parts of it carry the frozen model (with the first round's rehearsal)
-    "tabm_head": ["model.backbone=tabm", *REPLAY],  # the default of the first round of this issue
-    "grn_head": ["model.backbone=grn", "model.additive=false", *REPLAY],
-    "early_stopping": ["train.patience=2", "train.pretrain_windows=sliding"],
+    "tabm_head": ["model.backbone=tabm", *REPLAY, *NO_EMA],  # the default of the first round of this issue
+    "grn_head": ["model.backbone=grn", "model.additive=false", *REPLAY, *NO_EMA],
+    "early_stopping": ["train.patience=2", "train.pretrain_windows=sliding", *NO_EMA],
     # the walk-forward: which parts of the mixture carry the updates
-    "replay": REPLAY,  # today's default with the first round's rehearsal
-    "reservoir_replay": [*REPLAY, "train.replay_sampling=reservoir"],
-    "pretrained_experts": ["train.pretrained_experts=true"],
-    "replay_pretrained": [*REPLAY, "train.pretrained_experts=true"],
+    "replay": [*REPLAY, *NO_EMA],  # round 2's default with the first round's rehearsal
+    "reservoir_replay": [*REPLAY, "train.replay_sampling=reservoir", *NO_EMA],
+    "pretrained_experts": ["train.pretrained_experts=true", *NO_EMA],
+    "replay_pretrained": [*REPLAY, "train.pretrained_experts=true", *NO_EMA],
     "replay_pretrained_ema": [*REPLAY, "train.pretrained_experts=true", "optim.ema_decay=0.98"],
     "no_hedge": ["train.hedge_eta=0"],
     "all_dense": ["model.gate_thresholds=-1000", "train.horizons=0"],
