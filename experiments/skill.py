@@ -38,6 +38,7 @@ VARIANTS = {
     "old_default": OLD_DEFAULT,
     # the static learner under noise: without the Polyak average of the params (the default before round 3)
     "no_ema": NO_EMA,
+    "ema995": ["optim.ema_decay=0.995"],  # a longer average: better on the diffuse probe, slower to follow regimes
     # the static learner: which parts of it carry the frozen model (with the first round's rehearsal)
     "tabm_head": ["model.backbone=tabm", *REPLAY, *NO_EMA],  # the default of the first round of this issue
     "grn_head": ["model.backbone=grn", "model.additive=false", *REPLAY, *NO_EMA],
