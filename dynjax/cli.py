@@ -86,6 +86,7 @@ def cmd_update(args: argparse.Namespace) -> int:
     data_dir = Path(args.data).absolute()
     cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, data_dir=str(data_dir)))
     data, summary = _load(cfg, data_dir)
+    _check_eval(cfg, data, data_dir)
     # The run moves to the new data directory once its checkpoint accepts them as its history.
     done = []
     accept = lambda cursor: done.append(cursor) or save_config(cfg, Path(args.run) / "config.json")
