@@ -31,6 +31,23 @@ def synth_overrides(features: int) -> list[str]:
             "synth.n_factors=24", "synth.active_per_regime=8"]
 
 
+def trained_run(root: Path, features: int) -> tuple[Path, Path]:
+    """`(data_dir, run_dir)`: the synthetic set at `features` and a run of RUN on it, made once and reused."""
+    from dynjax.cli import main as dynjax
+    from dynjax.config import RunConfig, override
+
+    synth = synth_overrides(features)
+    data_dir = synthetic_data(root, override(RunConfig(), synth).synth)
+    run = root / f"run-{features}"
+    if not (run / "next" / "next.json").is_file():
+        start = time.perf_counter()
+        code = dynjax(["walk-forward", "--data", str(data_dir), "--out", str(run), *synth, *RUN]
+                      + (["--resume"] if (run / "config.json").is_file() else []))
+        assert code == 0, f"the walk-forward failed ({code})"
+        print(f"trained the run in {time.perf_counter() - start:.0f}s", flush=True)
+    return data_dir, run
+
+
 def write_live(data_dir: Path, out: Path, rows: int) -> Path:
     """`rows` validation rows drawn with replacement, as one live era "X" with fresh ids."""
     import polars as pl
@@ -91,19 +108,9 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--root", default="/tmp/dynjax_bench_live")
     args = parser.parse_args()
-    from dynjax.cli import main as dynjax
-    from dynjax.config import RunConfig, override
-
     root = Path(args.root)
+    data_dir, run = trained_run(root, args.features)
     synth = synth_overrides(args.features)
-    data_dir = synthetic_data(root, override(RunConfig(), synth).synth)
-    run = root / f"run-{args.features}"
-    if not (run / "next" / "next.json").is_file():
-        start = time.perf_counter()
-        code = dynjax(["walk-forward", "--data", str(data_dir), "--out", str(run), *synth, *RUN]
-                      + (["--resume"] if (run / "config.json").is_file() else []))
-        assert code == 0, f"the walk-forward failed ({code})"
-        print(f"trained the run in {time.perf_counter() - start:.0f}s", flush=True)
     live = write_live(data_dir, root / f"live-{args.rows}.parquet", args.rows)
     csv = root / "submission.csv"
 

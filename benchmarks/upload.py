@@ -20,8 +20,8 @@ import sys
 import time
 from pathlib import Path
 
-from benchmarks.common import machine, synthetic_data, table, write_results
-from benchmarks.predict_live import RUN, synth_overrides, write_live
+from benchmarks.common import machine, table, write_results
+from benchmarks.predict_live import RUN, synth_overrides, trained_run, write_live
 
 TARGETS = {"peak_rss_mib": 1024.0, "total_s": 60.0}
 ONE_THREAD = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
@@ -63,18 +63,10 @@ def main() -> int:
     parser.add_argument("--check", action="store_true", help="exit 1 when a target is missed")
     args = parser.parse_args()
     from dynjax.cli import main as dynjax
-    from dynjax.config import RunConfig, override
 
     root = Path(args.root)
+    data_dir, run = trained_run(root, args.features)
     synth = synth_overrides(args.features)
-    data_dir = synthetic_data(root, override(RunConfig(), synth).synth)
-    run = root / f"run-{args.features}"
-    if not (run / "next" / "next.json").is_file():
-        start = time.perf_counter()
-        code = dynjax(["walk-forward", "--data", str(data_dir), "--out", str(run), *synth, *RUN]
-                      + (["--resume"] if (run / "config.json").is_file() else []))
-        assert code == 0, f"the walk-forward failed ({code})"
-        print(f"trained the run in {time.perf_counter() - start:.0f}s", flush=True)
     live = write_live(data_dir, root / f"live-{args.rows}.parquet", args.rows)
     pkl = root / "model.pkl"
     start = time.perf_counter()

@@ -9,8 +9,8 @@ import polars as pl
 
 from dynjax.config import EvalConfig
 from dynjax.data.missing import float_view_np
-from dynjax.data.references import BENCHMARK_FILE, META_FILE, read_reference
 from dynjax.data.numerai import NumeraiData
+from dynjax.data.references import BENCHMARK_FILE, META_FILE, read_reference
 from dynjax.data.timeline import make_timeline
 from dynjax.eval.baseline import ridge_walk_forward
 from dynjax.eval.contribution import contribution_per_era, neutralize_split, neutralizer_columns

@@ -19,7 +19,15 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from dynjax.data.missing import MAX_BIN, MISSING, _fill_inplace, _model_fill_inplace, _to_bins, era_medians, float_view_np
+from dynjax.data.missing import (
+    MAX_BIN,
+    MISSING,
+    _fill_inplace,
+    _model_fill_inplace,
+    _to_bins,
+    era_medians,
+    float_view_np,
+)
 
 _MASKED = -1e30  # a masked feature's logit for the sorting normalisers (finite: no inf - inf in their sums)
 _CHUNK_ROWS = 1024  # rows per pass: bounds the [R, F] float64 temporaries (~22 MB each at F 2,748)
