@@ -31,8 +31,9 @@ def synth_overrides(features: int) -> list[str]:
             "synth.n_factors=24", "synth.active_per_regime=8"]
 
 
-def trained_run(root: Path, features: int) -> tuple[Path, Path]:
-    """`(data_dir, run_dir)`: the synthetic set at `features` and a run of RUN on it, made once and reused."""
+def trained_run(root: Path, features: int, rows: int) -> tuple[Path, Path]:
+    """`(run_dir, live file)`: a run of RUN on the synthetic set at `features` (made once, reused)
+    and a `rows`-row live file drawn from its validation rows."""
     from dynjax.cli import main as dynjax
     from dynjax.config import RunConfig, override
 
@@ -45,7 +46,7 @@ def trained_run(root: Path, features: int) -> tuple[Path, Path]:
                       + (["--resume"] if (run / "config.json").is_file() else []))
         assert code == 0, f"the walk-forward failed ({code})"
         print(f"trained the run in {time.perf_counter() - start:.0f}s", flush=True)
-    return data_dir, run
+    return run, write_live(data_dir, root / f"live-{rows}.parquet", rows)
 
 
 def write_live(data_dir: Path, out: Path, rows: int) -> Path:
@@ -109,9 +110,7 @@ def main() -> None:
     parser.add_argument("--root", default="/tmp/dynjax_bench_live")
     args = parser.parse_args()
     root = Path(args.root)
-    data_dir, run = trained_run(root, args.features)
-    synth = synth_overrides(args.features)
-    live = write_live(data_dir, root / f"live-{args.rows}.parquet", args.rows)
+    run, live = trained_run(root, args.features, args.rows)
     csv = root / "submission.csv"
 
     walls = []
@@ -128,7 +127,7 @@ def main() -> None:
                        ("restore s", "restore_s", ".2f"), ("compile + predict s", "compile_predict_s", ".2f"),
                        ("predict again s", "predict_again_s", ".2f"), ("write CSV s", "write_s", ".2f")])
     print(md)
-    write_results("predict_live", {"machine": machine(), "config": [*synth, *RUN], "walls_s": walls, "rows": [row]}, md)
+    write_results("predict_live", {"machine": machine(), "config": [*synth_overrides(args.features), *RUN], "walls_s": walls, "rows": [row]}, md)
 
 
 if __name__ == "__main__":

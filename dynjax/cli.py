@@ -126,8 +126,8 @@ def _load(cfg: RunConfig, data_dir: Path) -> tuple:
 
 def _check_eval(cfg: RunConfig, data, data_dir: Path) -> None:
     """Bad reference-model files or neutralisation features fail before training, not in the report."""
+    from dynjax.data.references import reference_models
     from dynjax.eval.contribution import neutralizer_columns
-    from dynjax.eval.report import reference_models
 
     for tag, (column, frame) in reference_models(data_dir, cfg.eval).items():
         if not frame["id"].is_in(data.validation.ids.implode()).any():
@@ -207,9 +207,9 @@ def _train_reference(cfg: RunConfig, data, data_dir: Path) -> dict[str, float]:
 
 
 def cmd_ensemble(args: argparse.Namespace) -> int:
+    from dynjax.data.references import reference_models
     from dynjax.eval.contribution import contribution_per_era
     from dynjax.eval.ensemble import rank_average, score_members
-    from dynjax.eval.report import reference_models
     from dynjax.members import (
         member_predictions,
         run_members,

@@ -60,6 +60,18 @@ def read_reference(path: str | Path, column: str = "") -> tuple[str, pl.DataFram
     return column, frame.select(pl.col("id").cast(pl.String), pl.col(column).cast(pl.Float64).alias("reference")).drop_nulls()
 
 
+def reference_models(data_dir: str | Path, eval_cfg) -> dict[str, tuple[str, pl.DataFrame]]:  # eval_cfg: EvalConfig
+    """`{"bmc": (column, frame), "mmc": ...}` of the benchmark and meta-model files that exist
+    (named in `eval_cfg`, else Numerai's file names in the data directory)."""
+    found = {}
+    for tag, named, default, column in (("bmc", eval_cfg.benchmarks, BENCHMARK_FILE, eval_cfg.benchmark),
+                                        ("mmc", eval_cfg.meta_model, META_FILE, "")):
+        path = Path(named) if named else Path(data_dir) / default
+        if named or path.is_file():
+            found[tag] = read_reference(path, column)
+    return found
+
+
 def write_synthetic_references(out: Path, features: list[str], seed: int) -> None:
     """The benchmark files and the meta model of a synthetic set in `out` (after its splits and truth)."""
     w_F, b = _fit_ridge(out / "train.parquet", features)

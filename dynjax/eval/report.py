@@ -10,7 +10,7 @@ import polars as pl
 from dynjax.config import EvalConfig
 from dynjax.data.missing import float_view_np
 from dynjax.data.numerai import NumeraiData
-from dynjax.data.references import BENCHMARK_FILE, META_FILE, read_reference
+from dynjax.data.references import reference_models
 from dynjax.data.timeline import make_timeline
 from dynjax.eval.baseline import ridge_walk_forward
 from dynjax.eval.contribution import contribution_per_era, neutralize_split, neutralizer_columns
@@ -83,18 +83,6 @@ def build_report(out: str | Path, data: NumeraiData, embargo: int, data_dir: str
             live = neutralize_split(live, data.live, neutral_cols, eval_cfg.neutralize)
         _write_submission(out, data.live, live)
     return metrics
-
-
-def reference_models(data_dir: str | Path, eval_cfg: EvalConfig) -> dict[str, tuple[str, pl.DataFrame]]:
-    """`{"bmc": (column, frame), "mmc": ...}` of the benchmark and meta-model files that exist
-    (named in `eval_cfg`, else Numerai's file names in the data directory)."""
-    found = {}
-    for tag, named, default, column in (("bmc", eval_cfg.benchmarks, BENCHMARK_FILE, eval_cfg.benchmark),
-                                        ("mmc", eval_cfg.meta_model, META_FILE, "")):
-        path = Path(named) if named else Path(data_dir) / default
-        if named or path.is_file():
-            found[tag] = read_reference(path, column)
-    return found
 
 
 def _mean(values: pl.Series) -> float:

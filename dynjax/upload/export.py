@@ -13,17 +13,19 @@ import cloudpickle
 import jax
 import numpy as np
 
+import dynjax.data.errors
 import dynjax.data.missing
 import dynjax.upload.live
 from dynjax.config import RunConfig
+from dynjax.data.missing import Imputer
 from dynjax.eval.contribution import run_neutralizers
 from dynjax.train.hedge import hedge_weights
 from dynjax.train.next_era import NextEra, load_next
 from dynjax.train.run import expert_kinds, make_predictor
-from dynjax.upload.live import LiveImputer, LiveModel
+from dynjax.upload.live import LiveModel
 
 # The modules whose code travels inside the pickle (everything the LiveModel calls).
-BY_VALUE = (dynjax.upload.live, dynjax.data.missing)
+BY_VALUE = (dynjax.upload.live, dynjax.data.missing, dynjax.data.errors)
 
 
 class ExportError(ValueError):
@@ -38,8 +40,6 @@ def check_exportable(cfg: RunConfig) -> None:
                           f"this run has model.backbone={m.backbone!r}, whose MLP the live model does not carry")
     if m.inputs != "bins":
         raise ExportError(f"dynjax export needs model.inputs=bins (per-(feature, bin) tables); this run has {m.inputs!r}")
-    if cfg.train.ensemble < 1:
-        raise ExportError("the run has no members")
 
 
 def live_model(nxt: NextEra, run_dir: str | Path) -> LiveModel:
@@ -58,15 +58,13 @@ def live_model(nxt: NextEra, run_dir: str | Path) -> LiveModel:
         copies = jax.device_get(jax.vmap(tables)(state.pretrained))
         members = {k: np.concatenate([members[k], copies[k]]) for k in members}
     weight_N = hedge_weights(state.hedge, cfg.train.hedge_eta, expert_kinds(cfg))
-    imputer = nxt.imputer
     return LiveModel(
         features=tuple(nxt.features), normalizer=cfg.model.normalizer,
         logit_NxHxFxB=np.asarray(members["logit_HxFxB"], np.float32), gate_NxF=np.asarray(members["gate_F"], np.float64),
         keep_NxF=np.asarray(members["keep_F"], bool), beta_NxFxB=np.asarray(members["beta_FxB"], np.float32),
         weight_N=np.asarray(weight_N, np.float64),
-        imputer=LiveImputer(cfg.data.missing) if imputer is None else LiveImputer(
-            imputer.strategy, imputer.fill_F, imputer.neighbors_FxK, imputer.coef_FxK, imputer.intercept_F),
-        era_after=nxt.after, feature_columns=nxt.feature_columns, neutralize=cfg.eval.neutralize, neutral_cols=run_neutralizers(cfg, nxt.features, run_dir))
+        imputer=nxt.imputer or Imputer(cfg.data.missing), feature_columns=nxt.feature_columns,
+        neutralize=cfg.eval.neutralize, neutral_cols=run_neutralizers(cfg, nxt.features, run_dir))
 
 
 def export_run(run_dir: str | Path, out: str | Path) -> Path:

@@ -1,7 +1,7 @@
 """The model Numerai runs for you: a callable over a live pandas frame, numpy and pandas only.
 
-`dynjax export` pickles a `LiveModel` with cloudpickle *by value* (this module and the numpy
-imputation helpers of `dynjax.data.missing` travel inside the pickle), so Numerai's image
+`dynjax export` pickles a `LiveModel` with cloudpickle *by value* (this module, the numpy
+imputation helpers of `dynjax.data.missing` and `dynjax.data.errors.preview` travel inside the pickle), so Numerai's image
 loads and calls it without dynjax, flax, optax or orbax. It computes the prediction
 `dynjax predict` makes, from per-(feature, bin) tables the export evaluated once for the
 era after the run's history (`FeatureAttentionModel.era_tables`):
@@ -19,9 +19,11 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from dynjax.data.errors import preview
 from dynjax.data.missing import (
     MAX_BIN,
     MISSING,
+    Imputer,
     _fill_inplace,
     _model_fill_inplace,
     _to_bins,
@@ -31,17 +33,6 @@ from dynjax.data.missing import (
 
 _MASKED = -1e30  # a masked feature's logit for the sorting normalisers (finite: no inf - inf in their sums)
 _CHUNK_ROWS = 1024  # rows per pass: bounds the [R, F] float64 temporaries (~22 MB each at F 2,748)
-
-
-@dataclass(frozen=True, eq=False)
-class LiveImputer:
-    """A fitted `dynjax.data.missing.Imputer`, as plain arrays."""
-
-    strategy: str
-    fill_F: np.ndarray | None = None
-    neighbors_FxK: np.ndarray | None = None
-    coef_FxK: np.ndarray | None = None
-    intercept_F: np.ndarray | None = None
 
 
 @dataclass(frozen=True, eq=False)
@@ -55,8 +46,7 @@ class LiveModel:
     keep_NxF: np.ndarray  # selection mask and open gates
     beta_NxFxB: np.ndarray
     weight_N: np.ndarray  # Hedge weights, summing to one
-    imputer: LiveImputer
-    era_after: str  # the run's last history era (for messages)
+    imputer: Imputer
     neutralize: float = 0.0  # `eval.neutralize`: proportion of per-era neutralisation
     neutral_cols: np.ndarray | None = None  # the features (indices into `features`) neutralised against
     feature_columns: tuple[str, ...] | None = None  # every feature column of the training file (None: unknown)
@@ -114,7 +104,7 @@ def check_columns(frame: pd.DataFrame, features: tuple[str, ...], training: tupl
     missing, extra = sorted(expected - live), sorted(live - expected) if training is not None else []
     if missing or extra:
         raise ValueError(f"dynjax live model: the live feature columns differ from the training file's: "
-                         f"missing {_preview(missing) or 'none'}; extra {_preview(extra) or 'none'}")
+                         f"missing {preview(missing) or 'none'}; extra {preview(extra) or 'none'}")
 
 
 def bins(frame: pd.DataFrame, features: tuple[str, ...]) -> np.ndarray:
@@ -124,7 +114,7 @@ def bins(frame: pd.DataFrame, features: tuple[str, ...]) -> np.ndarray:
     bad = [f"{c} ({frame[c].dtype})" for c in features
            if not pd.api.types.is_numeric_dtype(frame[c].dtype) or pd.api.types.is_bool_dtype(frame[c].dtype)]
     if bad:
-        raise ValueError(f"dynjax live model: feature columns must be numeric bins 0..{MAX_BIN}; these are not: {_preview(bad)}")
+        raise ValueError(f"dynjax live model: feature columns must be numeric bins 0..{MAX_BIN}; these are not: {preview(bad)}")
     # Column by column: no [N, F] float64 copy of the frame (6,000 x 2,748 would be 132 MB per temporary).
     x_NxF = np.empty((len(frame), len(features)), np.int8)
     wrong = []
@@ -137,11 +127,11 @@ def bins(frame: pd.DataFrame, features: tuple[str, ...]) -> np.ndarray:
         x_NxF[:, j] = np.where(seen, values, MISSING)
     if wrong:
         raise ValueError(f"dynjax live model: feature values must be integer bins 0..{MAX_BIN} (or null); "
-                         f"other values in {_preview(wrong)}")
+                         f"other values in {preview(wrong)}")
     return x_NxF
 
 
-def impute(imputer: LiveImputer, x_RxF: np.ndarray) -> np.ndarray:
+def impute(imputer: Imputer, x_RxF: np.ndarray) -> np.ndarray:
     """One era's rows with `MISSING` replaced as the run's imputer does (a copy)."""
     x_RxF = x_RxF.copy()
     if imputer.strategy == "era_median":
@@ -207,8 +197,3 @@ def _era_labels(frame: pd.DataFrame) -> np.ndarray:
     if "era" in frame.columns:
         return frame["era"].astype(str).to_numpy()
     return np.zeros(len(frame), dtype=object)
-
-
-def _preview(names: list[str], n: int = 5) -> str:
-    shown = ", ".join(map(str, names[:n]))
-    return shown + (f" and {len(names) - n} more" if len(names) > n else "")
