@@ -181,9 +181,24 @@ class LossConfig:
     sparsity: str = "l0"  # one of PENALTIES
     sparsity_lambda: float = 0.02
     distill_weight: float = 1.0  # DER++: MSE to the outputs the replay buffer stored for replayed eras
+    # A ridge prior on the additive path's per-(feature, bin) terms, in a ridge's units: alpha over
+    # the sum of squared errors of `prior_rows` rows (the step divides by them), so its strength is
+    # that of a fixed prior whatever the data's size. L2 on every term, and on the differences
+    # between a feature's neighbouring value bins (a P-spline's smoothness: noisy tail bins borrow
+    # from their neighbours). 0: off.
+    additive_l2: float = 1e4
+    additive_smooth: float = 1e4
+    prior_rows: int = 0  # rows the prior is spread over; 0: the labelled training rows (set by the run)
+    # The prior's scale per ensemble member (m: [m % len], as model.gate_thresholds): the default puts
+    # it on the dense all-history member and leaves the gated recent one, whose few kept features
+    # are chosen because their evidence is strong, to fit without it.
+    prior_members: tuple[float, ...] = (1.0, 0.0)
 
     def __post_init__(self):
         _check(self.sparsity in PENALTIES, f"unknown sparsity penalty {self.sparsity!r}; choose from {PENALTIES}")
+        _check(self.additive_l2 >= 0 and self.additive_smooth >= 0 and self.prior_rows >= 0,
+               "loss.additive_l2, loss.additive_smooth and loss.prior_rows must be >= 0")
+        _check(len(self.prior_members) >= 1 and min(self.prior_members) >= 0, "loss.prior_members must be scales >= 0")
 
 
 @dataclass(frozen=True)

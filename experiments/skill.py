@@ -29,29 +29,37 @@ from experiments.record import RESULTS, SETTINGS, grid, grid_parser, run_variant
 REPLAY = ["train.replay_capacity=64", "train.replay_eras=8"]
 # Variants measured before parameter averaging became the default spell it out as off.
 NO_EMA = ["optim.ema_decay=0"]
+# Variants measured before the additive path's ridge prior became the default (round 4) spell it out as off.
+NO_PRIOR = ["loss.additive_l2=0", "loss.additive_smooth=0"]
 # The default before issue 18, spelled out against today's defaults.
 OLD_DEFAULT = ["model.backbone=grn", "model.additive=false", "train.pretrain_windows=sliding", "train.patience=2",
                "train.ensemble=3", "model.gate_thresholds=", "train.horizons=", "train.hedge_eta=0",
                "optim.decay_steps=2000", *REPLAY, *NO_EMA]
 VARIANTS = {
     "default": [],
+    # round 3's default: the additive path without its ridge prior
+    "no_prior": NO_PRIOR,
+    # the prior on every member, the gated recent one too (the default puts it on the dense member only)
+    "prior_all": ["loss.prior_members=1"],
+    # the pretrained members kept as Hedge experts of their own, with today's prior
+    "prior_pretrained_experts": ["train.pretrained_experts=true"],
     "old_default": OLD_DEFAULT,
     # the static learner under noise: without the Polyak average of the params (the default before round 3)
-    "no_ema": NO_EMA,
-    "ema995": ["optim.ema_decay=0.995"],  # a longer average: better on the diffuse probe, slower to follow regimes
+    "no_ema": [*NO_EMA, *NO_PRIOR],
+    "ema995": ["optim.ema_decay=0.995", *NO_PRIOR],  # a longer average: better on the diffuse probe, slower to follow regimes
     # the static learner: which parts of it carry the frozen model (with the first round's rehearsal)
-    "tabm_head": ["model.backbone=tabm", *REPLAY, *NO_EMA],  # the default of the first round of this issue
-    "grn_head": ["model.backbone=grn", "model.additive=false", *REPLAY, *NO_EMA],
-    "early_stopping": ["train.patience=2", "train.pretrain_windows=sliding", *NO_EMA],
+    "tabm_head": ["model.backbone=tabm", *REPLAY, *NO_EMA, *NO_PRIOR],  # the default of the first round of this issue
+    "grn_head": ["model.backbone=grn", "model.additive=false", *REPLAY, *NO_EMA, *NO_PRIOR],
+    "early_stopping": ["train.patience=2", "train.pretrain_windows=sliding", *NO_EMA, *NO_PRIOR],
     # the walk-forward: which parts of the mixture carry the updates
-    "replay": [*REPLAY, *NO_EMA],  # round 2's default with the first round's rehearsal
-    "reservoir_replay": [*REPLAY, "train.replay_sampling=reservoir", *NO_EMA],
-    "pretrained_experts": ["train.pretrained_experts=true", *NO_EMA],
-    "replay_pretrained": [*REPLAY, "train.pretrained_experts=true", *NO_EMA],
-    "replay_pretrained_ema": [*REPLAY, "train.pretrained_experts=true", "optim.ema_decay=0.98"],
-    "no_hedge": ["train.hedge_eta=0"],
-    "all_dense": ["model.gate_thresholds=-1000", "train.horizons=0"],
-    "all_gated_recent": ["model.gate_thresholds=5", "train.horizons=16"],
+    "replay": [*REPLAY, *NO_EMA, *NO_PRIOR],  # round 2's default with the first round's rehearsal
+    "reservoir_replay": [*REPLAY, "train.replay_sampling=reservoir", *NO_EMA, *NO_PRIOR],
+    "pretrained_experts": ["train.pretrained_experts=true", *NO_EMA, *NO_PRIOR],
+    "replay_pretrained": [*REPLAY, "train.pretrained_experts=true", *NO_EMA, *NO_PRIOR],
+    "replay_pretrained_ema": [*REPLAY, "train.pretrained_experts=true", "optim.ema_decay=0.98", *NO_PRIOR],
+    "no_hedge": ["train.hedge_eta=0", *NO_PRIOR],
+    "all_dense": ["model.gate_thresholds=-1000", "train.horizons=0", *NO_PRIOR],
+    "all_gated_recent": ["model.gate_thresholds=5", "train.horizons=16", *NO_PRIOR],
 }
 METRICS = ("corr", "sharpe", "frozen_corr", "frozen_sharpe", "exposure", "fnc", "kept", "wall_s")
 YARDSTICKS = ("lightgbm", "lightgbm_wf", "ridge")

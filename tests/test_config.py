@@ -53,6 +53,9 @@ def test_override_types():
         ("train.replay_sampling=recent", "unknown replay_sampling"),
         ("optim.ema_decay=1.0", "ema_decay must be in"),
         ("selection.warmup_eras=-1", "warmup_eras must be >= 0"),
+        ("loss.additive_smooth=-1", "additive_smooth and loss.prior_rows must be >= 0"),
+        ("loss.prior_members=1,-0.5", "prior_members must be scales >= 0"),
+        ("loss.prior_members=", "prior_members must be scales >= 0"),
     ],
 )
 def test_bad_overrides(item, message):

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from dynjax.config import LossConfig
-from dynjax.model.losses import era_loss, masked_mse, masked_pearson
+from dynjax.model.losses import additive_prior, era_loss, masked_mse, masked_pearson
 
 
 def test_masked_mse_and_pearson_ignore_padding():
@@ -55,3 +55,21 @@ def test_distillation_applies_to_replayed_eras_only():
     assert float(recent) == pytest.approx(float(plain)) and float(t_recent["distill"]) == 0.0
     assert float(t["distill"]) == pytest.approx(0.01)  # mean of (0.1^2, 0.1^2, 0.1^2, 0.1^2)
     assert float(replayed) == pytest.approx(float(plain) + 2.0 * 0.01)
+
+
+def test_additive_prior_is_ridge_plus_smoothness_over_the_prior_rows():
+    beta = jnp.array([[0.0, 1.0, 0.0, 0.0, 0.0, 7.0], [1.0, 1.0, 1.0, 1.0, 1.0, 0.0]])
+    params = {"params": {"additive": {"beta": beta}}}
+    cfg = LossConfig(additive_l2=2.0, additive_smooth=3.0, prior_rows=10)
+    # L2: 1 + 49 + 5; differences over value bins 0..4: (1, -1, 0, 0) and none (the missing bin 7 is no neighbour)
+    assert float(additive_prior(params, cfg)) == pytest.approx((2.0 * 55 + 3.0 * 2) / 10)
+    assert float(additive_prior(params, LossConfig(additive_l2=0.0, additive_smooth=3.0, prior_rows=10))) == pytest.approx(0.6)
+    assert float(additive_prior(params, LossConfig(prior_rows=0))) == 0.0  # unresolved: off
+    assert float(additive_prior({"params": {"query": jnp.ones(3)}}, cfg)) == 0.0  # no additive path
+
+
+def test_additive_prior_pulls_neighbouring_bins_together():
+    beta = jnp.array([[0.0, 1.0, 0.0, 0.0, 0.0, 0.0]])
+    grad = jax.grad(lambda b: additive_prior({"params": {"additive": {"beta": b}}},
+                                             LossConfig(additive_l2=0.0, additive_smooth=1.0, prior_rows=1)))(beta)
+    np.testing.assert_allclose(grad, [[-2.0, 4.0, -2.0, 0.0, 0.0, 0.0]])

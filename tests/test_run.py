@@ -15,6 +15,7 @@ from dynjax.train.run import (
     make_run_context,
     predict_era,
     raw_outputs,
+    resolve_prior,
     sampling_rng,
     train_step,
     update_batch,
@@ -37,6 +38,25 @@ def test_context_holds_every_eras_evidence_and_summary(run):
     n_eras, n_feat = run.timeline.n_eras, run.n_features
     assert run.evidence_ExFxC.shape == (n_eras, n_feat, 2) and run.summary_ExF.shape == (n_eras, n_feat)
     assert run.predicted[0] == run.timeline.splits[0].index.n_eras
+
+
+def test_the_additive_prior_is_spread_over_the_labelled_training_rows_per_member(run):
+    from dynjax.config import LossConfig
+
+    assert resolve_prior(LossConfig(), 1234).prior_rows == 1234 and resolve_prior(LossConfig(prior_rows=7), 1234).prior_rows == 7
+    from dynjax.model.losses import additive_prior
+
+    rows = int(run.timeline.splits[0].index.n_labeled.sum())
+    state = run.fresh_state()
+    state = state.replace(replay=offer(state.replay, np.arange(8), lambda eras: raw_outputs(run, state, eras), CFG.seed))
+    for i in range(4):  # beta starts at 0 and the learning rate warms up from 0
+        before = jax.tree.map(np.array, state.train.params)  # the step donates the state
+        state, metrics = train_step(run, state, update_batch(run, np.arange(6, 8), state.replay, sampling_rng(run, i)),
+                                    jax.random.key(i))
+    # loss.prior_members=1,0: member 0 fits under the prior, member 1 without it; metrics are the members' mean
+    np.testing.assert_array_equal(state.train.prior_scale, [1.0, 0.0])
+    expected = additive_prior(jax.tree.map(lambda p: p[0], before), LossConfig(prior_rows=rows)) / 2
+    assert expected > 0 and float(metrics["prior"]) == pytest.approx(float(expected), rel=1e-5)
 
 
 def test_batch_carries_each_eras_own_context(run):

@@ -1,5 +1,7 @@
 """Covers dynjax.train.step: vmapped window == loop over eras, no recompiles, learning, predict."""
 
+import dataclasses
+
 import chex
 import jax
 import jax.numpy as jnp
@@ -9,6 +11,7 @@ import pytest
 from dynjax.config import LossConfig, ModelConfig, OptimConfig
 from dynjax.data import load_numerai, sample_window, sliding_windows, window_rng
 from dynjax.model import FeatureAttentionModel, era_loss
+from dynjax.model.losses import additive_prior
 from dynjax.train import create_train_state, make_optimizer, make_predict, make_train_step
 from dynjax.train.step import make_window_loss, train_step_fn
 
@@ -46,6 +49,20 @@ def test_vmapped_window_loss_equals_a_loop_over_eras(setup):
     (loss_v, grad_v), (loss_l, grad_l) = vmapped(params), looped(params)
     np.testing.assert_allclose(loss_v, loss_l, rtol=1e-5)
     chex.assert_trees_all_close(grad_v, grad_l, rtol=1e-4, atol=1e-6)
+
+
+def test_window_loss_adds_the_additive_prior_once_per_step(setup):
+    _, model, optimizer, batches, all_F = setup
+    params = create_train_state(model, optimizer, jax.random.key(0)).params
+    beta = jax.random.normal(jax.random.key(2), params["params"]["additive"]["beta"].shape)
+    params = {"params": {**params["params"], "additive": {"beta": beta}}}
+    on = LossConfig(sparsity="none", additive_l2=50.0, additive_smooth=200.0, prior_rows=100)
+    off = dataclasses.replace(on, additive_l2=0.0, additive_smooth=0.0)
+    (loss_on, terms), (loss_off, _) = (make_window_loss(model, c)(params, batches[0], all_F, jax.random.key(1)) for c in (on, off))
+    prior = float(additive_prior(params, on))
+    assert prior > 0.1 and float(terms["prior"]) == pytest.approx(prior)
+    assert float(loss_on) == pytest.approx(float(loss_off) + prior, rel=1e-5)
+    assert float(terms["loss"]) == pytest.approx(float(loss_on), rel=1e-5)
 
 
 def test_no_recompiles_across_steps_and_windows(setup):

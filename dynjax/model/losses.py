@@ -1,10 +1,11 @@
 """Per-era losses: MSE, Pearson correlation loss, their weighted sum, plus lambda * sparsity,
-plus the DER++ distillation term on replayed eras."""
+plus the DER++ distillation term on replayed eras; and the additive path's ridge prior (per step)."""
 
 import jax
 import jax.numpy as jnp
 
 from dynjax.config import LossConfig
+from dynjax.data.missing import MISSING
 from dynjax.model.selection import era_importance
 from dynjax.model.sparsity import n_nonzero, sparsity_penalty
 
@@ -44,3 +45,13 @@ def era_loss(pred_R, y_R, mask_R, aux: dict, cfg: LossConfig, distill_R=None, di
         total = total + cfg.distill_weight * distill
         terms.update(loss=total, distill=distill)
     return total, terms
+
+
+def additive_prior(params, cfg: LossConfig) -> jnp.ndarray:
+    """`(l2 * |beta|^2 + smooth * |beta[f, b+1] - beta[f, b]|^2) / prior_rows` over the value bins
+    0..4 (the missing bin is no neighbour); zero without an additive path or with `prior_rows` 0."""
+    beta = params["params"].get("additive", {}).get("beta")
+    if beta is None or not cfg.prior_rows or not (cfg.additive_l2 or cfg.additive_smooth):
+        return jnp.zeros(())
+    smooth = (jnp.diff(beta[:, :MISSING], axis=1) ** 2).sum() if beta.ndim == 2 else 0.0
+    return (cfg.additive_l2 * (beta**2).sum() + cfg.additive_smooth * smooth) / cfg.prior_rows

@@ -8,6 +8,7 @@ take it first: `batch_for` and `update_batch` build step inputs, `train_step` ru
 resumed run draws exactly what an uninterrupted one would.
 """
 
+import dataclasses
 import time
 from dataclasses import dataclass, field
 from functools import lru_cache, partial
@@ -130,6 +131,12 @@ def compiled(model_cfg: ModelConfig, n_features: int, loss_cfg: LossConfig, opti
             population_predict(predict_fn(model), n_members * groups, layout), layout)
 
 
+def resolve_prior(cfg: LossConfig, train_rows: int) -> LossConfig:
+    """`prior_rows=0` (auto) made the training split's labelled rows: the additive prior is a ridge's
+    over the rows pretraining fits (and stays that strength in the updates)."""
+    return cfg if cfg.prior_rows else dataclasses.replace(cfg, prior_rows=max(train_rows, 1))
+
+
 def pretrain_plan(cfg: RunConfig, timeline: Timeline, first: int) -> tuple[np.ndarray, ...]:
     """`(resolved, fit, holdout, windows)` of pretraining before timeline position `first`: the eras
     resolved then, those trained on, the last `holdout_eras` for early stopping, the fit eras'
@@ -162,7 +169,8 @@ def make_run_context(cfg: RunConfig, data: NumeraiData, hyper_G: dict[str, list[
     first = data.train.index.n_eras
     windows = pretrain_plan(cfg, timeline, first)[3] if cfg.optim.decay_steps == 0 and first < timeline.n_eras else ()
     optim = resolve_decay(cfg.optim, len(windows) * cfg.train.pretrain_epochs)
-    model, optimizer, step, predict, layout = compiled(cfg.model, data.train.x_NxF.shape[1], cfg.loss, optim,
+    loss = resolve_prior(cfg.loss, int(data.train.index.n_labeled.sum()))
+    model, optimizer, step, predict, layout = compiled(cfg.model, data.train.x_NxF.shape[1], loss, optim,
                                                        cfg.train.ensemble, hyper, cfg.train.mesh)
     need_summary = cfg.model.context or (cfg.train.replay_eras and cfg.train.replay_sampling == "similar")
     summary_ExF = np.concatenate([era_summaries(s) for s in splits]) if need_summary else None

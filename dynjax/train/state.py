@@ -16,7 +16,7 @@ import jax.numpy as jnp
 import optax
 from flax import struct
 
-from dynjax.config import ModelConfig, OptimConfig, RunConfig
+from dynjax.config import LossConfig, ModelConfig, OptimConfig, RunConfig
 from dynjax.data.context import EraContext
 from dynjax.data.missing import N_BINS
 from dynjax.model.selection import SelectionState, init_selection
@@ -31,6 +31,7 @@ class TrainState:
     opt_state: Any
     step: jnp.ndarray  # int32 scalar
     ema_params: Any  # Polyak average of params (equal to params when the decay is 0): what predicts
+    prior_scale: jnp.ndarray  # float32 scalar: this member's share of the additive prior (`loss.prior_members`)
 
 
 @struct.dataclass
@@ -106,7 +107,8 @@ def train_state_init(model: FeatureAttentionModel, optimizer: optax.GradientTran
         params = model.init({"params": params_key, "gates": gates_key}, x_RxF, None, dummy_context(model.cfg, model.n_features))
         # A copy, not the same arrays: the step donates both, and one buffer cannot be donated twice.
         ema_params = jax.tree.map(jnp.copy, params)
-        return TrainState(params=params, opt_state=optimizer.init(params), step=jnp.zeros((), jnp.int32), ema_params=ema_params)
+        return TrainState(params=params, opt_state=optimizer.init(params), step=jnp.zeros((), jnp.int32),
+                          ema_params=ema_params, prior_scale=jnp.ones((), jnp.float32))
 
     return jax.jit(init)
 
@@ -123,6 +125,11 @@ def with_thresholds(members: TrainState, thresholds_N: tuple[float, ...]) -> Tra
     set_params = lambda p: {**p, "params": {**p["params"], "gates": {**p["params"]["gates"],
                                                                      "threshold": jnp.array(thresholds_N, jnp.float32)}}}
     return members.replace(params=set_params(members.params), ema_params=set_params(members.ema_params))
+
+
+def member_prior_scales(cfg: LossConfig, n_members: int) -> tuple[float, ...]:
+    """Each member's scale of the additive prior: `prior_members` in turn."""
+    return tuple(cfg.prior_members[m % len(cfg.prior_members)] for m in range(n_members))
 
 
 def member_keys(key: jax.Array, n: int) -> jax.Array:
@@ -143,6 +150,7 @@ def initial_run_state(cfg: RunConfig, model: FeatureAttentionModel, optimizer, r
     members = jax.tree.map(lambda *a: jnp.stack(a), *(init(k) for k in keys))
     if cfg.model.gate_thresholds and cfg.model.gates == "context":
         members = with_thresholds(members, member_thresholds(cfg.model, cfg.train.ensemble) * groups)
+    members = members.replace(prior_scale=jnp.array(member_prior_scales(cfg.loss, cfg.train.ensemble) * groups, jnp.float32))
     replay = (empty_buffer(cfg.train.replay_capacity, cfg.data.rows_per_era, groups)
               if cfg.train.replay_capacity else None)
     pretrained = jax.tree.map(jnp.copy, members.ema_params) if cfg.train.pretrained_experts else None

@@ -17,13 +17,15 @@ import optax
 from dynjax.config import LossConfig
 from dynjax.data.context import EraContext
 from dynjax.data.windows import Batch
-from dynjax.model.losses import era_loss
+from dynjax.model.losses import additive_prior, era_loss
 from dynjax.model.tft import FeatureAttentionModel
 from dynjax.train.state import TrainState
 
 
 def make_window_loss(model: FeatureAttentionModel, loss_cfg: LossConfig) -> Callable:
-    """`window_loss(params, batch, feature_mask_F, key) -> (loss, metrics)`."""
+    """`window_loss(params, batch, feature_mask_F, key, prior_scale=1) -> (loss, metrics)`: the eras'
+    mean loss plus `prior_scale` times the additive path's prior (`loss.prior_rows` resolved by the
+    run; 0 leaves it out)."""
 
     def loss_one_era(params, era: Batch, feature_mask_F, key):
         dropout_key, gates_key = jax.random.split(key)
@@ -31,12 +33,15 @@ def make_window_loss(model: FeatureAttentionModel, loss_cfg: LossConfig) -> Call
                                   rngs={"dropout": dropout_key, "gates": gates_key})
         return era_loss(pred_R, era.y_WxR, era.mask_WxR, aux, loss_cfg, era.distill_WxR, era.distill_W)
 
-    def window_loss(params, batch: Batch, feature_mask_F, key):
+    def window_loss(params, batch: Batch, feature_mask_F, key, prior_scale=1.0):
         keys_W = jax.random.split(key, batch.y_WxR.shape[0])
         total_W, terms_W = jax.vmap(loss_one_era, in_axes=(None, 0, None, 0))(params, batch, feature_mask_F, keys_W)
         era_w_W = batch.mask_WxR.any(axis=1).astype(total_W.dtype)  # every era with rows counts equally
         mean = lambda v: (era_w_W * v).sum() / jnp.maximum(era_w_W.sum(), 1.0)
-        return mean(total_W), jax.tree.map(mean, terms_W)
+        prior = prior_scale * additive_prior(params, loss_cfg)
+        terms = jax.tree.map(mean, terms_W)
+        terms.update(loss=terms["loss"] + prior, prior=prior)
+        return mean(total_W) + prior, terms
 
     return window_loss
 
@@ -64,12 +69,13 @@ def train_step_fn(model: FeatureAttentionModel, loss_cfg: LossConfig, optimizer:
         loss_fn, opt = window_loss, optimizer
         if hyper is not None:
             loss_fn, opt = make_window_loss(model, hyper_loss(loss_cfg, hyper)), hyper_optimizer(hyper)
-        (_, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params, batch, feature_mask_F, key)
+        (_, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params, batch, feature_mask_F, key,
+                                                                       state.prior_scale)
         updates, opt_state = opt.update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
         ema = optax.incremental_update(params, state.ema_params, 1.0 - ema_decay) if ema_decay else params
         metrics["grad_norm"] = optax.tree.norm(grads)
-        return TrainState(params=params, opt_state=opt_state, step=state.step + 1, ema_params=ema), metrics
+        return state.replace(params=params, opt_state=opt_state, step=state.step + 1, ema_params=ema), metrics
 
     return train_step
 
