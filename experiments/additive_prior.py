@@ -15,7 +15,6 @@ A diagnostic, not a model: nothing of it is blended into dynjax.
 Writes `experiments/results/additive_prior.{json,md}`; the figures are in `experiments/README.md`.
 """
 
-import argparse
 import itertools
 from pathlib import Path
 
@@ -24,7 +23,7 @@ import polars as pl
 
 from dynjax.data.missing import MISSING, N_BINS
 from dynjax.eval.report import score_predictions
-from experiments.record import SETTINGS, make_data, write_results
+from experiments.record import make_data, settings_main
 
 L2 = (1e2, 1e4, 8e4)
 SMOOTH = (0.0, 1e4, 8e4)
@@ -94,14 +93,7 @@ def markdown(results: list[dict]) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--settings", default=",".join(SETTINGS))
-    parser.add_argument("--root", default="/tmp/dynjax_ablation")
-    args = parser.parse_args()
-    results = [setting_grid(Path(args.root), s) for s in args.settings.split(",")]
-    table = markdown(results)
-    print(table)
-    write_results("additive_prior", {"l2": L2, "smooth": SMOOTH, "settings": results}, table)
+    settings_main(__doc__, "additive_prior", setting_grid, markdown, l2=L2, smooth=SMOOTH)
 
 
 if __name__ == "__main__":

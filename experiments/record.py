@@ -115,6 +115,21 @@ def mean_std(values: list[float]) -> str:
     return f"{v.mean():.4f} ± {v.std():.4f}"
 
 
+def settings_main(doc: str, name: str, per_setting, markdown, **payload) -> None:
+    """The command line of a one-result-per-setting experiment: `per_setting(root, setting)` for each
+    of `--settings`, printed as `markdown(rows)` and written to `results/NAME.{json,md}`."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--settings", default=",".join(SETTINGS))
+    parser.add_argument("--root", default="/tmp/dynjax_ablation")
+    args = parser.parse_args()
+    rows = [per_setting(Path(args.root), s) for s in args.settings.split(",")]
+    table = markdown(rows)
+    print(table)
+    write_results(name, {**payload, "settings": rows}, table)
+
+
 def grid_parser(doc: str, variants: dict, name: str, jobs: int):
     """The command line of a variants x settings x seeds experiment."""
     import argparse

@@ -13,7 +13,6 @@ results are cached per setting in `ROOT/yardsticks/SETTING.json`.
 Writes `experiments/results/yardsticks.{json,md}`; the figures are in `experiments/README.md`.
 """
 
-import argparse
 import json
 import time
 from pathlib import Path
@@ -21,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from dynjax.eval.report import score_predictions as score
-from experiments.record import SETTINGS, make_data, write_results
+from experiments.record import make_data, settings_main
 
 
 def yardsticks(root: Path, setting: str) -> dict:
@@ -68,14 +67,7 @@ def markdown(rows: list[dict]) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--settings", default=",".join(SETTINGS))
-    parser.add_argument("--root", default="/tmp/dynjax_ablation")
-    args = parser.parse_args()
-    rows = [yardsticks(Path(args.root), s) for s in args.settings.split(",")]
-    table = markdown(rows)
-    print(table)
-    write_results("yardsticks", {"settings": rows}, table)
+    settings_main(__doc__, "yardsticks", yardsticks, markdown)
 
 
 if __name__ == "__main__":
