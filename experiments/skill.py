@@ -58,6 +58,8 @@ VARIANTS = {
     "replay_pretrained": [*REPLAY, "train.pretrained_experts=true", *NO_EMA, *NO_PRIOR],
     "replay_pretrained_ema": [*REPLAY, "train.pretrained_experts=true", "optim.ema_decay=0.98", *NO_PRIOR],
     "no_hedge": ["train.hedge_eta=0", *NO_PRIOR],
+    # a softer Hedge: on noisy data eta 10 concentrates the weight on per-era noise
+    "hedge_eta3": ["train.hedge_eta=3"],
     "all_dense": ["model.gate_thresholds=-1000", "train.horizons=0", *NO_PRIOR],
     "all_gated_recent": ["model.gate_thresholds=5", "train.horizons=16", *NO_PRIOR],
 }
