@@ -37,6 +37,7 @@ from dynjax.train.state import (
     initial_run_state,
     make_optimizer,
     member_thresholds,
+    per_member,
     resolve_decay,
 )
 from dynjax.train.step import predict_fn, train_step_fn
@@ -252,8 +253,7 @@ def update_batch(run: RunContext, resolved: np.ndarray, replay: ReplayBuffer | N
 
 def member_horizons(cfg: RunConfig) -> tuple[int, ...]:
     """Each member's walk-forward memory in eras (0: all resolved), or () for the latest window."""
-    h = cfg.train.horizons
-    return tuple(h[m % len(h)] for m in range(cfg.train.ensemble)) if h else ()
+    return per_member(cfg.train.horizons, cfg.train.ensemble) if cfg.train.horizons else ()
 
 
 def member_kinds(cfg: RunConfig) -> tuple[int, ...]:

@@ -16,7 +16,7 @@ import jax.numpy as jnp
 import optax
 from flax import struct
 
-from dynjax.config import LossConfig, ModelConfig, OptimConfig, RunConfig
+from dynjax.config import ModelConfig, OptimConfig, RunConfig
 from dynjax.data.context import EraContext
 from dynjax.data.missing import N_BINS
 from dynjax.model.selection import SelectionState, init_selection
@@ -113,10 +113,14 @@ def train_state_init(model: FeatureAttentionModel, optimizer: optax.GradientTran
     return jax.jit(init)
 
 
+def per_member(values: tuple, n_members: int) -> tuple:
+    """A per-member config tuple taken in turn: member m gets `values[m % len(values)]`."""
+    return tuple(values[m % len(values)] for m in range(n_members))
+
+
 def member_thresholds(cfg: ModelConfig, n_members: int) -> tuple[float, ...]:
     """Each member's gate threshold: `gate_thresholds` in turn, or `gate_threshold` for all."""
-    t = cfg.gate_thresholds or (cfg.gate_threshold,)
-    return tuple(t[m % len(t)] for m in range(n_members))
+    return per_member(cfg.gate_thresholds or (cfg.gate_threshold,), n_members)
 
 
 def with_thresholds(members: TrainState, thresholds_N: tuple[float, ...]) -> TrainState:
@@ -125,11 +129,6 @@ def with_thresholds(members: TrainState, thresholds_N: tuple[float, ...]) -> Tra
     set_params = lambda p: {**p, "params": {**p["params"], "gates": {**p["params"]["gates"],
                                                                      "threshold": jnp.array(thresholds_N, jnp.float32)}}}
     return members.replace(params=set_params(members.params), ema_params=set_params(members.ema_params))
-
-
-def member_prior_scales(cfg: LossConfig, n_members: int) -> tuple[float, ...]:
-    """Each member's scale of the additive prior: `prior_members` in turn."""
-    return tuple(cfg.prior_members[m % len(cfg.prior_members)] for m in range(n_members))
 
 
 def member_keys(key: jax.Array, n: int) -> jax.Array:
@@ -150,7 +149,7 @@ def initial_run_state(cfg: RunConfig, model: FeatureAttentionModel, optimizer, r
     members = jax.tree.map(lambda *a: jnp.stack(a), *(init(k) for k in keys))
     if cfg.model.gate_thresholds and cfg.model.gates == "context":
         members = with_thresholds(members, member_thresholds(cfg.model, cfg.train.ensemble) * groups)
-    members = members.replace(prior_scale=jnp.array(member_prior_scales(cfg.loss, cfg.train.ensemble) * groups, jnp.float32))
+    members = members.replace(prior_scale=jnp.array(per_member(cfg.loss.prior_members, cfg.train.ensemble) * groups, jnp.float32))
     replay = (empty_buffer(cfg.train.replay_capacity, cfg.data.rows_per_era, groups)
               if cfg.train.replay_capacity else None)
     pretrained = jax.tree.map(jnp.copy, members.ema_params) if cfg.train.pretrained_experts else None
