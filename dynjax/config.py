@@ -262,8 +262,14 @@ class TrainConfig:
     # Walk-forward memory per member (member m: horizons[m % len]): each update draws its
     # data.window_eras eras from the latest h resolved eras (0: all of them); (): the latest window.
     horizons: tuple[int, ...] = (0, 16)
-    hedge_eta: float = 10.0  # members' weights softmax(eta * discounted out-of-sample corr); 0: equal weights
-    hedge_decay: float = 0.95  # per resolved era, of the members' past scores
+    # Hedge (train.hedge) weighs mixtures of the members' kinds: each kind alone (hedge_grid 1; g: the
+    # simplex grid of step 1/g) and, with hedge_mean, all kinds equally, by softmax(eta * score), the
+    # score each mixture's out-of-sample corr summed over resolved eras, older ones decayed per era.
+    # Remembering every era (decay 1) and the equal mixture: experiments/README.md, round 5.
+    hedge_eta: float = 30.0  # 0: equal weights over the mixtures
+    hedge_decay: float = 1.0
+    hedge_grid: int = 1
+    hedge_mean: bool = True
     # The members as pretraining left them, kept beside the updated ones as Hedge experts of their
     # own (never trained again), so that when the updates hurt the mixture falls back on them.
     pretrained_experts: bool = False
@@ -272,6 +278,7 @@ class TrainConfig:
         parse_mesh(self.mesh)
         _check(all(h >= 0 for h in self.horizons), "train.horizons are era counts >= 0 (0: all resolved eras)")
         _check(self.hedge_eta >= 0 and 0 <= self.hedge_decay <= 1, "hedge_eta must be >= 0 and hedge_decay in [0, 1]")
+        _check(self.hedge_grid >= 1, "train.hedge_grid must be >= 1 (1: the members' kinds alone)")
         _check(self.ensemble >= 1, "ensemble must be >= 1 member")
         _check(self.replay_capacity >= 0 and self.replay_eras >= 0, "replay_capacity and replay_eras must be >= 0")
         _check(self.replay_eras == 0 or self.replay_capacity > 0, "replay_eras > 0 needs replay_capacity > 0")

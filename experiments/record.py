@@ -84,8 +84,7 @@ def kind_weights(out: Path, metrics: dict) -> dict[str, float] | None:
     eras, every gate open; "h16 t5": the latest 16, gated; "... pre": that member as pretraining
     left it), or None with one kind."""
     from dynjax.config import load_config
-    from dynjax.train.run import expert_kinds, member_horizons
-    from dynjax.train.state import member_thresholds
+    from dynjax.train.state import expert_kinds, member_horizons, member_thresholds
 
     cfg, members = load_config(out / "config.json"), metrics.get("members")
     kinds = expert_kinds(cfg)

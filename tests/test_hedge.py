@@ -4,40 +4,74 @@ import numpy as np
 import polars as pl
 import pytest
 
-from dynjax.train.hedge import hedge_weights, init_hedge, update_hedge
+from dynjax.train.hedge import hedge_weights, init_hedge, mixtures, update_hedge
 
 
 def test_weights_start_equal_and_move_to_the_member_that_scores():
+    mix_CxM = mixtures((0, 1, 2), 1, mean=False)  # grid 1: each member alone, classic Hedge
+    np.testing.assert_array_equal(mix_CxM, np.eye(3))
     state = init_hedge(3, first=10)
-    np.testing.assert_allclose(hedge_weights(state, 10.0, (0, 1, 2)), 1 / 3)
+    np.testing.assert_allclose(hedge_weights(state, 10.0, mix_CxM), 1 / 3)
     assert int(state.n_seen) == 10  # eras before the first unseen one are never scored
     for _ in range(20):
         state = update_hedge(state, np.array([[0.05, 0.0, -0.05]]), decay=0.95)
-    w = hedge_weights(state, 10.0, (0, 1, 2))
+    w = hedge_weights(state, 10.0, mix_CxM)
     assert w[0] > w[1] > w[2] and np.isclose(w.sum(), 1.0) and w[0] > 0.9
-    np.testing.assert_allclose(hedge_weights(state, 0.0, (0, 1, 2)), 1 / 3)  # eta 0: the plain rank average
+    np.testing.assert_allclose(hedge_weights(state, 0.0, mix_CxM), 1 / 3)  # eta 0: the plain rank average
     assert int(state.n_seen) == 10  # the caller advances it
+
+
+def test_the_grid_holds_every_mixture_of_the_kinds_in_steps_and_splits_a_kind_among_its_members():
+    mix_CxM = mixtures((0, 1, 0), 4, mean=False)  # kinds: members (0, 2) and (1,)
+    assert mix_CxM.shape == (5, 3)
+    np.testing.assert_allclose(mix_CxM.sum(axis=1), 1.0)
+    np.testing.assert_allclose(sorted(mix_CxM[:, 1]), [0, 0.25, 0.5, 0.75, 1])
+    np.testing.assert_array_equal(mix_CxM[:, 0], mix_CxM[:, 2])  # one kind: equal shares
+    assert len(mixtures((0, 1, 2, 3), 4, mean=False)) == 35  # C(4 + 3, 3) points of the 3-simplex
+    np.testing.assert_array_equal(mixtures((0, 0), 4, mean=False), [[0.5, 0.5]])  # one kind: one mixture
+
+
+def test_mean_adds_the_equal_mixture_of_the_kinds_once():
+    np.testing.assert_allclose(mixtures((0, 1, 2), 1, mean=True), np.vstack([np.eye(3), np.full(3, 1 / 3)]))
+    np.testing.assert_allclose(mixtures((0, 1, 0), 1, mean=True)[-1], [0.25, 0.5, 0.25])  # kinds (0, 2) and (1,)
+    np.testing.assert_array_equal(mixtures((0, 1), 2, mean=True), mixtures((0, 1), 2, mean=False))  # already there
+    np.testing.assert_array_equal(mixtures((0, 0), 1, mean=True), [[0.5, 0.5]])
+
+
+def test_weights_are_the_mixtures_weighted_by_their_exponential_scores():
+    mix_CxM = mixtures((0, 1), 2, mean=False)  # (1, 0), (0.5, 0.5), (0, 1)
+    state = update_hedge(init_hedge(3), np.array([[0.0, 0.1, 0.05]]), decay=1.0)
+    pi_C = np.exp(10 * np.array([0.0, 0.1, 0.05]))
+    pi_C /= pi_C.sum()
+    np.testing.assert_allclose(hedge_weights(state, 10.0, mix_CxM), pi_C @ mix_CxM, rtol=1e-6)
+
+
+def test_an_equal_mixture_that_scores_best_keeps_both_members_whatever_their_own_noise():
+    """Two members of equal skill whose per-era corrs swing apart: the equal mixture scores the
+    best every era (its rank mean averages the members' errors), so it gets the weight, where
+    Hedge over the members alone follows whichever has been luckier."""
+    rng = np.random.default_rng(0)
+    mix_CxM = mixtures((0, 1), 1, mean=True)  # member 0, member 1, both equally
+    noise_E = rng.normal(0, 0.05, 40)
+    member_ExM = np.stack([0.1 + noise_E, 0.1 - noise_E], axis=1)
+    mixed_ExC = np.column_stack([member_ExM, np.full(40, 0.12)])  # the mixture's gain: its errors partly cancel
+    w = hedge_weights(update_hedge(init_hedge(3), mixed_ExC, decay=1.0), 30.0, mix_CxM)
+    np.testing.assert_allclose(w, 0.5, atol=0.01)
+    classic = hedge_weights(update_hedge(init_hedge(2), member_ExM, decay=1.0), 30.0, mixtures((0, 1), 1, mean=False))
+    assert abs(classic[0] - 0.5) > 0.2
 
 
 def test_decay_forgets_an_old_lead():
     state = init_hedge(2)
     state = update_hedge(state, np.tile([[0.1, 0.0]], (20, 1)), decay=0.8)  # member 0 led ...
     state = update_hedge(state, np.tile([[0.0, 0.1]], (20, 1)), decay=0.8)  # ... then member 1, for as long
-    w = hedge_weights(state, 10.0, (0, 1))
+    w = hedge_weights(state, 10.0, mixtures((0, 1), 1, mean=False))
     assert w[1] > 0.9
-
-
-def test_members_of_one_kind_share_their_kinds_weight():
-    state = update_hedge(init_hedge(4), np.array([[0.2, 0.0, 0.0, 0.0]]), decay=1.0)
-    w = hedge_weights(state, 10.0, (0, 1, 0, 1))  # kinds: (0, 2) and (1, 3)
-    assert w[0] == w[2] and w[1] == w[3] and w[0] > w[1]
-    kind_w = np.exp(10 * 0.1) / (np.exp(10 * 0.1) + 1)  # kind 0 scores the mean of 0.2 and 0.0
-    np.testing.assert_allclose(w[0] + w[2], kind_w, rtol=1e-6)
 
 
 def test_a_population_gets_weights_per_trial():
     state = update_hedge(init_hedge(4), np.array([[0.1, 0.0, 0.0, 0.1]]), decay=1.0)
-    w = hedge_weights(state, 10.0, (0, 1))  # two trials of two members
+    w = hedge_weights(state, 10.0, mixtures((0, 1), 1, mean=False))  # two trials of two members
     np.testing.assert_allclose([w[:2].sum(), w[2:].sum()], 1.0)
     assert w[0] > w[1] and w[3] > w[2]
 
@@ -71,6 +105,18 @@ def test_a_walk_forward_logs_weights_that_start_from_the_holdout_and_learn(tmp_p
     assert np.allclose(w_UxN[0], 0.5) == (patience == 0)  # first era: nothing resolved since pretraining
     assert len({tuple(np.round(w, 6)) for w in w_UxN}) > 2  # resolved validation eras move them
     assert member_weights(tmp_path / "run" / "metrics.jsonl")["updates"] == len(log)
+    # Hedge's inputs are logged: each scored era, every mixture's corr (member 0, member 1, both), and
+    # no era enters the weights of an era it does not precede by the embargo
+    rows = list(pl.read_ndjson(tmp_path / "run" / "metrics.jsonl").iter_rows(named=True))
+    scored = [r for r in rows if r["phase"] == "hedge"]
+    assert scored and all({f"hedge/corr_{c}" for c in range(3)} <= r.keys() for r in scored)
+    assert [int(r["era"]) for r in scored] == sorted(int(r["era"]) for r in scored)
+    latest = {}  # walk era -> the latest era scored before its prediction
+    for i, r in enumerate(rows):
+        if r["phase"] == "walk" and r["era"].isdigit():
+            latest[int(r["era"])] = max((int(h["era"]) for h in rows[:i] if h["phase"] == "hedge"), default=-1)
+    assert all(last <= t - 1 - cfg.data.embargo for t, last in latest.items())
+    assert any(last == t - 1 - cfg.data.embargo for t, last in latest.items())  # the bound is reached: it can fail
 
 
 def test_pretrained_experts_stay_as_pretraining_left_them_and_get_their_own_weights(tmp_path):
@@ -85,7 +131,8 @@ def test_pretrained_experts_stay_as_pretraining_left_them_and_get_their_own_weig
     from dynjax.data import load_numerai
     from dynjax.data.synth import write_synthetic
     from dynjax.train.checkpoint import RunCheckpoints
-    from dynjax.train.run import expert_kinds, make_run_context
+    from dynjax.train.run import make_run_context
+    from dynjax.train.state import expert_kinds
     from dynjax.train.walk_forward import walk_forward
     from tests.conftest import TINY_RUN
 

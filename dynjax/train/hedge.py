@@ -1,21 +1,31 @@
-"""Exponentially weighted mixing of the ensemble's members (Hedge), learned online from resolved eras.
+"""Exponentially weighted mixing of the ensemble's members (Hedge over mixtures), learned online from resolved eras.
 
 The members of a run may differ in their walk-forward memory (`train.horizons`: all
-resolved history, a long window, a short one). Which memory pays depends on the data: a
-persistent regime rewards the short one, regimes that switch and return reward all history.
-Each time an era resolves, every member is scored on it (Numerai corr) with the params it has
-before it trains on that era, so the score is out of sample; its discounted sum gives each
-member a weight,
+resolved history, a long window, a short one) and in their gates. Which pays depends on the
+data: a persistent regime rewards the short memory, regimes that switch and return reward all
+history, and members of equal skill are best mixed. So Hedge's experts are mixtures of the
+members' kinds (`mixtures`): each kind alone and, with `train.hedge_mean`, all kinds equally
+(`train.hedge_grid` g > 1: every point of the simplex grid of step 1/g). Each time an era
+resolves, every mixture's prediction (the weighted mean of the members' per-era ranks, as the
+run predicts) is scored on it (Numerai corr) with the params the members have before they train
+on that era, so the score is out of sample; its discounted sum gives each mixture a weight,
 
-    score_n <- decay * score_n + corr_n(era)        w = softmax(eta * score)
+    score_c <- decay * score_c + corr_c(era)        pi = softmax(eta * score)
 
-and the run predicts the weighted mean of the members' per-era ranks (members of one kind,
-differing only in their seeds, share one weight: `hedge_weights`). The scores start from
-the pretraining holdout (eras the pretrained members have not trained on), then eras are
-scored as they resolve (position order), so only targets of eras <= t - 1 - embargo ever
-enter the weights of era t; the state is part of the checkpoint. With one member, or eta = 0, the
-weights are uniform and the run is the plain rank average.
+and the run predicts with the members' weights pi @ mixtures. Scoring the equal mixture, not
+only the members, measures what mixing gains (a rank mean of two equally good members beats
+either), and the mixture's score moves with both members' noise, so on noisy data it is not
+outscored by whichever member was luckier lately, as Hedge over the members alone was. The
+default remembers every scored era (decay 1): regimes that return are not forgotten (the
+switching setting, experiments/README.md). Members of one kind (the same memory and gates,
+differing only in their seeds) share their kind's weight equally. The scores start from the
+pretraining holdout (eras the pretrained members have not trained on), then eras are scored as
+they resolve (position order), so only targets of eras <= t - 1 - embargo ever enter the
+weights of era t; the state is part of the checkpoint. With one kind, or eta = 0, the weights
+are uniform and the run is the plain rank average.
 """
+
+import itertools
 
 import jax.numpy as jnp
 import numpy as np
@@ -24,13 +34,13 @@ from flax import struct
 
 @struct.dataclass
 class HedgeState:
-    score_N: jnp.ndarray  # float32: discounted sum of each member's out-of-sample corr
+    score_N: jnp.ndarray  # float32 [G * C]: discounted sum of each mixture's out-of-sample corr
     n_seen: jnp.ndarray  # int32: the next timeline position to score (eras are scored in order)
 
 
-def init_hedge(n_members: int, first: int = 0) -> HedgeState:
+def init_hedge(n_mixtures: int, first: int = 0) -> HedgeState:
     """Equal weights; eras before position `first` (trained on in pretraining) are never scored."""
-    return HedgeState(jnp.zeros((n_members,), jnp.float32), jnp.asarray(first, jnp.int32))
+    return HedgeState(jnp.zeros((n_mixtures,), jnp.float32), jnp.asarray(first, jnp.int32))
 
 
 def update_hedge(state: HedgeState, corr_ExN: np.ndarray, decay: float) -> HedgeState:
@@ -41,18 +51,26 @@ def update_hedge(state: HedgeState, corr_ExN: np.ndarray, decay: float) -> Hedge
     return state.replace(score_N=jnp.asarray(score_N, jnp.float32))
 
 
-def hedge_weights(state: HedgeState, eta: float, kinds_M: tuple[int, ...]) -> np.ndarray:
-    """Each member's weight, `[N]` (N = G trials x M members), summing to one within each trial.
-
-    Members of one kind (`kinds_M`: the same memory and gates, differing only in their seeds) are
-    one expert: the kind's score is its members' mean, and its weight is shared equally among them,
-    so the weights never concentrate on one seed of a kind.
-    """
+def mixtures(kinds_M: tuple[int, ...], steps: int, mean: bool) -> np.ndarray:
+    """The mixtures Hedge weighs, `[C, M]` (rows sum to one): every weighting of the kinds on the
+    simplex grid of step 1 / `steps` (1: each kind alone), and with `mean` all kinds equally where the
+    grid lacks it; a kind's weight is shared equally by its members."""
     kinds_M = np.asarray(kinds_M)
-    score_GxM = np.asarray(state.score_N, np.float64).reshape(-1, len(kinds_M))
     onehot_MxK = (kinds_M[:, None] == np.unique(kinds_M)[None]).astype(np.float64)
-    score_GxK = score_GxM @ onehot_MxK / onehot_MxK.sum(axis=0)
-    logit_GxK = eta * score_GxK
-    w_GxK = np.exp(logit_GxK - logit_GxK.max(axis=1, keepdims=True))
-    w_GxK /= w_GxK.sum(axis=1, keepdims=True)
-    return ((w_GxK / onehot_MxK.sum(axis=0)) @ onehot_MxK.T).reshape(-1)
+    k = onehot_MxK.shape[1]
+    # Stars and bars: each choice of k - 1 bar positions among steps + k - 1 slots is one grid point.
+    bars = [np.diff([-1, *c, steps + k - 1]) - 1 for c in itertools.combinations(range(steps + k - 1), k - 1)]
+    grid_CxK = np.array(bars[::-1], np.float64) / steps  # reversed: grid 1 is the identity, kind k alone first
+    if mean and not np.isclose(grid_CxK, 1 / k).all(axis=1).any():
+        grid_CxK = np.vstack([grid_CxK, np.full(k, 1 / k)])
+    return grid_CxK @ (onehot_MxK / onehot_MxK.sum(axis=0)).T
+
+
+def hedge_weights(state: HedgeState, eta: float, mix_CxM: np.ndarray) -> np.ndarray:
+    """Each member's weight, `[N]` (N = G trials x M members), summing to one within each trial:
+    the mixtures' (`mixtures`) exponential weights, `softmax(eta * score)`, times their member weights."""
+    score_GxC = np.asarray(state.score_N, np.float64).reshape(-1, len(mix_CxM))
+    logit_GxC = eta * score_GxC
+    pi_GxC = np.exp(logit_GxC - logit_GxC.max(axis=1, keepdims=True))
+    pi_GxC /= pi_GxC.sum(axis=1, keepdims=True)
+    return (pi_GxC @ mix_CxM).reshape(-1)

@@ -28,16 +28,17 @@ from dynjax.data.windows import Batch, era_chunks, era_rows, sample_eras, window
 from dynjax.eval.jax_corr import era_corr
 from dynjax.model.selection import era_importance
 from dynjax.model.tft import FeatureAttentionModel
-from dynjax.train.ensemble import combine_trials, population_predict, population_step
+from dynjax.train.ensemble import combine_trials, mix_members, population_predict, population_step
 from dynjax.train.hedge import hedge_weights, update_hedge
+from dynjax.train.outputs import MetricsLog
 from dynjax.train.replay import ReplayBuffer, replay_rows_rng, sample_replay, similarity_weights
 from dynjax.train.sharding import Layout, make_layout
 from dynjax.train.state import (
     RunState,
+    expert_mixtures,
     initial_run_state,
     make_optimizer,
-    member_thresholds,
-    per_member,
+    member_horizons,
     resolve_decay,
 )
 from dynjax.train.step import predict_fn, train_step_fn
@@ -251,28 +252,6 @@ def update_batch(run: RunContext, resolved: np.ndarray, replay: ReplayBuffer | N
     return jax.tree.map(lambda *a: np.stack(a), *members)
 
 
-def member_horizons(cfg: RunConfig) -> tuple[int, ...]:
-    """Each member's walk-forward memory in eras (0: all resolved), or () for the latest window."""
-    return per_member(cfg.train.horizons, cfg.train.ensemble) if cfg.train.horizons else ()
-
-
-def member_kinds(cfg: RunConfig) -> tuple[int, ...]:
-    """Each member's kind: members with the same memory and gate threshold differ only in their seeds."""
-    horizons = member_horizons(cfg) or (None,) * cfg.train.ensemble
-    gates = member_thresholds(cfg.model, cfg.train.ensemble) if cfg.model.gates == "context" else (None,) * cfg.train.ensemble
-    spec = list(zip(horizons, gates))
-    return tuple(spec.index(s) for s in spec)
-
-
-def expert_kinds(cfg: RunConfig) -> tuple[int, ...]:
-    """The kind of each Hedge expert: the members', then (`train.pretrained_experts`) their
-    pretrained copies', each a kind of its own beside the member it was."""
-    kinds = member_kinds(cfg)
-    if not cfg.train.pretrained_experts:
-        return kinds
-    return kinds + tuple(k + max(kinds) + 1 for k in kinds)
-
-
 def _recent(run: RunContext, resolved: np.ndarray, horizon: int | None, rng: np.random.Generator) -> np.ndarray:
     """The recent part of an update: the latest window, or W eras of the latest `horizon` (0: all)."""
     w = run.cfg.data.window_eras
@@ -337,7 +316,7 @@ def predict_rows(run: RunContext | Predictor, state: RunState, split: EraData, l
     used are those kept by the mask and with an open gate in some member.
     """
     pred_NxR, imp_F, used_F = member_predictions(run, state, split, local, context)
-    weights_N = hedge_weights(state.hedge, run.cfg.train.hedge_eta, expert_kinds(run.cfg))
+    weights_N = hedge_weights(state.hedge, run.cfg.train.hedge_eta, expert_mixtures(run.cfg))
     return combine_trials(pred_NxR, run.groups, weights_N), imp_F, used_F
 
 
@@ -372,28 +351,34 @@ def with_pretrained(pred_NxR: np.ndarray, pretrained_NxR: np.ndarray, groups: in
     return np.concatenate([split(pred_NxR), split(pretrained_NxR)], axis=1).reshape(-1, pred_NxR.shape[-1])
 
 
-def score_resolved(run: RunContext, state: RunState, resolved: np.ndarray) -> RunState:
-    """Score every expert on the eras resolved since the last call (before the members train on
-    them: out of sample) and fold the scores into the Hedge weights."""
+def score_resolved(run: RunContext, state: RunState, resolved: np.ndarray, log: MetricsLog | None = None) -> RunState:
+    """Score every Hedge mixture on the eras resolved since the last call (before the members train
+    on them: out of sample) and fold the scores into the Hedge weights (`log`: each era's scores)."""
     new = resolved[int(state.hedge.n_seen):]
     if not len(new):
         return state
-    if not run.cfg.train.hedge_eta or len(state.hedge.score_N) == 1:
+    if not run.cfg.train.hedge_eta or len(state.hedge.score_N) == run.groups:  # one mixture: nothing to learn
         return state.replace(hedge=state.hedge.replace(n_seen=state.hedge.n_seen + len(new)))
-    hedge = update_hedge(state.hedge, member_corr(run, state, new), run.cfg.train.hedge_decay)
+    hedge = update_hedge(state.hedge, mixture_corr(run, state, new, log), run.cfg.train.hedge_decay)
     return state.replace(hedge=hedge.replace(n_seen=hedge.n_seen + len(new)))
 
 
-def member_corr(run: RunContext, state: RunState, positions: np.ndarray) -> np.ndarray:
-    """Every expert's Numerai corr on each era at `positions` (their labelled rows): `[E, N]`."""
-    corr_ExN = []
+def mixture_corr(run: RunContext, state: RunState, positions: np.ndarray, log: MetricsLog | None = None) -> np.ndarray:
+    """Every Hedge mixture's Numerai corr on each era at `positions` (their labelled rows), `[E, G * C]`;
+    each era's row goes to `log` (`phase: hedge`, `hedge/corr_c`), Hedge's inputs, to study a rule after the run."""
+    mix_CxN = expert_mixtures(run.cfg)  # N here: one trial's experts
+    corr_ExC = []
     for e in positions:
         split, local = run.timeline.era(int(e))
         pred_NxR, _, _ = member_predictions(run, state, split, local, _one(era_context(run, np.array([int(e)]))))
         n = split.index.n_labeled[local]
         y_R = split.y_NxT[split.index.labeled_rows(local), 0]
-        corr_ExN.append([era_corr(p[:n], y_R) for p in pred_NxR])
-    return np.array(corr_ExN, np.float64).reshape(len(positions), -1)
+        mixed_CxR = np.concatenate([mix_members(p[:, :n], mix_CxN) for p in np.split(pred_NxR, run.groups)])
+        corr_ExC.append([float(era_corr(p, y_R)) for p in mixed_CxR])
+        if log is not None:
+            log.write(phase="hedge", era=run.timeline.name(int(e)),
+                      **{f"hedge/corr_{c}": v if np.isfinite(v) else None for c, v in enumerate(corr_ExC[-1])})
+    return np.array(corr_ExC, np.float64).reshape(len(positions), -1)
 
 
 def raw_outputs(run: RunContext, state: RunState, positions: np.ndarray) -> np.ndarray:

@@ -13,6 +13,7 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 from flax import struct
 
@@ -21,7 +22,7 @@ from dynjax.data.context import EraContext
 from dynjax.data.missing import N_BINS
 from dynjax.model.selection import SelectionState, init_selection
 from dynjax.model.tft import FeatureAttentionModel
-from dynjax.train.hedge import HedgeState, init_hedge
+from dynjax.train.hedge import HedgeState, init_hedge, mixtures
 from dynjax.train.replay import ReplayBuffer, empty_buffer
 
 
@@ -154,9 +155,31 @@ def initial_run_state(cfg: RunConfig, model: FeatureAttentionModel, optimizer, r
               if cfg.train.replay_capacity else None)
     pretrained = jax.tree.map(jnp.copy, members.ema_params) if cfg.train.pretrained_experts else None
     return RunState(members, init_selection(model.n_features), replay, jax.random.key_data(root_key),
-                    init_hedge(groups * n_experts(cfg)), pretrained)
+                    init_hedge(groups * len(expert_mixtures(cfg))), pretrained)
 
 
-def n_experts(cfg: RunConfig) -> int:
-    """Hedge's experts per trial: the members, and with `train.pretrained_experts` their pretrained copies."""
-    return cfg.train.ensemble * (2 if cfg.train.pretrained_experts else 1)
+def member_horizons(cfg: RunConfig) -> tuple[int, ...]:
+    """Each member's walk-forward memory in eras (0: all resolved), or () for the latest window."""
+    return per_member(cfg.train.horizons, cfg.train.ensemble) if cfg.train.horizons else ()
+
+
+def member_kinds(cfg: RunConfig) -> tuple[int, ...]:
+    """Each member's kind: members with the same memory and gate threshold differ only in their seeds."""
+    horizons = member_horizons(cfg) or (None,) * cfg.train.ensemble
+    gates = member_thresholds(cfg.model, cfg.train.ensemble) if cfg.model.gates == "context" else (None,) * cfg.train.ensemble
+    spec = list(zip(horizons, gates))
+    return tuple(spec.index(s) for s in spec)
+
+
+def expert_kinds(cfg: RunConfig) -> tuple[int, ...]:
+    """The kind of each Hedge expert: the members', then (`train.pretrained_experts`) their
+    pretrained copies', each a kind of its own beside the member it was."""
+    kinds = member_kinds(cfg)
+    if not cfg.train.pretrained_experts:
+        return kinds
+    return kinds + tuple(k + max(kinds) + 1 for k in kinds)
+
+
+def expert_mixtures(cfg: RunConfig) -> np.ndarray:
+    """The mixtures of the experts (`expert_kinds`) that Hedge weighs, `[C, N]` (`train.hedge_grid`, `train.hedge_mean`)."""
+    return mixtures(expert_kinds(cfg), cfg.train.hedge_grid, cfg.train.hedge_mean)

@@ -53,9 +53,8 @@ from dynjax.train.run import (
     WALK,
     RunContext,
     batch_for,
-    expert_kinds,
     make_run_context,
-    member_corr,
+    mixture_corr,
     predict_era,
     pretrain_plan,
     raw_outputs,
@@ -64,7 +63,7 @@ from dynjax.train.run import (
     train_step,
     update_batch,
 )
-from dynjax.train.state import RunState
+from dynjax.train.state import RunState, expert_mixtures
 
 __all__ = ["Interrupted", "MetricsLog", "walk_forward"]
 
@@ -167,13 +166,13 @@ def advance(run: RunContext, state: RunState, k: int, t: int, walk_key: jax.Arra
     by then to the replay buffer, and every `update_every` eras train on the latest resolved window."""
     cfg = run.cfg
     resolved = run.timeline.resolved_at(t, cfg.data.embargo)
-    state = score_resolved(run, state, resolved)  # before any training on them: out-of-sample scores
+    state = score_resolved(run, state, resolved, log)  # before any training on them: out-of-sample scores
     state = offer_resolved(run, state, resolved)
     if k % cfg.train.update_every == 0 and cfg.train.steps_per_update:
         for s in range(cfg.train.steps_per_update):
             batch = update_batch(run, resolved, state.replay, sampling_rng(run, WALK, k, s))
             state, metrics = train_step(run, state, batch, walk_key)
-        weights_N = hedge_weights(state.hedge, cfg.train.hedge_eta, expert_kinds(cfg))
+        weights_N = hedge_weights(state.hedge, cfg.train.hedge_eta, expert_mixtures(cfg))
         log.write(phase="walk", era=name, **{f"train/{m}": v for m, v in metrics.items()},
                   **{"select/n_features": int(state.selection.mask_F.sum())},
                   **{f"hedge/weight_{m}": float(w) for m, w in enumerate(weights_N)})
@@ -211,8 +210,8 @@ def pretrain(run: RunContext, state: RunState, log: MetricsLog, progress, stop: 
     # scores eras from the first the pretrained model has not seen.
     best = keep_pretrained(best)
     hedge = init_hedge(len(best.hedge.score_N), len(resolved))
-    if cfg.train.hedge_eta and len(best.hedge.score_N) > 1 and cfg.train.patience:  # (patience 0: no holdout)
-        hedge = update_hedge(hedge, member_corr(run, best, holdout), cfg.train.hedge_decay)
+    if cfg.train.hedge_eta and len(best.hedge.score_N) > run.groups and cfg.train.patience:  # (patience 0: no holdout)
+        hedge = update_hedge(hedge, mixture_corr(run, best, holdout, log), cfg.train.hedge_decay)
     if cfg.train.refit and cfg.train.patience:
         best = keep_pretrained(refit(run, fresh, resolved, epoch_G, log, progress, stop))
     best = best.replace(hedge=hedge)

@@ -21,7 +21,8 @@ from dynjax.data.missing import Imputer
 from dynjax.eval.contribution import run_neutralizers
 from dynjax.train.hedge import hedge_weights
 from dynjax.train.next_era import NextEra, load_next
-from dynjax.train.run import expert_kinds, make_predictor
+from dynjax.train.run import make_predictor
+from dynjax.train.state import expert_mixtures
 from dynjax.upload.live import LiveModel
 
 # The modules whose code travels inside the pickle (everything the LiveModel calls).
@@ -57,7 +58,7 @@ def live_model(nxt: NextEra, run_dir: str | Path) -> LiveModel:
     if state.pretrained is not None:  # the pretrained copies are experts after the members (`with_pretrained`)
         copies = jax.device_get(jax.vmap(tables)(state.pretrained))
         members = {k: np.concatenate([members[k], copies[k]]) for k in members}
-    weight_N = hedge_weights(state.hedge, cfg.train.hedge_eta, expert_kinds(cfg))
+    weight_N = hedge_weights(state.hedge, cfg.train.hedge_eta, expert_mixtures(cfg))
     return LiveModel(
         features=tuple(nxt.features), normalizer=cfg.model.normalizer,
         logit_NxHxFxB=np.asarray(members["logit_HxFxB"], np.float32), gate_NxF=np.asarray(members["gate_F"], np.float64),
