@@ -31,37 +31,44 @@ REPLAY = ["train.replay_capacity=64", "train.replay_eras=8"]
 NO_EMA = ["optim.ema_decay=0"]
 # Variants measured before the additive path's ridge prior became the default (round 4) spell it out as off.
 NO_PRIOR = ["loss.additive_l2=0", "loss.additive_smooth=0"]
+# Variants measured before round 5 (Hedge over the members alone, forgetting) spell out its Hedge.
+CLASSIC_HEDGE = ["train.hedge_mean=false", "train.hedge_eta=10", "train.hedge_decay=0.95"]
 # The default before issue 18, spelled out against today's defaults.
 OLD_DEFAULT = ["model.backbone=grn", "model.additive=false", "train.pretrain_windows=sliding", "train.patience=2",
                "train.ensemble=3", "model.gate_thresholds=", "train.horizons=", "train.hedge_eta=0",
                "optim.decay_steps=2000", *REPLAY, *NO_EMA]
 VARIANTS = {
     "default": [],
+    # round 4's default: Hedge over the members alone, eta 10, scores decayed by 0.95 per era
+    "classic_hedge": CLASSIC_HEDGE,
+    # Hedge over the simplex grid of step 1/4 (eta 10, decay 0.95): it follows the latest regime, and
+    # spreads weight onto mixtures with a member that is worse alone (the gated one on diffuse data)
+    "hedge_grid4": ["train.hedge_grid=4", "train.hedge_eta=10", "train.hedge_decay=0.95"],
     # round 3's default: the additive path without its ridge prior
-    "no_prior": NO_PRIOR,
+    "no_prior": [*NO_PRIOR, *CLASSIC_HEDGE],
     # the prior on every member, the gated recent one too (the default puts it on the dense member only)
-    "prior_all": ["loss.prior_members=1"],
+    "prior_all": ["loss.prior_members=1", *CLASSIC_HEDGE],
     # the pretrained members kept as Hedge experts of their own, with today's prior
-    "prior_pretrained_experts": ["train.pretrained_experts=true"],
-    "old_default": OLD_DEFAULT,
+    "prior_pretrained_experts": ["train.pretrained_experts=true", *CLASSIC_HEDGE],
+    "old_default": [*CLASSIC_HEDGE, *OLD_DEFAULT],
     # the static learner under noise: without the Polyak average of the params (the default before round 3)
-    "no_ema": [*NO_EMA, *NO_PRIOR],
-    "ema995": ["optim.ema_decay=0.995", *NO_PRIOR],  # a longer average: better on the diffuse probe, slower to follow regimes
+    "no_ema": [*NO_EMA, *NO_PRIOR, *CLASSIC_HEDGE],
+    "ema995": ["optim.ema_decay=0.995", *NO_PRIOR, *CLASSIC_HEDGE],  # a longer average: better on the diffuse probe, slower to follow regimes
     # the static learner: which parts of it carry the frozen model (with the first round's rehearsal)
-    "tabm_head": ["model.backbone=tabm", *REPLAY, *NO_EMA, *NO_PRIOR],  # the default of the first round of this issue
-    "grn_head": ["model.backbone=grn", "model.additive=false", *REPLAY, *NO_EMA, *NO_PRIOR],
-    "early_stopping": ["train.patience=2", "train.pretrain_windows=sliding", *NO_EMA, *NO_PRIOR],
+    "tabm_head": ["model.backbone=tabm", *REPLAY, *NO_EMA, *NO_PRIOR, *CLASSIC_HEDGE],  # the default of the first round of this issue
+    "grn_head": ["model.backbone=grn", "model.additive=false", *REPLAY, *NO_EMA, *NO_PRIOR, *CLASSIC_HEDGE],
+    "early_stopping": ["train.patience=2", "train.pretrain_windows=sliding", *NO_EMA, *NO_PRIOR, *CLASSIC_HEDGE],
     # the walk-forward: which parts of the mixture carry the updates
-    "replay": [*REPLAY, *NO_EMA, *NO_PRIOR],  # round 2's default with the first round's rehearsal
-    "reservoir_replay": [*REPLAY, "train.replay_sampling=reservoir", *NO_EMA, *NO_PRIOR],
-    "pretrained_experts": ["train.pretrained_experts=true", *NO_EMA, *NO_PRIOR],
-    "replay_pretrained": [*REPLAY, "train.pretrained_experts=true", *NO_EMA, *NO_PRIOR],
-    "replay_pretrained_ema": [*REPLAY, "train.pretrained_experts=true", "optim.ema_decay=0.98", *NO_PRIOR],
-    "no_hedge": ["train.hedge_eta=0", *NO_PRIOR],
-    # a softer Hedge: on noisy data eta 10 concentrates the weight on per-era noise
-    "hedge_eta3": ["train.hedge_eta=3"],
-    "all_dense": ["model.gate_thresholds=-1000", "train.horizons=0", *NO_PRIOR],
-    "all_gated_recent": ["model.gate_thresholds=5", "train.horizons=16", *NO_PRIOR],
+    "replay": [*REPLAY, *NO_EMA, *NO_PRIOR, *CLASSIC_HEDGE],  # round 2's default with the first round's rehearsal
+    "reservoir_replay": [*REPLAY, "train.replay_sampling=reservoir", *NO_EMA, *NO_PRIOR, *CLASSIC_HEDGE],
+    "pretrained_experts": ["train.pretrained_experts=true", *NO_EMA, *NO_PRIOR, *CLASSIC_HEDGE],
+    "replay_pretrained": [*REPLAY, "train.pretrained_experts=true", *NO_EMA, *NO_PRIOR, *CLASSIC_HEDGE],
+    "replay_pretrained_ema": [*REPLAY, "train.pretrained_experts=true", "optim.ema_decay=0.98", *NO_PRIOR, *CLASSIC_HEDGE],
+    "no_hedge": [*CLASSIC_HEDGE, "train.hedge_eta=0", *NO_PRIOR],
+    # a softer classic Hedge: on noisy data eta 10 concentrates the weight on per-era noise
+    "hedge_eta3": [*CLASSIC_HEDGE, "train.hedge_eta=3"],
+    "all_dense": ["model.gate_thresholds=-1000", "train.horizons=0", *NO_PRIOR, *CLASSIC_HEDGE],
+    "all_gated_recent": ["model.gate_thresholds=5", "train.horizons=16", *NO_PRIOR, *CLASSIC_HEDGE],
 }
 METRICS = ("corr", "sharpe", "frozen_corr", "frozen_sharpe", "exposure", "fnc", "kept", "wall_s")
 YARDSTICKS = ("lightgbm", "lightgbm_wf", "ridge")
