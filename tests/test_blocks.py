@@ -42,6 +42,7 @@ def test_grn_dropout_only_when_not_deterministic():
     grn = GRN(8, dropout=0.5)
     a = jax.random.normal(jax.random.key(0), (4, 8))
     params = grn.init(jax.random.key(1), a)
-    np.testing.assert_array_equal(grn.apply(params, a), grn.apply(params, a))
+    # Deterministic (the default): dropout is off, so the output is that of the same GRN without dropout
+    np.testing.assert_array_equal(grn.apply(params, a), GRN(8, dropout=0.0).apply(params, a))
     train = grn.apply(params, a, deterministic=False, rngs={"dropout": jax.random.key(2)})
     assert not np.allclose(train, grn.apply(params, a))

@@ -34,7 +34,8 @@ def test_rows_come_from_their_own_era_without_repeats(train):
     for i, e in enumerate([3, 7]):
         era_x = train.x_NxF[train.index.labeled_rows(e)]
         matches = [np.flatnonzero((era_x == row).all(axis=1)) for row in batch.x_WxRxF[i]]
-        assert all(len(m) > 0 for m in matches)
+        assert all(len(m) == 1 for m in matches)  # each sampled row is one row of its era (they are distinct)
+        assert len({int(m[0]) for m in matches}) == len(matches)  # and none is drawn twice
 
 
 def test_small_eras_are_padded_and_masked(tmp_path):
