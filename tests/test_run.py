@@ -9,7 +9,8 @@ import pytest
 from dynjax.config import RunConfig, override
 from dynjax.data import load_numerai
 from dynjax.data.synth import write_synthetic
-from dynjax.train.replay import offer
+from dynjax.data.windows import era_rows
+from dynjax.train.replay import offer, replay_rows_rng
 from dynjax.train.run import (
     batch_for,
     make_run_context,
@@ -76,12 +77,18 @@ def test_update_batch_appends_replayed_eras_with_their_stored_outputs(run):
     assert batch.x_WxRxF.shape[0] == len(recent) + CFG.train.replay_eras
     np.testing.assert_array_equal(batch.distill_W, [0, 0, 1, 1])
     assert (batch.distill_WxR[:2] == 0).all()
-    # Each replayed era's distillation targets are what the buffer stored for it, on its replay rows.
+    # Each replayed era shows its fixed replay rows, and its distillation targets are what the
+    # buffer stored for that era (not for another one).
     stored = {int(e): np.asarray(replay.out_CxR)[c] for c, e in enumerate(np.asarray(replay.era_C))}
-    replayed_rows = [raw_outputs(run, state, np.array([e]))[0] for e in stored]
+
+    def replay_x(e: int) -> np.ndarray:
+        split, local = run.timeline.era(e)
+        return split.x_NxF[era_rows(split, local, CFG.data.rows_per_era, replay_rows_rng(CFG.seed, e))]
+
     for w in (2, 3):
-        assert any(np.allclose(batch.distill_WxR[w], out) for out in stored.values())
-    assert any(np.allclose(batch.distill_WxR[2], r) for r in replayed_rows)
+        era = [e for e in stored if np.array_equal(batch.x_WxRxF[w][: len(replay_x(e))], replay_x(e))]
+        assert len(era) == 1
+        np.testing.assert_array_equal(batch.distill_WxR[w], stored[era[0]])
 
 
 def test_members_with_different_memories_get_their_own_windows(run):

@@ -24,7 +24,7 @@ from dynjax.tune import apply_params, check_space, fold_data, make_folds
 from dynjax.tune.study import storage_url
 from tests.conftest import _JIT_CACHE, TINY_RUN
 
-# The walk-forward of the CLI tests on 30 training eras: 3 folds of 3 scored eras each.
+# The walk-forward of the CLI tests on 30 training eras: 2 folds of 3 scored eras each.
 TUNE_RUN = [*[a for a in TINY_RUN if not a.startswith("selection.")], "synth.n_train_eras=30",
             "tune.folds=2", "tune.fold_eras=3", "tune.startup_trials=1", "train.replay_eras=2", "train.replay_capacity=8"]
 TUNED = [*TUNE_RUN, "tune.startup_trials=2"]  # two trials before the median pruner may prune
