@@ -55,10 +55,15 @@ def test_update_continues_the_run_as_a_fresh_run_over_the_new_round(rounds, fres
     assert main(["update", "--run", str(run), "--data", str(rounds[0])]) == 0
     printed = capsys.readouterr().out
     assert "dynjax" in printed and "2 new walk-forward eras (0022..0023) after 3 done before; live era X predicted" in printed
-    # Nothing done before is redone: the log gains the two new eras' updates and the next era's, no pretraining.
+    # Nothing done before is redone: the log gains the two new eras' updates and the next era's, and
+    # Hedge's scores of the eras resolved since, none scored before; no pretraining.
     lines = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
     added = lines[n_before:]
-    assert [r["era"] for r in added] == ["0022", "0023", "next"] and all(r["phase"] == "walk" for r in added)
+    assert [r["era"] for r in added if r["phase"] == "walk"] == ["0022", "0023", "next"]
+    assert {r["phase"] for r in added} == {"walk", "hedge"}
+    scored_before = {r["era"] for r in lines[:n_before] if r["phase"] == "hedge"}
+    scored_now = [r["era"] for r in added if r["phase"] == "hedge"]
+    assert scored_now and not scored_before & set(scored_now) and max(scored_now) < "0023"
     # ... and predicts what a fresh run over the newer data predicts, live era included.
     for name, cols in (("predictions.parquet", ("id",)), ("selection.parquet", ("era", "feature")),
                        ("predictions_frozen.parquet", ("id",)), ("predictions_ridge.parquet", ("id",))):
