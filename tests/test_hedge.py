@@ -102,6 +102,8 @@ def test_a_walk_forward_logs_weights_that_start_from_the_holdout_and_learn(tmp_p
     log = [r for r in pl.read_ndjson(tmp_path / "run" / "metrics.jsonl").iter_rows(named=True) if r["phase"] == "walk"]
     w_UxN = np.array([[r["hedge/weight_0"], r["hedge/weight_1"]] for r in log])
     np.testing.assert_allclose(w_UxN.sum(axis=1), 1.0, rtol=1e-6)
+    pi_UxC = np.array([[r[f"hedge/mixture_{c}"] for c in range(3)] for r in log])  # member 0, member 1, both
+    np.testing.assert_allclose(pi_UxC @ mixtures((0, 1), 1, mean=True), w_UxN, rtol=1e-6)
     assert np.allclose(w_UxN[0], 0.5) == (patience == 0)  # first era: nothing resolved since pretraining
     assert len({tuple(np.round(w, 6)) for w in w_UxN}) > 2  # resolved validation eras move them
     assert member_weights(tmp_path / "run" / "metrics.jsonl")["updates"] == len(log)

@@ -66,11 +66,14 @@ def mixtures(kinds_M: tuple[int, ...], steps: int, mean: bool) -> np.ndarray:
     return grid_CxK @ (onehot_MxK / onehot_MxK.sum(axis=0)).T
 
 
+def mixture_weights(state: HedgeState, eta: float, n_mixtures: int) -> np.ndarray:
+    """Each mixture's weight, `softmax(eta * score)` within each trial: `[G, C]`."""
+    logit_GxC = eta * np.asarray(state.score_N, np.float64).reshape(-1, n_mixtures)
+    pi_GxC = np.exp(logit_GxC - logit_GxC.max(axis=1, keepdims=True))
+    return pi_GxC / pi_GxC.sum(axis=1, keepdims=True)
+
+
 def hedge_weights(state: HedgeState, eta: float, mix_CxM: np.ndarray) -> np.ndarray:
     """Each member's weight, `[N]` (N = G trials x M members), summing to one within each trial:
-    the mixtures' (`mixtures`) exponential weights, `softmax(eta * score)`, times their member weights."""
-    score_GxC = np.asarray(state.score_N, np.float64).reshape(-1, len(mix_CxM))
-    logit_GxC = eta * score_GxC
-    pi_GxC = np.exp(logit_GxC - logit_GxC.max(axis=1, keepdims=True))
-    pi_GxC /= pi_GxC.sum(axis=1, keepdims=True)
-    return (pi_GxC @ mix_CxM).reshape(-1)
+    the mixtures' (`mixtures`) weights times their member weights."""
+    return (mixture_weights(state, eta, len(mix_CxM)) @ mix_CxM).reshape(-1)

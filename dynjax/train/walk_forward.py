@@ -31,7 +31,7 @@ from dynjax.eval.jax_corr import era_corr
 from dynjax.model.selection import update_selection
 from dynjax.rundir import check_writable
 from dynjax.train.checkpoint import RunCheckpoints
-from dynjax.train.hedge import hedge_weights, init_hedge, update_hedge
+from dynjax.train.hedge import hedge_weights, init_hedge, mixture_weights, update_hedge
 from dynjax.train.history import ChangedHistory, History
 from dynjax.train.interrupt import Interrupted, StopRequest, stop_requests
 from dynjax.train.next_era import save_next
@@ -172,10 +172,13 @@ def advance(run: RunContext, state: RunState, k: int, t: int, walk_key: jax.Arra
         for s in range(cfg.train.steps_per_update):
             batch = update_batch(run, resolved, state.replay, sampling_rng(run, WALK, k, s))
             state, metrics = train_step(run, state, batch, walk_key)
-        weights_N = hedge_weights(state.hedge, cfg.train.hedge_eta, expert_mixtures(cfg))
+        mix_CxN = expert_mixtures(cfg)
+        weights_N = hedge_weights(state.hedge, cfg.train.hedge_eta, mix_CxN)
+        pi_C = mixture_weights(state.hedge, cfg.train.hedge_eta, len(mix_CxN)).reshape(-1)  # [G * C]
         log.write(phase="walk", era=name, **{f"train/{m}": v for m, v in metrics.items()},
                   **{"select/n_features": int(state.selection.mask_F.sum())},
-                  **{f"hedge/weight_{m}": float(w) for m, w in enumerate(weights_N)})
+                  **{f"hedge/weight_{m}": float(w) for m, w in enumerate(weights_N)},
+                  **{f"hedge/mixture_{c}": float(p) for c, p in enumerate(pi_C)})
     return state
 
 
