@@ -36,6 +36,7 @@ from dynjax.train.sharding import Layout, make_layout
 from dynjax.train.state import (
     RunState,
     expert_mixtures,
+    hedge_learns,
     initial_run_state,
     make_optimizer,
     member_horizons,
@@ -357,7 +358,7 @@ def score_resolved(run: RunContext, state: RunState, resolved: np.ndarray, log: 
     new = resolved[int(state.hedge.n_seen):]
     if not len(new):
         return state
-    if not run.cfg.train.hedge_eta or len(state.hedge.score_N) == run.groups:  # one mixture: nothing to learn
+    if not hedge_learns(run.cfg):
         return state.replace(hedge=state.hedge.replace(n_seen=state.hedge.n_seen + len(new)))
     hedge = update_hedge(state.hedge, mixture_corr(run, state, new, log), run.cfg.train.hedge_decay)
     return state.replace(hedge=hedge.replace(n_seen=hedge.n_seen + len(new)))

@@ -180,6 +180,11 @@ def expert_kinds(cfg: RunConfig) -> tuple[int, ...]:
     return kinds + tuple(k + max(kinds) + 1 for k in kinds)
 
 
+def hedge_learns(cfg: RunConfig) -> bool:
+    """Whether resolved eras move Hedge's weights: eta > 0 and more than one mixture to weigh."""
+    return bool(cfg.train.hedge_eta) and len(expert_mixtures(cfg)) > 1
+
+
 def expert_mixtures(cfg: RunConfig) -> np.ndarray:
     """The mixtures of the experts (`expert_kinds`) that Hedge weighs, `[C, N]` (`train.hedge_grid`, `train.hedge_mean`)."""
     return mixtures(expert_kinds(cfg), cfg.train.hedge_grid, cfg.train.hedge_mean)

@@ -31,7 +31,7 @@ from dynjax.eval.jax_corr import era_corr
 from dynjax.model.selection import update_selection
 from dynjax.rundir import check_writable
 from dynjax.train.checkpoint import RunCheckpoints
-from dynjax.train.hedge import hedge_weights, init_hedge, mixture_weights, update_hedge
+from dynjax.train.hedge import init_hedge, mixture_weights, update_hedge
 from dynjax.train.history import ChangedHistory, History
 from dynjax.train.interrupt import Interrupted, StopRequest, stop_requests
 from dynjax.train.next_era import save_next
@@ -63,7 +63,7 @@ from dynjax.train.run import (
     train_step,
     update_batch,
 )
-from dynjax.train.state import RunState, expert_mixtures
+from dynjax.train.state import RunState, expert_mixtures, hedge_learns
 
 __all__ = ["Interrupted", "MetricsLog", "walk_forward"]
 
@@ -173,12 +173,11 @@ def advance(run: RunContext, state: RunState, k: int, t: int, walk_key: jax.Arra
             batch = update_batch(run, resolved, state.replay, sampling_rng(run, WALK, k, s))
             state, metrics = train_step(run, state, batch, walk_key)
         mix_CxN = expert_mixtures(cfg)
-        weights_N = hedge_weights(state.hedge, cfg.train.hedge_eta, mix_CxN)
-        pi_C = mixture_weights(state.hedge, cfg.train.hedge_eta, len(mix_CxN)).reshape(-1)  # [G * C]
+        pi_GxC = mixture_weights(state.hedge, cfg.train.hedge_eta, len(mix_CxN))
         log.write(phase="walk", era=name, **{f"train/{m}": v for m, v in metrics.items()},
                   **{"select/n_features": int(state.selection.mask_F.sum())},
-                  **{f"hedge/weight_{m}": float(w) for m, w in enumerate(weights_N)},
-                  **{f"hedge/mixture_{c}": float(p) for c, p in enumerate(pi_C)})
+                  **{f"hedge/weight_{m}": float(w) for m, w in enumerate((pi_GxC @ mix_CxN).reshape(-1))},
+                  **{f"hedge/mixture_{c}": float(p) for c, p in enumerate(pi_GxC.reshape(-1))})
     return state
 
 
@@ -213,7 +212,7 @@ def pretrain(run: RunContext, state: RunState, log: MetricsLog, progress, stop: 
     # scores eras from the first the pretrained model has not seen.
     best = keep_pretrained(best)
     hedge = init_hedge(len(best.hedge.score_N), len(resolved))
-    if cfg.train.hedge_eta and len(best.hedge.score_N) > run.groups and cfg.train.patience:  # (patience 0: no holdout)
+    if hedge_learns(cfg) and cfg.train.patience:  # (patience 0: no holdout)
         hedge = update_hedge(hedge, mixture_corr(run, best, holdout, log), cfg.train.hedge_decay)
     if cfg.train.refit and cfg.train.patience:
         best = keep_pretrained(refit(run, fresh, resolved, epoch_G, log, progress, stop))
