@@ -69,9 +69,8 @@ def stages(run: Path, live: Path, csv: Path) -> dict:
     from dynjax.data import load_split
     from dynjax.data.missing import fit_imputer, impute_inplace
     from dynjax.data.numerai import check_feature_columns
-    from dynjax.eval.scores import rank_per_era
+    from dynjax.eval.scores import prediction_frame, rank_per_era
     from dynjax.train.next_era import load_next
-    from dynjax.train.outputs import prediction_frame
     from dynjax.train.run import make_predictor, predict_rows
 
     t = {}

@@ -11,7 +11,7 @@ import polars as pl
 from dynjax.data.missing import float_view_np
 from dynjax.data.timeline import Timeline
 from dynjax.data.windows import window_rng
-from dynjax.train.outputs import prediction_frame
+from dynjax.eval.scores import prediction_frame
 
 RIDGE = 2
 

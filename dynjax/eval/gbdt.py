@@ -16,7 +16,7 @@ import polars as pl
 from dynjax.data.missing import MISSING
 from dynjax.data.numerai import EraData, NumeraiData
 from dynjax.data.timeline import make_timeline
-from dynjax.train.outputs import prediction_frame
+from dynjax.eval.scores import prediction_frame
 
 # Numerai's example model parameters (numerai/example-scripts).
 LGBM_PARAMS = {"n_estimators": 2000, "learning_rate": 0.01, "max_depth": 5, "num_leaves": 31, "colsample_bytree": 0.1}

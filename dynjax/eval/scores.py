@@ -1,5 +1,7 @@
 """Per-era `numerai_corr` (numerai-tools) and the summary statistics of a run."""
 
+from collections.abc import Sequence
+
 import numpy as np
 import pandas as pd
 import polars as pl
@@ -8,7 +10,15 @@ from numerai_tools.scoring import (
     max_feature_correlation,
     numerai_corr,
     sharpe_ratio,
+    tie_kept_rank,
 )
+
+
+def prediction_frame(ids, era: str | Sequence[str], prediction: np.ndarray) -> pl.DataFrame:
+    """`{id, era, prediction}` rows; `era` is one name for every row or one per row."""
+    prediction = np.asarray(prediction, np.float64)
+    eras = [era] * len(prediction) if isinstance(era, str) else list(era)
+    return pl.DataFrame({"id": ids, "era": pl.Series(eras, dtype=pl.String), "prediction": prediction})
 
 
 def per_era_corr(frame: pl.DataFrame, prediction: str, target: str = "target") -> pl.DataFrame:
@@ -53,9 +63,16 @@ def to_pandas(frame: pl.DataFrame, index: str = "id") -> pd.DataFrame:
 
 
 def rank_per_era(frame: pl.DataFrame, column: str = "prediction") -> pl.DataFrame:
-    """Tie-kept ranks scaled into (0, 1) within each era: Numerai's submission range."""
-    ranked = (pl.col(column).rank("average").over("era") - 0.5) / pl.len().over("era")
-    return frame.with_columns(ranked.alias(column))
+    """Numerai's tie-kept ranks (numerai-tools' `tie_kept_rank`) within each era, into (0, 1): the
+    submission range, and the ranking the ensemble mixes its members by."""
+    eras = frame["era"].to_numpy()
+    order = np.argsort(eras, kind="stable")
+    starts = np.flatnonzero(np.r_[True, eras[order][1:] != eras[order][:-1]])
+    values = frame[column].cast(pl.Float64).to_numpy()
+    ranked = np.empty(len(frame))
+    for rows in np.split(order, starts[1:]):
+        ranked[rows] = tie_kept_rank(pd.DataFrame({column: values[rows]}))[column].to_numpy()
+    return frame.with_columns(pl.Series(column, ranked))
 
 
 def summarize(corr_E: np.ndarray) -> dict[str, float]:

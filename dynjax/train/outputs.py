@@ -14,17 +14,11 @@ import polars as pl
 from dynjax.data.eras import resolved_eras
 from dynjax.data.timeline import Timeline
 from dynjax.eval.jax_corr import era_corr
+from dynjax.eval.scores import prediction_frame
 from dynjax.train.processes import is_writer
 
 PARTS = "predictions_parts"
 LIVE = "live"  # the live eras' parts, a subdirectory of PARTS replaced each round
-
-
-def prediction_frame(ids, era: str | Sequence[str], prediction: np.ndarray) -> pl.DataFrame:
-    """`{id, era, prediction}` rows; `era` is one name for every row or one per row."""
-    prediction = np.asarray(prediction, np.float64)
-    eras = [era] * len(prediction) if isinstance(era, str) else list(era)
-    return pl.DataFrame({"id": ids, "era": pl.Series(eras, dtype=pl.String), "prediction": prediction})
 
 
 def era_ids(timeline: Timeline, e: int) -> pl.Series:

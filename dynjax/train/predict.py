@@ -16,10 +16,9 @@ from dynjax.data.errors import preview
 from dynjax.data.missing import fit_imputer, impute_inplace
 from dynjax.data.numerai import check_feature_columns
 from dynjax.eval.contribution import neutralize_era, run_neutralizers
-from dynjax.eval.scores import rank_per_era
+from dynjax.eval.scores import prediction_frame, rank_per_era
 from dynjax.train.checkpoint import CheckpointError
 from dynjax.train.next_era import load_next
-from dynjax.train.outputs import prediction_frame
 from dynjax.train.run import make_predictor, predict_rows
 
 _NO_FIT = ("bin", "era_median")  # imputers with nothing fitted on the training data

@@ -19,20 +19,13 @@ from dynjax.config import POPULATION_PATHS, RunConfig, save_config
 from dynjax.data.numerai import NumeraiData
 from dynjax.tune.objective import evaluate_population, trial_config
 from dynjax.tune.space import apply_params, as_overrides, suggest
+from dynjax.tune.trials import FINISHED, fresh_dir, record_result, trial_dir, trial_line
 
 
 def optimize_population(study: optuna.Study, cfg: RunConfig, space: dict, data: NumeraiData, out: Path, *,
                         n_trials: int, timeout: float | None, log: Callable[[str], None], progress: Callable,
                         reference: Mapping[str, float] | None = None) -> None:
     """Ask populations of `tune.population` trials until the study holds `n_trials` finished ones."""
-    from dynjax.tune.study import (  # study imports this module
-        FINISHED,
-        fresh_dir,
-        record_result,
-        trial_dir,
-        trial_line,
-    )
-
     start = time.perf_counter()
     while timeout is None or time.perf_counter() - start < timeout:
         left = n_trials - len(study.get_trials(deepcopy=False, states=(*FINISHED, TrialState.RUNNING)))

@@ -9,7 +9,6 @@ heartbeat marks failed and retries once.
 
 import fcntl
 import json
-import shutil
 import time
 import warnings
 from collections.abc import Callable, Mapping
@@ -28,10 +27,11 @@ from dynjax.config import RunConfig, save_config, to_dict
 from dynjax.data.numerai import NumeraiData
 from dynjax.rundir import write_json
 from dynjax.tune.objective import evaluate, trial_config
+from dynjax.tune.population import optimize_population
 from dynjax.tune.space import apply_params, as_overrides, base_params, check_space, suggest
+from dynjax.tune.trials import FINISHED, fresh_dir, record_result, trial_dir, trial_line
 
 STUDY_FILE = "study.db"
-FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
 
 
 def storage_url(out: str | Path, storage: str | None) -> str:
@@ -112,7 +112,6 @@ def run_tune(cfg: RunConfig, space: dict, data: NumeraiData, out: str | Path, *,
         log(f"study {study_name!r} already holds {done} finished trials (n_trials {n_trials})")
         return study
     if cfg.tune.population > 1:
-        from dynjax.tune.population import optimize_population
 
         optimize_population(study, cfg, space, data, out, n_trials=n_trials, timeout=timeout, log=log, progress=progress,
                             reference=reference)
@@ -143,31 +142,6 @@ def make_objective(cfg: RunConfig, space: dict, data: NumeraiData, out: Path, pr
         return result["value"]
 
     return objective
-
-
-def record_result(trial: optuna.Trial, result: dict, seconds: float) -> None:
-    for key in ("corr_mean", "corr_std", "corr_sharpe", "max_drawdown"):
-        trial.set_user_attr(key, result[key])
-    trial.set_user_attr("train_s", seconds)
-
-
-def trial_dir(out: Path, number: int) -> Path:
-    return Path(out) / "trials" / f"{number:04d}"
-
-
-def fresh_dir(path: Path) -> Path:
-    """`path`, emptied: a trial number is never reused within a study, so what is there is stale."""
-    shutil.rmtree(path, ignore_errors=True)
-    return path
-
-
-def trial_line(t: optuna.trial.FrozenTrial) -> str:
-    value = "" if t.value is None or t.state != TrialState.COMPLETE else f" value {t.value:.4f}"
-    folds = " ".join(f"{v:.4f}" for _, v in sorted(t.intermediate_values.items()))
-    secs = t.user_attrs.get("train_s")
-    took = f" in {secs:.0f}s" if secs is not None else ""
-    base = " (base config)" if t.user_attrs.get("baseline") else ""
-    return f"trial {t.number}: {t.state.name.lower()}{value} (folds {folds}){took}{base}"
 
 
 def write_outputs(study: optuna.Study, cfg: RunConfig, out: str | Path) -> dict[str, Any]:
