@@ -21,9 +21,16 @@ from dynjax.data.synth import write_synthetic
 # (behaviour is compared within one process, never against figures from an optimised build).
 os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} --xla_backend_optimization_level=0".strip()
 # Tests build the same tiny programs many times (every walk-forward makes fresh jitted closures):
-# a session-wide persistent compilation cache compiles each one once.
-_JIT_CACHE = tempfile.mkdtemp(prefix="dynjax_jit_")
-atexit.register(shutil.rmtree, _JIT_CACHE, ignore_errors=True)
+# a session-wide persistent compilation cache compiles each one once. The process that imports
+# this first (pytest's controller) makes it and removes it at exit; the xdist workers it starts,
+# and the CLI and multi-device runs the tests start in subprocesses, inherit it through the
+# environment, so they share every compiled program.
+_JIT_CACHE = os.environ.get("DYNJAX_TEST_JIT_CACHE")
+if _JIT_CACHE is None:
+    _JIT_CACHE = tempfile.mkdtemp(prefix="dynjax_jit_")
+    atexit.register(shutil.rmtree, _JIT_CACHE, ignore_errors=True)
+os.environ |= {"DYNJAX_TEST_JIT_CACHE": _JIT_CACHE, "JAX_COMPILATION_CACHE_DIR": _JIT_CACHE,
+               "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0", "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES": "0"}
 jax.config.update("jax_compilation_cache_dir", _JIT_CACHE)
 jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
 jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)

@@ -16,7 +16,9 @@ from dynjax.config import LossConfig, ModelConfig, OptimConfig, RunConfig, Train
 from dynjax.data.context import EraContext
 from dynjax.data.windows import Batch
 from dynjax.train.run import compiled
+from dynjax.train.sharding import make_layout
 from dynjax.train.state import initial_run_state
+from dynjax.train.step import BatchSpec
 
 MESHES = ("data=8", "data=2,members=2,model=2")  # every axis; model=2 splits the feature tables
 
@@ -31,14 +33,16 @@ def batch(w: int, r: int, f: int, cfg: ModelConfig) -> Batch:
 def step_once(mesh: str, w: int, r: int, f: int = 16, members: int = 2):
     # No warm-up: the first steps move the params by ~lr, far above the tolerance compared at.
     model_cfg, loss_cfg, optim_cfg = ModelConfig(d_model=8, n_heads=2), LossConfig(sparsity="l0"), OptimConfig(warmup_steps=0)
-    model, optimizer, step, _, layout = compiled(model_cfg, f, loss_cfg, optim_cfg, members, mesh=mesh)
+    spec = BatchSpec(windows=(w,), rows=r)
+    fns = compiled(model_cfg, f, loss_cfg, optim_cfg, members, mesh=mesh, specs=(spec,))
+    model, optimizer, step, layout = fns.model, fns.optimizer, fns.steps[spec], fns.layout
     cfg = RunConfig(model=model_cfg, loss=loss_cfg, optim=optim_cfg, train=TrainConfig(ensemble=members, replay_capacity=0, replay_eras=0))
     state = initial_run_state(cfg, model, optimizer, jax.random.key(1))
     init = jax.tree.map(np.asarray, state.train.params)
     train = layout.put(state.train, layout.train_shardings(state.train))
     mask_F = jnp.ones(f, bool)
-    train, metrics = step(train, batch(w, r, f, model_cfg), mask_F, jax.random.key(2))
-    train, metrics = step(train, batch(w, r, f, model_cfg), mask_F, jax.random.key(3))
+    train, metrics = step(train, batch(w, r, f, model_cfg), mask_F, jax.random.key(2), None)
+    train, metrics = step(train, batch(w, r, f, model_cfg), mask_F, jax.random.key(3), None)
     emb = train.params["params"]["embed"]["emb"]
     return float(metrics["loss"]), jax.tree.map(np.asarray, train.params), init, str(emb.sharding.spec)
 
@@ -59,8 +63,19 @@ def check_steps() -> dict:
     return out
 
 
+def check_axes() -> dict:
+    """Which axis the data axis splits, per set of window sizes x rows (1 eras, 2 rows)."""
+    layout, out = make_layout("", 16), {}
+    for windows, r in (((8,), 16), ((6,), 16), ((8, 6), 16), ((6,), 12)):
+        try:
+            out[",".join(f"{w}x{r}" for w in windows)] = layout.window_axis(windows, r)
+        except ValueError:
+            out[",".join(f"{w}x{r}" for w in windows)] = "refused"
+    return out
+
+
 def main() -> int:
-    print(json.dumps(check_steps()))
+    print(json.dumps(check_axes() if "--axes" in sys.argv else check_steps()))
     return 0
 
 

@@ -20,11 +20,22 @@ def test_compile_counter_sees_new_shapes_and_not_cache_hits():
     assert hits.count == 0 and misses.count >= 1
 
 
-def test_step_benchmark_on_a_tiny_window_reports_zero_recompiles_and_finite_rates():
-    r = measure(StepSpec(features=7, d_model=8, heads=2, eras=2, rows=16, repeats=2))
-    assert r["recompiles"] == 0
+@pytest.mark.parametrize("placement", ["host", "device"])
+def test_step_benchmark_on_a_tiny_window_reports_zero_recompiles_and_finite_rates(placement):
+    r = measure(StepSpec(features=7, d_model=8, heads=2, eras=2, rows=16, repeats=2, placement=placement))
+    assert r["recompiles"] == 0 and r["members"] == 2
     assert r["train_rows_per_s"] > 0 and r["predict_rows_per_s"] > 0 and r["step_flops"] > 0
     assert r["peak_rss_bytes"] >= r["rss_before_bytes"] > 0
+
+
+def test_the_benchmarked_step_is_the_one_a_run_compiles():
+    """One factory: the benchmark's step is `train.run.compiled`'s, for the run's own batch spec."""
+    from benchmarks.step_throughput import build, run_config
+    from dynjax.train.run import batch_specs
+
+    spec = StepSpec(features=7, d_model=8, heads=2, eras=2, rows=16)
+    fns, step = build(spec)[:2]
+    assert step is fns.steps[batch_specs(run_config(spec), False)[0]]
 
 
 @pytest.mark.parametrize(("on_cpu", "rate", "met"), [(True, 31_000, True), (True, 29_000, False), (False, 29_000, True)])
@@ -32,6 +43,20 @@ def test_throughput_targets_apply_to_the_cpu_reference_only(on_cpu, rate, met):
     row = {"features": 705, "normalizer": "softmax", "d_model": 32, "train_rows_per_s": rate, "predict_rows_per_s": 4 * rate,
            "compile_s": 3.0, "recompiles": 0, "device_peak_bytes": None, "peak_rss_bytes": 2**30, "rss_before_bytes": 2**29}
     assert judge(row, on_cpu)["met"] is met
+
+
+def test_accelerator_target_applies_to_device_placement_off_the_cpu():
+    row = {"features": 705, "normalizer": "softmax", "d_model": 32, "train_rows_per_s": 9e6, "predict_rows_per_s": 4e7,
+           "compile_s": 3.0, "recompiles": 0, "device_peak_bytes": 2**30, "peak_rss_bytes": 2**30, "rss_before_bytes": 2**29}
+    assert judge(row | {"placement": "device"}, on_cpu=False)["targets"]["rows_per_s"] is False
+    assert "rows_per_s" not in judge(row | {"placement": "host"}, on_cpu=False)["targets"]
+
+
+def test_check_gates_the_exit_status_on_missed_targets(capsys):
+    from benchmarks.common import gate
+
+    assert gate(True, {"a": True, "b": False}, "x") == 1 and "missed b" in capsys.readouterr().err
+    assert gate(False, {"b": False}, "x") == 0 and gate(True, {"a": True}, "x") == 0
 
 
 def test_table_formats_missing_values_and_booleans():

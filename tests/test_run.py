@@ -1,6 +1,5 @@
 """Covers dynjax.train.run: the run context, step inputs with context and replay, era prediction."""
 
-import dataclasses
 
 import jax
 import numpy as np
@@ -26,18 +25,23 @@ from tests.conftest import TINY_RUN
 MECHANISMS = ["model.gates=context", "model.evidence_eras=2,6", "loss.sparsity=l0", "loss.sparsity_lambda=0.01",
               "train.replay_capacity=6", "train.replay_eras=2", "train.replay_sampling=similar", "loss.distill_weight=1.0",
               "optim.ema_decay=0.9", "train.ensemble=2", "train.horizons="]
-CFG = override(RunConfig(), [*TINY_RUN, *MECHANISMS])
+# Host rows: these tests read the batches' rows (device-resident row numbers: test_walk_forward, test_step).
+CFG = override(RunConfig(), [*TINY_RUN, *MECHANISMS, "data.placement=host"])
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory):
-    data = load_numerai(write_synthetic(CFG.synth, tmp_path_factory.mktemp("run_data")))
+def data(tmp_path_factory):
+    return load_numerai(write_synthetic(CFG.synth, tmp_path_factory.mktemp("run_data")))
+
+
+@pytest.fixture(scope="module")
+def run(data):
     return make_run_context(CFG, data)
 
 
 def test_context_holds_every_eras_evidence_and_summary(run):
     n_eras, n_feat = run.timeline.n_eras, run.n_features
-    assert run.evidence_ExFxC.shape == (n_eras, n_feat, 2) and run.summary_ExF.shape == (n_eras, n_feat)
+    assert run.features.evidence_ExFxC.shape == (n_eras, n_feat, 2) and run.features.summary_ExF.shape == (n_eras, n_feat)
     assert run.predicted[0] == run.timeline.splits[0].index.n_eras
 
 
@@ -53,7 +57,7 @@ def test_the_additive_prior_is_spread_over_the_labelled_training_rows_per_member
     for i in range(4):  # beta starts at 0 and the learning rate warms up from 0
         before = jax.tree.map(np.array, state.train.params)  # the step donates the state
         state, metrics = train_step(run, state, update_batch(run, np.arange(6, 8), state.replay, sampling_rng(run, i)),
-                                    jax.random.key(i))
+                                    jax.random.key(i), update=True)
     # loss.prior_members=1,0: member 0 fits under the prior, member 1 without it; metrics are the members' mean
     np.testing.assert_array_equal(state.train.prior_scale, [1.0, 0.0])
     expected = additive_prior(jax.tree.map(lambda p: p[0], before), LossConfig(prior_rows=rows)) / 2
@@ -64,7 +68,7 @@ def test_batch_carries_each_eras_own_context(run):
     positions = np.array([6, 7])
     batch = batch_for(run, positions, sampling_rng(run, 0))
     assert batch.x_WxRxF.shape == (2, CFG.data.rows_per_era, run.n_features)
-    np.testing.assert_array_equal(batch.context.evidence_FxC, run.evidence_ExFxC[positions])
+    np.testing.assert_array_equal(batch.context.evidence_FxC, run.features.evidence_ExFxC[positions])
     assert batch.context.summary_LxF.shape == (2, CFG.model.context_eras, run.n_features)
     assert batch.distill_WxR is None
 
@@ -91,7 +95,7 @@ def test_update_batch_appends_replayed_eras_with_their_stored_outputs(run):
         np.testing.assert_array_equal(batch.distill_WxR[w], stored[era[0]])
 
 
-def test_members_with_different_memories_get_their_own_windows(run):
+def test_members_with_different_memories_get_their_own_windows(run, data):
     """train.horizons=0,2: member 0 draws its W eras from every resolved era, member 1 from the
     latest 2; the batch gets a leading member axis and the step takes it."""
     from dynjax.train.run import _recent
@@ -101,13 +105,13 @@ def test_members_with_different_memories_get_their_own_windows(run):
     draws = [_recent(run, resolved, 0, rng) for _ in range(20)]
     assert all(len(d) == w == len(set(d)) for d in draws) and len({int(e) for d in draws for e in d}) > 4
     assert set(_recent(run, resolved, 2, rng)) <= {8, 9} and list(_recent(run, resolved, None, rng)) == [8, 9]
-    two = dataclasses.replace(run, cfg=override(CFG, ["train.horizons=0,2"]))
+    two = make_run_context(override(CFG, ["train.horizons=0,2"]), data)
     state = two.fresh_state()
     replay = offer(state.replay, np.arange(10), lambda eras: raw_outputs(two, state, eras), CFG.seed)
     batch = update_batch(two, resolved, replay, sampling_rng(two, 1))
     assert batch.x_WxRxF.shape[:2] == (2, w + CFG.train.replay_eras) and batch.distill_WxR.shape[0] == 2
     assert not np.array_equal(batch.x_WxRxF[0, :w], batch.x_WxRxF[1, :w])
-    state, metrics = train_step(two, state.replace(replay=replay), batch, jax.random.key(0))
+    state, metrics = train_step(two, state.replace(replay=replay), batch, jax.random.key(0), update=True)
     assert np.isfinite(float(metrics["loss"]))
 
 
@@ -116,7 +120,7 @@ def test_a_step_and_a_prediction_with_every_mechanism(run):
     replay = offer(state.replay, np.arange(8), lambda eras: raw_outputs(run, state, eras), CFG.seed)
     state = state.replace(replay=replay)
     state, metrics = train_step(run, state, update_batch(run, np.arange(6, 8), state.replay, sampling_rng(run, 2)),
-                                jax.random.key(0))
+                                jax.random.key(0), update=True)
     assert {"loss", "distill", "sparsity", "n_features"} <= set(metrics) and np.isfinite(float(metrics["loss"]))
     assert state.train.step.shape == (CFG.train.ensemble,)
     e = int(run.predicted[0])

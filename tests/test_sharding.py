@@ -9,11 +9,9 @@ import sys
 from pathlib import Path
 
 import jax
-import numpy as np
 import pytest
 
 from dynjax.config import RunConfig, override, parse_mesh
-from dynjax.data.windows import Batch
 from dynjax.train.sharding import make_layout, make_mesh
 
 CHECK = Path(__file__).with_name("sharded_check.py")
@@ -48,10 +46,21 @@ def test_mesh_larger_than_the_devices_is_refused():
 
 
 def test_batch_split_over_eras_else_rows():
+    """The data axis splits the eras when every window size divides, else the rows; neither is refused.
+    A one-device mesh divides everything, so the other branches run on virtual devices (below)."""
     layout = make_layout("", 4)
-    batch = Batch(np.zeros((3, 8, 4), np.int8), np.zeros((3, 8), np.float32), np.ones((3, 8), bool))
-    shardings = layout.batch_shardings(batch)
-    assert tuple(shardings.x_WxRxF.spec)[:1] == ("data",) and tuple(shardings.y_WxR.spec) == ("data", None)
+    n = layout.n_devices
+    assert layout.window_axis((3 * n, 5 * n), 8) == 1
+    shardings = layout.batch_shardings(1)
+    assert tuple(shardings.x_WxRxF.spec) == ("data", None, None) and tuple(shardings.y_WxR.spec) == ("data", None)
+    rows = layout.batch_shardings(2, lead=1, distill_lead=1)
+    assert tuple(rows.rows_WxR.spec) == (None, None, "data") and tuple(rows.distill_WxR.spec) == (None, None, None, "data")
+    assert rows.context == layout.replicated
+
+
+def test_windows_split_over_eras_else_rows_else_refused_on_8_devices():
+    out = json.loads(run_on_8_devices("--axes").stdout.strip().splitlines()[-1])
+    assert out == {"8x16": 1, "6x16": 2, "8x16,6x16": 2, "6x12": "refused"}
 
 
 def test_sharded_step_equals_one_device():

@@ -7,7 +7,8 @@ import numpy as np
 
 from dynjax.config import ModelConfig, OptimConfig
 from dynjax.model import FeatureAttentionModel
-from dynjax.train import create_train_state, make_optimizer
+from dynjax.train import make_optimizer
+from dynjax.train.state import create_train_state
 
 
 def test_initial_state_for_plain_and_context_models():

@@ -4,6 +4,7 @@ mechanism on (context gates, replay with distillation, EMA, a two-member ensembl
 pretrained copies as Hedge experts)."""
 
 import dataclasses
+import json
 
 import numpy as np
 import polars as pl
@@ -25,7 +26,8 @@ CFG = override(RunConfig(), [*TINY_RUN, "model.gates=none", "loss.sparsity=none"
 # mixed by Hedge weights that resolved eras move, beside their pretrained copies; both gated
 # (tests/test_hedge.py opens one's gates).
 ALL = override(CFG, [*MECHANISMS, "selection.mode=none", "train.horizons=0,2", "model.gate_thresholds=5",
-                     "train.hedge_eta=10", "train.pretrained_experts=true"])
+                     "train.hedge_eta=10", "train.pretrained_experts=true", "data.placement=device",
+                     "data.rows_per_era=40"])  # more than an era holds: padded windows
 
 
 @pytest.fixture(scope="module")
@@ -57,7 +59,7 @@ def test_outputs_cover_every_predicted_era(full_run, data_dir):
 
 
 # Every mechanism on; tests/test_update.py stops (SIGTERM) and resumes the default config through the CLI.
-@pytest.mark.parametrize("stop_after, which", [(2, "all")])
+@pytest.mark.parametrize("stop_after, which", [(1, "context"), (2, "all")])
 def test_killed_and_resumed_run_predicts_identically(request, data_dir, tmp_path, stop_after, which):
     cfg, full_run = (CFG, request.getfixturevalue("full_run")) if which == "context" else (ALL, request.getfixturevalue("full_run_all"))
     out = tmp_path / "run"
@@ -69,6 +71,21 @@ def test_killed_and_resumed_run_predicts_identically(request, data_dir, tmp_path
     np.testing.assert_array_equal(a["prediction"].to_numpy(), b["prediction"].to_numpy())
     sa, sb = (pl.read_parquet(p / "selection.parquet").sort("era", "feature") for p in (full_run, out))
     assert sa.equals(sb)
+
+
+def test_device_resident_and_host_rows_give_bit_identical_runs(full_run_all, data_dir, tmp_path):
+    """Every mechanism on (replay and its distillation targets, per-member windows, pretrained
+    copies): row numbers gathered on the device feed the model what host rows do."""
+    out = tmp_path / "host"
+    walk_forward(dataclasses.replace(ALL, data=dataclasses.replace(ALL.data, placement="host")), load_numerai(data_dir), out)
+    for name in ("predictions.parquet", "predictions_frozen.parquet", "selection.parquet"):
+        a, b = (pl.read_parquet(p / name).sort(*(["id"] if "id" in pl.read_parquet(p / name).columns else ["era", "feature"]))
+                for p in (full_run_all, out))
+        assert a.equals(b), name
+    # The replay buffer, the train states and Hedge's scores: the whole next-era state.
+    losses = [[r["train/loss"] for r in map(json.loads, (p / "metrics.jsonl").read_text().splitlines()) if "train/loss" in r]
+              for p in (full_run_all, out)]
+    assert len(losses[0]) > 3 and losses[0] == losses[1]
 
 
 def test_every_mechanism_writes_a_sparse_selection(full_run_all):

@@ -24,7 +24,6 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from dynjax.config import SynthConfig
 from dynjax.data.references import write_synthetic_references
 
 # Named synthetic settings (`dynjax synth --setting NAME`): overrides of `SynthConfig`'s defaults,
@@ -86,6 +85,59 @@ class Split:
 # `--layout v5.2`: Numerai's v5.2 shape (2,748 features, `medium` 780 of them, `small` 42, the eleven
 # named groups) with names of Numerai's kind, three random words. Flags still override its fields.
 LAYOUTS = {"v5": {}, "v5.2": {"layout": "v5.2", "n_features": 2748, "n_groups": 11, "n_factors": 22}}
+SIGNALS = ("sparse", "diffuse")
+
+
+@dataclass(frozen=True)
+class SynthConfig:
+    """Synthetic Numerai-format data with known ground truth (`dynjax synth`)."""
+
+    n_train_eras: int = 160
+    n_val_eras: int = 48
+    gap_eras: int = 4  # eras between train and validation that no file holds
+    rows_per_era: int = 400  # mean; eras vary by +-20 %
+    n_features: int = 120
+    n_factors: int = 12  # latent factors that make features correlate in clusters
+    n_regimes: int = 3
+    active_per_regime: int = 8
+    regime_eras: int = 24  # mean length of a regime in eras
+    noise: float = 3.0  # target noise std over the unit-variance signal
+    nan_rate: float = 0.01  # fraction of feature values that are null
+    target_nan_rate: float = 0.0  # fraction of main-target values that are NaN
+    small_frac: float = 0.15
+    medium_frac: float = 0.5
+    n_groups: int = 8  # named feature groups in features.json (one per latent factor cluster, as Numerai's)
+    # signal="diffuse" (Numerai-like): small drifting weights on most features, one feature group whose
+    # sign flips with a slow hidden regime, pairwise and threshold interactions; the regime fields above
+    # (n_regimes, active_per_regime, regime_eras) are then unused.
+    signal: str = "sparse"  # "sparse": a few active features per regime, regimes switch and return
+    dense_frac: float = 0.85  # diffuse: share of features with a non-zero base weight
+    drift: float = 0.2  # diffuse: stationary std of each weight's AR(1) drift, relative to the base weights'
+    drift_eras: float = 20.0  # diffuse: the drift's time constant in eras
+    flip_eras: int = 60  # diffuse: mean length of the flipping group's sign regime
+    n_interactions: int = 24  # diffuse: pairwise (product) and threshold interaction terms
+    interaction_share: float = 0.5  # diffuse: share of the signal's variance they carry
+    layout: str = "v5"  # "v5.2": Numerai-style feature names and v5.2's feature-set sizes (`dynjax synth --layout`)
+    seed: int = 0
+
+    def __post_init__(self):
+        _check(self.layout in LAYOUTS, f"unknown synthetic layout {self.layout!r}; choose from {tuple(LAYOUTS)}")
+        _check(self.signal in SIGNALS, f"unknown synthetic signal {self.signal!r}; choose from {SIGNALS}")
+        _check(self.n_groups >= 1 and 0 < self.dense_frac <= 1, "n_groups must be >= 1 and dense_frac in (0, 1]")
+        _check(self.drift >= 0 and self.drift_eras > 0 and self.flip_eras >= 1, "drift >= 0, drift_eras > 0, flip_eras >= 1")
+        _check(self.n_interactions >= 0 and 0 <= self.interaction_share < 1, "n_interactions >= 0, interaction_share in [0, 1)")
+        _check(self.n_interactions == 0 or self.n_features >= 2, "interactions need two features")
+        _check(self.n_train_eras >= 1 and self.n_val_eras >= 1, "need at least one train and one validation era")
+        _check(self.rows_per_era >= 10, "rows_per_era must be >= 10")
+        _check(1 <= self.active_per_regime <= self.n_features, "active_per_regime must be in 1..n_features")
+        _check(self.n_regimes >= 1 and self.n_factors >= 1, "n_regimes and n_factors must be >= 1")
+        _check(0 <= self.nan_rate < 1 and 0 <= self.target_nan_rate < 1, "NaN rates must be in [0, 1)")
+        _check(self.noise >= 0 and self.gap_eras >= 0, "noise and gap_eras must be >= 0")
+
+
+def _check(ok: bool, message: str) -> None:
+    if not ok:
+        raise ValueError(message)
 V52_SETS = {"small": 42, "medium": 780}  # of 2,748; scaled with n_features
 _ADJECTIVES = ("abating", "unadaptable", "leaky", "sodden", "ungrown", "plated", "braw", "gimlet", "tinted", "zonal",
                "bushy", "molten", "fickle", "hoary", "jovial", "lanky", "mellow", "nimble", "ornate", "pallid", "quaint",

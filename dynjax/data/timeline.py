@@ -1,8 +1,10 @@
 """One era timeline over several splits (train, then validation, then live), in era order.
 
 The walk-forward treats the splits as one history: era positions are global, and each
-maps back to its split and local position, so nothing is concatenated (real validation
-data alone is ~9 GB of int8 features).
+maps back to its split and local position, so nothing is concatenated on the host (real
+validation data alone is ~9 GB of int8 features); rows have global numbers too (the split's
+first row plus the local row), the rows of the splits stacked on the device
+(`dynjax.data.resident`).
 """
 
 from dataclasses import dataclass
@@ -11,6 +13,7 @@ import numpy as np
 
 from dynjax.data.eras import resolved_eras
 from dynjax.data.numerai import EraData
+from dynjax.data.resident import row_offsets
 
 
 @dataclass(frozen=True, eq=False)
@@ -19,6 +22,7 @@ class Timeline:
     numbers_E: np.ndarray  # era numbers, strictly increasing
     split_E: np.ndarray  # which split holds the era
     local_E: np.ndarray  # the era's position inside its split
+    offsets_S: np.ndarray  # each split's first row in the splits' rows stacked
 
     @property
     def n_eras(self) -> int:
@@ -27,6 +31,10 @@ class Timeline:
     def era(self, e: int) -> tuple[EraData, int]:
         """(split, local position) of global era position `e`."""
         return self.splits[int(self.split_E[e])], int(self.local_E[e])
+
+    def row_offset(self, e: int) -> int:
+        """The first row of era position `e`'s split among the stacked rows of every split."""
+        return int(self.offsets_S[int(self.split_E[e])])
 
     def name(self, e: int) -> str:
         split, local = self.era(e)
@@ -49,4 +57,4 @@ def make_timeline(*splits: EraData) -> Timeline:
             f"{s.source} [{s.index.names[0]}..{s.index.names[-1]}]" for s in splits))
     split_E = np.concatenate([np.full(s.index.n_eras, i) for i, s in enumerate(splits)])
     local_E = np.concatenate([np.arange(s.index.n_eras) for s in splits])
-    return Timeline(tuple(splits), numbers, split_E, local_E)
+    return Timeline(tuple(splits), numbers, split_E, local_E, row_offsets(splits))

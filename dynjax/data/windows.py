@@ -1,4 +1,5 @@
-"""Era windows: the unit of training work, `x: int8[W, R, F]`, `y: f32[W, R]`, `mask: bool[W, R]`."""
+"""Era windows: the unit of training work, `x: int8[W, R, F]`, `y: f32[W, R]`, `mask: bool[W, R]`,
+or (device-resident data, `dynjax.data.resident`) the same rows as `rows: int32[W, R]`."""
 
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -18,15 +19,18 @@ class Batch:
     Optional fields are None when the run does not use them (no placeholders): `context`
     holds every era's `EraContext` with a leading W axis; `distill_WxR` the outputs a
     replay buffer stored for replayed eras (DER++), weighted by `distill_W` (1 for a
-    replayed era, 0 for a recent one).
+    replayed era, 0 for a recent one). With device-resident data the rows travel as
+    `rows_WxR` (row numbers into `Resident`, -1 for padding) and `x`, `y` and `mask` are None
+    until the step gathers them.
     """
 
-    x_WxRxF: Any  # int8
-    y_WxR: Any  # float32, 0 where masked
-    mask_WxR: Any  # bool
+    x_WxRxF: Any = None  # int8
+    y_WxR: Any = None  # float32, 0 where masked
+    mask_WxR: Any = None  # bool
     context: EraContext | None = None
     distill_WxR: Any = None
     distill_W: Any = None
+    rows_WxR: Any = None  # int32 row numbers into device-resident data (-1: padding)
 
 
 def window_rng(seed: int, *path: int) -> np.random.Generator:
@@ -50,13 +54,22 @@ def sample_eras(
     rows_per_era: int,
     rng: np.random.Generator | Sequence[np.random.Generator],
     target: int = 0,
+    offsets: Sequence[int] | None = None,
 ) -> Batch:
     """`sample_window` over eras that may come from different splits: `(split, position)` pairs.
 
     `rng` is one stream for the window, or one per era (replayed eras resample the same rows).
+    With `offsets` (each era's split's first row in the device-resident matrices) the batch
+    holds only those rows' numbers, `rows_WxR`: the same draws, gathered on the device.
     """
     w, r = len(eras), rows_per_era
     rngs = [rng] * w if isinstance(rng, np.random.Generator) else list(rng)
+    if offsets is not None:
+        rows_WxR = np.full((w, r), -1, np.int32)
+        for i, ((data, e), era_rng, offset) in enumerate(zip(eras, rngs, offsets, strict=True)):
+            rows = era_rows(data, e, r, era_rng)
+            rows_WxR[i, : len(rows)] = offset + rows
+        return Batch(rows_WxR=rows_WxR)
     x_WxRxF = np.zeros((w, r, eras[0][0].x_NxF.shape[1]), np.int8)
     y_WxR = np.zeros((w, r), np.float32)
     mask_WxR = np.zeros((w, r), bool)
@@ -86,3 +99,13 @@ def era_chunks(data: EraData, position: int, chunk_rows: int) -> Iterator[tuple[
         x_RxF[: stop - start] = data.x_NxF[start:stop]
         mask_R = np.arange(chunk_rows) < stop - start
         yield x_RxF, mask_R, slice(start, stop)
+
+
+def era_row_chunks(data: EraData, position: int, chunk_rows: int, offset: int) -> Iterator[tuple[np.ndarray, np.ndarray, slice]]:
+    """`era_chunks` as row numbers into device-resident data, `(rows_R, mask_R, rows)` (-1 pads)."""
+    rows = data.index.rows(position)
+    for start in range(rows.start, rows.stop, chunk_rows):
+        stop = min(start + chunk_rows, rows.stop)
+        rows_R = np.full(chunk_rows, -1, np.int32)
+        rows_R[: stop - start] = offset + np.arange(start, stop)
+        yield rows_R, rows_R >= 0, slice(start, stop)

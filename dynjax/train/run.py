@@ -1,17 +1,18 @@
 """The walk-forward's run context: what a run reads but never changes, and the functions on it.
 
-`RunContext` holds the config, the era timeline, the model and its compiled step and predict
-(over the ensemble's members), and the host-side era context (summaries for the encoder,
-evidence for the gates), all built once by `make_run_context`. The module-level functions
+`RunContext` holds the config, the schedule (the era timeline, the eras it predicts, the era
+after them), the model and its compiled steps and predict (over the ensemble's members,
+`Compiled`), the device-resident data where the run places them there (`data.placement`), and
+the host-side era features (`EraFeatures`: summaries for the encoder, evidence for the gates),
+all built once by `make_run_context`. The module-level functions
 take it first: `batch_for` and `update_batch` build step inputs, `train_step` runs one step,
 `predict_era` predicts one era. Every random draw comes from `(seed, phase, ...)` streams, so a
 resumed run draws exactly what an uninterrupted one would.
 """
 
 import dataclasses
-import time
-from dataclasses import dataclass, field
-from functools import lru_cache, partial
+from dataclasses import dataclass
+from functools import lru_cache
 
 import jax
 import jax.numpy as jnp
@@ -19,16 +20,17 @@ import numpy as np
 from optax import GradientTransformation
 
 from dynjax.config import POPULATION_PATHS, LossConfig, ModelConfig, OptimConfig, RunConfig
-from dynjax.data.context import EraContext, context_window, era_summaries, window_context
+from dynjax.data.context import EraContext
 from dynjax.data.eras import resolved_eras, sliding_windows
-from dynjax.data.evidence import bin_stats, timeline_evidence
 from dynjax.data.numerai import EraData, NumeraiData
+from dynjax.data.resident import Resident, choose_placement, put_resident, resident_bytes
 from dynjax.data.timeline import Timeline, make_timeline
-from dynjax.data.windows import Batch, era_chunks, era_rows, sample_eras, window_rng
+from dynjax.data.windows import Batch, era_chunks, era_row_chunks, era_rows, sample_eras, window_rng
 from dynjax.eval.jax_corr import era_corr
 from dynjax.model.selection import era_importance
 from dynjax.model.tft import FeatureAttentionModel
-from dynjax.train.ensemble import combine_trials, mix_members, population_predict, population_step
+from dynjax.train.ensemble import combine_trials, mix_members
+from dynjax.train.era_features import EraFeatures, make_era_features
 from dynjax.train.hedge import hedge_weights, update_hedge
 from dynjax.train.outputs import MetricsLog
 from dynjax.train.replay import ReplayBuffer, replay_rows_rng, sample_replay, similarity_weights
@@ -42,7 +44,7 @@ from dynjax.train.state import (
     member_horizons,
     resolve_decay,
 )
-from dynjax.train.step import predict_fn, train_step_fn
+from dynjax.train.step import BatchSpec, make_predict, make_step
 
 PRETRAIN, WALK, REPLAY, REFIT = 1, 2, 3, 4  # phases in the sampling streams
 
@@ -54,17 +56,16 @@ class RunContext:
     predicted: np.ndarray  # timeline positions of the walk-forward's eras (validation): its history
     live: np.ndarray  # timeline positions of the live eras: all predicted as the era after the history
     next_number: int  # that era's number: the last history era's + 1
-    next_context: EraContext | None  # its era context (resolved eras only, like any era's)
     model: FeatureAttentionModel
     optimizer: GradientTransformation
-    step: callable  # jitted population step (state donated)
+    pretrain_step: callable  # jitted population step of pretraining's batches (state donated)
+    update_step: callable  # of the walk-forward's update batches (the same function when they agree)
     predict: callable  # jitted population predict
     layout: Layout  # the device mesh both run on, and the state's shardings
-    summary_ExF: np.ndarray | None  # per-era feature-target correlations (encoder, similar replay)
-    evidence_ExFxC: np.ndarray | None  # gate inputs per timeline position (embargo applied)
+    resident: Resident | None  # the timeline's rows on the devices (`data.placement`), else None: host rows
+    features: EraFeatures  # the eras' summaries and gate evidence: their era contexts
     root_key: jax.Array
     groups: int = 1  # trials in a population sweep (each `cfg.train.ensemble` members); 1 for a run
-    timings: dict = field(default_factory=lambda: {"compile_s": 0.0, "train_s": 0.0, "predict_s": 0.0, "checkpoint_s": 0.0})
 
     @property
     def n_features(self) -> int:
@@ -93,6 +94,7 @@ class Predictor:
     predict: callable  # jitted predict over the ensemble's members
     layout: Layout
     groups: int = 1
+    resident: None = None  # a live file's rows are predicted from the host
 
     @property
     def n_features(self) -> int:
@@ -111,27 +113,52 @@ def abstract_run_state(cfg: RunConfig, model: FeatureAttentionModel, optimizer: 
 
 
 def make_predictor(cfg: RunConfig, n_features: int) -> Predictor:
-    model, optimizer, _, predict, layout = compiled(cfg.model, n_features, cfg.loss, cfg.optim, cfg.train.ensemble,
-                                                    mesh=cfg.train.mesh)
-    return Predictor(cfg, model, optimizer, predict, layout)
+    fns = compiled(cfg.model, n_features, cfg.loss, cfg.optim, cfg.train.ensemble, mesh=cfg.train.mesh,
+                   chunks=(cfg.train.predict_chunk,))
+    return Predictor(cfg, fns.model, fns.optimizer, fns.predict, fns.layout)
+
+
+@dataclass(frozen=True, eq=False)
+class Compiled:
+    """A config's model, optimiser and device layout, and its jitted steps (one per batch spec) and predict."""
+
+    model: FeatureAttentionModel
+    optimizer: GradientTransformation
+    layout: Layout
+    steps: dict  # BatchSpec -> jitted population step
+    predict: callable
 
 
 @lru_cache(maxsize=8)
 def compiled(model_cfg: ModelConfig, n_features: int, loss_cfg: LossConfig, optim_cfg: OptimConfig, n_members: int,
-             hyper: tuple[tuple[str, tuple[float, ...]], ...] | None = None, mesh: str = "") -> tuple:
-    """`(model, optimizer, step, predict, layout)` of a config, built once per process: runs of one
-    config (seeds, resumes, updates, ensemble members) reuse the same jitted functions, so they trace
+             hyper: tuple[tuple[str, tuple[float, ...]], ...] | None = None, mesh: str = "",
+             specs: tuple[BatchSpec, ...] = (), resident: bool = False, chunks: tuple[int, ...] = ()) -> Compiled:
+    """The model and jitted functions of a config, built once per process: runs of one config
+    (seeds, resumes, updates, ensemble members) reuse the same jitted functions, so they trace
     and compile once. `hyper`: a population's float hyperparameters (`hyper_G` as sorted items);
-    `mesh`: `train.mesh`, the devices both run on."""
+    `mesh`: `train.mesh`, the devices they run on; `specs`: the batches the steps take;
+    `resident`/`chunks`: what predict is fed (row numbers into device-resident data, and the
+    chunk sizes)."""
     hyper_G = None if hyper is None else {k: list(v) for k, v in hyper}
     groups = 1 if hyper is None else len(hyper[0][1])
     model = FeatureAttentionModel(model_cfg, n_features)
-    optimizer = make_optimizer(optim_cfg)
     layout = make_layout(mesh, n_features)
-    step_fn = train_step_fn(model, loss_cfg, optimizer, optim_cfg.ema_decay,
-                            hyper_optimizer=None if hyper is None else partial(make_optimizer, optim_cfg))
-    return (model, optimizer, population_step(step_fn, n_members, hyper_G, layout),
-            population_predict(predict_fn(model), n_members * groups, layout), layout)
+    steps = {spec: make_step(model, loss_cfg, optim_cfg, layout, n_members, spec, hyper_G) for spec in specs}
+    predict = make_predict(model, layout, n_members * groups, resident, chunks)
+    return Compiled(model, make_optimizer(optim_cfg), layout, steps, predict)
+
+
+def batch_specs(cfg: RunConfig, resident: bool) -> tuple[BatchSpec, BatchSpec]:
+    """The batch specs of pretraining's windows and of the walk-forward's updates (members with
+    different memories each get a window of their own there)."""
+    windows, r = (cfg.data.window_eras, cfg.data.window_eras + cfg.train.replay_eras), cfg.data.rows_per_era
+    per_member = len(set(member_horizons(cfg))) > 1
+    return BatchSpec(resident, False, windows, r), BatchSpec(resident, per_member, windows, r)
+
+
+def placement(cfg: RunConfig, splits: tuple[EraData, ...]) -> str:
+    """"device" or "host": where this run's rows are read from (`data.placement`)."""
+    return choose_placement(cfg.data.placement, resident_bytes(splits), jax.devices(), cfg.data.device_share)
 
 
 def resolve_prior(cfg: LossConfig, train_rows: int) -> LossConfig:
@@ -173,34 +200,18 @@ def make_run_context(cfg: RunConfig, data: NumeraiData, hyper_G: dict[str, list[
     windows = pretrain_plan(cfg, timeline, first)[3] if cfg.optim.decay_steps == 0 and first < timeline.n_eras else ()
     optim = resolve_decay(cfg.optim, len(windows) * cfg.train.pretrain_epochs)
     loss = resolve_prior(cfg.loss, int(data.train.index.n_labeled.sum()))
-    model, optimizer, step, predict, layout = compiled(cfg.model, data.train.x_NxF.shape[1], loss, optim,
-                                                       cfg.train.ensemble, hyper, cfg.train.mesh)
-    need_summary = cfg.model.context or (cfg.train.replay_eras and cfg.train.replay_sampling == "similar")
-    summary_ExF = np.concatenate([era_summaries(s) for s in splits]) if need_summary else None
-    evidence, next_evidence = None, None
-    if cfg.model.gates == "context":
-        stats = tuple(np.concatenate(parts) for parts in zip(*(bin_stats(s) for s in splits)))
-        # One pass over the cumulative statistics for every position and the era after the history.
-        at_T = np.r_[timeline.numbers_E, next_number]
-        evidence, next_evidence = np.split(
-            timeline_evidence(stats, timeline.numbers_E, cfg.data.embargo, cfg.model.evidence_eras, at_T), [timeline.n_eras])
-    next_context = context_at(cfg, summary_ExF, timeline.numbers_E, next_number, next_evidence)
+    on_device = placement(cfg, tuple(splits)) == "device"
+    specs = batch_specs(cfg, on_device)
+    fns = compiled(cfg.model, data.train.x_NxF.shape[1], loss, optim, cfg.train.ensemble, hyper, cfg.train.mesh,
+                   tuple(dict.fromkeys(specs)), on_device, (cfg.train.predict_chunk, cfg.data.rows_per_era))
+    resident = put_resident(tuple(splits), fns.layout.put, fns.layout.replicated) if on_device else None
+    features = make_era_features(cfg, splits, timeline, next_number)
     return RunContext(
         cfg=cfg, timeline=timeline, predicted=np.arange(data.train.index.n_eras, n_history),
-        live=np.arange(n_history, timeline.n_eras), next_number=next_number, next_context=next_context, model=model,
-        optimizer=optimizer, step=step, predict=predict, layout=layout,
-        summary_ExF=summary_ExF, evidence_ExFxC=evidence, root_key=jax.random.key(cfg.seed), groups=groups,
+        live=np.arange(n_history, timeline.n_eras), next_number=next_number, features=features, model=fns.model,
+        optimizer=fns.optimizer, pretrain_step=fns.steps[specs[0]], update_step=fns.steps[specs[1]], predict=fns.predict,
+        layout=fns.layout, resident=resident, root_key=jax.random.key(cfg.seed), groups=groups,
     )
-
-
-def context_at(cfg: RunConfig, summary_ExF: np.ndarray | None, numbers_E: np.ndarray, t: int,
-               evidence_1xFxC: np.ndarray | None) -> EraContext | None:
-    """The context of era number `t` (no leading axis), from the timeline's resolved eras."""
-    if not cfg.model.context and cfg.model.gates != "context":
-        return None
-    summary = (context_window(summary_ExF, numbers_E, t, cfg.data.embargo, cfg.model.context_eras)
-               if cfg.model.context else (None, None))
-    return EraContext(*summary, evidence_1xFxC[0] if evidence_1xFxC is not None else None)
 
 
 def check_population(cfg: RunConfig, hyper_G: dict[str, list[float]]) -> int:
@@ -216,21 +227,16 @@ def check_population(cfg: RunConfig, hyper_G: dict[str, list[float]]) -> int:
     return sizes.pop()
 
 
-def era_context(run: RunContext, positions: np.ndarray) -> EraContext | None:
-    """Context of the eras at `positions` (leading axis = len(positions)); None if the model reads none."""
-    cfg = run.cfg.model
-    if not cfg.context and cfg.gates != "context":
-        return None
-    summary = (window_context(run.summary_ExF, run.timeline.numbers_E, positions, run.cfg.data.embargo, cfg.context_eras)
-               if cfg.context else (None, None))
-    evidence = run.evidence_ExFxC[positions] if cfg.gates == "context" else None
-    return EraContext(*summary, evidence)
-
-
 def batch_for(run: RunContext, positions: np.ndarray, rng: np.random.Generator) -> Batch:
     """A window of eras with R random rows each, and the eras' contexts."""
-    batch = sample_eras([run.timeline.era(int(e)) for e in positions], run.cfg.data.rows_per_era, rng)
-    return batch.replace(context=era_context(run, np.asarray(positions)))
+    batch = sample_eras([run.timeline.era(int(e)) for e in positions], run.cfg.data.rows_per_era, rng,
+                        offsets=row_offsets(run, positions))
+    return batch.replace(context=run.features.at(positions))
+
+
+def row_offsets(run: RunContext, positions) -> list[int] | None:
+    """Each era's first row in the device-resident data (None: the run reads rows on the host)."""
+    return None if run.resident is None else [run.timeline.row_offset(int(e)) for e in positions]
 
 
 def update_batch(run: RunContext, resolved: np.ndarray, replay: ReplayBuffer | None, rng: np.random.Generator) -> Batch:
@@ -269,33 +275,32 @@ def _update_batch(run: RunContext, recent: np.ndarray, replay: ReplayBuffer | No
     k = cfg.train.replay_eras
     if not k:
         return batch_for(run, recent, rng)
-    weights = (similarity_weights(replay, run.summary_ExF, recent, cfg.train.replay_temperature)
+    weights = (similarity_weights(replay, run.features.summary_ExF, recent, cfg.train.replay_temperature)
                if cfg.train.replay_sampling == "similar" else None)
     slots = sample_replay(replay, k, rng, weights)
     replayed = np.asarray(replay.era_C)[slots]
     positions = np.r_[recent, replayed]
     rngs = [rng] * len(recent) + [replay_rows_rng(cfg.seed, int(e)) for e in replayed]
-    batch = sample_eras([run.timeline.era(int(e)) for e in positions], cfg.data.rows_per_era, rngs)
-    batch = batch.replace(context=era_context(run, positions))
+    batch = sample_eras([run.timeline.era(int(e)) for e in positions], cfg.data.rows_per_era, rngs,
+                        offsets=row_offsets(run, positions))
+    batch = batch.replace(context=run.features.at(positions))
     if cfg.loss.distill_weight:
         stored = np.asarray(replay.out_CxR)[slots]
+        w_r = (len(positions), cfg.data.rows_per_era)
         if run.groups == 1:
-            distill_WxR = np.zeros_like(batch.y_WxR)
+            distill_WxR = np.zeros(w_r, np.float32)
             distill_WxR[len(recent):] = stored
         else:  # each trial distils towards its own stored outputs: [G, W, R]
-            distill_WxR = np.zeros((run.groups, *batch.y_WxR.shape), np.float32)
+            distill_WxR = np.zeros((run.groups, *w_r), np.float32)
             distill_WxR[:, len(recent):] = stored.transpose(1, 0, 2)
         batch = batch.replace(distill_WxR=distill_WxR, distill_W=(np.arange(len(positions)) >= len(recent)).astype(np.float32))
     return batch
 
 
-def train_step(run: RunContext, state: RunState, batch: Batch, key: jax.Array) -> tuple[RunState, dict]:
-    """One population step under the selection mask; the first call's time is the compile time."""
-    start = time.perf_counter()
-    train, metrics = run.step(state.train, batch, state.selection.mask_F, key)
-    if not run.timings["compile_s"]:
-        jax.block_until_ready(train)
-        run.timings["compile_s"] = time.perf_counter() - start
+def train_step(run: RunContext, state: RunState, batch: Batch, key: jax.Array, update: bool = False) -> tuple[RunState, dict]:
+    """One population step under the selection mask (`update`: a walk-forward update's batch, else pretraining's)."""
+    step = run.update_step if update else run.pretrain_step
+    train, metrics = step(state.train, batch, state.selection.mask_F, key, run.resident)
     return state.replace(train=train), metrics
 
 
@@ -303,7 +308,7 @@ def predict_era(run: RunContext, state: RunState, e: int) -> tuple[np.ndarray, n
     """Era `e`'s prediction with the selection mask, [G, R] (G = 1 but in a population sweep),
     its importances, and the features used. A live era is predicted as the era after the history."""
     split, local = run.timeline.era(e)
-    context = run.next_context if e >= run.timeline.n_eras - len(run.live) else _one(era_context(run, np.array([e])))
+    context = run.features.next_context if e >= run.timeline.n_eras - len(run.live) else run.features.of(e)
     return predict_rows(run, state, split, local, context)
 
 
@@ -331,12 +336,12 @@ def member_predictions(run: RunContext | Predictor, state: RunState, split: EraD
     params, mask_F = state.train.ema_params, state.selection.mask_F
     all_F = jnp.ones(run.n_features, bool)
     preds, imp_sum, used_F, n = [], np.zeros(run.n_features), np.zeros(run.n_features, bool), 0
-    for x_RxF, mask_R, _ in era_chunks(split, local, run.cfg.train.predict_chunk):
-        pred_NxR, weight_NxRxF, gate_NxF = run.predict(params, x_RxF, mask_F, context)
+    for x_RxF, mask_R, _ in chunks(run, split, local):
+        pred_NxR, weight_NxRxF, gate_NxF = run.predict(params, x_RxF, mask_F, context, run.resident)
         if run.cfg.selection.mode != "none":  # with a mask, importances need the unmasked pass
-            _, weight_NxRxF, _ = run.predict(params, x_RxF, all_F, context)
+            _, weight_NxRxF, _ = run.predict(params, x_RxF, all_F, context, run.resident)
         if state.pretrained is not None:
-            pretrained_NxR, _, _ = run.predict(state.pretrained, x_RxF, mask_F, context)
+            pretrained_NxR, _, _ = run.predict(state.pretrained, x_RxF, mask_F, context, run.resident)
             pred_NxR = with_pretrained(np.asarray(pred_NxR), np.asarray(pretrained_NxR), run.groups)
         preds.append(np.asarray(pred_NxR)[:, mask_R])
         imp_NxF = jax.vmap(era_importance, in_axes=(0, None))(weight_NxRxF, jnp.asarray(mask_R))
@@ -344,6 +349,14 @@ def member_predictions(run: RunContext | Predictor, state: RunState, split: EraD
         used_F = np.asarray(mask_F) & (np.asarray(gate_NxF) > 0).any(axis=0)
         n += int(mask_R.sum())
     return np.concatenate(preds, axis=1), imp_sum / max(n, 1), used_F
+
+
+def chunks(run: RunContext | Predictor, split: EraData, local: int):
+    """An era's rows in predict chunks: feature rows from the host, or row numbers into the resident data."""
+    size = run.cfg.train.predict_chunk
+    if run.resident is None:
+        return era_chunks(split, local, size)
+    return era_row_chunks(split, local, size, int(run.timeline.offsets_S[run.timeline.splits.index(split)]))
 
 
 def with_pretrained(pred_NxR: np.ndarray, pretrained_NxR: np.ndarray, groups: int) -> np.ndarray:
@@ -371,7 +384,7 @@ def mixture_corr(run: RunContext, state: RunState, positions: np.ndarray, log: M
     corr_ExC = []
     for e in positions:
         split, local = run.timeline.era(int(e))
-        pred_NxR, _, _ = member_predictions(run, state, split, local, _one(era_context(run, np.array([int(e)]))))
+        pred_NxR, _, _ = member_predictions(run, state, split, local, run.features.of(int(e)))
         n = split.index.n_labeled[local]
         y_R = split.y_NxT[split.index.labeled_rows(local), 0]
         mixed_CxR = np.concatenate([mix_members(p[:, :n], mix_CxN) for p in np.split(pred_NxR, run.groups)])
@@ -389,10 +402,14 @@ def raw_outputs(run: RunContext, state: RunState, positions: np.ndarray) -> np.n
     for e in positions:
         split, local = run.timeline.era(int(e))
         rows = era_rows(split, local, r, replay_rows_rng(run.cfg.seed, int(e)))
-        context = _one(era_context(run, np.array([int(e)])))
-        x_RxF = np.zeros((r, run.n_features), np.int8)
-        x_RxF[: len(rows)] = split.x_NxF[rows]
-        pred_NxR, _, _ = run.predict(state.train.ema_params, x_RxF, state.selection.mask_F, context)
+        context = run.features.of(int(e))
+        if run.resident is None:
+            chunk = np.zeros((r, run.n_features), np.int8)
+            chunk[: len(rows)] = split.x_NxF[rows]
+        else:
+            chunk = np.full(r, -1, np.int32)
+            chunk[: len(rows)] = run.timeline.row_offset(int(e)) + rows
+        pred_NxR, _, _ = run.predict(state.train.ema_params, chunk, state.selection.mask_F, context, run.resident)
         pred_NxR = np.asarray(pred_NxR)
         mean = pred_NxR.mean(axis=0) if run.groups == 1 else pred_NxR.reshape(run.groups, -1, r).mean(axis=1)
         out_R = np.zeros(mean.shape, np.float32)
@@ -404,6 +421,3 @@ def raw_outputs(run: RunContext, state: RunState, positions: np.ndarray) -> np.n
 def sampling_rng(run: RunContext, *path: int) -> np.random.Generator:
     return window_rng(run.cfg.seed, *path)
 
-
-def _one(context: EraContext | None) -> EraContext | None:
-    return None if context is None else jax.tree.map(lambda a: a[0], context)

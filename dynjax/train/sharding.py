@@ -11,12 +11,11 @@ GPU or a TPU slice. Axes:
   members  the ensemble (or population) axis of the stacked train states is split
 
 Everything else (the rest of the params, the selection state, the replay buffer, metrics,
-predictions) is replicated, so every process can read it. The jitted functions carry
-explicit in/out shardings; inputs are put onto them first (a no-op when already there).
+predictions, device-resident data) is replicated, so every process can read it. The step
+and predict (`dynjax.train.step`) are jitted with these shardings as their in/out shardings.
 Nothing names a device type.
 """
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -27,6 +26,7 @@ from jax.sharding import PartitionSpec as P
 
 from dynjax.config import MESH_AXES as AXES
 from dynjax.config import parse_mesh
+from dynjax.data.windows import Batch
 
 
 def make_mesh(spec: str, devices: list | None = None) -> Mesh:
@@ -48,7 +48,7 @@ def make_mesh(spec: str, devices: list | None = None) -> Mesh:
 
 @dataclass(frozen=True, eq=False)
 class Layout:
-    """Shardings of a run's arrays on one mesh; `step` and `predict` jit functions onto it."""
+    """Shardings of a run's arrays on one mesh."""
 
     mesh: Mesh
     n_features: int
@@ -96,79 +96,39 @@ class Layout:
 
     # Inputs
 
-    def batch_axis(self, batch) -> int:
-        """1 (eras) when the window's W eras split evenly over the data axis, else 2 (rows)."""
-        w, r = batch.y_WxR.shape[-2:]
+    def window_axis(self, windows: tuple[int, ...], rows: int) -> int:
+        """1 (eras) when every window size in `windows` splits evenly over the data axis, else 2 (rows)."""
         n = self._size("data")
-        if w % n == 0:
+        if all(w % n == 0 for w in windows):
             return 1
-        if r % n == 0:
+        if rows % n == 0:
             return 2
-        raise ValueError(f"train.mesh: a window of {w} eras x {r} rows splits over {n} data devices along neither "
-                         "axis; pick data.window_eras (+ train.replay_eras) or data.rows_per_era divisible by it")
+        raise ValueError(f"train.mesh: windows of {'/'.join(map(str, windows))} eras x {rows} rows split over {n} "
+                         "data devices along neither axis; pick data.window_eras (+ train.replay_eras) or "
+                         "data.rows_per_era divisible by it")
 
-    def batch_shardings(self, batch, axis: int | None = None):
-        """Every per-era field split along eras (`axis` 1), or the per-row fields along rows (2; per-era
-        ones replicated); `axis` defaults to `batch_axis(batch)`."""
-        by_eras = (self.batch_axis(batch) if axis is None else axis) == 1
+    def batch_shardings(self, axis: int, lead: int = 0, distill_lead: int = 0):
+        """A `Batch`'s shardings: every per-era field split along eras (`axis` 1), or the per-row
+        fields along rows (2; per-era ones replicated). `lead` leading axes (a member axis: one
+        window per member) come first everywhere; `distill_lead` more on the distillation targets
+        (a trial axis). Per field, so it is a prefix of any batch the step is fed (absent fields are None)."""
+        by_eras = axis == 1
+        rows = lambda extra, tail=0: self._named(*[None] * (lead + extra), *(("data", None) if by_eras else (None, "data")),
+                                                 *[None] * tail)
+        per_era = self._named(*[None] * lead, "data") if by_eras else self.replicated
+        return Batch(x_WxRxF=rows(0, 1), y_WxR=rows(0), mask_WxR=rows(0), context=per_era,
+                     distill_WxR=rows(distill_lead), distill_W=per_era, rows_WxR=rows(0))
 
-        def per_row(a):  # [.., W, R, (F)]: the W axis, or the R axis, on "data"
-            lead = a.ndim - (3 if a is batch.x_WxRxF else 2)
-            return self._named(*[None] * lead, *(("data", None) if by_eras else (None, "data")))
-
-        lead = [None] * (batch.x_WxRxF.ndim - 3)  # a member axis: one window per member
-        per_era = lambda a: self._named(*lead, "data") if by_eras else self.replicated  # [(N,) W, ...]
-        return batch.replace(
-            x_WxRxF=per_row(batch.x_WxRxF), y_WxR=per_row(batch.y_WxR), mask_WxR=per_row(batch.mask_WxR),
-            context=jax.tree.map(per_era, batch.context),
-            distill_WxR=None if batch.distill_WxR is None else per_row(batch.distill_WxR),
-            distill_W=None if batch.distill_W is None else per_era(batch.distill_W),
-        )
-
-    def rows_sharding(self, n_rows: int) -> NamedSharding:
-        """A predict chunk's rows split on the data axis (replicated when they do not divide)."""
-        return self._named("data", None) if n_rows % self._size("data") == 0 else self.replicated
+    def rows_sharding(self, *chunks: int) -> NamedSharding:
+        """Predict chunks' rows split on the data axis (replicated when some size does not divide)."""
+        n = self._size("data")
+        return self._named("data") if all(c % n == 0 for c in chunks) else self.replicated
 
     def put(self, tree, shardings):
         """`tree` on `shardings`: host arrays are sent, device arrays moved only where they differ."""
         if jax.process_count() == 1:
             return jax.device_put(tree, shardings)
         return jax.tree.map(_put_global, tree, shardings)
-
-    # Jitted functions
-
-    def step(self, fn: Callable) -> Callable:
-        """`fn(states, batch, feature_mask_F, key) -> (states, metrics)` jitted on the mesh, states donated."""
-        jitted = {}
-
-        def call(states, batch, feature_mask_F, key):
-            axis = self.batch_axis(batch)
-            state_sh, batch_sh = self.train_shardings(states), self.batch_shardings(batch, axis)
-            # the rank too: per-member batches (a leading member axis) share the tree of shared ones
-            signature = (jax.tree.structure(batch), axis, batch.x_WxRxF.ndim)
-            if signature not in jitted:
-                jitted[signature] = jax.jit(fn, in_shardings=(state_sh, batch_sh, self.replicated, self.replicated),
-                                            out_shardings=(state_sh, self.replicated), donate_argnums=0)
-            args = self.put((states, batch, feature_mask_F, key), (state_sh, batch_sh, self.replicated, self.replicated))
-            return jitted[signature](*args)
-
-        return call
-
-    def predict(self, fn: Callable) -> Callable:
-        """`fn(params, x_RxF, feature_mask_F, context)` jitted on the mesh; outputs replicated."""
-        jitted = {}
-
-        def call(params, x_RxF, feature_mask_F, context=None):
-            params_sh, rows_sh = self.train_shardings(params), self.rows_sharding(x_RxF.shape[0])
-            context_sh = jax.tree.map(lambda _: self.replicated, context)
-            signature = (jax.tree.structure(context), rows_sh)
-            if signature not in jitted:
-                jitted[signature] = jax.jit(fn, in_shardings=(params_sh, rows_sh, self.replicated, context_sh),
-                                            out_shardings=self.replicated)
-            args = self.put((params, x_RxF, feature_mask_F, context), (params_sh, rows_sh, self.replicated, context_sh))
-            return jitted[signature](*args)
-
-        return call
 
 
 def make_layout(spec: str, n_features: int) -> Layout:

@@ -22,6 +22,7 @@ from dynjax.data.context import EraContext
 from dynjax.data.missing import N_BINS
 from dynjax.model.selection import SelectionState, init_selection
 from dynjax.model.tft import FeatureAttentionModel
+from dynjax.train.era_features import reads_context
 from dynjax.train.hedge import HedgeState, init_hedge, mixtures
 from dynjax.train.replay import ReplayBuffer, empty_buffer
 
@@ -81,7 +82,7 @@ def decayed(params) -> Any:
 
 def dummy_context(cfg: ModelConfig, n_features: int) -> EraContext | None:
     """An `EraContext` of the right shapes for `init` (None when the model reads none)."""
-    if not cfg.context and cfg.gates != "context":
+    if not reads_context(cfg):
         return None
     summary = (jnp.zeros((cfg.context_eras, n_features)), jnp.ones(cfg.context_eras, bool)) if cfg.context else (None, None)
     evidence = jnp.zeros((n_features, len(cfg.evidence_eras))) if cfg.gates == "context" else None

@@ -13,10 +13,9 @@ the eras it has not predicted yet, and predicts what a fresh run over those data
 """
 
 import shutil
-import time
 import warnings
 from collections.abc import Callable
-from contextlib import closing, contextmanager
+from contextlib import closing, nullcontext
 from pathlib import Path
 
 import jax
@@ -64,12 +63,13 @@ from dynjax.train.run import (
     update_batch,
 )
 from dynjax.train.state import RunState, expert_mixtures, hedge_learns
+from dynjax.train.timing import new_timings, timed
 
 __all__ = ["Interrupted", "MetricsLog", "walk_forward"]
 
 
 def walk_forward(cfg: RunConfig, data: NumeraiData, out: str | Path, *, stop_after: int | None = None,
-                 progress: Callable = lambda it, **kw: it, trial: bool = False,
+                 progress: Callable = lambda it, **kw: it, checkpoints: bool = True,
                  on_era: Callable[[int, int, np.ndarray], None] | None = None, hyper_G: dict | None = None,
                  on_start: Callable[[int], None] | None = None) -> dict:
     """Run, resume or update the walk-forward; writes predictions, selection and checkpoints to `out`.
@@ -81,8 +81,8 @@ def walk_forward(cfg: RunConfig, data: NumeraiData, out: str | Path, *, stop_aft
     predicted by the model as it stands for the era after the history (`next_era`).
     `stop_after` ends the run after that many walk-forward eras (to test kill-and-resume).
     SIGINT/SIGTERM end it cleanly after the current era's checkpoint (`Interrupted`).
-    `trial=True` (a hyperparameter trial) saves no checkpoints (the run cannot resume), no
-    frozen-model comparison and no next-era state.
+    `checkpoints=False` (a hyperparameter trial) runs with no checkpointer: it saves nothing to
+    resume from, no frozen-model comparison and no next-era state, and ignores stop signals.
     `on_era(k, e, pred_GxR)` sees each walk-forward prediction as it is made (k-th predicted
     era, timeline position e); an exception it raises ends the run there. `hyper_G` runs a
     population sweep of G trials (see `make_run_context`); its files hold trial 0's predictions,
@@ -92,44 +92,44 @@ def walk_forward(cfg: RunConfig, data: NumeraiData, out: str | Path, *, stop_aft
     # Setup
     out = Path(out)
     run = make_run_context(cfg, data, hyper_G)
-    timeline, history, timings = run.timeline, run.predicted, run.timings
+    timeline, history, timings = run.timeline, run.predicted, new_timings()
     log = MetricsLog(out / "metrics.jsonl")
     abstract = run.abstract_state()
-    if trial:
-        ckpt = _NoCheckpoints()
-    else:
+    ckpt = None
+    if checkpoints:
         check_writable(out, _need_bytes(run, abstract))
         ckpt = RunCheckpoints(out / "checkpoints", keep=cfg.train.keep_checkpoints)
     (out / PARTS).mkdir(parents=True, exist_ok=True)
     meta = lambda cursor, record: {"cursor": cursor, "config": to_dict(cfg)} | ({"history": record.to_json()} if record else {})
 
     # Closing the manager, also on an error, lets the last background checkpoint write finish.
-    with stop_requests(enabled=not trial) as stop, closing(ckpt):
+    with stop_requests(enabled=ckpt is not None) as stop, closing(ckpt) if ckpt is not None else nullcontext():
         # Resume (or update) from the latest readable checkpoint, or pretrain
-        restored = ckpt.restore_latest(abstract)
+        restored = ckpt.restore_latest(abstract) if ckpt is not None else None
         if restored is not None:
             _, state, saved = restored
             cursor, record = int(saved["cursor"]), _saved_history(saved, timeline, history)
             record.check(timeline, history)
         else:
-            cursor, record = 0, None if trial else History.start(timeline)
+            cursor, record = 0, History.start(timeline) if ckpt is not None else None
         if on_start is not None:
             on_start(cursor)
         if restored is None:
-            with _timed(timings, "train_s"):
+            with timed(timings, "train_s", compiles="compile_s"):
                 state, holdout_value = pretrain(run, run.fresh_state(), log, progress, stop)
-            ckpt.save(0, run.place(state), meta(0, record), holdout_value)
+            if ckpt is not None:
+                ckpt.save(0, run.place(state), meta(0, record), holdout_value)
 
         # Walk forward
         walk_key = jax.random.fold_in(jax.random.wrap_key_data(state.rng), WALK)
         scores = ResolvedScores(out, timeline, cfg.data.embargo)
         for k in progress(range(cursor, len(history)), initial=cursor, total=len(history), desc="walk-forward"):
             e = int(history[k])
-            with _timed(timings, "train_s"):
+            with timed(timings, "train_s", compiles="compile_s"):
                 state = advance(run, state, k, int(timeline.numbers_E[e]), walk_key, log, timeline.name(e))
 
             # Predict, then refresh the selection from this era's attention
-            with _timed(timings, "predict_s"):
+            with timed(timings, "predict_s"):
                 pred_GxR, importance_F, used_F = predict_era(run, state, e)
                 write_part(out, timeline, e, pred_GxR[0], importance_F, used_F)
                 scores.add(e, pred_GxR[0])
@@ -138,8 +138,8 @@ def walk_forward(cfg: RunConfig, data: NumeraiData, out: str | Path, *, stop_aft
                 on_era(k, e, pred_GxR)
 
             # Checkpoint
-            if not trial:
-                with _timed(timings, "checkpoint_s"):
+            if ckpt is not None:
+                with timed(timings, "checkpoint_s"):
                     record.add(timeline, history, k, cfg.data.embargo)
                     ckpt.save(k + 1, run.place(state), meta(k + 1, record), scores.mean_until(e, history[: k + 1]))
             if stop.signal:
@@ -149,12 +149,12 @@ def walk_forward(cfg: RunConfig, data: NumeraiData, out: str | Path, *, stop_aft
                 return timings
 
         # The era after the history: one more update, then the live eras
-        if not trial:
-            with _timed(timings, "train_s"):
+        if ckpt is not None:
+            with timed(timings, "train_s", compiles="compile_s"):
                 state = advance(run, state, len(history), run.next_number, walk_key, log, "next")
-            with _timed(timings, "checkpoint_s"):
+            with timed(timings, "checkpoint_s"):
                 write_next(run, data, state, out)
-            with _timed(timings, "predict_s"):
+            with timed(timings, "predict_s"):
                 write_live(run, state, out)
                 write_frozen(run, ckpt, abstract, out)
     collect_parts(out, [timeline.name(int(e)) for e in history])
@@ -171,7 +171,7 @@ def advance(run: RunContext, state: RunState, k: int, t: int, walk_key: jax.Arra
     if k % cfg.train.update_every == 0 and cfg.train.steps_per_update:
         for s in range(cfg.train.steps_per_update):
             batch = update_batch(run, resolved, state.replay, sampling_rng(run, WALK, k, s))
-            state, metrics = train_step(run, state, batch, walk_key)
+            state, metrics = train_step(run, state, batch, walk_key, update=True)
         mix_CxN = expert_mixtures(cfg)
         pi_GxC = mixture_weights(state.hedge, cfg.train.hedge_eta, len(mix_CxN))
         log.write(phase="walk", era=name, **{f"train/{m}": v for m, v in metrics.items()},
@@ -308,7 +308,7 @@ def write_next(run: RunContext, data: NumeraiData, state: RunState, out: Path) -
     columns = tuple(feature_columns(train_file)) if train_file.is_file() else None
     after = run.timeline.name(int(run.predicted[-1])) if len(run.predicted) else run.timeline.name(data.train.index.n_eras - 1)
     save_next(out, run.cfg, run.place(state), number=run.next_number, after=after, features=data.train.features,
-              feature_columns=columns, context=run.next_context, imputer=data.imputer)
+              feature_columns=columns, context=run.features.next_context, imputer=data.imputer)
 
 
 def write_live(run: RunContext, state: RunState, out: Path) -> None:
@@ -357,26 +357,3 @@ def _need_bytes(run: RunContext, abstract: RunState) -> int:
     state_bytes = sum(leaf.size * leaf.dtype.itemsize for leaf in jax.tree.leaves(abstract))
     n_rows = sum(s.n_rows for s in run.timeline.splits[1:])
     return (run.cfg.train.keep_checkpoints + 3) * state_bytes + 200 * n_rows
-
-
-class _NoCheckpoints:
-    """Stands in for `RunCheckpoints` in a run that keeps none."""
-
-    def restore_latest(self, abstract_state) -> None:
-        return None
-
-    def save(self, *args) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
-
-
-@contextmanager
-def _timed(timings: dict, key: str):
-    """Adds the wall time of a `with` block to `timings[key]`."""
-    start = time.perf_counter()
-    try:
-        yield
-    finally:
-        timings[key] += time.perf_counter() - start

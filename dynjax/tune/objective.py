@@ -88,7 +88,7 @@ def evaluate_population(cfg: RunConfig, hyper_G: dict[str, list[float]] | None, 
 
     start_run_dir(out, cfg)
     try:
-        walk_forward(cfg, fdata, out, trial=True, on_era=on_era, progress=progress, hyper_G=hyper_G)
+        walk_forward(cfg, fdata, out, checkpoints=False, on_era=on_era, progress=progress, hyper_G=hyper_G)
     except AllPruned:
         pass
     return [{"value": fold_metric(corr_GxE[g], cfg.tune.metric), "fold_values": fold_GxK[g], "pruned_fold": pruned[g],
