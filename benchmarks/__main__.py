@@ -1,6 +1,10 @@
-"""Run every benchmark, each in its own process: `python -m benchmarks [--only a,b] [--skip a,b]`.
+"""Run a suite of benchmarks, each in its own process: `python -m benchmarks [--suite all|device] [--only a,b] [--skip a,b]`.
 
 Same command on CPU, GPU or TPU; results go to `benchmarks/results/<name>-<backend>.{json,md}`.
+`--suite device` is the accelerator suite, sized for 8 minutes on one H200: the run's train step
+at F 705 and 2,748 (float32 and bfloat16, host and device placement, W 16 x R 4,096 rows so the
+step measures throughput rather than launch latency) with predict, then a walk-forward on the
+mid-size set; each benchmark under `--check` with a time limit of its own.
 """
 
 import argparse
@@ -10,25 +14,44 @@ import time
 
 BENCHMARKS = ("step_throughput", "scaling", "walk_forward", "model_forms", "load_memory", "population_tune",
               "predict_live", "upload", "weekly_update", "sharded", "full_scale")
+# (benchmark, arguments, seconds it may take) of the accelerator suite.
+DEVICE_SUITE = (
+    ("step_throughput", ["--features", "705,2748", "--d-model", "32", "--normalizers", "softmax",
+                         "--dtypes", "float32,bfloat16", "--placements", "host,device", "--eras", "16", "--rows", "4096",
+                         "--repeats", "20", "--name", "step_throughput_device", "--check"], 300),
+    ("walk_forward", ["--no-lightgbm", "--check"], 180),
+)
+
+
+def run(name: str, args: list[str], timeout_s: float | None) -> int:
+    """One benchmark in a fresh process; its exit status (124 when it ran past `timeout_s`)."""
+    print(f"\n=== {name} {' '.join(args)}", flush=True)
+    start = time.perf_counter()
+    try:
+        rc = subprocess.call([sys.executable, "-m", f"benchmarks.{name}", *args], timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        rc = 124
+    print(f"=== {name}: {'ok' if rc == 0 else f'FAILED (rc {rc})'} in {time.perf_counter() - start:.0f}s", flush=True)
+    return rc
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--suite", choices=("all", "device"), default="all")
     parser.add_argument("--only", default=",".join(BENCHMARKS), help=f"comma-separated subset of {', '.join(BENCHMARKS)}")
     parser.add_argument("--skip", default="")
     args = parser.parse_args()
-    chosen = [b for b in args.only.split(",") if b and b not in args.skip.split(",")]
-    unknown = sorted(set(chosen) - set(BENCHMARKS))
-    if unknown:
-        parser.error(f"unknown benchmark(s) {', '.join(unknown)}; choose from {', '.join(BENCHMARKS)}")
-    failed = []
-    for name in chosen:
-        print(f"\n=== {name}", flush=True)
-        start = time.perf_counter()
-        rc = subprocess.call([sys.executable, "-m", f"benchmarks.{name}"])
-        print(f"=== {name}: {'ok' if rc == 0 else f'FAILED (rc {rc})'} in {time.perf_counter() - start:.0f}s", flush=True)
-        if rc:
-            failed.append(name)
+    if args.suite == "device":
+        plan = [(name, a, t) for name, a, t in DEVICE_SUITE if name not in args.skip.split(",")]
+    else:
+        chosen = [b for b in args.only.split(",") if b and b not in args.skip.split(",")]
+        unknown = sorted(set(chosen) - set(BENCHMARKS))
+        if unknown:
+            parser.error(f"unknown benchmark(s) {', '.join(unknown)}; choose from {', '.join(BENCHMARKS)}")
+        plan = [(name, [], None) for name in chosen]
+    failed = [name for name, a, t in plan if run(name, a, t)]
+    if failed:
+        print(f"failed: {', '.join(failed)}", file=sys.stderr)
     return 1 if failed else 0
 
 

@@ -132,6 +132,19 @@ def synthetic_data(root: str | Path, cfg) -> Path:
     return data_dir
 
 
+def add_check(parser) -> None:
+    """`--check`: the benchmark exits 1 when one of its targets is missed (a red run, not a word in a table)."""
+    parser.add_argument("--check", action="store_true", help="exit 1 when a target is missed")
+
+
+def gate(check: bool, targets: dict[str, bool], name: str) -> int:
+    """The exit status: 1 under `--check` when a target in `targets` (name -> met) was missed, named on stderr."""
+    missed = [k for k, met in targets.items() if not met]
+    if missed:
+        print(f"{name}: missed {', '.join(missed)}" + ("" if check else " (no --check: exit 0)"), file=sys.stderr)
+    return 1 if check and missed else 0
+
+
 def table(rows: list[dict], columns: list[tuple[str, str, str]]) -> str:
     """Markdown table of `rows`; columns are (header, key, format spec)."""
     head = "| " + " | ".join(h for h, _, _ in columns) + " |"

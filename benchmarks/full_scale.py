@@ -21,10 +21,19 @@ the same command.
 
 import argparse
 import json
+import sys
 import time
 from pathlib import Path
 
-from benchmarks.common import machine, rss_bytes, run_isolated, synthetic_data, write_results
+from benchmarks.common import (
+    add_check,
+    gate,
+    machine,
+    rss_bytes,
+    run_isolated,
+    synthetic_data,
+    write_results,
+)
 
 MODULE = "benchmarks.full_scale"
 TARGET_RSS_RATIO, TARGET_CHECKPOINT_SHARE, TARGET_MINUTES = 1.5, 0.02, 60.0
@@ -128,7 +137,7 @@ def report(row: dict, data_s: float) -> str:
     return "\n".join(lines)
 
 
-def main() -> None:
+def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, default=2_750_000)
     parser.add_argument("--features", type=int, default=2376)
@@ -139,10 +148,11 @@ def main() -> None:
     parser.add_argument("--overrides-replace", action="store_true", help="drop SCALED: only the overrides given")
     parser.add_argument("overrides", nargs="*", help="config overrides after SCALED, e.g. train.ensemble=3")
     parser.add_argument("--one", help=argparse.SUPPRESS)
+    add_check(parser)
     args = parser.parse_args()
     if args.one:
         print(json.dumps(_measure(json.loads(args.one)), default=float))
-        return
+        return 0
 
     import shutil
 
@@ -159,7 +169,8 @@ def main() -> None:
     print(text)
     path = write_results("full_scale", {"machine": machine(), "result": row}, text)
     print(f"wrote {path}")
+    return gate(args.check, row["targets"], "full_scale")
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -10,10 +10,20 @@ Writes benchmarks/results/load_memory-<backend>.json.
 
 import argparse
 import json
+import sys
 import time
 from pathlib import Path
 
-from benchmarks.common import machine, rss_bytes, run_isolated, synthetic_data, table, write_results
+from benchmarks.common import (
+    add_check,
+    gate,
+    machine,
+    rss_bytes,
+    run_isolated,
+    synthetic_data,
+    table,
+    write_results,
+)
 
 TARGET_RATIO = 1.5
 
@@ -42,16 +52,17 @@ def _synth_config(rows: int, features: int):
                        n_factors=64, active_per_regime=20, nan_rate=0.01)
 
 
-def main() -> None:
+def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, default=500_000)
     parser.add_argument("--features", type=int, default=2376)
     parser.add_argument("--data", default="/tmp/dynjax_bench_load")
     parser.add_argument("--one", help=argparse.SUPPRESS)
+    add_check(parser)
     args = parser.parse_args()
     if args.one:
         print(json.dumps(_measure(json.loads(args.one))))
-        return
+        return 0
     data_dir = synthetic_data(args.data, _synth_config(args.rows, args.features))
     result = run_isolated("benchmarks.load_memory", str(data_dir))
     result["peak_over_int8"] = result["peak_rss_bytes"] / result["int8_bytes"]
@@ -67,7 +78,8 @@ def main() -> None:
                              ("load s", "load_s", ".1f"), ("peak RSS GiB", "peak_gib", ".2f"),
                              ("peak / int8", "peak_over_int8", ".2f"), ("target met", "target_met", "")])
     print(f"wrote {write_results('load_memory', {**result, 'machine': machine()}, markdown)}")
+    return gate(args.check, {f"peak RSS < {TARGET_RATIO}x int8": result["target_met"]}, "load_memory")
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -37,22 +37,17 @@ def group(op_name: str) -> str:
 def profile(spec: StepSpec, steps: int, trace_dir: Path) -> tuple[float, list[tuple[str, float]]]:
     """Per-step milliseconds of every op group, largest first, and the per-step total."""
     import jax
-    import jax.numpy as jnp
 
-    from dynjax.config import LossConfig
-    from dynjax.train.step import make_train_step
-
-    model, optimizer, state, batch = build(spec)
-    mask_F, key = jnp.ones(spec.features, bool), jax.random.key(1)
-    step = make_train_step(model, LossConfig(), optimizer)
-    names = op_names(step.lower(state, batch, mask_F, key).compile().as_text())
+    _, step, state, _, resident, next_batch, mask_F = build(spec)  # the run's step (benchmarks.step_throughput)
+    batch, key = next_batch(), jax.random.key(1)
+    names = op_names(step.lower(state, batch, mask_F, key, resident).compile().as_text())
     for _ in range(2):
-        state, _ = step(state, batch, mask_F, key)
+        state, _ = step(state, batch, mask_F, key, resident)
     jax.block_until_ready(state)
     shutil.rmtree(trace_dir, ignore_errors=True)
     jax.profiler.start_trace(str(trace_dir))
     for _ in range(steps):
-        state, _ = step(state, batch, mask_F, key)
+        state, _ = step(state, batch, mask_F, key, resident)
         jax.block_until_ready(state)
     jax.profiler.stop_trace()
     with gzip.open(max(trace_dir.glob("**/*.trace.json.gz"))) as f:

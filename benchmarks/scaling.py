@@ -7,10 +7,11 @@ Each sweep varies one of R (rows per era), W (eras per window) and F (features) 
 reference W = 8, R = 512, F = 705 (softmax, D = 32, H = 4) and fits the exponent k of
 step time ~ size^k on a log-log scale, on each configuration's fastest step (the least noisy
 figure on a shared machine): k = 1 is linear, k < 1 means fixed costs still dominate. The
-population run times the walk-forward's own ensemble step (`train.ensemble=N`:
-`ensemble.population_step`, one jitted step vmapped over N member states, N = 1 the plain
-step) against N calls of the single jitted step; the ratio is sequential time over
-population time. The reference step is the default model's (context gates, L0 penalty).
+population run times the walk-forward's own ensemble step (`train.ensemble=N`: the step
+`dynjax.train.step.make_step` builds, vmapped over N member states, N = 1 the plain step)
+against N calls of the one-member step; the ratio is sequential time over population time.
+The reference step is the one a default run uses (`benchmarks.step_throughput`: context
+gates, L0 penalty, additive prior, two members, host rows).
 """
 
 import argparse
@@ -19,7 +20,7 @@ import dataclasses
 import numpy as np
 
 from benchmarks.common import machine, matmul_ceiling, median, table, time_call, write_results
-from benchmarks.step_throughput import StepSpec, build, loss_config, measure
+from benchmarks.step_throughput import StepSpec, build, measure
 
 REFERENCE = StepSpec(features=705, d_model=32, heads=4, normalizer="softmax", eras=8, rows=512)
 
@@ -46,35 +47,26 @@ def sweep(field: str, values: list[int], repeats: int, cache: dict) -> dict:
 
 
 def population(ns: list[int], repeats: int) -> list[dict]:
-    """The walk-forward's population step over N members vs N sequential single-model steps."""
-    from dynjax.train.ensemble import population_step
-    from dynjax.train.step import make_train_step, train_step_fn
-
-    model, optimizer, _, batch = build(REFERENCE)
-    loss = loss_config(REFERENCE)
-    single = make_train_step(model, loss, optimizer)
-    steps = {n: population_step(train_step_fn(model, loss, optimizer), n) for n in ns}
-    return [_population_one(n, model, optimizer, batch, single, steps[n], repeats) for n in ns]
+    """The run's step over N members (one vmapped step, `make_step`) vs N sequential one-member steps."""
+    return [_population_one(n, repeats) for n in ns]
 
 
-def _population_one(n: int, model, optimizer, batch, single, vmapped, repeats: int) -> dict:
+def _population_one(n: int, repeats: int) -> dict:
     import jax
     import jax.numpy as jnp
 
-    from dynjax.train.state import create_train_state, member_keys
-
-    mask_F, key = jnp.ones(REFERENCE.features, bool), jax.random.key(1)
-    keys = member_keys(jax.random.key(0), n)
-    pop = [jax.vmap(lambda k: create_train_state(model, optimizer, k))(keys)]
-    seq = [create_train_state(model, optimizer, k) for k in keys]
+    _, single, one, _, _, next_batch, mask_F = build(dataclasses.replace(REFERENCE, members=1))
+    _, vmapped, pop, _, _, _, _ = build(dataclasses.replace(REFERENCE, members=n))
+    batch, key = next_batch(), jax.random.key(1)
+    box, seq = [pop], [jax.tree.map(jnp.copy, one) for _ in range(n)]
 
     def pop_step():
-        pop[0], _ = vmapped(pop[0], batch, mask_F, key)
-        return pop[0]
+        box[0], _ = vmapped(box[0], batch, mask_F, key, None)
+        return box[0]
 
     def seq_step():
         for i in range(n):
-            seq[i], _ = single(seq[i], batch, mask_F, key)
+            seq[i], _ = single(seq[i], batch, mask_F, key, None)
         return seq
 
     vmap_s, seq_s = median(time_call(pop_step, repeats)), median(time_call(seq_step, repeats))

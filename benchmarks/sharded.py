@@ -17,8 +17,18 @@ import os
 import subprocess
 import sys
 
-from benchmarks.common import CompileCounter, machine, median, table, time_call, write_results
+from benchmarks.common import (
+    CompileCounter,
+    add_check,
+    gate,
+    machine,
+    median,
+    table,
+    time_call,
+    write_results,
+)
 
+LOSS_TOLERANCE = 1e-4  # a mesh's loss against one device's (float32 reductions in another order)
 MODULE = "benchmarks.sharded"
 
 
@@ -36,10 +46,13 @@ def measure(spec: dict) -> dict:
     from dynjax.data.windows import Batch
     from dynjax.train.run import compiled
     from dynjax.train.state import initial_run_state
+    from dynjax.train.step import BatchSpec
 
     f, w, r, n = spec["features"], spec["eras"], spec["rows"], spec["members"]
     model_cfg, loss_cfg, optim_cfg = ModelConfig(), LossConfig(), OptimConfig()
-    model, optimizer, step, _, layout = compiled(model_cfg, f, loss_cfg, optim_cfg, n, mesh=spec["mesh"])
+    batch_spec = BatchSpec(windows=(w,), rows=r)
+    fns = compiled(model_cfg, f, loss_cfg, optim_cfg, n, mesh=spec["mesh"], specs=(batch_spec,))
+    model, optimizer, step, layout = fns.model, fns.optimizer, fns.steps[batch_spec], fns.layout
     cfg = RunConfig(model=model_cfg, train=TrainConfig(ensemble=n, replay_capacity=0, replay_eras=0, mesh=spec["mesh"]))
     state = initial_run_state(cfg, model, optimizer, jax.random.key(0))
     train = layout.put(state.train, layout.train_shardings(state.train))
@@ -49,18 +62,18 @@ def measure(spec: dict) -> dict:
                   mask_WxR=np.ones((w, r), bool), context=EraContext(evidence_FxC=evidence))
     mask_F, key = jnp.ones(f, bool), jax.random.key(1)
     start = time.perf_counter()
-    box = list(step(train, batch, mask_F, key))
+    box = list(step(train, batch, mask_F, key, None))
     jax.block_until_ready(box[0])
     compile_s = time.perf_counter() - start
 
     def one_step():
-        box[0], box[1] = step(box[0], batch, mask_F, key)
+        box[0], box[1] = step(box[0], batch, mask_F, key, None)
         return box[0]
 
     with CompileCounter() as compiles:
         times = time_call(one_step, spec["repeats"], warmup=1)
     return {**spec, "devices": layout.n_devices, "platform": jax.devices()[0].platform,
-            "batch_split": "eras" if layout.batch_axis(batch) == 1 else "rows",
+            "batch_split": "eras" if layout.window_axis((w,), r) == 1 else "rows",
             "step_s": median(times), "train_rows_per_s": w * r / median(times), "compile_s": compile_s,
             "recompiles": compiles.count, "loss": float(box[1]["loss"])}
 
@@ -82,7 +95,7 @@ COLUMNS = [("mesh", "mesh", ""), ("devices", "devices", ""), ("batch split", "ba
            ("loss - one device's", "loss_diff", ".1e")]
 
 
-def main() -> None:
+def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--meshes", default="data=1,data=2,data=8,data=4;model=2,data=2;members=2;model=2")
     parser.add_argument("--features", type=int, default=705)
@@ -92,10 +105,11 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--cpu-devices", type=int, default=8, help="virtual devices of a CPU-only process")
     parser.add_argument("--one", help=argparse.SUPPRESS)
+    add_check(parser)
     args = parser.parse_args()
     if args.one:
         print(json.dumps(measure(json.loads(args.one)), default=float))
-        return
+        return 0
     rows = []
     for mesh in args.meshes.split(","):
         spec = {"mesh": mesh.replace(";", ","), "features": args.features, "members": args.members, "eras": args.eras,
@@ -110,7 +124,10 @@ def main() -> None:
     print(markdown)
     path = write_results("sharded", {"machine": machine(), "cpu_devices": args.cpu_devices, "results": rows}, markdown)
     print(f"wrote {path}")
+    targets = {f"{r['mesh']}: 0 recompiles": r["recompiles"] == 0 for r in rows}
+    targets |= {f"{r['mesh']}: loss within {LOSS_TOLERANCE} of one device's": r["loss_diff"] <= LOSS_TOLERANCE for r in rows}
+    return gate(args.check, targets, "sharded")
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import polars as pl
 
-from benchmarks.common import machine, synthetic_data, table, write_results
+from benchmarks.common import add_check, gate, machine, synthetic_data, table, write_results
 
 
 def timed(*args: str) -> float:
@@ -37,10 +37,11 @@ def same(a: Path, b: Path, name: str) -> bool:
     return pl.read_parquet(a / name).sort(pl.all()).equals(pl.read_parquet(b / name).sort(pl.all()))
 
 
-def main() -> None:
+def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--new-eras", type=int, default=4, help="validation eras the newer round adds")
     parser.add_argument("--root", default="/tmp/dynjax_bench_weekly")
+    add_check(parser)
     args = parser.parse_args()
     from dynjax.config import RunConfig
     from dynjax.data.rounds import earlier_round
@@ -70,7 +71,9 @@ def main() -> None:
                        ("update = fresh", "identical", ""), ("predict = submission", "predict_reproduces_submission", "")])
     print(md)
     write_results("weekly_update", {"machine": machine(), "rows": [row]}, md)
+    return gate(args.check, {"update = fresh run": row["identical"], "predict = submission": row["predict_reproduces_submission"],
+                             "update faster than a fresh run": row["update_s"] < row["fresh_walk_forward_s"]}, "weekly_update")
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
