@@ -28,6 +28,14 @@ def test_step_benchmark_on_a_tiny_window_reports_zero_recompiles_and_finite_rate
     assert r["peak_rss_bytes"] >= r["rss_before_bytes"] > 0
 
 
+def test_the_paired_placement_run_times_both_placements_in_one_process():
+    from benchmarks.step_throughput import measure_pair
+
+    pair = measure_pair(StepSpec(features=7, d_model=8, heads=2, eras=2, rows=16, repeats=2))
+    assert pair["host_step_s"] > 0 and pair["device_step_s"] > 0
+    assert pair["device_over_host"] == pytest.approx(pair["host_step_s"] / pair["device_step_s"])
+
+
 def test_the_benchmarked_step_is_the_one_a_run_compiles():
     """One factory: the benchmark's step is `train.run.compiled`'s, for the run's own batch spec."""
     from benchmarks.step_throughput import build, run_config
