@@ -40,9 +40,9 @@ def run(data):
 
 
 def test_context_holds_every_eras_evidence_and_summary(run):
-    n_eras, n_feat = run.timeline.n_eras, run.n_features
+    n_eras, n_feat = run.schedule.timeline.n_eras, run.n_features
     assert run.features.evidence_ExFxC.shape == (n_eras, n_feat, 2) and run.features.summary_ExF.shape == (n_eras, n_feat)
-    assert run.predicted[0] == run.timeline.splits[0].index.n_eras
+    assert run.schedule.predicted[0] == run.schedule.timeline.splits[0].index.n_eras
 
 
 def test_the_additive_prior_is_spread_over_the_labelled_training_rows_per_member(run):
@@ -51,7 +51,7 @@ def test_the_additive_prior_is_spread_over_the_labelled_training_rows_per_member
     assert resolve_prior(LossConfig(), 1234).prior_rows == 1234 and resolve_prior(LossConfig(prior_rows=7), 1234).prior_rows == 7
     from dynjax.model.losses import additive_prior
 
-    rows = int(run.timeline.splits[0].index.n_labeled.sum())
+    rows = int(run.schedule.timeline.splits[0].index.n_labeled.sum())
     state = run.fresh_state()
     state = state.replace(replay=offer(state.replay, np.arange(8), lambda eras: raw_outputs(run, state, eras), CFG.seed))
     for i in range(4):  # beta starts at 0 and the learning rate warms up from 0
@@ -86,7 +86,7 @@ def test_update_batch_appends_replayed_eras_with_their_stored_outputs(run):
     stored = {int(e): np.asarray(replay.out_CxR)[c] for c, e in enumerate(np.asarray(replay.era_C))}
 
     def replay_x(e: int) -> np.ndarray:
-        split, local = run.timeline.era(e)
+        split, local = run.schedule.timeline.era(e)
         return split.x_NxF[era_rows(split, local, CFG.data.rows_per_era, replay_rows_rng(CFG.seed, e))]
 
     for w in (2, 3):
@@ -123,10 +123,10 @@ def test_a_step_and_a_prediction_with_every_mechanism(run):
                                 jax.random.key(0), update=True)
     assert {"loss", "distill", "sparsity", "n_features"} <= set(metrics) and np.isfinite(float(metrics["loss"]))
     assert state.train.step.shape == (CFG.train.ensemble,)
-    e = int(run.predicted[0])
+    e = int(run.schedule.predicted[0])
     pred_GxR, importance_F, used_F = predict_era(run, state, e)
     pred = pred_GxR[0]
-    split, local = run.timeline.era(e)
+    split, local = run.schedule.timeline.era(e)
     assert pred_GxR.shape == (1, split.index.sizes[local]) and np.isfinite(pred).all()
     assert 0.0 < pred.min() and pred.max() < 1.0  # two members: rank-averaged
     assert importance_F.shape == used_F.shape == (run.n_features,)

@@ -121,7 +121,7 @@ def test_sigterm_stops_after_a_checkpoint_and_resume_is_identical(rounds, fresh,
     predict, sent = wf.predict_era, []
 
     def predict_then_terminate(run, state, e):
-        if e == run.predicted[1] and not sent:  # while predicting the second walk-forward era
+        if e == run.schedule.predicted[1] and not sent:  # while predicting the second walk-forward era
             sent.append(os.kill(os.getpid(), signal.SIGTERM))
         return predict(run, state, e)
 

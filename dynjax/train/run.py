@@ -50,12 +50,19 @@ PRETRAIN, WALK, REPLAY, REFIT = 1, 2, 3, 4  # phases in the sampling streams
 
 
 @dataclass(frozen=True, eq=False)
-class RunContext:
-    cfg: RunConfig
+class Schedule:
+    """Which eras a run sees, in order, and which it predicts."""
+
     timeline: Timeline
     predicted: np.ndarray  # timeline positions of the walk-forward's eras (validation): its history
     live: np.ndarray  # timeline positions of the live eras: all predicted as the era after the history
     next_number: int  # that era's number: the last history era's + 1
+
+
+@dataclass(frozen=True, eq=False)
+class RunContext:
+    cfg: RunConfig
+    schedule: Schedule
     model: FeatureAttentionModel
     optimizer: GradientTransformation
     pretrain_step: callable  # jitted population step of pretraining's batches (state donated)
@@ -207,8 +214,8 @@ def make_run_context(cfg: RunConfig, data: NumeraiData, hyper_G: dict[str, list[
     resident = put_resident(tuple(splits), fns.layout.put, fns.layout.replicated) if on_device else None
     features = make_era_features(cfg, splits, timeline, next_number)
     return RunContext(
-        cfg=cfg, timeline=timeline, predicted=np.arange(data.train.index.n_eras, n_history),
-        live=np.arange(n_history, timeline.n_eras), next_number=next_number, features=features, model=fns.model,
+        cfg=cfg, schedule=Schedule(timeline, np.arange(data.train.index.n_eras, n_history), np.arange(n_history, timeline.n_eras),
+                                   next_number), features=features, model=fns.model,
         optimizer=fns.optimizer, pretrain_step=fns.steps[specs[0]], update_step=fns.steps[specs[1]], predict=fns.predict,
         layout=fns.layout, resident=resident, root_key=jax.random.key(cfg.seed), groups=groups,
     )
@@ -229,14 +236,14 @@ def check_population(cfg: RunConfig, hyper_G: dict[str, list[float]]) -> int:
 
 def batch_for(run: RunContext, positions: np.ndarray, rng: np.random.Generator) -> Batch:
     """A window of eras with R random rows each, and the eras' contexts."""
-    batch = sample_eras([run.timeline.era(int(e)) for e in positions], run.cfg.data.rows_per_era, rng,
+    batch = sample_eras([run.schedule.timeline.era(int(e)) for e in positions], run.cfg.data.rows_per_era, rng,
                         offsets=row_offsets(run, positions))
     return batch.replace(context=run.features.at(positions))
 
 
 def row_offsets(run: RunContext, positions) -> list[int] | None:
     """Each era's first row in the device-resident data (None: the run reads rows on the host)."""
-    return None if run.resident is None else [run.timeline.row_offset(int(e)) for e in positions]
+    return None if run.resident is None else [run.schedule.timeline.row_offset(int(e)) for e in positions]
 
 
 def update_batch(run: RunContext, resolved: np.ndarray, replay: ReplayBuffer | None, rng: np.random.Generator) -> Batch:
@@ -281,7 +288,7 @@ def _update_batch(run: RunContext, recent: np.ndarray, replay: ReplayBuffer | No
     replayed = np.asarray(replay.era_C)[slots]
     positions = np.r_[recent, replayed]
     rngs = [rng] * len(recent) + [replay_rows_rng(cfg.seed, int(e)) for e in replayed]
-    batch = sample_eras([run.timeline.era(int(e)) for e in positions], cfg.data.rows_per_era, rngs,
+    batch = sample_eras([run.schedule.timeline.era(int(e)) for e in positions], cfg.data.rows_per_era, rngs,
                         offsets=row_offsets(run, positions))
     batch = batch.replace(context=run.features.at(positions))
     if cfg.loss.distill_weight:
@@ -307,8 +314,8 @@ def train_step(run: RunContext, state: RunState, batch: Batch, key: jax.Array, u
 def predict_era(run: RunContext, state: RunState, e: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Era `e`'s prediction with the selection mask, [G, R] (G = 1 but in a population sweep),
     its importances, and the features used. A live era is predicted as the era after the history."""
-    split, local = run.timeline.era(e)
-    context = run.features.next_context if e >= run.timeline.n_eras - len(run.live) else run.features.of(e)
+    split, local = run.schedule.timeline.era(e)
+    context = run.features.next_context if e >= run.schedule.timeline.n_eras - len(run.schedule.live) else run.features.of(e)
     return predict_rows(run, state, split, local, context)
 
 
@@ -356,7 +363,7 @@ def chunks(run: RunContext | Predictor, split: EraData, local: int):
     size = run.cfg.train.predict_chunk
     if run.resident is None:
         return era_chunks(split, local, size)
-    return era_row_chunks(split, local, size, int(run.timeline.offsets_S[run.timeline.splits.index(split)]))
+    return era_row_chunks(split, local, size, int(run.schedule.timeline.offsets_S[run.schedule.timeline.splits.index(split)]))
 
 
 def with_pretrained(pred_NxR: np.ndarray, pretrained_NxR: np.ndarray, groups: int) -> np.ndarray:
@@ -383,14 +390,14 @@ def mixture_corr(run: RunContext, state: RunState, positions: np.ndarray, log: M
     mix_CxN = expert_mixtures(run.cfg)  # N here: one trial's experts
     corr_ExC = []
     for e in positions:
-        split, local = run.timeline.era(int(e))
+        split, local = run.schedule.timeline.era(int(e))
         pred_NxR, _, _ = member_predictions(run, state, split, local, run.features.of(int(e)))
         n = split.index.n_labeled[local]
         y_R = split.y_NxT[split.index.labeled_rows(local), 0]
         mixed_CxR = np.concatenate([mix_members(p[:, :n], mix_CxN) for p in np.split(pred_NxR, run.groups)])
         corr_ExC.append([float(era_corr(p, y_R)) for p in mixed_CxR])
         if log is not None:
-            log.write(phase="hedge", era=run.timeline.name(int(e)),
+            log.write(phase="hedge", era=run.schedule.timeline.name(int(e)),
                       **{f"hedge/corr_{c}": v if np.isfinite(v) else None for c, v in enumerate(corr_ExC[-1])})
     return np.array(corr_ExC, np.float64).reshape(len(positions), -1)
 
@@ -400,7 +407,7 @@ def raw_outputs(run: RunContext, state: RunState, positions: np.ndarray) -> np.n
     the replay buffer stores."""
     r, out = run.cfg.data.rows_per_era, []
     for e in positions:
-        split, local = run.timeline.era(int(e))
+        split, local = run.schedule.timeline.era(int(e))
         rows = era_rows(split, local, r, replay_rows_rng(run.cfg.seed, int(e)))
         context = run.features.of(int(e))
         if run.resident is None:
@@ -408,7 +415,7 @@ def raw_outputs(run: RunContext, state: RunState, positions: np.ndarray) -> np.n
             chunk[: len(rows)] = split.x_NxF[rows]
         else:
             chunk = np.full(r, -1, np.int32)
-            chunk[: len(rows)] = run.timeline.row_offset(int(e)) + rows
+            chunk[: len(rows)] = run.schedule.timeline.row_offset(int(e)) + rows
         pred_NxR, _, _ = run.predict(state.train.ema_params, chunk, state.selection.mask_F, context, run.resident)
         pred_NxR = np.asarray(pred_NxR)
         mean = pred_NxR.mean(axis=0) if run.groups == 1 else pred_NxR.reshape(run.groups, -1, r).mean(axis=1)

@@ -92,7 +92,7 @@ def walk_forward(cfg: RunConfig, data: NumeraiData, out: str | Path, *, stop_aft
     # Setup
     out = Path(out)
     run = make_run_context(cfg, data, hyper_G)
-    timeline, history, timings = run.timeline, run.predicted, new_timings()
+    timeline, history, timings = run.schedule.timeline, run.schedule.predicted, new_timings()
     log = MetricsLog(out / "metrics.jsonl")
     abstract = run.abstract_state()
     ckpt = None
@@ -151,7 +151,7 @@ def walk_forward(cfg: RunConfig, data: NumeraiData, out: str | Path, *, stop_aft
         # The era after the history: one more update, then the live eras
         if ckpt is not None:
             with timed(timings, "train_s", compiles="compile_s"):
-                state = advance(run, state, len(history), run.next_number, walk_key, log, "next")
+                state = advance(run, state, len(history), run.schedule.next_number, walk_key, log, "next")
             with timed(timings, "checkpoint_s"):
                 write_next(run, data, state, out)
             with timed(timings, "predict_s"):
@@ -165,7 +165,7 @@ def advance(run: RunContext, state: RunState, k: int, t: int, walk_key: jax.Arra
     """The walk-forward's update before its k-th era (era number `t`): offer the eras resolved
     by then to the replay buffer, and every `update_every` eras train on the latest resolved window."""
     cfg = run.cfg
-    resolved = run.timeline.resolved_at(t, cfg.data.embargo)
+    resolved = run.schedule.timeline.resolved_at(t, cfg.data.embargo)
     state = score_resolved(run, state, resolved, log)  # before any training on them: out-of-sample scores
     state = offer_resolved(run, state, resolved)
     if k % cfg.train.update_every == 0 and cfg.train.steps_per_update:
@@ -188,8 +188,8 @@ def pretrain(run: RunContext, state: RunState, log: MetricsLog, progress, stop: 
 
     A stop request (SIGINT/SIGTERM) drops pretraining: nothing is checkpointed before it ends.
     """
-    cfg, timeline = run.cfg, run.timeline
-    resolved, fit, holdout, windows = pretrain_plan(cfg, timeline, int(run.predicted[0]))
+    cfg, timeline = run.cfg, run.schedule.timeline
+    resolved, fit, holdout, windows = pretrain_plan(cfg, timeline, int(run.schedule.predicted[0]))
     fresh = jax.tree.map(jnp.copy, state) if cfg.train.refit and cfg.train.patience else None
     # Copies, not references: the train step donates (frees) the state it is given. Early
     # stopping is per trial (G = 1 but in a population sweep): each keeps its own best epoch.
@@ -287,7 +287,7 @@ def holdout_corr(run: RunContext, state: RunState, holdout: np.ndarray) -> np.nd
     """Mean Numerai corr of the state's predictions over the holdout eras, per trial: [G]."""
     corrs = []
     for e in holdout:
-        split, local = run.timeline.era(int(e))
+        split, local = run.schedule.timeline.era(int(e))
         rows = split.index.labeled_rows(local)
         pred_GxR, _, _ = predict_era(run, state, int(e))
         corrs.append([era_corr(p[: rows.stop - rows.start], split.y_NxT[rows, 0]) for p in pred_GxR])
@@ -306,8 +306,8 @@ def write_next(run: RunContext, data: NumeraiData, state: RunState, out: Path) -
     """`out/next/`: the state for the era after the history and what predicting it needs."""
     train_file = Path(data.train.source)
     columns = tuple(feature_columns(train_file)) if train_file.is_file() else None
-    after = run.timeline.name(int(run.predicted[-1])) if len(run.predicted) else run.timeline.name(data.train.index.n_eras - 1)
-    save_next(out, run.cfg, run.place(state), number=run.next_number, after=after, features=data.train.features,
+    after = run.schedule.timeline.name(int(run.schedule.predicted[-1])) if len(run.schedule.predicted) else run.schedule.timeline.name(data.train.index.n_eras - 1)
+    save_next(out, run.cfg, run.place(state), number=run.schedule.next_number, after=after, features=data.train.features,
               feature_columns=columns, context=run.features.next_context, imputer=data.imputer)
 
 
@@ -317,19 +317,19 @@ def write_live(run: RunContext, state: RunState, out: Path) -> None:
     if is_writer():
         shutil.rmtree(live_parts, ignore_errors=True)
         live_parts.mkdir(parents=True)
-    for e in run.live:
+    for e in run.schedule.live:
         pred_GxR, importance_F, used_F = predict_era(run, state, int(e))
-        write_part(out, run.timeline, int(e), pred_GxR[0], importance_F, used_F, live=True)
+        write_part(out, run.schedule.timeline, int(e), pred_GxR[0], importance_F, used_F, live=True)
 
 
 def write_frozen(run: RunContext, ckpt: RunCheckpoints, abstract: RunState, out: Path) -> None:
     """Predictions of the model frozen after pretraining (checkpoint 0), for the report's
     comparison: eras the file lacks (all of them in a new run, the added ones in an update)."""
-    path, timeline = out / "predictions_frozen.parquet", run.timeline
-    names = [timeline.name(int(e)) for e in run.predicted]
+    path, timeline = out / "predictions_frozen.parquet", run.schedule.timeline
+    names = [timeline.name(int(e)) for e in run.schedule.predicted]
     have = pl.read_parquet(path).filter(pl.col("era").is_in(names)) if path.is_file() else None
     done = set() if have is None else set(have["era"].unique())
-    todo = [int(e) for e, name in zip(run.predicted, names) if name not in done] + [int(e) for e in run.live]
+    todo = [int(e) for e, name in zip(run.schedule.predicted, names) if name not in done] + [int(e) for e in run.schedule.live]
     if 0 not in ckpt.manager.all_steps():
         warnings.warn(f"{out}: checkpoint 0 (the model after pretraining) is gone; frozen-model predictions not extended",
                       stacklevel=2)
@@ -355,5 +355,5 @@ def _saved_history(saved: dict, timeline, history: np.ndarray) -> History:
 def _need_bytes(run: RunContext, abstract: RunState) -> int:
     """About what a run writes: its kept checkpoints plus the next-era state, and prediction files."""
     state_bytes = sum(leaf.size * leaf.dtype.itemsize for leaf in jax.tree.leaves(abstract))
-    n_rows = sum(s.n_rows for s in run.timeline.splits[1:])
+    n_rows = sum(s.n_rows for s in run.schedule.timeline.splits[1:])
     return (run.cfg.train.keep_checkpoints + 3) * state_bytes + 200 * n_rows
