@@ -20,7 +20,7 @@ from dynjax.data.synth import write_synthetic
 from dynjax.data.timeline import make_timeline
 from dynjax.tune import apply_params, check_space, fold_data, make_folds
 from dynjax.tune.study import storage_url
-from tests.conftest import _JIT_CACHE, TINY_RUN
+from tests.conftest import TINY_RUN
 
 # The walk-forward of the CLI tests on 30 training eras: 2 folds of 3 scored eras each.
 TUNE_RUN = [*[a for a in TINY_RUN if not a.startswith("selection.")], "synth.n_train_eras=30",
@@ -131,7 +131,7 @@ def test_two_workers_share_one_sqlite_study(tmp_path, synth_dir):
     space = tmp_path / "space.json"
     space.write_text(json.dumps(SPACE))
     out = tmp_path / "tune"
-    env = {**os.environ, "JAX_COMPILATION_CACHE_DIR": _JIT_CACHE, "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0"}
+    env = dict(os.environ)  # the session's compile cache travels in it (conftest)
     cmd = [sys.executable, "-m", "dynjax.cli", "tune", "--data", str(data), "--out", str(out), "--space", str(space),
            "--n-trials", "2", *TUNE_RUN]
     workers = [subprocess.Popen([*cmd, "--worker", str(w)], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,

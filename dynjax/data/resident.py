@@ -66,9 +66,11 @@ def put_resident(splits: tuple[EraData, ...], put, sharding) -> Resident:
     Split by split, so the host never holds a second copy of the features."""
     if sum(s.n_rows for s in splits) >= 2**31:
         raise ValueError("data.placement=device indexes rows with int32: more than 2**31 rows; use data.placement=host")
-    x = jnp.concatenate([put(s.x_NxF, sharding) for s in splits]) if len(splits) > 1 else put(splits[0].x_NxF, sharding)
+    x = put(splits[0].x_NxF, sharding)
+    if len(splits) > 1:  # the concatenation keeps the parts' (replicated) sharding
+        x = jnp.concatenate([x, *(put(s.x_NxF, sharding) for s in splits[1:])])
     y = np.concatenate([np.nan_to_num(s.y_NxT[:, 0]) for s in splits]).astype(np.float32)
-    return Resident(x_NxF=put(x, sharding), y_N=put(y, sharding))
+    return Resident(x_NxF=x, y_N=put(y, sharding))
 
 
 def gather_rows(data: Resident, rows_R: jax.Array) -> jax.Array:
