@@ -18,8 +18,16 @@ from dynjax.config import SynthConfig
 from dynjax.data.synth import write_synthetic
 
 # Tests run tiny programs once or twice each, so XLA's optimisation passes cost more than they save
-# (behaviour is compared within one process, never against figures from an optimised build).
-os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} --xla_backend_optimization_level=0".strip()
+# (behaviour is compared within one process, never against figures from an optimised build). The
+# CPU backend's fusion emitters (MLIR codegen of each fusion) are most of a tiny step's compile
+# time: off, a tiny walk-forward's programs compile in about half the time.
+_TEST_XLA_FLAGS = "--xla_backend_optimization_level=0 --xla_cpu_use_fusion_emitters=false"
+os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {_TEST_XLA_FLAGS}".strip()
+
+
+def xla_flags_with_devices(n: int) -> str:
+    """The tests' XLA flags for a subprocess with `n` CPU devices."""
+    return f"--xla_force_host_platform_device_count={n} {_TEST_XLA_FLAGS}"
 # Tests build the same tiny programs many times (every walk-forward makes fresh jitted closures):
 # a session-wide persistent compilation cache compiles each one once. The process that imports
 # this first (pytest's controller) makes it and removes it at exit; the xdist workers it starts,

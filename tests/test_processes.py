@@ -13,7 +13,7 @@ import polars as pl
 import pytest
 
 from dynjax.train.processes import initialize, is_writer
-from tests.conftest import FINISHED_ARGS
+from tests.conftest import FINISHED_ARGS, xla_flags_with_devices
 
 _ENV = ("JAX_COORDINATOR_ADDRESS", "JAX_NUM_PROCESSES", "JAX_PROCESS_ID")
 
@@ -46,7 +46,7 @@ def test_two_processes_of_four_devices_write_the_predictions_of_one_device(tmp_p
     """The finished run's command on the default mesh (every device on data: windows of 2 eras and
     2 + 8 replayed eras over 8 devices, so rows split) against the same run on one device."""
     out, port = tmp_path / "two", _free_port()
-    env = os.environ | {"XLA_FLAGS": "--xla_force_host_platform_device_count=4 --xla_backend_optimization_level=0",
+    env = os.environ | {"XLA_FLAGS": xla_flags_with_devices(4),
                         "JAX_PLATFORMS": "cpu", "TQDM_DISABLE": "1"}
     env.pop("JAX_COORDINATOR_ADDRESS", None)
     procs = [subprocess.Popen([sys.executable, "-m", "dynjax.cli", "walk-forward", "--out", str(out),

@@ -13,12 +13,13 @@ import pytest
 
 from dynjax.config import RunConfig, override, parse_mesh
 from dynjax.train.sharding import make_layout, make_mesh
+from tests.conftest import xla_flags_with_devices
 
 CHECK = Path(__file__).with_name("sharded_check.py")
 
 
 def run_on_8_devices(*args: str, timeout: int = 600) -> subprocess.CompletedProcess:
-    env = os.environ | {"XLA_FLAGS": "--xla_force_host_platform_device_count=8 --xla_backend_optimization_level=0",
+    env = os.environ | {"XLA_FLAGS": xla_flags_with_devices(8),
                         "JAX_PLATFORMS": "cpu", "PYTHONPATH": str(CHECK.parents[1])}
     done = subprocess.run([sys.executable, str(CHECK), *args], check=False, env=env, capture_output=True, text=True, timeout=timeout)
     assert done.returncode == 0, done.stderr[-3000:]

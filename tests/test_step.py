@@ -117,7 +117,11 @@ def test_steps_reduce_the_loss_on_a_fixed_window(setup):
 
 
 def test_device_resident_rows_train_and_predict_as_host_rows(setup):
-    """The same draws as row numbers (padding -1) gathered inside the jit: bit-identical updates."""
+    """The same draws as row numbers (padding -1) gathered inside the jit: the same updates and
+    predictions, to float32 rounding (XLA may order a reduction differently when the rows are a
+    gather's output rather than an input; under the default codegen they are bit-identical, as
+    the main job's predictions are: benchmarks/README.md). Adam turns rounding into up to ~1e-5
+    on a param whose gradient is ~0; a wrong row would move params by ~1e-2."""
     train, model, _, _, all_F = setup
     resident = Resident(x_NxF=jnp.asarray(train.x_NxF), y_N=jnp.asarray(np.nan_to_num(train.y_NxT[:, 0])))
     eras = [(train, e) for e in range(W)]
@@ -131,7 +135,7 @@ def test_device_resident_rows_train_and_predict_as_host_rows(setup):
     for k in range(3):
         a, _ = host(a, host_b, all_F, jax.random.key(k), None)
         b, _ = device(b, device_b, all_F, jax.random.key(k), resident)
-    chex.assert_trees_all_equal(a.params, b.params)
+    chex.assert_trees_all_close(a.params, b.params, rtol=1e-4, atol=1e-4)
     rows_R = np.full(64, -1, np.int32)
     rows_R[:40] = era_rows(train, 1, 40, window_rng(0, 1))
     x_RxF = np.zeros((64, train.x_NxF.shape[1]), np.int8)
@@ -139,7 +143,7 @@ def test_device_resident_rows_train_and_predict_as_host_rows(setup):
     layout = make_layout("", model.n_features)
     on_host = make_predict(model, layout, 2)(a.ema_params, x_RxF, all_F, None, None)
     on_device = make_predict(model, layout, 2, resident=True)(b.ema_params, rows_R, all_F, None, resident)
-    chex.assert_trees_all_equal(on_host, on_device)
+    chex.assert_trees_all_close(on_host, on_device, rtol=1e-5, atol=1e-6)
 
 
 def test_predict_shapes_and_mask(setup):
