@@ -24,10 +24,6 @@ from dynjax.data.synth import write_synthetic
 _TEST_XLA_FLAGS = "--xla_backend_optimization_level=0 --xla_cpu_use_fusion_emitters=false"
 os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {_TEST_XLA_FLAGS}".strip()
 
-
-def xla_flags_with_devices(n: int) -> str:
-    """The tests' XLA flags for a subprocess with `n` CPU devices."""
-    return f"--xla_force_host_platform_device_count={n} {_TEST_XLA_FLAGS}"
 # Tests build the same tiny programs many times (every walk-forward makes fresh jitted closures):
 # a session-wide persistent compilation cache compiles each one once. The process that imports
 # this first (pytest's controller) makes it and removes it at exit; the xdist workers it starts,
@@ -42,6 +38,11 @@ os.environ |= {"DYNJAX_TEST_JIT_CACHE": _JIT_CACHE, "JAX_COMPILATION_CACHE_DIR":
 jax.config.update("jax_compilation_cache_dir", _JIT_CACHE)
 jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
 jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+
+
+def xla_flags_with_devices(n: int) -> str:
+    """The tests' XLA flags for a subprocess with `n` CPU devices."""
+    return f"--xla_force_host_platform_device_count={n} {_TEST_XLA_FLAGS}"
 
 TINY = SynthConfig(
     n_train_eras=12, n_val_eras=6, rows_per_era=40, n_features=16, n_factors=4,

@@ -120,7 +120,7 @@ def test_device_resident_rows_train_and_predict_as_host_rows(setup):
     """The same draws as row numbers (padding -1) gathered inside the jit: the same updates and
     predictions, to float32 rounding (XLA may order a reduction differently when the rows are a
     gather's output rather than an input; under the default codegen they are bit-identical, as
-    the main job's predictions are: benchmarks/README.md). Adam turns rounding into up to ~1e-5
+    the main job's predictions are: benchmarks/README.md). Adam turns rounding into a few 1e-6
     on a param whose gradient is ~0; a wrong row would move params by ~1e-2."""
     train, model, _, _, all_F = setup
     resident = Resident(x_NxF=jnp.asarray(train.x_NxF), y_N=jnp.asarray(np.nan_to_num(train.y_NxT[:, 0])))
