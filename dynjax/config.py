@@ -86,6 +86,10 @@ class ModelConfig:
     hidden: int = 64  # tabm: MLP width
     n_blocks: int = 2  # tabm: MLP layers
     additive: bool = True  # add a per-(feature, bin) scalar term under the attention weights (a GAM path)
+    # Rank of a factorisation-machine term beside the additive path: every pair of features
+    # interacts through the dot product of their bins' learned K-vectors, under both attention
+    # weights (Rendle 2010). 0: off.
+    pairwise: int = 0
 
     def __post_init__(self):
         _check(all(-1e4 <= t <= 1e4 for t in self.gate_thresholds), "model.gate_thresholds must be finite z-scores in [-1e4, 1e4]")
@@ -93,6 +97,7 @@ class ModelConfig:
         _check(self.backbone != "none" or self.additive, "model.backbone=none needs model.additive=true (nothing would predict)")
         _check(self.tabm_inputs in ("pooled", "features"), f"model.tabm_inputs must be 'pooled' or 'features', got {self.tabm_inputs!r}")
         _check(self.feature_dim >= 1, "model.feature_dim must be >= 1")
+        _check(self.pairwise >= 0, f"model.pairwise is a rank >= 0, got {self.pairwise}")
         _check(self.k_heads >= 1 and self.hidden >= 1 and self.n_blocks >= 1, "k_heads, hidden and n_blocks must be >= 1")
         _check(self.dtype in ("float32", "bfloat16"), f"model.dtype must be 'float32' or 'bfloat16', got {self.dtype!r}")
         _check(len(self.evidence_eras) >= 1 and min(self.evidence_eras) >= 1, "evidence_eras must be positive era counts")
@@ -147,6 +152,7 @@ class LossConfig:
     # from their neighbours). 0: off.
     additive_l2: float = 1e4
     additive_smooth: float = 1e4
+    pairwise_l2: float = 1e4  # the same prior's L2 on the pairwise term's bin vectors (model.pairwise)
     prior_rows: int = 0  # rows the prior is spread over; 0: the labelled training rows (set by the run)
     # The prior's scale per ensemble member (m: [m % len], as model.gate_thresholds): the default puts
     # it on the dense all-history member and leaves the gated recent one, whose few kept features
@@ -155,8 +161,8 @@ class LossConfig:
 
     def __post_init__(self):
         _check(self.sparsity in PENALTIES, f"unknown sparsity penalty {self.sparsity!r}; choose from {PENALTIES}")
-        _check(self.additive_l2 >= 0 and self.additive_smooth >= 0 and self.prior_rows >= 0,
-               "loss.additive_l2, loss.additive_smooth and loss.prior_rows must be >= 0")
+        _check(min(self.additive_l2, self.additive_smooth, self.pairwise_l2, self.prior_rows) >= 0,
+               "loss.additive_l2, loss.additive_smooth, loss.pairwise_l2 and loss.prior_rows must be >= 0")
         _check(len(self.prior_members) >= 1 and min(self.prior_members) >= 0, "loss.prior_members must be scales >= 0")
 
 

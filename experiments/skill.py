@@ -37,6 +37,7 @@ CLASSIC_HEDGE = ["train.hedge_mean=false", "train.hedge_eta=10", "train.hedge_de
 OLD_DEFAULT = ["model.backbone=grn", "model.additive=false", "train.pretrain_windows=sliding", "train.patience=2",
                "train.ensemble=3", "model.gate_thresholds=", "train.horizons=", "train.hedge_eta=0",
                "optim.decay_steps=2000", *REPLAY, *NO_EMA]
+DENSE_STATIC = ["train.ensemble=1", "train.horizons=0", "model.gate_thresholds=-1000", "train.steps_per_update=0"]
 VARIANTS = {
     "default": [],
     # round 4's default: Hedge over the members alone, eta 10, scores decayed by 0.95 per era
@@ -67,6 +68,15 @@ VARIANTS = {
     "no_hedge": [*CLASSIC_HEDGE, "train.hedge_eta=0", *NO_PRIOR],
     # a softer classic Hedge: on noisy data eta 10 concentrates the weight on per-era noise
     "hedge_eta3": [*CLASSIC_HEDGE, "train.hedge_eta=3"],
+    "pairwise8": ["model.pairwise=8"],  # a factorisation machine's pairs beside the additive path, rank 8
+    "pairwise16": ["model.pairwise=16"],
+    "pairwise8_free": ["model.pairwise=8", "loss.pairwise_l2=0"],
+    # Probes: one dense member, frozen after pretraining (the static learner alone).
+    "dense_static": DENSE_STATIC,
+    "dense_pair8": [*DENSE_STATIC, "model.pairwise=8", "loss.pairwise_l2=0"],
+    "dense_pair16": [*DENSE_STATIC, "model.pairwise=16", "loss.pairwise_l2=0"],
+    "dense_pair8_l2e2": [*DENSE_STATIC, "model.pairwise=8", "loss.pairwise_l2=100"],
+    "dense_pair8_l2e3": [*DENSE_STATIC, "model.pairwise=8", "loss.pairwise_l2=1000"],
     "all_dense": ["model.gate_thresholds=-1000", "train.horizons=0", *NO_PRIOR, *CLASSIC_HEDGE],
     "all_gated_recent": ["model.gate_thresholds=5", "train.horizons=16", *NO_PRIOR, *CLASSIC_HEDGE],
 }

@@ -112,6 +112,8 @@ def test_export_names_what_it_does_not_cover(finished_run, tmp_path, capsys):
         check_exportable(override(RunConfig(), ["model.backbone=tabm"]))
     with pytest.raises(ExportError, match="model.inputs=bins"):
         check_exportable(override(RunConfig(), ["model.inputs=float"]))
+    with pytest.raises(ExportError, match="model.pairwise=8"):
+        check_exportable(override(RunConfig(), ["model.pairwise=8"]))
     assert main(["export", "--run", str(tmp_path / "nothing"), "--out", str(tmp_path / "m.pkl")]) == 2
     assert "no next-era state" in capsys.readouterr().err and not (tmp_path / "m.pkl").exists()
 

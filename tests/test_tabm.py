@@ -5,10 +5,17 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from dynjax.config import ModelConfig
+from dynjax.config import LossConfig, ModelConfig
 from dynjax.data.missing import N_BINS
 from dynjax.model import FeatureAttentionModel
-from dynjax.model.tabm import AdditiveHead, BatchEnsembleMLP, FeatureCodes, random_signs
+from dynjax.model.losses import additive_prior
+from dynjax.model.tabm import (
+    AdditiveHead,
+    BatchEnsembleMLP,
+    FeatureCodes,
+    PairwiseHead,
+    random_signs,
+)
 
 R, F, D = 6, 5, 8
 
@@ -103,3 +110,33 @@ def test_the_mlp_reading_features_never_sees_a_masked_one():
     pred_R, _ = model.apply(params, x_RxF, mask_F)
     np.testing.assert_array_equal(pred_R, model.apply(params, changed_RxF, mask_F)[0])
     assert not np.allclose(pred_R, model.apply(params, changed_RxF)[0])
+
+
+def test_pairwise_head_is_the_sum_over_pairs_of_weighted_bin_vectors():
+    """The O(F K) form equals the explicit double loop over feature pairs, and a zero-weight
+    feature takes part in no pair."""
+    head = PairwiseHead(F, rank=3)
+    x_RxF = jax.random.randint(jax.random.key(0), (R, F), 0, N_BINS).astype(jnp.int8)
+    w_RxF = jax.nn.softmax(jax.random.normal(jax.random.key(1), (R, F)), axis=1).at[:, 2].set(0.0)
+    params = head.init(jax.random.key(2), x_RxF, w_RxF, jnp.float32(F))
+    v_FxBxK = jax.random.normal(jax.random.key(3), (F, N_BINS, 3))
+    out_R = head.apply({"params": {"v": v_FxBxK}}, x_RxF, w_RxF, jnp.float32(F))
+    u_RxFxK = np.asarray(v_FxBxK)[np.arange(F), np.asarray(x_RxF, np.int32)] * (F * np.asarray(w_RxF))[..., None]
+    expected_R = sum((u_RxFxK[:, f] * u_RxFxK[:, g]).sum(1) for f in range(F) for g in range(f + 1, F))
+    np.testing.assert_allclose(out_R, expected_R, rtol=1e-4, atol=1e-5)
+    changed_RxF = x_RxF.at[:, 2].set((x_RxF[:, 2] + 1) % N_BINS)
+    np.testing.assert_allclose(out_R, head.apply({"params": {"v": v_FxBxK}}, changed_RxF, w_RxF, jnp.float32(F)), rtol=1e-6)
+    assert params["params"]["v"].shape == (F, N_BINS, 3) and 0 < float(jnp.abs(params["params"]["v"]).max()) < 0.1
+
+
+def test_the_pairwise_term_adds_to_the_model_and_its_prior():
+    x_RxF = jax.random.randint(jax.random.key(0), (R, F), 0, N_BINS).astype(jnp.int8)
+    plain = FeatureAttentionModel(ModelConfig(d_model=8, n_heads=2, gates="none"), F)
+    paired = FeatureAttentionModel(ModelConfig(d_model=8, n_heads=2, gates="none", pairwise=2), F)
+    params = paired.init(jax.random.key(1), x_RxF)
+    assert params["params"]["pairwise"]["v"].shape == (F, N_BINS, 2)
+    without = {"params": {k: v for k, v in params["params"].items() if k != "pairwise"}}
+    assert not np.allclose(paired.apply(params, x_RxF)[0], plain.apply(without, x_RxF)[0])
+    cfg = LossConfig(additive_l2=0.0, additive_smooth=0.0, pairwise_l2=2.0, prior_rows=4)
+    np.testing.assert_allclose(additive_prior(params, cfg), 2.0 * (params["params"]["pairwise"]["v"] ** 2).sum() / 4, rtol=1e-6)
+    assert float(additive_prior(without, cfg)) == 0.0

@@ -48,10 +48,17 @@ def era_loss(pred_R, y_R, mask_R, aux: dict, cfg: LossConfig, distill_R=None, di
 
 
 def additive_prior(params, cfg: LossConfig) -> jnp.ndarray:
-    """`(l2 * |beta|^2 + smooth * |beta[f, b+1] - beta[f, b]|^2) / prior_rows` over the value bins
-    0..4 (the missing bin is no neighbour); zero without an additive path or with `prior_rows` 0."""
+    """`(l2 * |beta|^2 + smooth * |beta[f, b+1] - beta[f, b]|^2 + pairwise_l2 * |v|^2) / prior_rows`,
+    smoothness over the value bins 0..4 (the missing bin is no neighbour); zero without those
+    paths or with `prior_rows` 0."""
     beta = params["params"].get("additive", {}).get("beta")
-    if beta is None or not cfg.prior_rows or not (cfg.additive_l2 or cfg.additive_smooth):
-        return jnp.zeros(())
-    smooth = (jnp.diff(beta[:, :MISSING], axis=1) ** 2).sum() if beta.ndim == 2 else 0.0
-    return (cfg.additive_l2 * (beta**2).sum() + cfg.additive_smooth * smooth) / cfg.prior_rows
+    v = params["params"].get("pairwise", {}).get("v")
+    total = jnp.zeros(())
+    if not cfg.prior_rows:
+        return total
+    if beta is not None:
+        smooth = (jnp.diff(beta[:, :MISSING], axis=1) ** 2).sum() if beta.ndim == 2 else 0.0
+        total = total + cfg.additive_l2 * (beta**2).sum() + cfg.additive_smooth * smooth
+    if v is not None:
+        total = total + cfg.pairwise_l2 * (v**2).sum()
+    return total / cfg.prior_rows

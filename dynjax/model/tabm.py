@@ -73,6 +73,34 @@ class AdditiveHead(nn.Module):
         return n_kept * jnp.matmul(lookup(beta_FxB, x_RxF) * w_RxF, jnp.ones(self.n_features, jnp.float32))
 
 
+class PairwiseHead(nn.Module):
+    """`sum_{f<g} <u_rf, u_rg>`, `u_rf = n_kept * w_rf * v[f, x_rf]`: a factorisation machine's pairs.
+
+    Every pair of features interacts through the dot product of their bins' K-vectors (Rendle,
+    2010), computed in O(F K) as `(|sum_f u|^2 - sum_f |u|^2) / 2`. Both attention weights scale a
+    pair, so a feature the mask or its gate drops takes part in none and the attention stays the
+    importance of this path too. The init puts the term's spread near 0.003 whatever F and K.
+    """
+
+    n_features: int
+    rank: int
+    float_inputs: bool = False  # a float view per row: one K-vector per feature, times the value
+
+    @nn.compact
+    def __call__(self, x_RxF: jnp.ndarray, w_RxF: jnp.ndarray, n_kept: jnp.ndarray) -> jnp.ndarray:
+        # A sum of F^2 / 2 products of N(0, s^2) entries has spread F sqrt(K / 2) s^2.
+        std = (0.003 / (self.n_features * (self.rank / 2) ** 0.5)) ** 0.5
+        if self.float_inputs:
+            v_FxK = self.param("v", nn.initializers.normal(std), (self.n_features, self.rank))
+            v_RxFxK = x_RxF[..., None] * v_FxK
+        else:
+            v_FxBxK = self.param("v", nn.initializers.normal(std), (self.n_features, N_BINS, self.rank))
+            v_RxFxK = jax.vmap(lookup, in_axes=(2, None), out_axes=2)(v_FxBxK, x_RxF)
+        u_RxFxK = v_RxFxK * (n_kept * w_RxF)[..., None]
+        sum_RxK = jnp.einsum("rfk->rk", u_RxFxK)
+        return 0.5 * ((sum_RxK**2).sum(axis=1) - jnp.einsum("rfk,rfk->r", u_RxFxK, u_RxFxK))
+
+
 class FeatureCodes(nn.Module):
     """`(x_RxF, w_RxF) -> [R, F * E]`: every feature's learned E-vector for its bin, times its weight.
 

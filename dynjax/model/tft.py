@@ -6,6 +6,7 @@
     att_RxF = mean_h norm(masked(<k_h(tok[f, x_rf]), q_h>, keep_F))   interpretable multi-head
     h_R     = sum_f att_rf * gate_f * v(tok[f, x_rf])
     pred_KxR = 0.5 + TabM_k(h_R + W c) + n_kept * sum_f att_rf * gate_f * beta[f, x_rf]
+               + sum_{f<g} <u_rf, u_rg>,  u_rf = n_kept * att_rf * gate_f * v[f, x_rf]   (model.pairwise)
     pred_R  = mean_k pred_KxR
 
 The backbone is TabM's (K BatchEnsemble MLP members sharing weights; `backbone="grn"`: one
@@ -34,7 +35,7 @@ from dynjax.model.blocks import GRN
 from dynjax.model.context import EraContextEncoder
 from dynjax.model.embed import FeatureEmbedding
 from dynjax.model.gates import ContextGates, FeatureGates
-from dynjax.model.tabm import AdditiveHead, BatchEnsembleMLP, FeatureCodes
+from dynjax.model.tabm import AdditiveHead, BatchEnsembleMLP, FeatureCodes, PairwiseHead
 
 
 class FeatureAttentionModel(nn.Module):
@@ -71,6 +72,8 @@ class FeatureAttentionModel(nn.Module):
             self.tabm = BatchEnsembleMLP(cfg.k_heads, cfg.hidden, cfg.n_blocks, cfg.dropout, dtype)
         if cfg.additive:
             self.additive = AdditiveHead(self.n_features, float_inputs=cfg.inputs == "float")
+        if cfg.pairwise:
+            self.pairwise = PairwiseHead(self.n_features, cfg.pairwise, float_inputs=cfg.inputs == "float")
         if cfg.context:
             self.context = EraContextEncoder(cfg.d_model)
             self.context_query = nn.Dense(cfg.d_model, use_bias=False)
@@ -133,6 +136,8 @@ class FeatureAttentionModel(nn.Module):
             pred_KxR = jnp.full((1, x_RxF.shape[0]), 0.5)
         if cfg.additive:
             pred_KxR = pred_KxR + self.additive(x_in, weight_RxF, n_kept)
+        if cfg.pairwise:
+            pred_KxR = pred_KxR + self.pairwise(x_in, weight_RxF, n_kept)
         aux = {"att_RxF": att_RxF, "weight_RxF": weight_RxF, "gate_F": gate_F, "gate_aux": gate_aux, "pred_KxR": pred_KxR}
         return pred_KxR.mean(axis=0), aux
 

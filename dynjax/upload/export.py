@@ -39,6 +39,9 @@ def check_exportable(cfg: RunConfig) -> None:
     if m.backbone != "none":
         raise ExportError(f"dynjax export covers model.backbone=none (the default: the attention-weighted additive model); "
                           f"this run has model.backbone={m.backbone!r}, whose MLP the live model does not carry")
+    if m.pairwise:
+        raise ExportError(f"dynjax export covers the additive path's per-(feature, bin) tables; this run has "
+                          f"model.pairwise={m.pairwise}, whose pairwise term the live model does not carry")
     if m.inputs != "bins":
         raise ExportError(f"dynjax export needs model.inputs=bins (per-(feature, bin) tables); this run has {m.inputs!r}")
 
