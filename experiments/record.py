@@ -42,7 +42,8 @@ def walk_forward(out: Path, data_dir: Path, overrides: list[str], config: Path |
         proc = dynjax("walk-forward", "--data", str(data_dir), "--out", str(out),
                       *(["--config", str(config)] if config else []), *overrides)
         if proc.returncode:
-            return {"error": proc.stderr[-2000:]}
+            # A killed run may print nothing: the row still says it failed.
+            return {"error": proc.stderr[-2000:] or f"exit status {proc.returncode}, nothing on stderr"}
         (out / "wall_s.txt").write_text(f"{time.perf_counter() - start:.1f}\n")
     m = json.loads((out / "metrics.json").read_text())
     d, s = m["dynjax"], m.get("selection", {})
