@@ -75,6 +75,7 @@ VARIANTS = {
     "dense_static": DENSE_STATIC,
     "dense_pair8": [*DENSE_STATIC, "model.pairwise=8", "loss.pairwise_l2=0"],
     "dense_walk": DENSE_STATIC[:-1],  # one dense member, updated by the walk-forward
+    "dense_walk_2steps": [*DENSE_STATIC[:-1], "train.steps_per_update=2"],  # a quarter of the updates
     "dense_pair16": [*DENSE_STATIC, "model.pairwise=16", "loss.pairwise_l2=0"],
     "dense_pair8_l2e2": [*DENSE_STATIC, "model.pairwise=8", "loss.pairwise_l2=100"],
     "dense_pair8_l2e3": [*DENSE_STATIC, "model.pairwise=8", "loss.pairwise_l2=1000"],
