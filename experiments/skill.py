@@ -69,14 +69,11 @@ VARIANTS = {
     # a softer classic Hedge: on noisy data eta 10 concentrates the weight on per-era noise
     "hedge_eta3": [*CLASSIC_HEDGE, "train.hedge_eta=3"],
     "pairwise8": ["model.pairwise=8"],  # a factorisation machine's pairs beside the additive path, rank 8
-    "pairwise16": ["model.pairwise=16"],
-    "pairwise8_free": ["model.pairwise=8", "loss.pairwise_l2=0"],
     # Probes: one dense member, frozen after pretraining (the static learner alone).
     "dense_static": DENSE_STATIC,
     "dense_pair8": [*DENSE_STATIC, "model.pairwise=8", "loss.pairwise_l2=0"],
     "dense_walk": DENSE_STATIC[:-1],  # one dense member, updated by the walk-forward
     "dense_walk_2steps": [*DENSE_STATIC[:-1], "train.steps_per_update=2"],  # a quarter of the updates
-    "dense_pair16": [*DENSE_STATIC, "model.pairwise=16", "loss.pairwise_l2=0"],
     "dense_pair8_l2e2": [*DENSE_STATIC, "model.pairwise=8", "loss.pairwise_l2=100"],
     "dense_pair8_l2e3": [*DENSE_STATIC, "model.pairwise=8", "loss.pairwise_l2=1000"],
     "all_dense": ["model.gate_thresholds=-1000", "train.horizons=0", *NO_PRIOR, *CLASSIC_HEDGE],

@@ -54,7 +54,7 @@ def additive_prior(params, cfg: LossConfig) -> jnp.ndarray:
     beta = params["params"].get("additive", {}).get("beta")
     v = params["params"].get("pairwise", {}).get("v")
     total = jnp.zeros(())
-    if not cfg.prior_rows:
+    if not cfg.prior_rows or not (cfg.additive_l2 or cfg.additive_smooth or cfg.pairwise_l2):
         return total
     if beta is not None:
         smooth = (jnp.diff(beta[:, :MISSING], axis=1) ** 2).sum() if beta.ndim == 2 else 0.0

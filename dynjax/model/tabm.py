@@ -53,6 +53,11 @@ class BatchEnsembleMLP(nn.Module):
                           preferred_element_type=jnp.float32) + head_K[:, None]
 
 
+def lookup_vectors(table_FxBxE: jnp.ndarray, x_RxF: jnp.ndarray) -> jnp.ndarray:
+    """Per-row E-vectors `[R, F, E]` of an F x B x E table at the rows' bins (`lookup` per column)."""
+    return jax.vmap(lookup, in_axes=(2, None), out_axes=2)(table_FxBxE, x_RxF)
+
+
 class AdditiveHead(nn.Module):
     """`sum_f n_kept * w_rf * beta[f, x_rf]`: per-(feature, bin) scalars under the attention weights.
 
@@ -95,7 +100,7 @@ class PairwiseHead(nn.Module):
             v_RxFxK = x_RxF[..., None] * v_FxK
         else:
             v_FxBxK = self.param("v", nn.initializers.normal(std), (self.n_features, N_BINS, self.rank))
-            v_RxFxK = jax.vmap(lookup, in_axes=(2, None), out_axes=2)(v_FxBxK, x_RxF)
+            v_RxFxK = lookup_vectors(v_FxBxK, x_RxF)
         u_RxFxK = v_RxFxK * (n_kept * w_RxF)[..., None]
         sum_RxK = jnp.einsum("rfk->rk", u_RxFxK)
         return 0.5 * ((sum_RxK**2).sum(axis=1) - jnp.einsum("rfk,rfk->r", u_RxFxK, u_RxFxK))
@@ -120,5 +125,5 @@ class FeatureCodes(nn.Module):
             code_RxFxE = x_RxF[..., None] * slope_FxE
         else:
             code_FxBxE = self.param("code", nn.initializers.normal(1.0), (self.n_features, N_BINS, self.dim))
-            code_RxFxE = jax.vmap(lookup, in_axes=(2, None), out_axes=2)(code_FxBxE, x_RxF)
+            code_RxFxE = lookup_vectors(code_FxBxE, x_RxF)
         return (code_RxFxE * w_RxF[..., None]).reshape(x_RxF.shape[0], -1)
