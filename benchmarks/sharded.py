@@ -59,7 +59,7 @@ def measure(spec: dict) -> dict:
     rng = np.random.default_rng(0)
     evidence = np.arcsinh(np.abs(rng.standard_normal((w, f, len(model_cfg.evidence_eras)))) * 6).astype(np.float32)
     batch = Batch(x_WxRxF=rng.integers(0, N_BINS, (w, r, f), dtype=np.int8), y_WxR=rng.random((w, r), dtype=np.float32),
-                  mask_WxR=np.ones((w, r), bool), context=EraContext(evidence_FxC=evidence))
+                  mask_WxR=np.ones((w, r), bool), context=EraContext(evidence_FxV=evidence))
     mask_F, key = jnp.ones(f, bool), jax.random.key(1)
     start = time.perf_counter()
     box = list(step(train, batch, mask_F, key, None))

@@ -122,8 +122,8 @@ def build(spec: StepSpec, seed: int = 0):
     rng = np.random.default_rng(seed)
     context = None
     if spec.gates == "context":  # evidence of a null feature set: about a quarter of the gates open
-        z_WxFxC = np.abs(rng.standard_normal((spec.eras, spec.features, len(cfg.model.evidence_eras)))) * 6
-        context = EraContext(evidence_FxC=np.arcsinh(z_WxFxC).astype(np.float32))
+        z_WxFxV = np.abs(rng.standard_normal((spec.eras, spec.features, len(cfg.model.evidence_eras)))) * 6
+        context = EraContext(evidence_FxV=np.arcsinh(z_WxFxV).astype(np.float32))
     counter = iter(range(10**9))
 
     def next_batch():

@@ -8,25 +8,25 @@ from dynjax.train.hedge import hedge_weights, init_hedge, mixtures, update_hedge
 
 
 def test_weights_start_equal_and_move_to_the_member_that_scores():
-    mix_CxM = mixtures((0, 1, 2), 1, mean=False)  # grid 1: each member alone, classic Hedge
-    np.testing.assert_array_equal(mix_CxM, np.eye(3))
+    mix_XxM = mixtures((0, 1, 2), 1, mean=False)  # grid 1: each member alone, classic Hedge
+    np.testing.assert_array_equal(mix_XxM, np.eye(3))
     state = init_hedge(3, first=10)
-    np.testing.assert_allclose(hedge_weights(state, 10.0, mix_CxM), 1 / 3)
+    np.testing.assert_allclose(hedge_weights(state, 10.0, mix_XxM), 1 / 3)
     assert int(state.n_seen) == 10  # eras before the first unseen one are never scored
     for _ in range(20):
         state = update_hedge(state, np.array([[0.05, 0.0, -0.05]]), decay=0.95)
-    w = hedge_weights(state, 10.0, mix_CxM)
+    w = hedge_weights(state, 10.0, mix_XxM)
     assert w[0] > w[1] > w[2] and np.isclose(w.sum(), 1.0) and w[0] > 0.9
-    np.testing.assert_allclose(hedge_weights(state, 0.0, mix_CxM), 1 / 3)  # eta 0: the plain rank average
+    np.testing.assert_allclose(hedge_weights(state, 0.0, mix_XxM), 1 / 3)  # eta 0: the plain rank average
     assert int(state.n_seen) == 10  # the caller advances it
 
 
 def test_the_grid_holds_every_mixture_of_the_kinds_in_steps_and_splits_a_kind_among_its_members():
-    mix_CxM = mixtures((0, 1, 0), 4, mean=False)  # kinds: members (0, 2) and (1,)
-    assert mix_CxM.shape == (5, 3)
-    np.testing.assert_allclose(mix_CxM.sum(axis=1), 1.0)
-    np.testing.assert_allclose(sorted(mix_CxM[:, 1]), [0, 0.25, 0.5, 0.75, 1])
-    np.testing.assert_array_equal(mix_CxM[:, 0], mix_CxM[:, 2])  # one kind: equal shares
+    mix_XxM = mixtures((0, 1, 0), 4, mean=False)  # kinds: members (0, 2) and (1,)
+    assert mix_XxM.shape == (5, 3)
+    np.testing.assert_allclose(mix_XxM.sum(axis=1), 1.0)
+    np.testing.assert_allclose(sorted(mix_XxM[:, 1]), [0, 0.25, 0.5, 0.75, 1])
+    np.testing.assert_array_equal(mix_XxM[:, 0], mix_XxM[:, 2])  # one kind: equal shares
     assert len(mixtures((0, 1, 2, 3), 4, mean=False)) == 35  # C(4 + 3, 3) points of the 3-simplex
     np.testing.assert_array_equal(mixtures((0, 0), 4, mean=False), [[0.5, 0.5]])  # one kind: one mixture
 
@@ -39,11 +39,11 @@ def test_mean_adds_the_equal_mixture_of_the_kinds_once():
 
 
 def test_weights_are_the_mixtures_weighted_by_their_exponential_scores():
-    mix_CxM = mixtures((0, 1), 2, mean=False)  # (1, 0), (0.5, 0.5), (0, 1)
+    mix_XxM = mixtures((0, 1), 2, mean=False)  # (1, 0), (0.5, 0.5), (0, 1)
     state = update_hedge(init_hedge(3), np.array([[0.0, 0.1, 0.05]]), decay=1.0)
-    pi_C = np.exp(10 * np.array([0.0, 0.1, 0.05]))
-    pi_C /= pi_C.sum()
-    np.testing.assert_allclose(hedge_weights(state, 10.0, mix_CxM), pi_C @ mix_CxM, rtol=1e-6)
+    pi_X = np.exp(10 * np.array([0.0, 0.1, 0.05]))
+    pi_X /= pi_X.sum()
+    np.testing.assert_allclose(hedge_weights(state, 10.0, mix_XxM), pi_X @ mix_XxM, rtol=1e-6)
 
 
 def test_an_equal_mixture_that_scores_best_keeps_both_members_whatever_their_own_noise():
@@ -51,11 +51,11 @@ def test_an_equal_mixture_that_scores_best_keeps_both_members_whatever_their_own
     best every era (its rank mean averages the members' errors), so it gets the weight, where
     Hedge over the members alone follows whichever has been luckier."""
     rng = np.random.default_rng(0)
-    mix_CxM = mixtures((0, 1), 1, mean=True)  # member 0, member 1, both equally
+    mix_XxM = mixtures((0, 1), 1, mean=True)  # member 0, member 1, both equally
     noise_E = rng.normal(0, 0.05, 40)
     member_ExM = np.stack([0.1 + noise_E, 0.1 - noise_E], axis=1)
-    mixed_ExC = np.column_stack([member_ExM, np.full(40, 0.12)])  # the mixture's gain: its errors partly cancel
-    w = hedge_weights(update_hedge(init_hedge(3), mixed_ExC, decay=1.0), 30.0, mix_CxM)
+    mixed_ExX = np.column_stack([member_ExM, np.full(40, 0.12)])  # the mixture's gain: its errors partly cancel
+    w = hedge_weights(update_hedge(init_hedge(3), mixed_ExX, decay=1.0), 30.0, mix_XxM)
     np.testing.assert_allclose(w, 0.5, atol=0.01)
     classic = hedge_weights(update_hedge(init_hedge(2), member_ExM, decay=1.0), 30.0, mixtures((0, 1), 1, mean=False))
     assert abs(classic[0] - 0.5) > 0.2
@@ -102,8 +102,8 @@ def test_a_walk_forward_logs_weights_that_start_from_the_holdout_and_learn(tmp_p
     log = [r for r in pl.read_ndjson(tmp_path / "run" / "metrics.jsonl").iter_rows(named=True) if r["phase"] == "walk"]
     w_UxN = np.array([[r["hedge/weight_0"], r["hedge/weight_1"]] for r in log])
     np.testing.assert_allclose(w_UxN.sum(axis=1), 1.0, rtol=1e-6)
-    pi_UxC = np.array([[r[f"hedge/mixture_{c}"] for c in range(3)] for r in log])  # member 0, member 1, both
-    np.testing.assert_allclose(pi_UxC @ mixtures((0, 1), 1, mean=True), w_UxN, rtol=1e-6)
+    pi_UxX = np.array([[r[f"hedge/mixture_{c}"] for c in range(3)] for r in log])  # member 0, member 1, both
+    np.testing.assert_allclose(pi_UxX @ mixtures((0, 1), 1, mean=True), w_UxN, rtol=1e-6)
     assert np.allclose(w_UxN[0], 0.5) == (patience == 0)  # first era: nothing resolved since pretraining
     assert len({tuple(np.round(w, 6)) for w in w_UxN}) > 2  # resolved validation eras move them
     assert member_weights(tmp_path / "run" / "metrics.jsonl")["updates"] == len(log)

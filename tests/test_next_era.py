@@ -22,7 +22,7 @@ def test_next_era_round_trip_and_replacement(tmp_path):
     assert (nxt.cfg, nxt.number, nxt.after, nxt.features, nxt.feature_columns) == (cfg, 42, "0041", ("a", "b", "c", "d"),
                                                                                    ("a", "b", "c", "d", "e"))
     np.testing.assert_array_equal(nxt.context.summary_LxF, context.summary_LxF)
-    assert nxt.context.evidence_FxC is None and nxt.imputer.strategy == "global_mean"
+    assert nxt.context.evidence_FxV is None and nxt.imputer.strategy == "global_mean"
     np.testing.assert_array_equal(nxt.imputer.fill_F, np.arange(4.0))
     state = nxt.restore_state({"w": jnp.zeros(2)})
     np.testing.assert_array_equal(state["w"], [2.0, 2.0])

@@ -38,7 +38,7 @@ def test_a_population_trains_each_trial_as_it_would_train_alone(pop_data):
         # to a few 1e-4 on a parameter whose gradient is ~0 (zero-initialised ones: the query, the additive
         # table); a wrong rate or weight would move params by ~1e-2.
         jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-3), group, solo.train.params)
-        np.testing.assert_allclose(np.asarray(states[0].replay.out_CxR)[:, g], np.asarray(solo.replay.out_CxR), rtol=1e-4,
+        np.testing.assert_allclose(np.asarray(states[0].replay.out_CxGxR)[:, g], np.asarray(solo.replay.out_CxGxR)[:, 0], rtol=1e-4,
                                    atol=1e-5)
     # ...and really differ: the trials' own learning rates and loss weights were used.
     first, second = (jax.tree.map(lambda a, g=g: a[2 * g], states[0].train.params) for g in (0, 1))

@@ -41,7 +41,7 @@ def run(data):
 
 def test_context_holds_every_eras_evidence_and_summary(run):
     n_eras, n_feat = run.schedule.timeline.n_eras, run.n_features
-    assert run.features.evidence_ExFxC.shape == (n_eras, n_feat, 2) and run.features.summary_ExF.shape == (n_eras, n_feat)
+    assert run.features.evidence_ExFxV.shape == (n_eras, n_feat, 2) and run.features.summary_ExF.shape == (n_eras, n_feat)
     assert run.schedule.predicted[0] == run.schedule.timeline.splits[0].index.n_eras
 
 
@@ -68,7 +68,7 @@ def test_batch_carries_each_eras_own_context(run):
     positions = np.array([6, 7])
     batch = batch_for(run, positions, sampling_rng(run, 0))
     assert batch.x_WxRxF.shape == (2, CFG.data.rows_per_era, run.n_features)
-    np.testing.assert_array_equal(batch.context.evidence_FxC, run.features.evidence_ExFxC[positions])
+    np.testing.assert_array_equal(batch.context.evidence_FxV, run.features.evidence_ExFxV[positions])
     assert batch.context.summary_LxF.shape == (2, CFG.model.context_eras, run.n_features)
     assert batch.distill_WxR is None
 
@@ -80,10 +80,10 @@ def test_update_batch_appends_replayed_eras_with_their_stored_outputs(run):
     batch = update_batch(run, recent, replay, sampling_rng(run, 1))
     assert batch.x_WxRxF.shape[0] == len(recent) + CFG.train.replay_eras
     np.testing.assert_array_equal(batch.distill_W, [0, 0, 1, 1])
-    assert (batch.distill_WxR[:2] == 0).all()
+    assert batch.distill_WxR.shape == (1, 4, CFG.data.rows_per_era) and (batch.distill_WxR[:, :2] == 0).all()
     # Each replayed era shows its fixed replay rows, and its distillation targets are what the
     # buffer stored for that era (not for another one).
-    stored = {int(e): np.asarray(replay.out_CxR)[c] for c, e in enumerate(np.asarray(replay.era_C))}
+    stored = {int(e): np.asarray(replay.out_CxGxR)[c, 0] for c, e in enumerate(np.asarray(replay.era_C))}
 
     def replay_x(e: int) -> np.ndarray:
         split, local = run.schedule.timeline.era(e)
@@ -92,7 +92,7 @@ def test_update_batch_appends_replayed_eras_with_their_stored_outputs(run):
     for w in (2, 3):
         era = [e for e in stored if np.array_equal(batch.x_WxRxF[w][: len(replay_x(e))], replay_x(e))]
         assert len(era) == 1
-        np.testing.assert_array_equal(batch.distill_WxR[w], stored[era[0]])
+        np.testing.assert_array_equal(batch.distill_WxR[0, w], stored[era[0]])
 
 
 def test_members_with_different_memories_get_their_own_windows(run, data):

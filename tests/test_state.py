@@ -29,7 +29,7 @@ def test_run_state_stacks_members_and_holds_the_buffer_only_with_replay():
     model = FeatureAttentionModel(cfg.model, 7)
     state = initial_run_state(cfg, model, make_optimizer(cfg.optim), jax.random.key(0))
     assert state.train.step.shape == (3,) and state.train.params["params"]["embed"]["emb"].shape == (3, 7, 6, 8)
-    assert state.replay.era_C.shape == (5,) and state.replay.out_CxR.shape == (5, 16) and int(state.replay.n_seen) == 0
+    assert state.replay.era_C.shape == (5,) and state.replay.out_CxGxR.shape == (5, 1, 16) and int(state.replay.n_seen) == 0
     single = create_train_state(model, make_optimizer(cfg.optim), jax.random.key(0))
     chex.assert_trees_all_equal(jax.tree.map(lambda a: a[0], state.train.params), single.params)  # member 0
     chex.assert_trees_all_equal(single.ema_params, single.params)

@@ -87,10 +87,10 @@ def test_context_gates_drop_features_exactly_and_an_all_shut_era_is_finite(norma
     cfg = ModelConfig(d_model=8, n_heads=2, normalizer=normalizer, gates="context", evidence_eras=(4, 16))
     model = FeatureAttentionModel(cfg, F)
     strong = jnp.where(jnp.arange(F) < 4, 5.0, 0.0)[:, None] * jnp.ones((1, 2))  # asinh(z) ~ 5 for features 0..3
-    params = model.init({"params": jax.random.key(2), "gates": jax.random.key(3)}, X, None, EraContext(evidence_FxC=strong))
+    params = model.init({"params": jax.random.key(2), "gates": jax.random.key(3)}, X, None, EraContext(evidence_FxV=strong))
 
     def loss(p, evidence):
-        pred, aux = model.apply(p, X, None, EraContext(evidence_FxC=evidence))
+        pred, aux = model.apply(p, X, None, EraContext(evidence_FxV=evidence))
         return (pred**2).sum(), aux
 
     (_, aux), grads = jax.value_and_grad(loss, has_aux=True)(params, strong)
@@ -99,7 +99,7 @@ def test_context_gates_drop_features_exactly_and_an_all_shut_era_is_finite(norma
     (value, aux), grads = jax.value_and_grad(loss, has_aux=True)(params, jnp.zeros((F, 2)))  # no evidence at all
     assert bool((aux["weight_RxF"] == 0).all())
     chex.assert_tree_all_finite((value, grads))
-    with pytest.raises(ValueError, match="evidence_FxC"):
+    with pytest.raises(ValueError, match="evidence_FxV"):
         model.apply(params, X)
 
 

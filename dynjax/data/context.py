@@ -22,14 +22,14 @@ class EraContext:
     """What the model may know of an era besides its rows, all from resolved eras only.
 
     `summary_LxF` / `summary_mask_L`: the window of past summaries for the era encoder
-    (`model.context`); `evidence_FxC`: per-feature evidence for the context-conditioned
+    (`model.context`); `evidence_FxV`: per-feature evidence for the context-conditioned
     gates (`model.gates="context"`, see `dynjax.data.evidence`). Unused fields stay None.
     Inside a `Batch` every field carries a leading W axis.
     """
 
     summary_LxF: Any = None
     summary_mask_L: Any = None
-    evidence_FxC: Any = None
+    evidence_FxV: Any = None
 
 
 def era_summaries(data: EraData, target: int = 0) -> np.ndarray:

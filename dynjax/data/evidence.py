@@ -58,10 +58,10 @@ def timeline_evidence(
     stats: tuple[np.ndarray, np.ndarray, np.ndarray], numbers_E: np.ndarray, embargo: int, horizons: tuple[int, ...],
     at_T: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Gate inputs of every timeline position: `asinh(z)` per horizon, `[E, F, C]` float32.
+    """Gate inputs of every timeline position: `asinh(z)` per horizon, `[E, F, V]` float32.
 
     `stats` are `bin_stats` of the whole timeline in era order (train, validation, live).
-    `at_T`: era numbers to compute the inputs for instead (`[T, F, C]`), such as the era after
+    `at_T`: era numbers to compute the inputs for instead (`[T, F, V]`), such as the era after
     the timeline's last, which a live file fills.
     """
     sum_ExFxB, count_ExFxB, ss_E = stats
@@ -72,10 +72,10 @@ def timeline_evidence(
     # Resolved eras are a prefix of the timeline: era t may pool positions [.., n_resolved).
     cutoff_T = np.array([last_resolved_era(int(t), embargo) for t in at_T])
     n_resolved_T = np.searchsorted(numbers_E, cutoff_T, side="right")
-    out_TxFxC = np.zeros((len(at_T), sum_ExFxB.shape[1], len(horizons)), np.float32)
+    out_TxFxV = np.zeros((len(at_T), sum_ExFxB.shape[1], len(horizons)), np.float32)
     for e, stop in enumerate(n_resolved_T):
         for c, h in enumerate(horizons):
             start = max(0, stop - h)
             z_F = pooled_z(cum_sum[stop] - cum_sum[start], cum_count[stop] - cum_count[start], cum_ss[stop] - cum_ss[start])
-            out_TxFxC[e, :, c] = np.arcsinh(z_F)
-    return out_TxFxC
+            out_TxFxV[e, :, c] = np.arcsinh(z_F)
+    return out_TxFxV

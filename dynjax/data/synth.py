@@ -187,14 +187,14 @@ def regime_sequence(n_eras: int, cfg: SynthConfig, rng: np.random.Generator) -> 
     return seq
 
 
-def quantile_bins(values_NxC: np.ndarray, quantiles: tuple[float, ...]) -> np.ndarray:
+def quantile_bins(values_NxK: np.ndarray, quantiles: tuple[float, ...]) -> np.ndarray:
     """Per-column rank bins at the given cumulative quantiles (0..len(quantiles))."""
-    n = len(values_NxC)
-    order = np.argsort(values_NxC, axis=0, kind="stable")
+    n = len(values_NxK)
+    order = np.argsort(values_NxK, axis=0, kind="stable")
     edges = np.asarray(quantiles) * n
     bin_of_rank = np.searchsorted(edges, np.arange(n) + 0.5).astype(np.int8)
-    bins = np.empty(values_NxC.shape, np.int8)
-    np.put_along_axis(bins, order, np.broadcast_to(bin_of_rank[:, None], values_NxC.shape), axis=0)
+    bins = np.empty(values_NxK.shape, np.int8)
+    np.put_along_axis(bins, order, np.broadcast_to(bin_of_rank[:, None], values_NxK.shape), axis=0)
     return bins
 
 

@@ -28,7 +28,7 @@ class Batch:
     y_WxR: Any = None  # float32, 0 where masked
     mask_WxR: Any = None  # bool
     context: EraContext | None = None
-    distill_WxR: Any = None
+    distill_WxR: Any = None  # float32 [G, W, R] in a step's batch (each trial's own); [W, R] inside a trial
     distill_W: Any = None
     rows_WxR: Any = None  # int32 row numbers into device-resident data (-1: padding)
 

@@ -61,11 +61,11 @@ class FeatureGates(nn.Module):
 
 
 class ContextGates(nn.Module):
-    """Per-era gates z_F from per-feature evidence `[F, C]` of resolved eras.
+    """Per-era gates z_F from per-feature evidence `[F, V]` of resolved eras.
 
     log_alpha_f = s * (sum_c w_c e_fc - asinh(threshold)) + bound * tanh(MLP(e_f))
 
-    a monotone rule (w = softmax over the C horizons: which horizons to trust; s > 0 its
+    a monotone rule (w = softmax over the V horizons: which horizons to trust; s > 0 its
     sharpness) around a fixed evidence threshold, plus a learned correction bounded to
     +-`bound` log-odds. The threshold is not learned: a sparsity penalty that could move it
     would shut every gate once the task loss stops pushing back (a shut gate passes no
@@ -82,13 +82,13 @@ class ContextGates(nn.Module):
     bound: float = 2.0  # largest correction, in log-odds
 
     @nn.compact
-    def __call__(self, evidence_FxC: jnp.ndarray, *, deterministic: bool = True) -> tuple[jnp.ndarray, dict]:
-        n_channels = evidence_FxC.shape[-1]
-        w_C = nn.softmax(self.param("horizons", nn.initializers.zeros, (n_channels,)))
+    def __call__(self, evidence_FxV: jnp.ndarray, *, deterministic: bool = True) -> tuple[jnp.ndarray, dict]:
+        n_channels = evidence_FxV.shape[-1]
+        w_V = nn.softmax(self.param("horizons", nn.initializers.zeros, (n_channels,)))
         s = nn.softplus(self.param("sharpness", nn.initializers.constant(math.log(math.expm1(self.sharpness))), ()))
-        h_FxH = nn.elu(nn.Dense(self.hidden, name="hidden")(evidence_FxC))
+        h_FxH = nn.elu(nn.Dense(self.hidden, name="hidden")(evidence_FxV))
         correction_F = self.bound * jnp.tanh(nn.Dense(1, kernel_init=nn.initializers.zeros, name="correction")(h_FxH)[:, 0])
         threshold = jax.lax.stop_gradient(self.param("threshold", nn.initializers.constant(self.threshold), ()))
-        log_alpha_F = s * (evidence_FxC @ w_C - jnp.arcsinh(threshold)) + correction_F
+        log_alpha_F = s * (evidence_FxV @ w_V - jnp.arcsinh(threshold)) + correction_F
         z_F = hard_concrete_mean(log_alpha_F) if deterministic else hard_concrete_sample(log_alpha_F, self.make_rng("gates"))
         return z_F, {"expected_l0": expected_l0(log_alpha_F)}

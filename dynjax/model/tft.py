@@ -42,7 +42,7 @@ class FeatureAttentionModel(nn.Module):
     """`apply(params, x_RxF, mask_F, context) -> (pred_R, aux)` for one era's rows.
 
     `context` is the era's `EraContext`; it needs `summary_*` with `cfg.context` and
-    `evidence_FxC` with `cfg.gates == "context"`, and may be None otherwise.
+    `evidence_FxV` with `cfg.gates == "context"`, and may be None otherwise.
     """
 
     cfg: ModelConfig
@@ -90,8 +90,8 @@ class FeatureAttentionModel(nn.Module):
             c_D = self.context(context.summary_LxF, context.summary_mask_L)
             query_D = query_D + self.context_query(c_D)
         if cfg.gates == "context":
-            _need(context, "evidence_FxC", "model.gates=context")
-            gate_F, gate_aux = self.gates(context.evidence_FxC, deterministic=deterministic)
+            _need(context, "evidence_FxV", "model.gates=context")
+            gate_F, gate_aux = self.gates(context.evidence_FxV, deterministic=deterministic)
         else:
             gate_F, gate_aux = self.gates(deterministic=deterministic)
         return c_D, query_D, gate_F, gate_aux, mask_F & (gate_F > 0)

@@ -19,11 +19,11 @@ def combine_members(pred_NxR: np.ndarray, weights_N: np.ndarray | None = None) -
     return mix_members(pred_NxR, np.ones((1, len(pred_NxR))) if weights_N is None else np.asarray(weights_N)[None])[0]
 
 
-def mix_members(pred_NxR: np.ndarray, weights_CxN: np.ndarray) -> np.ndarray:
+def mix_members(pred_NxR: np.ndarray, weights_XxN: np.ndarray) -> np.ndarray:
     """Several weighted means of the members' tie-kept ranks of one era at once, `[C, R]` (N > 1)."""
     ranks_RxN = tie_kept_rank(pd.DataFrame(np.asarray(pred_NxR, np.float64).T)).to_numpy()
-    weights_CxN = np.asarray(weights_CxN, np.float64)
-    return (ranks_RxN @ (weights_CxN / weights_CxN.sum(axis=1, keepdims=True)).T).T
+    weights_XxN = np.asarray(weights_XxN, np.float64)
+    return (ranks_RxN @ (weights_XxN / weights_XxN.sum(axis=1, keepdims=True)).T).T
 
 
 def combine_trials(pred_NxR: np.ndarray, groups: int, weights_N: np.ndarray | None = None) -> np.ndarray:

@@ -30,7 +30,7 @@ class EraFeatures:
     cfg: RunConfig
     numbers_E: np.ndarray  # era numbers of the timeline positions
     summary_ExF: np.ndarray | None  # per-era feature-target correlations (encoder, similar replay)
-    evidence_ExFxC: np.ndarray | None  # gate inputs per timeline position (embargo applied)
+    evidence_ExFxV: np.ndarray | None  # gate inputs per timeline position (embargo applied)
     next_context: EraContext | None  # the era after the history's (resolved eras only, like any era's)
 
     def at(self, positions: np.ndarray) -> EraContext | None:
@@ -41,7 +41,7 @@ class EraFeatures:
         positions = np.asarray(positions)
         summary = (window_context(self.summary_ExF, self.numbers_E, positions, self.cfg.data.embargo, cfg.context_eras)
                    if cfg.context else (None, None))
-        return EraContext(*summary, self.evidence_ExFxC[positions] if cfg.gates == "context" else None)
+        return EraContext(*summary, self.evidence_ExFxV[positions] if cfg.gates == "context" else None)
 
     def of(self, e: int) -> EraContext | None:
         """Context of the era at timeline position `e`, without a leading axis."""

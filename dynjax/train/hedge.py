@@ -34,7 +34,7 @@ from flax import struct
 
 @struct.dataclass
 class HedgeState:
-    score_N: jnp.ndarray  # float32 [G * C]: discounted sum of each mixture's out-of-sample corr
+    score_N: jnp.ndarray  # float32 [G * X]: discounted sum of each mixture's out-of-sample corr
     n_seen: jnp.ndarray  # int32: the next timeline position to score (eras are scored in order)
 
 
@@ -52,7 +52,7 @@ def update_hedge(state: HedgeState, corr_ExN: np.ndarray, decay: float) -> Hedge
 
 
 def mixtures(kinds_M: tuple[int, ...], steps: int, mean: bool) -> np.ndarray:
-    """The mixtures Hedge weighs, `[C, M]` (rows sum to one): every weighting of the kinds on the
+    """The mixtures Hedge weighs, `[X, M]` (rows sum to one): every weighting of the kinds on the
     simplex grid of step 1 / `steps` (1: each kind alone), and with `mean` all kinds equally where the
     grid lacks it; a kind's weight is shared equally by its members."""
     kinds_M = np.asarray(kinds_M)
@@ -60,20 +60,20 @@ def mixtures(kinds_M: tuple[int, ...], steps: int, mean: bool) -> np.ndarray:
     k = onehot_MxK.shape[1]
     # Stars and bars: each choice of k - 1 bar positions among steps + k - 1 slots is one grid point.
     bars = [np.diff([-1, *c, steps + k - 1]) - 1 for c in itertools.combinations(range(steps + k - 1), k - 1)]
-    grid_CxK = np.array(bars[::-1], np.float64) / steps  # reversed: grid 1 is the identity, kind k alone first
-    if mean and not np.isclose(grid_CxK, 1 / k).all(axis=1).any():
-        grid_CxK = np.vstack([grid_CxK, np.full(k, 1 / k)])
-    return grid_CxK @ (onehot_MxK / onehot_MxK.sum(axis=0)).T
+    grid_XxK = np.array(bars[::-1], np.float64) / steps  # reversed: grid 1 is the identity, kind k alone first
+    if mean and not np.isclose(grid_XxK, 1 / k).all(axis=1).any():
+        grid_XxK = np.vstack([grid_XxK, np.full(k, 1 / k)])
+    return grid_XxK @ (onehot_MxK / onehot_MxK.sum(axis=0)).T
 
 
 def mixture_weights(state: HedgeState, eta: float, n_mixtures: int) -> np.ndarray:
-    """Each mixture's weight, `softmax(eta * score)` within each trial: `[G, C]`."""
-    logit_GxC = eta * np.asarray(state.score_N, np.float64).reshape(-1, n_mixtures)
-    pi_GxC = np.exp(logit_GxC - logit_GxC.max(axis=1, keepdims=True))
-    return pi_GxC / pi_GxC.sum(axis=1, keepdims=True)
+    """Each mixture's weight, `softmax(eta * score)` within each trial: `[G, X]`."""
+    logit_GxX = eta * np.asarray(state.score_N, np.float64).reshape(-1, n_mixtures)
+    pi_GxX = np.exp(logit_GxX - logit_GxX.max(axis=1, keepdims=True))
+    return pi_GxX / pi_GxX.sum(axis=1, keepdims=True)
 
 
-def hedge_weights(state: HedgeState, eta: float, mix_CxM: np.ndarray) -> np.ndarray:
+def hedge_weights(state: HedgeState, eta: float, mix_XxM: np.ndarray) -> np.ndarray:
     """Each member's weight, `[N]` (N = G trials x M members), summing to one within each trial:
     the mixtures' (`mixtures`) weights times their member weights."""
-    return (mixture_weights(state, eta, len(mix_CxM)) @ mix_CxM).reshape(-1)
+    return (mixture_weights(state, eta, len(mix_XxM)) @ mix_XxM).reshape(-1)

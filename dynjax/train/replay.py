@@ -25,14 +25,14 @@ INSERT, ROWS, SAMPLE = 11, 12, 13  # streams of the sampling rng
 @struct.dataclass
 class ReplayBuffer:
     era_C: jnp.ndarray  # int32 timeline positions, -1 for an empty slot
-    out_CxR: jnp.ndarray  # float32 model outputs on the era's replay rows at insertion ([C, G, R] for G trials)
+    out_CxGxR: jnp.ndarray  # float32: each trial's mean member output on the era's replay rows at insertion
     n_seen: jnp.ndarray  # int32: eras offered so far (= the next timeline position to offer)
 
 
 def empty_buffer(capacity: int, rows: int, groups: int = 1) -> ReplayBuffer:
-    """An empty buffer; a population of `groups` trials stores each trial's own outputs."""
-    shape = (capacity, rows) if groups == 1 else (capacity, groups, rows)
-    return ReplayBuffer(jnp.full((capacity,), -1, jnp.int32), jnp.zeros(shape, jnp.float32), jnp.zeros((), jnp.int32))
+    """An empty buffer that stores the outputs of `groups` trials (1 for a run)."""
+    return ReplayBuffer(jnp.full((capacity,), -1, jnp.int32), jnp.zeros((capacity, groups, rows), jnp.float32),
+                        jnp.zeros((), jnp.int32))
 
 
 def reservoir_slot(n_seen: int, capacity: int, seed: int, era: int) -> int:
@@ -49,8 +49,8 @@ def replay_rows_rng(seed: int, era: int) -> np.random.Generator:
 
 
 def offer(buffer: ReplayBuffer, eras: np.ndarray, outputs_of, seed: int) -> ReplayBuffer:
-    """Offer newly resolved eras (timeline order); `outputs_of(eras) -> [n, R]` (or [n, G, R]) for the admitted ones."""
-    era_C, out_CxR = np.array(buffer.era_C), np.array(buffer.out_CxR)
+    """Offer newly resolved eras (timeline order); `outputs_of(eras) -> [n, G, R]` for the admitted ones."""
+    era_C, out_CxGxR = np.array(buffer.era_C), np.array(buffer.out_CxGxR)
     n_seen = int(buffer.n_seen)
     admitted = []
     for e in eras:
@@ -65,8 +65,8 @@ def offer(buffer: ReplayBuffer, eras: np.ndarray, outputs_of, seed: int) -> Repl
     final = {slot: e for slot, e in admitted}
     if final:
         slots = np.array(sorted(final))
-        out_CxR[slots] = outputs_of(np.array([final[s] for s in slots]))
-    return ReplayBuffer(jnp.asarray(era_C), jnp.asarray(out_CxR), jnp.asarray(n_seen, jnp.int32))
+        out_CxGxR[slots] = outputs_of(np.array([final[s] for s in slots]))
+    return ReplayBuffer(jnp.asarray(era_C), jnp.asarray(out_CxGxR), jnp.asarray(n_seen, jnp.int32))
 
 
 def sample_replay(buffer: ReplayBuffer, k: int, rng: np.random.Generator, weights_C: np.ndarray | None = None) -> np.ndarray:

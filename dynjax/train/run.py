@@ -292,15 +292,10 @@ def _update_batch(run: RunContext, recent: np.ndarray, replay: ReplayBuffer | No
                         offsets=row_offsets(run, positions))
     batch = batch.replace(context=run.features.at(positions))
     if cfg.loss.distill_weight:
-        stored = np.asarray(replay.out_CxR)[slots]
-        w_r = (len(positions), cfg.data.rows_per_era)
-        if run.groups == 1:
-            distill_WxR = np.zeros(w_r, np.float32)
-            distill_WxR[len(recent):] = stored
-        else:  # each trial distils towards its own stored outputs: [G, W, R]
-            distill_WxR = np.zeros((run.groups, *w_r), np.float32)
-            distill_WxR[:, len(recent):] = stored.transpose(1, 0, 2)
-        batch = batch.replace(distill_WxR=distill_WxR, distill_W=(np.arange(len(positions)) >= len(recent)).astype(np.float32))
+        # Each trial distils towards its own stored outputs: [G, W, R], zero on the recent eras.
+        distill_GxWxR = np.zeros((run.groups, len(positions), cfg.data.rows_per_era), np.float32)
+        distill_GxWxR[:, len(recent):] = np.asarray(replay.out_CxGxR)[slots].transpose(1, 0, 2)
+        batch = batch.replace(distill_WxR=distill_GxWxR, distill_W=(np.arange(len(positions)) >= len(recent)).astype(np.float32))
     return batch
 
 
@@ -385,25 +380,25 @@ def score_resolved(run: RunContext, state: RunState, resolved: np.ndarray, log: 
 
 
 def mixture_corr(run: RunContext, state: RunState, positions: np.ndarray, log: MetricsLog | None = None) -> np.ndarray:
-    """Every Hedge mixture's Numerai corr on each era at `positions` (their labelled rows), `[E, G * C]`;
+    """Every Hedge mixture's Numerai corr on each era at `positions` (their labelled rows), `[E, G * X]`;
     each era's row goes to `log` (`phase: hedge`, `hedge/corr_c`), Hedge's inputs, to study a rule after the run."""
-    mix_CxN = expert_mixtures(run.cfg)  # N here: one trial's experts
-    corr_ExC = []
+    mix_XxN = expert_mixtures(run.cfg)  # N here: one trial's experts
+    corr_ExX = []
     for e in positions:
         split, local = run.schedule.timeline.era(int(e))
         pred_NxR, _, _ = member_predictions(run, state, split, local, run.features.of(int(e)))
         n = split.index.n_labeled[local]
         y_R = split.y_NxT[split.index.labeled_rows(local), 0]
-        mixed_CxR = np.concatenate([mix_members(p[:, :n], mix_CxN) for p in np.split(pred_NxR, run.groups)])
-        corr_ExC.append([float(era_corr(p, y_R)) for p in mixed_CxR])
+        mixed_XxR = np.concatenate([mix_members(p[:, :n], mix_XxN) for p in np.split(pred_NxR, run.groups)])
+        corr_ExX.append([float(era_corr(p, y_R)) for p in mixed_XxR])
         if log is not None:
             log.write(phase="hedge", era=run.schedule.timeline.name(int(e)),
-                      **{f"hedge/corr_{c}": v if np.isfinite(v) else None for c, v in enumerate(corr_ExC[-1])})
-    return np.array(corr_ExC, np.float64).reshape(len(positions), -1)
+                      **{f"hedge/corr_{c}": v if np.isfinite(v) else None for c, v in enumerate(corr_ExX[-1])})
+    return np.array(corr_ExX, np.float64).reshape(len(positions), -1)
 
 
 def raw_outputs(run: RunContext, state: RunState, positions: np.ndarray) -> np.ndarray:
-    """Mean member output on each era's replay rows, padded to R (per trial in a population): what
+    """Each trial's mean member output on each era's replay rows, padded to R, `[E, G, R]`: what
     the replay buffer stores."""
     r, out = run.cfg.data.rows_per_era, []
     for e in positions:
@@ -417,12 +412,11 @@ def raw_outputs(run: RunContext, state: RunState, positions: np.ndarray) -> np.n
             chunk = np.full(r, -1, np.int32)
             chunk[: len(rows)] = run.schedule.timeline.row_offset(int(e)) + rows
         pred_NxR, _, _ = run.predict(state.train.ema_params, chunk, state.selection.mask_F, context, run.resident)
-        pred_NxR = np.asarray(pred_NxR)
-        mean = pred_NxR.mean(axis=0) if run.groups == 1 else pred_NxR.reshape(run.groups, -1, r).mean(axis=1)
-        out_R = np.zeros(mean.shape, np.float32)
-        out_R[..., : len(rows)] = mean[..., : len(rows)]
-        out.append(out_R)
-    return np.stack(out) if out else np.zeros((0, r) if run.groups == 1 else (0, run.groups, r), np.float32)
+        mean_GxR = np.asarray(pred_NxR).reshape(run.groups, -1, r).mean(axis=1)
+        out_GxR = np.zeros(mean_GxR.shape, np.float32)
+        out_GxR[:, : len(rows)] = mean_GxR[:, : len(rows)]
+        out.append(out_GxR)
+    return np.stack(out) if out else np.zeros((0, run.groups, r), np.float32)
 
 
 def sampling_rng(run: RunContext, *path: int) -> np.random.Generator:

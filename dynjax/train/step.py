@@ -7,11 +7,11 @@
 
 One era's loss (`make_window_loss`), vmapped over the W eras of a window, is one member's
 update (`member_step`); `jax.vmap` takes it over the N stacked members (and the G trials of a
-population sweep, N = G x members), and `jax.jit` compiles that once, with in/out shardings
-from the abstract state and the `BatchSpec` (state donated). `data` is the device-resident
-`Resident` (`data.placement=device`: the batch holds row numbers and the step gathers the rows)
-or None (host rows in the batch). N = 1 runs the plain member step on the one member, so a
-single model pays nothing for the member axis.
+population sweep, N = G x M; a run is one trial, G = 1), and `jax.jit` compiles that once, with
+in/out shardings from the abstract state and the `BatchSpec` (state donated). `data` is the
+device-resident `Resident` (`data.placement=device`: the batch holds row numbers and the step
+gathers the rows) or None (host rows in the batch). N = 1 runs the plain member step on the one
+member, so a single model pays nothing for the member axis.
 """
 
 import dataclasses
@@ -69,13 +69,12 @@ def make_window_loss(model: FeatureAttentionModel, loss_cfg: LossConfig) -> Call
     return window_loss
 
 
-def member_step(model: FeatureAttentionModel, loss_cfg: LossConfig, optim_cfg: OptimConfig,
-                trials: bool = False) -> Callable:
-    """One member's pure update `(state, batch, feature_mask_F, key) -> (state, metrics)`.
+def member_step(model: FeatureAttentionModel, loss_cfg: LossConfig, optim_cfg: OptimConfig) -> Callable:
+    """One member's pure update `(state, batch, feature_mask_F, key, hyper=None) -> (state, metrics)`.
 
     `optim.ema_decay` > 0 keeps a Polyak average of the params in `state.ema_params` (what
-    prediction uses); at 0 the average is the params themselves. With `trials` the step takes a
-    fifth argument, `hyper`: traced float hyperparameters by config path (`POPULATION_PATHS`),
+    prediction uses); at 0 the average is the params themselves. `hyper`, where given, holds
+    traced float hyperparameters by config path (`POPULATION_PATHS`) in place of the config's,
     so one compiled step serves a population of trials that differ only in them.
     """
     window_loss, optimizer, ema_decay = make_window_loss(model, loss_cfg), make_optimizer(optim_cfg), optim_cfg.ema_decay
@@ -83,7 +82,7 @@ def member_step(model: FeatureAttentionModel, loss_cfg: LossConfig, optim_cfg: O
     def step(state: TrainState, batch: Batch, feature_mask_F, key, hyper=None):
         key = jax.random.fold_in(key, state.step)
         loss_fn, opt = window_loss, optimizer
-        if trials:
+        if hyper is not None:
             loss_fn, opt = make_window_loss(model, hyper_loss(loss_cfg, hyper)), make_optimizer(optim_cfg, hyper)
         (_, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params, batch, feature_mask_F, key,
                                                                        state.prior_scale)
@@ -106,15 +105,15 @@ def make_step(model: FeatureAttentionModel, loss_cfg: LossConfig, optim_cfg: Opt
               n_members: int, spec: BatchSpec, hyper_G: dict | None = None) -> Callable:
     """The jitted, state-donating `step(states_N, batch, feature_mask_F, key, data)` over stacked members.
 
-    `hyper_G` (float hyperparameters by config path, one value per trial): a population of G
-    trials of `n_members` members each, N = G * n_members, trial by trial; the members of every
-    trial get the keys a run of that trial alone would, and `batch.distill_WxR` (when set) has a
-    G axis (after the member axis of per-member batches). The train states' shardings come from
-    their abstract shapes (`abstract_members`), the batch's from `spec`.
+    The states are G trials of `n_members` members each, N = G * n_members, trial by trial: G = 1
+    for a run (the config's hyperparameters), else one trial per value of `hyper_G` (float
+    hyperparameters by config path). The members of every trial get the keys a run of that trial
+    alone would, and `batch.distill_WxR` (when set) has the G axis (after the member axis of
+    per-member batches). The train states' shardings come from their abstract shapes
+    (`abstract_members`), the batch's from `spec`.
     """
     groups = 1 if hyper_G is None else len(next(iter(hyper_G.values())))
-    population = _population(member_step(model, loss_cfg, optim_cfg, hyper_G is not None), n_members, spec.per_member,
-                             hyper_G)
+    population = _population(member_step(model, loss_cfg, optim_cfg), groups, n_members, spec.per_member, hyper_G)
 
     def step(states: TrainState, batch: Batch, feature_mask_F, key, data: Resident | None):
         check_batch(batch, spec)
@@ -124,7 +123,7 @@ def make_step(model: FeatureAttentionModel, loss_cfg: LossConfig, optim_cfg: Opt
 
     states_sh = layout.train_shardings(abstract_members(model, optim_cfg, groups * n_members))
     batch_sh = layout.batch_shardings(layout.window_axis(spec.windows, spec.rows), lead=int(spec.per_member),
-                                      distill_lead=int(groups > 1))
+                                      distill_lead=1)
     rep = layout.replicated
     in_sh = (states_sh, batch_sh, rep, rep, rep)
     return _global_inputs(jax.jit(step, in_shardings=in_sh, out_shardings=(states_sh, rep), donate_argnums=0), layout, in_sh)
@@ -154,42 +153,32 @@ def abstract_members(model: FeatureAttentionModel, optim_cfg: OptimConfig, n: in
     return jax.eval_shape(jax.vmap(init), jax.eval_shape(lambda: member_keys(jax.random.key(0), n)))
 
 
-def _population(step_fn: Callable, n_members: int, per_member: bool, hyper_G: dict | None) -> Callable:
-    """`step_fn` over the stacked members: vmapped (N > 1), trial by trial (`hyper_G`), or on the one member."""
-    if hyper_G is not None:
-        return _trials(step_fn, n_members, per_member, hyper_G)
-    if n_members == 1:
+def _population(step_fn: Callable, groups: int, n_members: int, per_member: bool, hyper_G: dict | None) -> Callable:
+    """`step_fn` over the N = G x M stacked members: vmapped over the members of a trial, then over
+    the trials (each with its own `hyper_G` values; the config's where None); N = 1 calls it on the one member."""
+    hyper_G = None if hyper_G is None else {k: jnp.asarray(v, jnp.float32) for k, v in hyper_G.items()}
+    if groups * n_members == 1:
         def one(states, batch, feature_mask_F, key):
-            state, metrics = step_fn(_first(states), _first(batch) if per_member else batch, feature_mask_F, key)
+            batch = _first(batch) if per_member else batch
+            batch = batch if batch.distill_WxR is None else batch.replace(distill_WxR=batch.distill_WxR[0])
+            state, metrics = step_fn(_first(states), batch, feature_mask_F, key, _first(hyper_G))
             return _stack1(state), metrics
 
         return one
 
-    def many(states, batch, feature_mask_F, key):
-        states, metrics = jax.vmap(step_fn, in_axes=(0, 0 if per_member else None, None, 0))(
-            states, batch, feature_mask_F, member_keys(key, n_members))
-        return states, jax.tree.map(lambda m: m.mean(axis=0), metrics)
-
-    return many
-
-
-def _trials(step_fn: Callable, n_members: int, per_member: bool, hyper_G: dict) -> Callable:
-    groups = len(next(iter(hyper_G.values())))
-    hyper_G = {k: jnp.asarray(v, jnp.float32) for k, v in hyper_G.items()}
-
-    def trials(states, batch, feature_mask_F, key):
+    def population(states, batch, feature_mask_F, key):
         by_trial = jax.tree.map(lambda a: a.reshape(groups, n_members, *a.shape[1:]), states)
         # Per-member batches ([M, ...]; distillation targets [M, G, ...]) are shared by the trials:
         # member m of every trial trains on the same eras.
         members = jax.vmap(step_fn, in_axes=(0, 0 if per_member else None, None, 0, None))
         axes = jax.tree.map(lambda _: None, batch).replace(
             distill_WxR=None if batch.distill_WxR is None else int(per_member))
-        by_trial, metrics = jax.vmap(members, in_axes=(0, axes, None, None, 0))(
+        by_trial, metrics = jax.vmap(members, in_axes=(0, axes, None, None, None if hyper_G is None else 0))(
             by_trial, batch, feature_mask_F, member_keys(key, n_members), hyper_G)
         states = jax.tree.map(lambda a: a.reshape(groups * n_members, *a.shape[2:]), by_trial)
         return states, jax.tree.map(lambda m: m.mean(axis=(0, 1)), metrics)
 
-    return trials
+    return population
 
 
 def predict_fn(model: FeatureAttentionModel) -> Callable:

@@ -172,12 +172,12 @@ def advance(run: RunContext, state: RunState, k: int, t: int, walk_key: jax.Arra
         for s in range(cfg.train.steps_per_update):
             batch = update_batch(run, resolved, state.replay, sampling_rng(run, WALK, k, s))
             state, metrics = train_step(run, state, batch, walk_key, update=True)
-        mix_CxN = expert_mixtures(cfg)
-        pi_GxC = mixture_weights(state.hedge, cfg.train.hedge_eta, len(mix_CxN))
+        mix_XxN = expert_mixtures(cfg)
+        pi_GxX = mixture_weights(state.hedge, cfg.train.hedge_eta, len(mix_XxN))
         log.write(phase="walk", era=name, **{f"train/{m}": v for m, v in metrics.items()},
                   **{"select/n_features": int(state.selection.mask_F.sum())},
-                  **{f"hedge/weight_{m}": float(w) for m, w in enumerate((pi_GxC @ mix_CxN).reshape(-1))},
-                  **{f"hedge/mixture_{c}": float(p) for c, p in enumerate(pi_GxC.reshape(-1))})
+                  **{f"hedge/weight_{m}": float(w) for m, w in enumerate((pi_GxX @ mix_XxN).reshape(-1))},
+                  **{f"hedge/mixture_{c}": float(p) for c, p in enumerate(pi_GxX.reshape(-1))})
     return state
 
 
