@@ -90,6 +90,15 @@ class ModelConfig:
     # interacts through the dot product of their bins' learned K-vectors, under both attention
     # weights (Rendle 2010). 0: off.
     pairwise: int = 0
+    # GA2M's pairs (Lou, Caruana, Gehrke & Hooker, KDD 2013): at most `pairs` feature pairs, screened
+    # before pretraining on its eras (dynjax.data.pairs: each pair's per-era corr of the centred
+    # product with the main-effect residual, a t-statistic over eras above the 5 % family-wise bound
+    # for all F (F - 1) / 2 pairs, or `pair_t`), each a table over its two bins under both attention
+    # weights. The data decide how many: none where nothing interacts. 0: off.
+    pairs: int = 0
+    pair_t: float = 0.0  # the screen's bound on |t|; 0: Bonferroni's at 5 % over every pair
+    pair_rows: int = 2048  # rows per era the screen reads (every row of a smaller era)
+    pair_index: tuple[int, ...] = ()  # set by the run: the screened pairs, flattened (f0, g0, f1, g1, ...)
 
     def __post_init__(self):
         _check(all(-1e4 <= t <= 1e4 for t in self.gate_thresholds), "model.gate_thresholds must be finite z-scores in [-1e4, 1e4]")
@@ -98,6 +107,10 @@ class ModelConfig:
         _check(self.tabm_inputs in ("pooled", "features"), f"model.tabm_inputs must be 'pooled' or 'features', got {self.tabm_inputs!r}")
         _check(self.feature_dim >= 1, "model.feature_dim must be >= 1")
         _check(self.pairwise >= 0, f"model.pairwise is a rank >= 0, got {self.pairwise}")
+        _check(self.pairs >= 0 and self.pair_t >= 0 and self.pair_rows >= 2, "model.pairs and model.pair_t must be >= 0, model.pair_rows >= 2")
+        _check(len(self.pair_index) % 2 == 0 and len(self.pair_index) <= 2 * self.pairs,
+               f"model.pair_index holds at most model.pairs={self.pairs} pairs of feature numbers, got {self.pair_index}")
+        _check(not self.pairs or self.inputs == "bins", "model.pairs tabulates pairs of bins: it needs model.inputs=bins")
         _check(self.k_heads >= 1 and self.hidden >= 1 and self.n_blocks >= 1, "k_heads, hidden and n_blocks must be >= 1")
         _check(self.dtype in ("float32", "bfloat16"), f"model.dtype must be 'float32' or 'bfloat16', got {self.dtype!r}")
         _check(len(self.evidence_eras) >= 1 and min(self.evidence_eras) >= 1, "evidence_eras must be positive era counts")
@@ -152,7 +165,7 @@ class LossConfig:
     # from their neighbours). 0: off.
     additive_l2: float = 1e4
     additive_smooth: float = 1e4
-    pairwise_l2: float = 1e4  # the same prior's L2 on the pairwise term's bin vectors (model.pairwise)
+    pairwise_l2: float = 1e4  # the same prior's L2 on the pairwise term's bin vectors (model.pairwise) and the pair tables (model.pairs)
     prior_rows: int = 0  # rows the prior is spread over; 0: the labelled training rows (set by the run)
     # The prior's scale per ensemble member (m: [m % len], as model.gate_thresholds): the default puts
     # it on the dense all-history member and leaves the gated recent one, whose few kept features

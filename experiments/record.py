@@ -54,7 +54,8 @@ def walk_forward(out: Path, data_dir: Path, overrides: list[str], config: Path |
             "ridge_corr": m["ridge"]["corr_mean"], "ridge_sharpe": m["ridge"]["corr_sharpe"],
             "oracle_corr": (m.get("oracle") or {}).get("corr_mean"),
             "n_features": json.loads((out / "data_summary.json").read_text())["train"]["features"],
-            "kind_weights": kind_weights(out, m)}
+            "kind_weights": kind_weights(out, m),
+            "pairs": json.loads((out / "pairs.json").read_text())["n_pairs"] if (out / "pairs.json").is_file() else 0}
 
 
 def run_variant(root: Path, setting: str, variant: str, seed: int, data_dir: Path, overrides: list[str]) -> dict:

@@ -68,6 +68,11 @@ VARIANTS = {
     "no_hedge": [*CLASSIC_HEDGE, "train.hedge_eta=0", *NO_PRIOR],
     # a softer classic Hedge: on noisy data eta 10 concentrates the weight on per-era noise
     "hedge_eta3": [*CLASSIC_HEDGE, "train.hedge_eta=3"],
+    # round 7: the pretrained members kept as Hedge experts under today's Hedge (mean mixture, eta 30, no decay)
+    "frozen_experts": ["train.pretrained_experts=true"],
+    "steps2": ["train.steps_per_update=2"],  # a quarter of the walk-forward's updates (the update-size probe's best Sharpe)
+    # GA2M's screened pairs beside the additive path: at most 32, as many as the screen keeps
+    "pairs32": ["model.pairs=32"],
     "pairwise8": ["model.pairwise=8"],  # a factorisation machine's pairs beside the additive path, rank 8
     # Probes: one dense member, frozen after pretraining (the static learner alone).
     "dense_static": DENSE_STATIC,

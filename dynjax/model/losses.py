@@ -48,11 +48,12 @@ def era_loss(pred_R, y_R, mask_R, aux: dict, cfg: LossConfig, distill_R=None, di
 
 
 def additive_prior(params, cfg: LossConfig) -> jnp.ndarray:
-    """`(l2 * |beta|^2 + smooth * |beta[f, b+1] - beta[f, b]|^2 + pairwise_l2 * |v|^2) / prior_rows`,
+    """`(l2 * |beta|^2 + smooth * |beta[f, b+1] - beta[f, b]|^2 + pairwise_l2 * (|v|^2 + |table|^2)) / prior_rows`,
     smoothness over the value bins 0..4 (the missing bin is no neighbour); zero without those
     paths or with `prior_rows` 0."""
     beta = params["params"].get("additive", {}).get("beta")
     v = params["params"].get("pairwise", {}).get("v")
+    table = params["params"].get("pairs", {}).get("table")
     total = jnp.zeros(())
     if not cfg.prior_rows or not (cfg.additive_l2 or cfg.additive_smooth or cfg.pairwise_l2):
         return total
@@ -61,4 +62,6 @@ def additive_prior(params, cfg: LossConfig) -> jnp.ndarray:
         total = total + cfg.additive_l2 * (beta**2).sum() + cfg.additive_smooth * smooth
     if v is not None:
         total = total + cfg.pairwise_l2 * (v**2).sum()
+    if table is not None:
+        total = total + cfg.pairwise_l2 * (table**2).sum()
     return total / cfg.prior_rows

@@ -15,6 +15,7 @@ bins, and leaves the MLP the interactions.
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from dynjax.data.missing import N_BINS
 from dynjax.model.attention import lookup
@@ -104,6 +105,26 @@ class PairwiseHead(nn.Module):
         u_RxFxK = v_RxFxK * (n_kept * w_RxF)[..., None]
         sum_RxK = jnp.einsum("rfk->rk", u_RxFxK)
         return 0.5 * ((sum_RxK**2).sum(axis=1) - jnp.einsum("rfk,rfk->r", u_RxFxK, u_RxFxK))
+
+
+class PairTableHead(nn.Module):
+    """`sum_p (n_kept w_rf) (n_kept w_rg) table[p, x_rf, x_rg]` over the screened pairs `(f, g)`: GA2M's pair terms.
+
+    One scalar per pair of bins (missing included), zero at init, so the model starts as the GAM
+    and a pair's table learns at first order (the factorisation machine's vectors, second order,
+    did not: experiments/README.md). Both attention weights scale a pair, so a feature the mask or
+    its gate drops takes part in none and the attention stays the importance.
+    """
+
+    pairs: tuple[int, ...]  # flattened (f0, g0, f1, g1, ...)
+
+    @nn.compact
+    def __call__(self, x_RxF: jnp.ndarray, w_RxF: jnp.ndarray, n_kept: jnp.ndarray) -> jnp.ndarray:
+        f_P, g_P = np.asarray(self.pairs[0::2]), np.asarray(self.pairs[1::2])
+        table_PxBB = self.param("table", nn.initializers.zeros, (len(f_P), N_BINS * N_BINS))
+        cell_RxP = x_RxF[:, f_P].astype(jnp.int32) * N_BINS + x_RxF[:, g_P].astype(jnp.int32)
+        value_RxP = jnp.take_along_axis(table_PxBB.T, cell_RxP, axis=0)
+        return (value_RxP * (n_kept * w_RxF[:, f_P]) * (n_kept * w_RxF[:, g_P])).sum(axis=1)
 
 
 class FeatureCodes(nn.Module):

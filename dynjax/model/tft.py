@@ -7,6 +7,7 @@
     h_R     = sum_f att_rf * gate_f * v(tok[f, x_rf])
     pred_KxR = 0.5 + TabM_k(h_R + W c) + n_kept * sum_f att_rf * gate_f * beta[f, x_rf]
                + sum_{f<g} <u_rf, u_rg>,  u_rf = n_kept * att_rf * gate_f * v[f, x_rf]   (model.pairwise)
+               + sum_{(f,g) screened} u_rf u_rg table[f, g, x_rf, x_rg],  u = n_kept * att * gate   (model.pairs)
     pred_R  = mean_k pred_KxR
 
 The backbone is TabM's (K BatchEnsemble MLP members sharing weights; `backbone="grn"`: one
@@ -35,7 +36,13 @@ from dynjax.model.blocks import GRN
 from dynjax.model.context import EraContextEncoder
 from dynjax.model.embed import FeatureEmbedding
 from dynjax.model.gates import ContextGates, FeatureGates
-from dynjax.model.tabm import AdditiveHead, BatchEnsembleMLP, FeatureCodes, PairwiseHead
+from dynjax.model.tabm import (
+    AdditiveHead,
+    BatchEnsembleMLP,
+    FeatureCodes,
+    PairTableHead,
+    PairwiseHead,
+)
 
 
 class FeatureAttentionModel(nn.Module):
@@ -74,6 +81,8 @@ class FeatureAttentionModel(nn.Module):
             self.additive = AdditiveHead(self.n_features, float_inputs=cfg.inputs == "float")
         if cfg.pairwise:
             self.pairwise = PairwiseHead(self.n_features, cfg.pairwise, float_inputs=cfg.inputs == "float")
+        if cfg.pair_index:
+            self.pairs = PairTableHead(cfg.pair_index)
         if cfg.context:
             self.context = EraContextEncoder(cfg.d_model)
             self.context_query = nn.Dense(cfg.d_model, use_bias=False)
@@ -98,13 +107,17 @@ class FeatureAttentionModel(nn.Module):
 
     def era_tables(self, mask_F=None, context: EraContext | None = None) -> dict:
         """The per-(feature, bin) tables one era's binned prediction reads, for `dynjax export`:
-        `logit_HxFxB`, `gate_F`, `keep_F` and `beta_FxB`; with `backbone="none"` and softmax they
-        are the whole model (pred = 0.5 + n_kept * sum_f att_rf * gate_f * beta[f, x_rf])."""
+        `logit_HxFxB`, `gate_F`, `keep_F` and `beta_FxB` (and `pair_PxBB` with screened pairs); with
+        `backbone="none"` and softmax they are the whole model (pred = 0.5 + n_kept * sum_f att_rf *
+        gate_f * beta[f, x_rf], plus the pair terms)."""
         c_D, query_D, gate_F, _, keep_F = self._era(mask_F, context, True)
         tok_FxBxD = self.token_grn(self.embed.table().astype(self.token_grn.dtype), c_D, deterministic=True)
         beta_FxB = self.additive.variables["params"]["beta"] if self.cfg.additive else jnp.zeros(tok_FxBxD.shape[:2])
-        return {"logit_HxFxB": self.attention.logits(tok_FxBxD, query_D), "gate_F": gate_F, "keep_F": keep_F,
-                "beta_FxB": beta_FxB}
+        tables = {"logit_HxFxB": self.attention.logits(tok_FxBxD, query_D), "gate_F": gate_F, "keep_F": keep_F,
+                  "beta_FxB": beta_FxB}
+        if self.cfg.pair_index:  # GA2M's pair terms: sum_p u_rf u_rg table[p, x_rf * B + x_rg], u = n_kept * att * gate
+            tables["pair_PxBB"] = self.pairs.variables["params"]["table"]
+        return tables
 
     def __call__(self, x_RxF, mask_F=None, context: EraContext | None = None, *, deterministic: bool = True):
         cfg = self.cfg
@@ -138,6 +151,8 @@ class FeatureAttentionModel(nn.Module):
             pred_KxR = pred_KxR + self.additive(x_in, weight_RxF, n_kept)
         if cfg.pairwise:
             pred_KxR = pred_KxR + self.pairwise(x_in, weight_RxF, n_kept)
+        if cfg.pair_index:
+            pred_KxR = pred_KxR + self.pairs(x_RxF, weight_RxF, n_kept)
         aux = {"att_RxF": att_RxF, "weight_RxF": weight_RxF, "gate_F": gate_F, "gate_aux": gate_aux, "pred_KxR": pred_KxR}
         return pred_KxR.mean(axis=0), aux
 

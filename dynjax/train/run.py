@@ -23,6 +23,7 @@ from dynjax.config import POPULATION_PATHS, LossConfig, ModelConfig, OptimConfig
 from dynjax.data.context import EraContext
 from dynjax.data.eras import resolved_eras, sliding_windows
 from dynjax.data.numerai import EraData, NumeraiData
+from dynjax.data.pairs import screen_pairs
 from dynjax.data.resident import Resident, choose_placement, put_resident, resident_bytes
 from dynjax.data.timeline import Timeline, make_timeline
 from dynjax.data.windows import Batch, era_chunks, era_row_chunks, era_rows, sample_eras, window_rng
@@ -174,6 +175,17 @@ def resolve_prior(cfg: LossConfig, train_rows: int) -> LossConfig:
     return cfg if cfg.prior_rows else dataclasses.replace(cfg, prior_rows=max(train_rows, 1))
 
 
+def resolve_pairs(cfg: RunConfig, train: EraData, timeline: Timeline, first: int) -> RunConfig:
+    """`model.pairs` > 0 with no `pair_index` yet: the pairs screened on the eras pretraining fits
+    (`dynjax.data.pairs`; the same every time for the same training data, so a resume or an update
+    rebuilds the same model)."""
+    if not cfg.model.pairs or cfg.model.pair_index or first >= timeline.n_eras:
+        return cfg
+    fit = pretrain_plan(cfg, timeline, first)[1]  # timeline positions before `first`: the training split's own eras
+    pairs_Px2, _ = screen_pairs(train, fit, cfg.model.pairs, cfg.model.pair_rows, cfg.model.pair_t, target=0)
+    return dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, pair_index=tuple(int(i) for i in pairs_Px2.reshape(-1))))
+
+
 def pretrain_plan(cfg: RunConfig, timeline: Timeline, first: int) -> tuple[np.ndarray, ...]:
     """`(resolved, fit, holdout, windows)` of pretraining before timeline position `first`: the eras
     resolved then, those trained on, the last `holdout_eras` for early stopping, the fit eras'
@@ -207,6 +219,7 @@ def make_run_context(cfg: RunConfig, data: NumeraiData, hyper_G: dict[str, list[
     windows = pretrain_plan(cfg, timeline, first)[3] if cfg.optim.decay_steps == 0 and first < timeline.n_eras else ()
     optim = resolve_decay(cfg.optim, len(windows) * cfg.train.pretrain_epochs)
     loss = resolve_prior(cfg.loss, int(data.train.index.n_labeled.sum()))
+    cfg = resolve_pairs(cfg, data.train, timeline, first)
     on_device = placement(cfg, tuple(splits)) == "device"
     specs = batch_specs(cfg, on_device)
     fns = compiled(cfg.model, data.train.x_NxF.shape[1], loss, optim, cfg.train.ensemble, hyper, cfg.train.mesh,

@@ -28,7 +28,7 @@ from dynjax.data.eras import sliding_windows
 from dynjax.data.numerai import NumeraiData, feature_columns
 from dynjax.eval.jax_corr import era_corr
 from dynjax.model.selection import update_selection
-from dynjax.rundir import check_writable
+from dynjax.rundir import check_writable, write_json
 from dynjax.train.checkpoint import RunCheckpoints
 from dynjax.train.hedge import init_hedge, mixture_weights, update_hedge
 from dynjax.train.history import ChangedHistory, History
@@ -100,6 +100,8 @@ def walk_forward(cfg: RunConfig, data: NumeraiData, out: str | Path, *, stop_aft
         check_writable(out, _need_bytes(run, abstract))
         ckpt = RunCheckpoints(out / "checkpoints", keep=cfg.train.keep_checkpoints)
     (out / PARTS).mkdir(parents=True, exist_ok=True)
+    if run.cfg.model.pairs and is_writer():
+        write_pairs(out, run.cfg.model.pair_index, data.train.features)
     meta = lambda cursor, record: {"cursor": cursor, "config": to_dict(cfg)} | ({"history": record.to_json()} if record else {})
 
     # Closing the manager, also on an error, lets the last background checkpoint write finish.
@@ -300,6 +302,12 @@ def offer_resolved(run: RunContext, state: RunState, resolved: np.ndarray) -> Ru
         return state
     new = resolved[int(state.replay.n_seen):]
     return state.replace(replay=offer(state.replay, new, lambda eras: raw_outputs(run, state, eras), run.cfg.seed))
+
+
+def write_pairs(out: Path, pair_index: tuple[int, ...], features: tuple[str, ...]) -> None:
+    """`out/pairs.json`: the feature pairs the screen kept (`model.pairs`), strongest first."""
+    pairs = [[features[f], features[g]] for f, g in zip(pair_index[0::2], pair_index[1::2])]
+    write_json(out / "pairs.json", {"n_pairs": len(pairs), "pairs": pairs})
 
 
 def write_next(run: RunContext, data: NumeraiData, state: RunState, out: Path) -> None:

@@ -68,7 +68,9 @@ def live_model(nxt: NextEra, run_dir: str | Path) -> LiveModel:
         keep_NxF=np.asarray(members["keep_F"], bool), beta_NxFxB=np.asarray(members["beta_FxB"], np.float32),
         weight_N=np.asarray(weight_N, np.float64),
         imputer=nxt.imputer or Imputer(cfg.data.missing), feature_columns=nxt.feature_columns,
-        neutralize=cfg.eval.neutralize, neutral_cols=run_neutralizers(cfg, nxt.features, run_dir))
+        neutralize=cfg.eval.neutralize, neutral_cols=run_neutralizers(cfg, nxt.features, run_dir),
+        pairs_Px2=np.asarray(cfg.model.pair_index, np.int64).reshape(-1, 2) if cfg.model.pair_index else None,
+        pair_NxPxBB=np.asarray(members["pair_PxBB"], np.float32) if cfg.model.pair_index else None)
 
 
 def export_run(run_dir: str | Path, out: str | Path) -> Path:

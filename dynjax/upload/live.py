@@ -8,6 +8,7 @@ era after the run's history (`FeatureAttentionModel.era_tables`):
 
     att_RxF  = mean_h normalise_f(logit[h, f, x_rf])  over the kept features
     pred_R   = 0.5 + n_kept * sum_f att_rf * gate_f * beta[f, x_rf]     per expert
+               + sum_p u_rf u_rg pair[p, x_rf, x_rg],  u = n_kept * att * gate   (the screened pairs (f, g), model.pairs)
     output   = rank per era of  sum_n weight_n * tie-kept rank(pred_nR)   (neutralised first with eval.neutralize)
 
 The arithmetic is float64 here and float32 in dynjax, so the two agree to ~1e-7 before
@@ -50,6 +51,8 @@ class LiveModel:
     neutralize: float = 0.0  # `eval.neutralize`: proportion of per-era neutralisation
     neutral_cols: np.ndarray | None = None  # the features (indices into `features`) neutralised against
     feature_columns: tuple[str, ...] | None = None  # every feature column of the training file (None: unknown)
+    pairs_Px2: np.ndarray | None = None  # the screened feature pairs (model.pairs), shared by the experts
+    pair_NxPxBB: np.ndarray | None = None  # each expert's table per pair over its two bins (flattened, f's bin major)
 
     def __call__(self, live_features: pd.DataFrame) -> pd.DataFrame:
         check_columns(live_features, self.features, self.feature_columns)
@@ -92,7 +95,14 @@ class LiveModel:
                 att_RxF += NORMALIZERS[self.normalizer](logit_RxF)
             att_RxF /= self.logit_NxHxFxB.shape[1]
         beta_RxF = self.beta_NxFxB[n].reshape(-1)[flat_RxF].astype(np.float64)
-        return 0.5 + keep_F.sum() * ((att_RxF * self.gate_NxF[n]) * beta_RxF).sum(axis=1)
+        u_RxF = keep_F.sum() * att_RxF * self.gate_NxF[n]
+        pred_R = 0.5 + (u_RxF * beta_RxF).sum(axis=1)
+        if self.pairs_Px2 is not None and len(self.pairs_Px2):
+            f_P, g_P = self.pairs_Px2[:, 0], self.pairs_Px2[:, 1]
+            cell_RxP = x_RxF[:, f_P].astype(np.int64) * n_bins + x_RxF[:, g_P]
+            value_RxP = self.pair_NxPxBB[n][np.arange(len(f_P)), cell_RxP].astype(np.float64)
+            pred_R = pred_R + (u_RxF[:, f_P] * u_RxF[:, g_P] * value_RxP).sum(axis=1)
+        return pred_R
 
 
 def check_columns(frame: pd.DataFrame, features: tuple[str, ...], training: tuple[str, ...] | None) -> None:
