@@ -94,9 +94,10 @@ class ModelConfig:
     # before pretraining on its eras (dynjax.data.pairs: each pair's per-era corr of the centred
     # product with the main-effect residual, a t-statistic over eras above the 5 % family-wise bound
     # for all F (F - 1) / 2 pairs, or `pair_t`), each a table over its two bins under both attention
-    # weights. The data decide how many: none where nothing interacts. 0: off.
-    pairs: int = 0
-    pair_t: float = 0.0  # the screen's bound on |t|; 0: Bonferroni's at 5 % over every pair
+    # weights. The data decide how many: none where nothing interacts (four of the five synthetic
+    # settings; eight true products of 24 interactions on the diffuse one, experiments/README.md). 0: off.
+    pairs: int = 32
+    pair_t: float = 0.0  # the screen's bound on |t|; 0: Bonferroni's at 5 % over every pair (inputs=float: no screen)
     pair_rows: int = 2048  # rows per era the screen reads (every row of a smaller era)
     pair_index: tuple[int, ...] = ()  # set by the run: the screened pairs, flattened (f0, g0, f1, g1, ...)
 
@@ -110,7 +111,7 @@ class ModelConfig:
         _check(self.pairs >= 0 and self.pair_t >= 0 and self.pair_rows >= 2, "model.pairs and model.pair_t must be >= 0, model.pair_rows >= 2")
         _check(len(self.pair_index) % 2 == 0 and len(self.pair_index) <= 2 * self.pairs,
                f"model.pair_index holds at most model.pairs={self.pairs} pairs of feature numbers, got {self.pair_index}")
-        _check(not self.pairs or self.inputs == "bins", "model.pairs tabulates pairs of bins: it needs model.inputs=bins")
+        _check(not self.pair_index or self.inputs == "bins", "model.pair_index tabulates pairs of bins: it needs model.inputs=bins")
         _check(self.k_heads >= 1 and self.hidden >= 1 and self.n_blocks >= 1, "k_heads, hidden and n_blocks must be >= 1")
         _check(self.dtype in ("float32", "bfloat16"), f"model.dtype must be 'float32' or 'bfloat16', got {self.dtype!r}")
         _check(len(self.evidence_eras) >= 1 and min(self.evidence_eras) >= 1, "evidence_eras must be positive era counts")

@@ -71,8 +71,8 @@ VARIANTS = {
     # round 7: the pretrained members kept as Hedge experts under today's Hedge (mean mixture, eta 30, no decay)
     "frozen_experts": ["train.pretrained_experts=true"],
     "steps2": ["train.steps_per_update=2"],  # a quarter of the walk-forward's updates (the update-size probe's best Sharpe)
-    # GA2M's screened pairs beside the additive path: at most 32, as many as the screen keeps
-    "pairs32": ["model.pairs=32"],
+    # round 7: GA2M's screened pairs beside the additive path (at most 32; the default since): without them
+    "no_pairs": ["model.pairs=0"],
     "pairwise8": ["model.pairwise=8"],  # a factorisation machine's pairs beside the additive path, rank 8
     # Probes: one dense member, frozen after pretraining (the static learner alone).
     "dense_static": DENSE_STATIC,
@@ -84,7 +84,11 @@ VARIANTS = {
     "all_dense": ["model.gate_thresholds=-1000", "train.horizons=0", *NO_PRIOR, *CLASSIC_HEDGE],
     "all_gated_recent": ["model.gate_thresholds=5", "train.horizons=16", *NO_PRIOR, *CLASSIC_HEDGE],
 }
-METRICS = ("corr", "sharpe", "frozen_corr", "frozen_sharpe", "exposure", "fnc", "kept", "wall_s")
+# Every variant was measured before round 7 made the pair screen a default: each spells it out as off.
+NO_PAIRS = ["model.pairs=0"]
+VARIANTS = {name: overrides if name == "default" or NO_PAIRS[0] in overrides else [*overrides, *NO_PAIRS]
+            for name, overrides in VARIANTS.items()}
+METRICS = ("corr", "sharpe", "frozen_corr", "frozen_sharpe", "exposure", "fnc", "kept", "pairs", "wall_s")
 YARDSTICKS = ("lightgbm", "lightgbm_wf", "ridge")
 
 
@@ -115,23 +119,29 @@ def weights(r: dict) -> str:
     return ", ".join(f"{k} {w:.2f}" for k, w in r["kind_weights"].items()) if r["kind_weights"] else "-"
 
 
+def n_pairs(r: dict) -> str:
+    """The mean count of feature pairs the screen kept ("-": measured before the count was recorded)."""
+    return "-" if np.isnan(r["pairs"]) else f"{r['pairs']:.1f}".removesuffix(".0")
+
+
 def markdown(summary: list[dict], yards: dict) -> str:
     lines = []
     for setting in dict.fromkeys(r["setting"] for r in summary):
         y = yards[setting]
         lines += [(f"**{setting}** ({SETTINGS[setting] or 'the default synthetic set'}; oracle corr "
                    f"{y['oracle']['corr_mean']:.3f})"), "",
-                  "| model | seeds | corr | Sharpe | frozen corr | frozen Sharpe | max exposure | FNC | kept / era | Hedge weight by kind | wall s | beats all |",
-                  "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+                  "| model | seeds | corr | Sharpe | frozen corr | frozen Sharpe | max exposure | FNC | kept / era | pairs | Hedge weight by kind | wall s | beats all |",
+                  "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
         for name in YARDSTICKS:
             m = y[name]
             lines.append(f"| *{name}* | - | {m['corr_mean']:.4f} | {m['corr_sharpe']:.2f} | - | - | "
-                         f"{m['max_exposure_mean']:.3f} | {m['fnc_mean']:.4f} | - | - | {m['wall_s']:.0f} | |")
+                         f"{m['max_exposure_mean']:.3f} | {m['fnc_mean']:.4f} | - | - | - | {m['wall_s']:.0f} | |")
         for r in (r for r in summary if r["setting"] == setting):
             pm = lambda k, f, r=r: f"{r[k]:{f}} ± {r[k + '_std']:{f}}" if r["seeds"] > 1 else f"{r[k]:{f}}"
             lines.append(f"| {r['variant']} | {r['seeds']} | {pm('corr', '.4f')} | {pm('sharpe', '.2f')} | "
                          f"{pm('frozen_corr', '.4f')} | {pm('frozen_sharpe', '.2f')} | {r['exposure']:.3f} | "
-                         f"{r['fnc']:.4f} | {r['kept']:.0f} / {r['n_features']} | {weights(r)} | {r['wall_s']:.0f} | "
+                         f"{r['fnc']:.4f} | {r['kept']:.0f} / {r['n_features']} | {n_pairs(r)} | "
+                         f"{weights(r)} | {r['wall_s']:.0f} | "
                          f"{'yes' if beats(r, y) else 'no'} |")
         lines.append("")
     return "\n".join(lines)

@@ -92,7 +92,8 @@ def test_the_model_starts_as_the_gam_and_the_tables_enter_the_prior():
 
 def test_pair_settings_are_checked():
     with pytest.raises(ValueError, match="model.inputs=bins"):
-        override(RunConfig(), ["model.pairs=4", "model.inputs=float"])
+        override(RunConfig(), ["model.pairs=4", "model.pair_index=0,1", "model.inputs=float"])
+    assert override(RunConfig(), ["model.inputs=float"]).model.pairs == 32  # float inputs: the run screens none
     with pytest.raises(ValueError, match="at most model.pairs=1 pairs"):
         override(RunConfig(), ["model.pairs=1", "model.pair_index=0,1,2,3"])
     with pytest.raises(ValueError, match="pairs of feature numbers"):

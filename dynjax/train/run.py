@@ -176,10 +176,10 @@ def resolve_prior(cfg: LossConfig, train_rows: int) -> LossConfig:
 
 
 def resolve_pairs(cfg: RunConfig, train: EraData, timeline: Timeline, first: int) -> RunConfig:
-    """`model.pairs` > 0 with no `pair_index` yet: the pairs screened on the eras pretraining fits
+    """`model.pairs` > 0 with no `pair_index` yet (and binned inputs): the pairs screened on the eras pretraining fits
     (`dynjax.data.pairs`; the same every time for the same training data, so a resume or an update
     rebuilds the same model)."""
-    if not cfg.model.pairs or cfg.model.pair_index or first >= timeline.n_eras:
+    if not cfg.model.pairs or cfg.model.pair_index or cfg.model.inputs != "bins" or first >= timeline.n_eras:
         return cfg
     fit = pretrain_plan(cfg, timeline, first)[1]  # timeline positions before `first`: the training split's own eras
     pairs_Px2, _ = screen_pairs(train, fit, cfg.model.pairs, cfg.model.pair_rows, cfg.model.pair_t, target=0)
