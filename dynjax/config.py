@@ -222,8 +222,13 @@ class TrainConfig:
     pretrain_epochs: int = 4
     window_stride: int = 2  # eras between consecutive pretraining windows (sets the steps per epoch)
     pretrain_windows: str = "random"  # "sliding": consecutive eras; "random": each step's W eras drawn from all fit eras
-    holdout_eras: int = 16  # last resolved eras held out for early stopping
+    holdout_eras: int = 16  # last resolved eras held out: for early stopping, or walked forward (warm_walk)
     patience: int = 0  # epochs without holdout improvement before stopping; 0: no early stopping (the last epoch)
+    # Without early stopping, pretraining fits the eras before the holdout and then walks forward over
+    # the holdout as over validation eras (Hedge scores each era out of sample, then the members train
+    # on it), so that the first predicted era has Hedge weights learned from resolved eras. Off: on the
+    # switching set the holdout's regime taught Hedge the wrong member (experiments/README.md, round 8).
+    warm_walk: bool = False
     refit: bool = True  # after early stopping, train again on every resolved era (holdout included) for the chosen epochs
     update_every: int = 1  # walk-forward: update the model every this many eras
     steps_per_update: int = 8

@@ -81,12 +81,12 @@ def test_nan_scores_add_nothing():
     np.testing.assert_allclose(np.asarray(state.score_N), [0.0, 0.1], atol=1e-7)
 
 
-@pytest.mark.parametrize("patience", [0, 2])
-def test_a_walk_forward_logs_weights_that_start_from_the_holdout_and_learn(tmp_path, patience):
+@pytest.mark.parametrize("patience,warm", [(0, False), (2, False), (0, True)])
+def test_a_walk_forward_logs_weights_that_start_from_the_holdout_and_learn(tmp_path, patience, warm):
     """Members of two kinds (all history, dense / the latest eras, gated): every walk-forward era's
     weights are logged and sum to one; they start equal without a holdout (patience 0: pretraining
-    fits every resolved era) or from the members' holdout scores (early stopping), and move as
-    validation eras resolve."""
+    fits every resolved era) or from the members' holdout scores (early stopping, or the warm walk
+    over the holdout), and move as validation eras resolve."""
     from dynjax.config import RunConfig, override
     from dynjax.data import load_numerai
     from dynjax.data.synth import write_synthetic
@@ -96,7 +96,7 @@ def test_a_walk_forward_logs_weights_that_start_from_the_holdout_and_learn(tmp_p
 
     cfg = override(RunConfig(), [*TINY_RUN, "train.ensemble=2", "train.horizons=0,2", "model.gate_thresholds=-1000,5",
                                  "train.replay_eras=0", "train.replay_capacity=0", "train.hedge_eta=10", f"train.patience={patience}",
-                                 "synth.n_val_eras=8", "selection.mode=none"])
+                                 f"train.warm_walk={str(warm).lower()}", "synth.n_val_eras=8", "selection.mode=none"])
     data = load_numerai(write_synthetic(cfg.synth, tmp_path / "data"))
     walk_forward(cfg, data, tmp_path / "run")
     log = [r for r in pl.read_ndjson(tmp_path / "run" / "metrics.jsonl").iter_rows(named=True) if r["phase"] == "walk"]
@@ -104,7 +104,7 @@ def test_a_walk_forward_logs_weights_that_start_from_the_holdout_and_learn(tmp_p
     np.testing.assert_allclose(w_UxN.sum(axis=1), 1.0, rtol=1e-6)
     pi_UxX = np.array([[r[f"hedge/mixture_{c}"] for c in range(3)] for r in log])  # member 0, member 1, both
     np.testing.assert_allclose(pi_UxX @ mixtures((0, 1), 1, mean=True), w_UxN, rtol=1e-6)
-    assert np.allclose(w_UxN[0], 0.5) == (patience == 0)  # first era: nothing resolved since pretraining
+    assert np.allclose(w_UxN[0], 0.5) == (patience == 0 and not warm)  # first era: nothing resolved since pretraining
     assert len({tuple(np.round(w, 6)) for w in w_UxN}) > 2  # resolved validation eras move them
     assert member_weights(tmp_path / "run" / "metrics.jsonl")["updates"] == len(log)
     # Hedge's inputs are logged: each scored era, every mixture's corr (member 0, member 1, both), and
@@ -113,12 +113,21 @@ def test_a_walk_forward_logs_weights_that_start_from_the_holdout_and_learn(tmp_p
     scored = [r for r in rows if r["phase"] == "hedge"]
     assert scored and all({f"hedge/corr_{c}" for c in range(3)} <= r.keys() for r in scored)
     assert [int(r["era"]) for r in scored] == sorted(int(r["era"]) for r in scored)
-    latest = {}  # walk era -> the latest era scored before its prediction
+    latest = {}  # walk (or warm-walk) era -> the latest era scored before its prediction
     for i, r in enumerate(rows):
-        if r["phase"] == "walk" and r["era"].isdigit():
+        if r["phase"] in ("walk", "warm") and r["era"].isdigit():
             latest[int(r["era"])] = max((int(h["era"]) for h in rows[:i] if h["phase"] == "hedge"), default=-1)
     assert all(last <= t - 1 - cfg.data.embargo for t, last in latest.items())
     assert any(last == t - 1 - cfg.data.embargo for t, last in latest.items())  # the bound is reached: it can fail
+    warm_eras = [int(r["era"]) for r in rows if r["phase"] == "warm"]
+    assert len(warm_eras) == (cfg.train.holdout_eras if warm else 0)
+    if warm:  # the warm walk scores only eras pretraining did not fit: from the one after its last fit era
+        from dynjax.train.run import make_run_context, pretrain_plan
+
+        run = make_run_context(cfg, data)
+        fit = pretrain_plan(cfg, run.schedule.timeline, int(run.schedule.predicted[0]))[1]
+        assert min(int(r["era"]) for r in scored) == int(run.schedule.timeline.numbers_E[fit[-1]]) + 1
+        assert warm_eras == sorted(warm_eras) and max(warm_eras) < int(log[0]["era"])
 
 
 def test_pretrained_experts_stay_as_pretraining_left_them_and_get_their_own_weights(tmp_path):

@@ -47,7 +47,7 @@ from dynjax.train.state import (
 )
 from dynjax.train.step import BatchSpec, make_predict, make_step
 
-PRETRAIN, WALK, REPLAY, REFIT = 1, 2, 3, 4  # phases in the sampling streams
+PRETRAIN, WALK, REPLAY, REFIT, WARM = 1, 2, 3, 4, 5  # phases in the sampling streams
 
 
 @dataclass(frozen=True, eq=False)
@@ -188,18 +188,23 @@ def resolve_pairs(cfg: RunConfig, train: EraData, timeline: Timeline, first: int
 
 def pretrain_plan(cfg: RunConfig, timeline: Timeline, first: int) -> tuple[np.ndarray, ...]:
     """`(resolved, fit, holdout, windows)` of pretraining before timeline position `first`: the eras
-    resolved then, those trained on, the last `holdout_eras` for early stopping, the fit eras'
-    sliding windows (their count is the steps per epoch)."""
+    resolved then, those trained on, the last `holdout_eras` (for early stopping, or the warm walk), the
+    fit eras' sliding windows (their count is the steps per epoch)."""
     resolved = timeline.resolved(first, cfg.data.embargo)
     holdout = resolved[-cfg.train.holdout_eras:]
-    # The fitting eras end `embargo` eras before the holdout, so holdout targets never leak; without
-    # early stopping (patience 0) nothing is held out and pretraining fits every resolved era.
+    # The fitting eras end `embargo` eras before the holdout, so holdout targets never leak; with
+    # neither early stopping nor the warm walk nothing is held out and pretraining fits every resolved era.
     fit = (resolved[resolved_eras(timeline.numbers_E[resolved], int(timeline.numbers_E[holdout[0]]), cfg.data.embargo)]
-           if cfg.train.patience else resolved)
+           if holds_out(cfg) else resolved)
     windows = sliding_windows(fit, cfg.data.window_eras, cfg.train.window_stride)
     if len(windows) == 0:
         raise ValueError(f"too few resolved eras to pretrain: {len(fit)} fit eras for windows of {cfg.data.window_eras}")
     return resolved, fit, holdout, windows
+
+
+def holds_out(cfg: RunConfig) -> bool:
+    """Whether pretraining keeps its last `holdout_eras` out of its fit (early stopping, or the warm walk)."""
+    return bool(cfg.train.patience or cfg.train.warm_walk)
 
 
 def make_run_context(cfg: RunConfig, data: NumeraiData, hyper_G: dict[str, list[float]] | None = None) -> RunContext:

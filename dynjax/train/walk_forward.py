@@ -50,6 +50,7 @@ from dynjax.train.run import (
     PRETRAIN,
     REFIT,
     WALK,
+    WARM,
     RunContext,
     batch_for,
     make_run_context,
@@ -163,20 +164,22 @@ def walk_forward(cfg: RunConfig, data: NumeraiData, out: str | Path, *, stop_aft
     return timings
 
 
-def advance(run: RunContext, state: RunState, k: int, t: int, walk_key: jax.Array, log: MetricsLog, name: str) -> RunState:
+def advance(run: RunContext, state: RunState, k: int, t: int, walk_key: jax.Array, log: MetricsLog, name: str,
+            phase: int = WALK) -> RunState:
     """The walk-forward's update before its k-th era (era number `t`): offer the eras resolved
-    by then to the replay buffer, and every `update_every` eras train on the latest resolved window."""
+    by then to the replay buffer, and every `update_every` eras train on the latest resolved window
+    (`phase` WARM: the same over the pretraining holdout, from its own sampling streams)."""
     cfg = run.cfg
     resolved = run.schedule.timeline.resolved_at(t, cfg.data.embargo)
     state = score_resolved(run, state, resolved, log)  # before any training on them: out-of-sample scores
     state = offer_resolved(run, state, resolved)
     if k % cfg.train.update_every == 0 and cfg.train.steps_per_update:
         for s in range(cfg.train.steps_per_update):
-            batch = update_batch(run, resolved, state.replay, sampling_rng(run, WALK, k, s))
+            batch = update_batch(run, resolved, state.replay, sampling_rng(run, phase, k, s))
             state, metrics = train_step(run, state, batch, walk_key, update=True)
         mix_XxN = expert_mixtures(cfg)
         pi_GxX = mixture_weights(state.hedge, cfg.train.hedge_eta, len(mix_XxN))
-        log.write(phase="walk", era=name, **{f"train/{m}": v for m, v in metrics.items()},
+        log.write(phase="walk" if phase == WALK else "warm", era=name, **{f"train/{m}": v for m, v in metrics.items()},
                   **{"select/n_features": int(state.selection.mask_F.sum())},
                   **{f"hedge/weight_{m}": float(w) for m, w in enumerate((pi_GxX @ mix_XxN).reshape(-1))},
                   **{f"hedge/mixture_{c}": float(p) for c, p in enumerate(pi_GxX.reshape(-1))})
@@ -186,7 +189,9 @@ def advance(run: RunContext, state: RunState, k: int, t: int, walk_key: jax.Arra
 def pretrain(run: RunContext, state: RunState, log: MetricsLog, progress, stop: StopRequest | None = None) -> tuple[RunState, float]:
     """Epochs of windows over eras resolved before the first prediction, early stopping on the
     holdout; then (`train.refit`) the same training again from the same init on every resolved
-    era, holdout included, for the epochs early stopping chose.
+    era, holdout included, for the epochs early stopping chose. Without early stopping
+    (`train.warm_walk`) the epochs fit the eras before the holdout, and the walk-forward's own
+    updates then walk over the holdout: Hedge enters validation with weights learned out of sample.
 
     A stop request (SIGINT/SIGTERM) drops pretraining: nothing is checkpointed before it ends.
     """
@@ -211,19 +216,32 @@ def pretrain(run: RunContext, state: RunState, log: MetricsLog, progress, stop: 
         if cfg.train.patience and (since_G >= cfg.train.patience).all():
             break
     # Hedge's scores start from the members' holdout corr (eras they had not trained on); online, it
-    # scores eras from the first the pretrained model has not seen.
+    # scores eras from the first the pretrained model has not seen. The warm walk instead scores the
+    # eras after the fit ones as it walks over them, as the walk-forward does.
+    warm = cfg.train.warm_walk and not cfg.train.patience
     best = keep_pretrained(best)
-    hedge = init_hedge(len(best.hedge.score_N), len(resolved))
-    if hedge_learns(cfg) and cfg.train.patience:  # (patience 0: no holdout)
+    hedge = init_hedge(len(best.hedge.score_N), len(fit) if warm else len(resolved))
+    if hedge_learns(cfg) and cfg.train.patience:
         hedge = update_hedge(hedge, mixture_corr(run, best, holdout, log), cfg.train.hedge_decay)
     if cfg.train.refit and cfg.train.patience:
         best = keep_pretrained(refit(run, fresh, resolved, epoch_G, log, progress, stop))
     best = best.replace(hedge=hedge)
+    if warm:
+        best = warm_walk(run, best, holdout, log)
     # The selection state starts from the best model's importances over the holdout eras.
     for e in holdout:
         _, importance_F, _ = predict_era(run, best, int(e))
         best = best.replace(selection=update_selection(best.selection, jnp.asarray(importance_F), cfg.selection))
     return best, float(np.nan_to_num(best_G, neginf=0.0).mean())
+
+
+def warm_walk(run: RunContext, state: RunState, holdout: np.ndarray, log: MetricsLog) -> RunState:
+    """The walk-forward's updates over the pretraining holdout, predicting nothing: each era's
+    update first scores the eras resolved by then for Hedge (out of sample), then trains on them."""
+    timeline, key = run.schedule.timeline, jax.random.fold_in(jax.random.wrap_key_data(state.rng), WARM)
+    for k, e in enumerate(holdout):
+        state = advance(run, state, k, int(timeline.numbers_E[e]), key, log, timeline.name(int(e)), phase=WARM)
+    return state
 
 
 def keep_pretrained(state: RunState) -> RunState:
