@@ -77,6 +77,11 @@ VARIANTS = {
     # round 8: pretraining walks forward over its last 16 eras instead of fitting them, so that Hedge
     # enters validation with weights learned out of sample (the default starts them equal)
     "warm": ["train.warm_walk=true"],
+    # round 8: the equal mixture starts with a lead of 0.1 summed corr (about one era of a strong
+    # member's corr): a member alone takes the weight only once it has beaten the mean by that much
+    "lead01": ["train.hedge_lead=0.1"],
+    # the same lead for the mean of the members and their pretrained copies (Hedge experts of their own)
+    "lead01_pre": ["train.hedge_lead=0.1", "train.pretrained_experts=true"],
     # Probes: one dense member, frozen after pretraining (the static learner alone).
     "dense_static": DENSE_STATIC,
     "dense_pair8": [*DENSE_STATIC, "model.pairwise=8", "loss.pairwise_l2=0"],
@@ -90,7 +95,7 @@ VARIANTS = {
 # Every variant was measured before round 7 made the pair screen a default: each spells it out as off.
 NO_PAIRS = ["model.pairs=0"]
 # (Variants of round 8 on are measured with the pairs on, as the default.)
-WITH_PAIRS = {"default", "warm"}
+WITH_PAIRS = {"default", "warm", "lead01", "lead01_pre"}
 VARIANTS = {name: overrides if name in WITH_PAIRS or NO_PAIRS[0] in overrides else [*overrides, *NO_PAIRS]
             for name, overrides in VARIANTS.items()}
 METRICS = ("corr", "sharpe", "frozen_corr", "frozen_sharpe", "exposure", "fnc", "kept", "pairs", "wall_s")

@@ -31,6 +31,29 @@ def test_the_grid_holds_every_mixture_of_the_kinds_in_steps_and_splits_a_kind_am
     np.testing.assert_array_equal(mixtures((0, 0), 4, mean=False), [[0.5, 0.5]])  # one kind: one mixture
 
 
+def test_the_equal_mixture_starts_with_its_lead_and_keeps_it_until_a_member_beats_it_by_more():
+    """`train.hedge_lead`: every trial's equal mixture starts `lead` summed corr ahead (the only
+    mixture that does, also beside pretrained experts or on a grid); a member alone takes the weight
+    only once its scores beat the mean's by more than that."""
+    from dynjax.config import RunConfig, override
+    from dynjax.train.hedge import lead_of_mean, mixture_weights
+    from dynjax.train.state import expert_kinds, expert_mixtures, hedge_start
+
+    cfg = override(RunConfig(), ["train.hedge_lead=0.1"])  # members of two kinds; mixtures: 0, 1, both
+    state = hedge_start(cfg, groups=2, first=7)
+    assert int(state.n_seen) == 7
+    pi_GxX = mixture_weights(state, 30.0, 3)
+    np.testing.assert_allclose(pi_GxX, np.tile([1, 1, np.exp(3.0)], (2, 1)) / (2 + np.exp(3.0)), rtol=1e-6)
+    ahead = lambda by: mixture_weights(update_hedge(state, np.tile([0.1 + by, 0.0, 0.0], (1, 2)), 1.0), 30.0, 3)
+    assert (ahead(-0.02)[:, 2] > 0.5).all() and (ahead(0.1)[:, 0] > 0.9).all()
+    for extra in (["train.pretrained_experts=true"], ["train.hedge_grid=4"]):
+        c = override(cfg, extra)
+        lead_X = lead_of_mean(expert_mixtures(c), expert_kinds(c), 0.1)
+        assert np.count_nonzero(lead_X) == 1
+        np.testing.assert_allclose(expert_mixtures(c)[lead_X > 0][0], 1 / len(expert_kinds(c)))
+    assert not lead_of_mean(mixtures((0, 1), 1, mean=False), (0, 1), 0.1).any()  # no mean mixture: no lead
+
+
 def test_mean_adds_the_equal_mixture_of_the_kinds_once():
     np.testing.assert_allclose(mixtures((0, 1, 2), 1, mean=True), np.vstack([np.eye(3), np.full(3, 1 / 3)]))
     np.testing.assert_allclose(mixtures((0, 1, 0), 1, mean=True)[-1], [0.25, 0.5, 0.25])  # kinds (0, 2) and (1,)

@@ -19,7 +19,8 @@ outscored by whichever member was luckier lately, as Hedge over the members alon
 default remembers every scored era (decay 1): regimes that return are not forgotten (the
 switching setting, experiments/README.md). Members of one kind (the same memory and gates,
 differing only in their seeds) share their kind's weight equally. The scores start from the
-pretraining holdout (eras the pretrained members have not trained on), then eras are scored as
+pretraining holdout (eras the pretrained members have not trained on), or from a head start of
+the equal mixture (`train.hedge_lead`, in summed corr), then eras are scored as
 they resolve (position order), so only targets of eras <= t - 1 - embargo ever enter the
 weights of era t; the state is part of the checkpoint. With one kind, or eta = 0, the weights
 are uniform and the run is the plain rank average.
@@ -38,9 +39,18 @@ class HedgeState:
     n_seen: jnp.ndarray  # int32: the next timeline position to score (eras are scored in order)
 
 
-def init_hedge(n_mixtures: int, first: int = 0) -> HedgeState:
-    """Equal weights; eras before position `first` (trained on in pretraining) are never scored."""
-    return HedgeState(jnp.zeros((n_mixtures,), jnp.float32), jnp.asarray(first, jnp.int32))
+def init_hedge(n_mixtures: int, first: int = 0, score_X: np.ndarray | None = None) -> HedgeState:
+    """Scores `score_X` to start from in every trial (None: zeros, equal weights); eras before
+    position `first` (trained on in pretraining) are never scored."""
+    score_N = np.zeros(n_mixtures) if score_X is None else np.tile(score_X, n_mixtures // len(score_X))
+    return HedgeState(jnp.asarray(score_N, jnp.float32), jnp.asarray(first, jnp.int32))
+
+
+def lead_of_mean(mix_XxM: np.ndarray, kinds_M: tuple[int, ...], lead: float) -> np.ndarray:
+    """Starting scores `[X]`: `lead` for the mixture weighing every kind equally, 0 for the others, so
+    a mixture leaning on fewer kinds takes the weight only once its scores beat the mean's by `lead`."""
+    mean_M = mixtures(kinds_M, 1, False).mean(axis=0)
+    return np.where(np.isclose(mix_XxM, mean_M).all(axis=1), lead, 0.0)
 
 
 def update_hedge(state: HedgeState, corr_ExN: np.ndarray, decay: float) -> HedgeState:

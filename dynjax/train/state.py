@@ -23,7 +23,7 @@ from dynjax.data.missing import N_BINS
 from dynjax.model.selection import SelectionState, init_selection
 from dynjax.model.tft import FeatureAttentionModel
 from dynjax.train.era_features import reads_context
-from dynjax.train.hedge import HedgeState, init_hedge, mixtures
+from dynjax.train.hedge import HedgeState, init_hedge, lead_of_mean, mixtures
 from dynjax.train.replay import ReplayBuffer, empty_buffer
 
 
@@ -156,7 +156,13 @@ def initial_run_state(cfg: RunConfig, model: FeatureAttentionModel, optimizer, r
               if cfg.train.replay_capacity else None)
     pretrained = jax.tree.map(jnp.copy, members.ema_params) if cfg.train.pretrained_experts else None
     return RunState(members, init_selection(model.n_features), replay, jax.random.key_data(root_key),
-                    init_hedge(groups * len(expert_mixtures(cfg))), pretrained)
+                    hedge_start(cfg, groups), pretrained)
+
+
+def hedge_start(cfg: RunConfig, groups: int, first: int = 0) -> HedgeState:
+    """Hedge's state before any era is scored: each trial's mixtures from `train.hedge_lead`'s head start."""
+    mix_XxN = expert_mixtures(cfg)
+    return init_hedge(groups * len(mix_XxN), first, lead_of_mean(mix_XxN, expert_kinds(cfg), cfg.train.hedge_lead))
 
 
 def member_horizons(cfg: RunConfig) -> tuple[int, ...]:

@@ -30,7 +30,7 @@ from dynjax.eval.jax_corr import era_corr
 from dynjax.model.selection import update_selection
 from dynjax.rundir import check_writable, write_json
 from dynjax.train.checkpoint import RunCheckpoints
-from dynjax.train.hedge import init_hedge, mixture_weights, update_hedge
+from dynjax.train.hedge import mixture_weights, update_hedge
 from dynjax.train.history import ChangedHistory, History
 from dynjax.train.interrupt import Interrupted, StopRequest, stop_requests
 from dynjax.train.next_era import save_next
@@ -63,7 +63,7 @@ from dynjax.train.run import (
     train_step,
     update_batch,
 )
-from dynjax.train.state import RunState, expert_mixtures, hedge_learns
+from dynjax.train.state import RunState, expert_mixtures, hedge_learns, hedge_start
 from dynjax.train.timing import new_timings, timed
 
 __all__ = ["Interrupted", "MetricsLog", "walk_forward"]
@@ -220,7 +220,7 @@ def pretrain(run: RunContext, state: RunState, log: MetricsLog, progress, stop: 
     # eras after the fit ones as it walks over them, as the walk-forward does.
     warm = cfg.train.warm_walk and not cfg.train.patience
     best = keep_pretrained(best)
-    hedge = init_hedge(len(best.hedge.score_N), len(fit) if warm else len(resolved))
+    hedge = hedge_start(cfg, run.groups, len(fit) if warm else len(resolved))
     if hedge_learns(cfg) and cfg.train.patience:
         hedge = update_hedge(hedge, mixture_corr(run, best, holdout, log), cfg.train.hedge_decay)
     if cfg.train.refit and cfg.train.patience:
