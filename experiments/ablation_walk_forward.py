@@ -19,7 +19,7 @@ import json
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from experiments.record import RESULTS, SETTINGS, grid, grid_parser, run_variant, seed_groups
+from experiments.record import RESULTS, describe, grid, grid_parser, run_variant, seed_groups
 
 # The old dense default, spelled out so that variants stay comparable when defaults change.
 DENSE = [
@@ -71,7 +71,7 @@ def markdown(summary: list[dict]) -> str:
         group = [r for r in summary if r["setting"] == setting]
         g0 = group[0]
         oracle = f"{g0['oracle_corr']:.3f}" if g0["oracle_corr"] is not None else "-"
-        lines += [(f"**{setting}** ({SETTINGS[setting] or 'the default synthetic set'}): ridge corr "
+        lines += [(f"**{setting}** ({describe(setting)}): ridge corr "
                    f"{g0['ridge_corr']:.3f} / Sharpe {g0['ridge_sharpe']:.2f}, oracle corr {oracle}"), "",
                   "| variant | corr | Sharpe | max dd | kept / era | kept % | recall | precision | wall s |",
                   "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]

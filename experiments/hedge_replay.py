@@ -220,7 +220,10 @@ def markdown(results: list[dict]) -> str:
     settings = [r["setting"] for r in results if r["rules"]]
     names = list(next(r for r in results if r["rules"])["rules"]) if settings else []
     by = {r["setting"]: r for r in results}
-    lines = ["| rule | " + " | ".join(settings) + " |", "| --- |" + " --- |" * len(settings)]
+    by_seeds = lambda r: len(r["checks"])  # noqa: E731
+    seeds = {s: by_seeds(by[s]) for s in settings} if settings else {}
+    lines = ["| rule | " + " | ".join(f"{s} ({seeds[s]} seed{'s' * (seeds[s] > 1)})" for s in settings) + " |",
+             "| --- |" + " --- |" * len(settings)]
     for name in names:
         lines.append(f"| {name} | " + " | ".join(f"{by[s]['rules'][name]['corr']:.4f} / {by[s]['rules'][name]['sharpe']:.2f}"
                                                  for s in settings) + " |")

@@ -16,7 +16,29 @@ RESULTS = Path(__file__).parent / "results"
 
 from dynjax.data.synth import SETTINGS  # the synthetic settings: overrides of `SynthConfig`
 
-__all__ = ["RESULTS", "SETTINGS", "grid", "grid_parser", "make_data", "run_variant", "seed_groups", "walk_forward"]
+__all__ = ["RESULTS", "SETTINGS", "describe", "grid", "grid_parser", "make_data", "run_variant", "seed_groups",
+           "setting_order", "setting_overrides", "walk_forward"]
+
+
+def setting_overrides(setting: str) -> dict:
+    """A setting's `SynthConfig` overrides. `NAME@SEED` is another draw of setting NAME: the same
+    generative settings with data seed SEED (other regimes, regime sequence, loadings and noise),
+    so that a verdict can be checked on data none of the defaults was chosen on."""
+    name, at, seed = setting.partition("@")
+    if name not in SETTINGS or (at and not seed.isdigit()):
+        raise ValueError(f"unknown setting {setting!r}: one of {list(SETTINGS)}, or NAME@SEED for another draw of NAME")
+    return {**SETTINGS[name], **({"seed": int(seed)} if at else {})}
+
+
+def setting_order(setting: str) -> tuple[int, int]:
+    """Sort key: the settings' order, each setting's own draw before its redraws (by seed)."""
+    name, at, seed = setting.partition("@")
+    return list(SETTINGS).index(name), int(seed) if at else -1
+
+
+def describe(setting: str) -> str:
+    """"{'seed': 1, 'n_regimes': 4, ...}", or the default set's name."""
+    return str(setting_overrides(setting) or "the default synthetic set")
 
 
 def make_data(root: Path, setting: str) -> Path:
@@ -24,7 +46,7 @@ def make_data(root: Path, setting: str) -> Path:
     from dynjax.config import SynthConfig
     from dynjax.rundir import default_data
 
-    return default_data(Path(root) / "data" / setting, SynthConfig(**SETTINGS[setting]))
+    return default_data(Path(root) / "data" / setting, SynthConfig(**setting_overrides(setting)))
 
 
 def dynjax(*args: str) -> subprocess.CompletedProcess:
@@ -71,7 +93,7 @@ def seed_groups(rows: list[dict], variants: list[str], metrics: tuple[str, ...])
 
     ok = [r for r in rows if "error" not in r]
     keys = sorted({(r["setting"], r["variant"]) for r in ok},
-                  key=lambda k: (list(SETTINGS).index(k[0]), list(variants).index(k[1])))
+                  key=lambda k: (*setting_order(k[0]), list(variants).index(k[1])))
     for setting, variant in keys:
         group = [r for r in ok if r["setting"] == setting and r["variant"] == variant]
         agg = {"setting": setting, "variant": variant, "seeds": len(group)}
@@ -148,9 +170,18 @@ def grid_parser(doc: str, variants: dict, name: str, jobs: int):
 def grid(parser, args, variants: dict) -> tuple[Path, dict[str, Path], list[tuple[str, str, int]]]:
     """The root, each setting's data directory and the (setting, variant, seed) jobs of `args`."""
     settings, names = args.settings.split(","), args.variants.split(",")
-    unknown = [s for s in settings if s not in SETTINGS] + [v for v in names if v not in variants]
+    unknown = [s for s in settings if not _known(s)] + [v for v in names if v not in variants]
     if unknown:
-        parser.error(f"unknown settings/variants: {unknown}; settings {list(SETTINGS)}, variants {list(variants)}")
+        parser.error(f"unknown settings/variants: {unknown}; settings {list(SETTINGS)} (NAME@SEED: another draw "
+                     f"of NAME), variants {list(variants)}")
     root = Path(args.root)
     data = {s: make_data(root, s) for s in settings}
     return root, data, [(s, v, int(seed)) for s in settings for v in names for seed in args.seeds.split(",")]
+
+
+def _known(setting: str) -> bool:
+    try:
+        setting_overrides(setting)
+    except ValueError:
+        return False
+    return True

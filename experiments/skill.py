@@ -11,7 +11,9 @@ latest window, rehearsal). Reported per variant and setting, mean +- std over se
 Sharpe, the same model frozen after pretraining, mean max feature exposure, feature-neutral
 corr, features kept per era and wall seconds; beside them the yardsticks of
 `experiments.yardsticks` (LightGBM with Numerai's example parameters, static and refit
-walk-forward, ridge on every resolved era, the oracle), computed once per setting.
+walk-forward, ridge on every resolved era, the oracle), computed once per setting. A setting
+`NAME@SEED` is another draw of setting NAME (data seed SEED: other regimes and sequences), e.g.
+`--settings switching@101`: a verdict that holds on one draw only is the draw's, not the method's.
 
 Writes `experiments/results/skill.{json,md}`; the table and what it says are in
 `experiments/README.md`.
@@ -23,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from experiments.record import RESULTS, SETTINGS, grid, grid_parser, run_variant, seed_groups
+from experiments.record import RESULTS, describe, grid, grid_parser, run_variant, seed_groups
 
 # The rehearsal of the first round (DER++ on 8 of 64 eras, "similar" sampling), off since.
 REPLAY = ["train.replay_capacity=64", "train.replay_eras=8"]
@@ -138,7 +140,7 @@ def markdown(summary: list[dict], yards: dict) -> str:
     lines = []
     for setting in dict.fromkeys(r["setting"] for r in summary):
         y = yards[setting]
-        lines += [(f"**{setting}** ({SETTINGS[setting] or 'the default synthetic set'}; oracle corr "
+        lines += [(f"**{setting}** ({describe(setting)}; oracle corr "
                    f"{y['oracle']['corr_mean']:.3f})"), "",
                   "| model | seeds | corr | Sharpe | frozen corr | frozen Sharpe | max exposure | FNC | kept / era | pairs | Hedge weight by kind | wall s | beats all |",
                   "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]

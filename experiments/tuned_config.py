@@ -18,7 +18,7 @@ import argparse
 import json
 from pathlib import Path
 
-from experiments.record import SETTINGS, dynjax, make_data, mean_std, walk_forward, write_results
+from experiments.record import describe, dynjax, make_data, mean_std, walk_forward, write_results
 
 
 def main() -> None:
@@ -63,7 +63,7 @@ def markdown(rows: list[dict], tuned: dict) -> str:
         for name in ("default", "tuned"):
             group = [r for r in rows if r["setting"] == setting and r["config"] == name]
             col = lambda k, g=group: [r[k] for r in g]
-            lines.append(f"| {setting} ({SETTINGS[setting] or 'default set'}) | {name} | {len(group)} | {mean_std(col('corr'))} | "
+            lines.append(f"| {setting} ({describe(setting)}) | {name} | {len(group)} | {mean_std(col('corr'))} | "
                          f"{mean_std(col('sharpe'))} | {mean_std(col('max_dd'))} | {mean_std(col('kept'))} | "
                          f"{group[0]['ridge_corr']:.4f} / {group[0]['ridge_sharpe']:.2f} |")
     return "\n".join(lines)
