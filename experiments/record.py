@@ -146,11 +146,12 @@ def settings_main(doc: str, name: str, per_setting, markdown, **payload) -> None
     parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--settings", default=",".join(SETTINGS))
     parser.add_argument("--root", default="/tmp/dynjax_ablation")
+    parser.add_argument("--name", default=name, help="results file name (other settings than the five: keep the main file)")
     args = parser.parse_args()
     rows = [per_setting(Path(args.root), s) for s in args.settings.split(",")]
     table = markdown(rows)
     print(table)
-    write_results(name, {**payload, "settings": rows}, table)
+    write_results(args.name, {**payload, "settings": rows}, table)
 
 
 def grid_parser(doc: str, variants: dict, name: str, jobs: int):
