@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from dynjax.config import load_config
+from dynjax.eval.scores import summarize
 from dynjax.train.hedge import init_hedge, lead_of_mean, mixture_weights, update_hedge
 from dynjax.train.state import expert_kinds, expert_mixtures
 from experiments.record import SETTINGS, write_results
@@ -183,8 +184,9 @@ def scored_eras(run: dict) -> np.ndarray:
 
 
 def summary(corr_E: np.ndarray) -> tuple[float, float]:
-    """Mean and Sharpe (population std, as numerai-tools)."""
-    return float(corr_E.mean()), float(corr_E.mean() / corr_E.std())
+    """Mean and Sharpe, as the run's report scores them."""
+    s = summarize(corr_E)
+    return s["corr_mean"], s["corr_sharpe"]
 
 
 def replay_setting(root: Path, setting: str, variant: str, seeds: list[int]) -> dict:
@@ -220,8 +222,7 @@ def markdown(results: list[dict]) -> str:
     settings = [r["setting"] for r in results if r["rules"]]
     names = list(next(r for r in results if r["rules"])["rules"]) if settings else []
     by = {r["setting"]: r for r in results}
-    by_seeds = lambda r: len(r["checks"])  # noqa: E731
-    seeds = {s: by_seeds(by[s]) for s in settings} if settings else {}
+    seeds = {s: len(by[s]["checks"]) for s in settings}
     lines = ["| rule | " + " | ".join(f"{s} ({seeds[s]} seed{'s' * (seeds[s] > 1)})" for s in settings) + " |",
              "| --- |" + " --- |" * len(settings)]
     for name in names:

@@ -25,7 +25,7 @@ def setting_overrides(setting: str) -> dict:
     generative settings with data seed SEED (other regimes, regime sequence, loadings and noise),
     so that a verdict can be checked on data none of the defaults was chosen on."""
     name, at, seed = setting.partition("@")
-    if name not in SETTINGS or (at and not seed.isdigit()):
+    if not _known(setting):
         raise ValueError(f"unknown setting {setting!r}: one of {list(SETTINGS)}, or NAME@SEED for another draw of NAME")
     return {**SETTINGS[name], **({"seed": int(seed)} if at else {})}
 
@@ -181,8 +181,5 @@ def grid(parser, args, variants: dict) -> tuple[Path, dict[str, Path], list[tupl
 
 
 def _known(setting: str) -> bool:
-    try:
-        setting_overrides(setting)
-    except ValueError:
-        return False
-    return True
+    name, at, seed = setting.partition("@")
+    return name in SETTINGS and (not at or seed.isdigit())
