@@ -86,3 +86,13 @@ def test_lookup_picks_each_rows_bin_and_its_gradient_counts_the_picks():
     grad = jax.grad(lambda t: (lookup(t, x) * jnp.arange(R)[:, None]).sum())(table)
     want = jax.grad(lambda t: (t[jnp.arange(F), x.astype(jnp.int32)] * jnp.arange(R)[:, None]).sum())(table)
     np.testing.assert_allclose(grad, want, rtol=1e-6)
+
+
+def test_lookup_gradient_of_a_bfloat16_table_sums_in_float32():
+    # 4,096 rows in one bin, gradient 1 each: a bfloat16 running sum stalls at 256 (256 + 1 rounds to 256).
+    table = jnp.zeros((2, N_BINS), jnp.bfloat16)
+    x = jnp.zeros((4096, 2), jnp.int8)
+    grad = jax.grad(lambda t: lookup(t, x).astype(jnp.float32).sum())(table)
+    assert grad.dtype == jnp.bfloat16
+    np.testing.assert_array_equal(np.asarray(grad[:, 0], np.float32), [4096.0, 4096.0])
+    np.testing.assert_array_equal(np.asarray(grad[:, 1:], np.float32), 0.0)
