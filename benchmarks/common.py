@@ -122,6 +122,17 @@ def run_isolated(module: str, spec: dict, timeout_s: float = 1800) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def xla_flops(lowered) -> float:
+    """XLA's FLOP count of a lowered computation; from its compiled form where the backend counts
+    nothing before compiling (the GPU backend's `Lowered.cost_analysis()` is None); NaN if neither counts."""
+    for analysis in (lowered.cost_analysis, lambda: lowered.compile().cost_analysis()):
+        cost = analysis()
+        cost = cost[0] if isinstance(cost, list) and cost else cost
+        if cost and "flops" in cost:
+            return float(cost["flops"])
+    return float("nan")
+
+
 def synthetic_data(root: str | Path, cfg) -> Path:
     """`root/data`: synthetic data for `cfg` (a SynthConfig), generated once and reused after."""
     from dynjax.rundir import default_data

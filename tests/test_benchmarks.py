@@ -84,3 +84,25 @@ def test_full_scale_data_has_numerai_proportions_and_targets_judge_each_figure()
     assert judge(row | {"peak_rss_bytes": 16})["targets"]["rss"] is False
     assert judge(row | {"compiles_after_first_era": 1})["targets"] == {"rss": True, "recompiles": False,
                                                                       "checkpoint": True, "minutes": True}
+
+
+def test_the_suite_kills_a_benchmark_and_its_children_at_the_time_limit(tmp_path):
+    """A benchmark past its limit goes with the children it started (they would hold the accelerator)."""
+    import sys
+    import time
+    from pathlib import Path
+
+    from benchmarks.__main__ import call
+
+    pid_file = tmp_path / "child.pid"
+    script = (f"import subprocess, sys, time; c = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)']); "
+              f"open({str(pid_file)!r}, 'w').write(str(c.pid)); time.sleep(60)")
+    start = time.perf_counter()
+    assert call([sys.executable, "-c", script], timeout_s=3) == 124
+    assert time.perf_counter() - start < 30
+    status = Path(f"/proc/{pid_file.read_text()}/status")
+    deadline = time.perf_counter() + 5
+    while status.exists() and "zombie" not in status.read_text() and time.perf_counter() < deadline:
+        time.sleep(0.1)
+    assert not status.exists() or "zombie" in status.read_text()  # killed (a zombie awaits a reaper that is not us)
+    assert call([sys.executable, "-c", "raise SystemExit(3)"], timeout_s=30) == 3
