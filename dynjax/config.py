@@ -193,9 +193,18 @@ class OptimConfig:
     end_lr_fraction: float = 0.1
     clip_norm: float = 1.0
     ema_decay: float = 0.99  # Polyak average of the params that predicts (pretraining and updates); 0: the params themselves
+    # L2-SP for the walk-forward (Xuhong, Grandvalet & Davoine, ICML 2018), decoupled as AdamW's
+    # weight decay: after pretraining each update also moves the params by lr * anchor * (pretrained
+    # - params), the pretrained params being the model frozen after pretraining. 0: off.
+    anchor: float = 0.0
+    # The anchor's scale per ensemble member (m: [m % len], as model.gate_thresholds); e.g. 1,0 pulls
+    # the dense member (all resolved history) and leaves the gated recent one free.
+    anchor_members: tuple[float, ...] = (1.0,)
 
     def __post_init__(self):
         _check(0 <= self.ema_decay < 1, "ema_decay must be in [0, 1)")
+        _check(self.anchor >= 0, f"optim.anchor must be >= 0, got {self.anchor}")
+        _check(len(self.anchor_members) >= 1 and min(self.anchor_members) >= 0, "optim.anchor_members must be scales >= 0")
         _check(self.learning_rate > 0 and self.warmup_steps >= 0, "need lr > 0 and warmup_steps >= 0")
         _check(self.decay_steps == 0 or self.decay_steps > self.warmup_steps, "need decay_steps > warmup_steps (or 0: auto)")
 

@@ -88,6 +88,14 @@ VARIANTS = {
     # 120-300 features) instead of 5: after a switch under heavy noise its gates stayed shut for 15
     # validation eras (noisy@101)
     "gate35": ["model.gate_thresholds=-1000,3.5"],
+    # round 10: L2-SP (decoupled): each walk-forward update also pulls the params toward the model
+    # frozen after pretraining, by lr * anchor * (pretrained - params); at the end rate 3e-4 the
+    # params then settle within about 1 / anchor of the pretrained ones
+    "anchor3": ["optim.anchor=3"],
+    "anchor10": ["optim.anchor=10"],
+    "anchor100": ["optim.anchor=100"],
+    # the pull on the dense member alone (all resolved history: the memory), the gated recent one free
+    "anchor100_dense": ["optim.anchor=100", "optim.anchor_members=1,0"],
     # Probes: one dense member, frozen after pretraining (the static learner alone).
     "dense_static": DENSE_STATIC,
     "dense_pair8": [*DENSE_STATIC, "model.pairwise=8", "loss.pairwise_l2=0"],
@@ -101,7 +109,7 @@ VARIANTS = {
 # Every variant was measured before round 7 made the pair screen a default: each spells it out as off.
 NO_PAIRS = ["model.pairs=0"]
 # (Variants of round 8 on are measured with the pairs on, as the default.)
-WITH_PAIRS = {"default", "warm", "lead01", "lead01_pre", "gate35"}
+WITH_PAIRS = {"default", "warm", "lead01", "lead01_pre", "gate35", "anchor3", "anchor10", "anchor100", "anchor100_dense"}
 VARIANTS = {name: overrides if name in WITH_PAIRS or NO_PAIRS[0] in overrides else [*overrides, *NO_PAIRS]
             for name, overrides in VARIANTS.items()}
 METRICS = ("corr", "sharpe", "frozen_corr", "frozen_sharpe", "exposure", "fnc", "kept", "pairs", "wall_s")

@@ -55,3 +55,23 @@ def test_schedule_warms_up_then_decays():
     np.testing.assert_allclose(step_U[10], 1.0, rtol=1e-4)  # the peak
     np.testing.assert_allclose(step_U[100], cfg.learning_rate * cfg.end_lr_fraction, rtol=1e-3)  # cosine down to the end
     assert (np.diff(step_U[10:]) <= 0).all()  # then never up
+
+
+def test_the_anchor_pulls_updates_toward_the_pretrained_params_only_once_set():
+    from dynjax.train.state import TrainState, set_anchor
+
+    cfg = OptimConfig(learning_rate=0.1, warmup_steps=0, decay_steps=10, end_lr_fraction=1.0, weight_decay=0.0, anchor=2.0)
+    opt = make_optimizer(cfg)
+    params_N = {"w": jnp.array([[1.0, -1.0], [3.0, 0.0]])}  # two stacked members
+    train = TrainState(params=params_N, opt_state=jax.vmap(opt.init)(params_N), step=jnp.zeros(2, jnp.int32),
+                       ema_params={"w": jnp.zeros((2, 2))}, prior_scale=jnp.ones(2))
+    no_grad = {"w": jnp.zeros((2, 2))}
+    updates, _ = jax.vmap(opt.update)(no_grad, train.opt_state, params_N)
+    np.testing.assert_array_equal(updates["w"], 0.0)  # pretraining: no pull (the anchor is not set)
+    anchored = set_anchor(train, (1.0, 0.5))  # the anchor: the EMA params (zeros); member 1 pulled half as hard
+    updates, _ = jax.vmap(opt.update)(no_grad, anchored.opt_state, params_N)
+    # Decoupled: lr * anchor * (anchor - params), with no gradient to normalise.
+    np.testing.assert_allclose(updates["w"], -0.1 * 2.0 * np.array([[1.0], [0.5]]) * params_N["w"], rtol=1e-6)
+    plain = TrainState(params=params_N, opt_state=jax.vmap(make_optimizer(OptimConfig()).init)(params_N),
+                       step=jnp.zeros(2, jnp.int32), ema_params=params_N, prior_scale=jnp.ones(2))
+    assert set_anchor(plain, (1.0, 1.0)) is plain  # optim.anchor = 0: nothing to set

@@ -27,7 +27,7 @@ CFG = override(RunConfig(), [*TINY_RUN, "model.gates=none", "loss.sparsity=none"
 # (tests/test_hedge.py opens one's gates).
 ALL = override(CFG, [*MECHANISMS, "selection.mode=none", "train.horizons=0,2", "model.gate_thresholds=5",
                      "train.hedge_eta=10", "train.pretrained_experts=true", "data.placement=device",
-                     "data.rows_per_era=40"])  # more than an era holds: padded windows
+                     "data.rows_per_era=40", "optim.anchor=3", "optim.anchor_members=1,0.5"])  # more than an era holds: padded windows
 
 
 @pytest.fixture(scope="module")

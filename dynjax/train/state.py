@@ -9,7 +9,7 @@ selection state, the replay buffer, the root RNG key data, the Hedge weights of 
 import dataclasses
 import functools
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -64,8 +64,44 @@ def make_optimizer(cfg: OptimConfig, hyper: dict[str, jnp.ndarray] | None = None
             decay_steps=cfg.decay_steps, end_value=cfg.learning_rate * cfg.end_lr_fraction,
         )
     weight_decay = hyper.get("optim.weight_decay", cfg.weight_decay)
-    return optax.chain(optax.clip_by_global_norm(cfg.clip_norm),
-                       optax.adamw(schedule, weight_decay=weight_decay, mask=decayed))
+    if not cfg.anchor:
+        return optax.chain(optax.clip_by_global_norm(cfg.clip_norm),
+                           optax.adamw(schedule, weight_decay=weight_decay, mask=decayed))
+    # optax.adamw's chain with the pull to the anchor beside the weight decay, under the schedule.
+    return optax.chain(optax.clip_by_global_norm(cfg.clip_norm), optax.scale_by_adam(),
+                       optax.add_decayed_weights(weight_decay, decayed), decay_to_anchor(cfg.anchor),
+                       optax.scale_by_learning_rate(schedule))
+
+
+class AnchorState(NamedTuple):
+    """The params that `decay_to_anchor` pulls toward, and whether it pulls yet (0.0 / 1.0)."""
+
+    anchor: Any
+    pull: jnp.ndarray
+
+
+def decay_to_anchor(rate: float) -> optax.GradientTransformation:
+    """Adds `rate * (params - anchor)` to the updates once `set_anchor` has set the anchor (before
+    that, in pretraining, nothing): decoupled L2-SP, as `add_decayed_weights` is decoupled L2."""
+
+    def init(params):
+        return AnchorState(anchor=jax.tree.map(jnp.zeros_like, params), pull=jnp.zeros((), jnp.float32))
+
+    def update(updates, state, params):
+        pull = rate * state.pull
+        return jax.tree.map(lambda u, p, a: u + pull * (p - a).astype(u.dtype), updates, params, state.anchor), state
+
+    return optax.GradientTransformation(init, update)
+
+
+def set_anchor(train: TrainState, pull_N: tuple[float, ...]) -> TrainState:
+    """Stacked members whose updates pull toward their EMA params as they stand (the model frozen
+    after pretraining), member n by `pull_N[n]` times `optim.anchor`; unchanged without it."""
+    if not optax.tree_utils.tree_get_all_with_path(train.opt_state, "anchor"):
+        return train
+    anchor = jax.tree.map(jnp.copy, train.ema_params)
+    pull = jnp.asarray(pull_N, jnp.float32).reshape(jax.tree.leaves(train.step)[0].shape)
+    return train.replace(opt_state=optax.tree_utils.tree_set(train.opt_state, anchor=anchor, pull=pull))
 
 
 def resolve_decay(cfg: OptimConfig, pretrain_steps: int) -> OptimConfig:

@@ -63,7 +63,7 @@ from dynjax.train.run import (
     train_step,
     update_batch,
 )
-from dynjax.train.state import RunState, expert_mixtures, hedge_learns, hedge_start
+from dynjax.train.state import RunState, expert_mixtures, hedge_learns, hedge_start, per_member, set_anchor
 from dynjax.train.timing import new_timings, timed
 
 __all__ = ["Interrupted", "MetricsLog", "walk_forward"]
@@ -225,7 +225,9 @@ def pretrain(run: RunContext, state: RunState, log: MetricsLog, progress, stop: 
         hedge = update_hedge(hedge, mixture_corr(run, best, holdout, log), cfg.train.hedge_decay)
     if cfg.train.refit and cfg.train.patience:
         best = keep_pretrained(refit(run, fresh, resolved, epoch_G, log, progress, stop))
-    best = best.replace(hedge=hedge)
+    # `optim.anchor`: from here on the updates pull toward the model as pretraining leaves it.
+    pull_N = per_member(cfg.optim.anchor_members, cfg.train.ensemble) * run.groups
+    best = best.replace(hedge=hedge, train=set_anchor(best.train, pull_N))
     if warm:
         best = warm_walk(run, best, holdout, log)
     # The selection state starts from the best model's importances over the holdout eras.
