@@ -74,7 +74,8 @@ def make_optimizer(cfg: OptimConfig, hyper: dict[str, jnp.ndarray] | None = None
 
 
 class AnchorState(NamedTuple):
-    """The params that `decay_to_anchor` pulls toward, and whether it pulls yet (0.0 / 1.0)."""
+    """The params that `decay_to_anchor` pulls toward, and this member's scale of the pull (0 until
+    `set_anchor`: `optim.anchor_members`' entry after it)."""
 
     anchor: Any
     pull: jnp.ndarray
