@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from dynjax.data import N_BINS
-from dynjax.model.attention import FeatureAttention, lookup, tabulated_softmax
+from dynjax.model.attention import FeatureAttention, lookup, masked_bin_sums, scatter_bin_sums, tabulated_softmax
 
 F, R, D, H = 9, 12, 8, 2
 
@@ -96,3 +96,23 @@ def test_lookup_gradient_of_a_bfloat16_table_sums_in_float32():
     assert grad.dtype == jnp.bfloat16
     np.testing.assert_array_equal(np.asarray(grad[:, 0], np.float32), [4096.0, 4096.0])
     np.testing.assert_array_equal(np.asarray(grad[:, 1:], np.float32), 0.0)
+
+
+def test_masked_bin_sums_equal_the_scatter_add():
+    rng = np.random.default_rng(0)
+    x = jnp.asarray(rng.integers(0, N_BINS, (513, 37)), jnp.int8)
+    g = jnp.asarray(rng.normal(size=(513, 37)), jnp.float32)
+    masked, scatter = masked_bin_sums(x, g, N_BINS), scatter_bin_sums(x, g, N_BINS)
+    assert masked.shape == (37, N_BINS)
+    np.testing.assert_allclose(np.asarray(masked), np.asarray(scatter), rtol=1e-5, atol=1e-5)
+    # every row lands in one cell: the cells of a feature add up to its column sum
+    np.testing.assert_allclose(np.asarray(masked.sum(axis=1)), np.asarray(g.sum(axis=0)), rtol=1e-5, atol=1e-4)
+
+
+@pytest.mark.parametrize("platform, scatters", [("cpu", True), ("cuda", False), ("tpu", False)])
+def test_the_lookup_gradient_scatters_on_the_cpu_only(platform, scatters):
+    # Lowered for each platform without its device: a GPU's scatter-add serialises on atomics.
+    x = jnp.zeros((64, 3), jnp.int8)
+    grad = jax.jit(jax.grad(lambda t: lookup(t, x).sum()))
+    hlo = grad.trace(jnp.zeros((3, N_BINS))).lower(lowering_platforms=(platform,)).as_text()
+    assert ("scatter" in hlo) == scatters

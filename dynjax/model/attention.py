@@ -32,9 +32,11 @@ def lookup(table_FxB: jnp.ndarray, x_RxF: jnp.ndarray) -> jnp.ndarray:
     """Per-row values `[R, F]` of one F x B table at the rows' bins (`x_RxF` in 0..B-1).
 
     Forward: a chain of B selects against broadcast table columns, one fused elementwise
-    pass (faster than a gather on CPU: predict went from ~89k to ~105k rows/s at F = 705). Backward: one scatter-add with flat
-    scalar indices, several times cheaper than the select chain's B column reductions or
-    `take_along_axis`'s gradient (which builds 2-D indices).
+    pass (faster than a gather on CPU: predict went from ~89k to ~105k rows/s at F = 705). Backward,
+    per platform (`jax.lax.platform_dependent`): on the CPU one scatter-add with flat scalar
+    indices, several times cheaper there than B column reductions or `take_along_axis`'s gradient
+    (which builds 2-D indices); elsewhere B masked column sums, since a GPU scatter-adds the ~R / B
+    rows of each (feature, bin) cell into one address with atomics, one after another.
     """
     return _select_bins(table_FxB, x_RxF)
 
@@ -53,13 +55,25 @@ def _lookup_fwd(table_FxB, x_RxF):
 
 def _lookup_bwd(residuals, g_RxF):
     x_RxF, table_FxB = residuals
-    n_feat, n_bins = table_FxB.shape
+    n_bins = table_FxB.shape[1]
     # Accumulated in float32 whatever the table's dtype: each cell sums ~R / B row gradients, which
     # bfloat16 (8 bits of mantissa) would round away, and a GPU adds bfloat16 into one address with
     # a compare-and-swap loop (a bfloat16 step ran 25x slower than float32 on an H200).
     g_RxF = g_RxF.astype(jnp.float32)
-    flat = jnp.zeros(n_feat * n_bins, jnp.float32).at[bin_index(x_RxF, n_bins)].add(g_RxF, mode="drop")
-    return flat.reshape(n_feat, n_bins).astype(table_FxB.dtype), None
+    sums_FxB = jax.lax.platform_dependent(x_RxF, g_RxF, cpu=lambda x, g: scatter_bin_sums(x, g, n_bins),
+                                          default=lambda x, g: masked_bin_sums(x, g, n_bins))
+    return sums_FxB.astype(table_FxB.dtype), None
+
+
+def scatter_bin_sums(x_RxF: jnp.ndarray, g_RxF: jnp.ndarray, n_bins: int) -> jnp.ndarray:
+    """`[F, B]` sums of `g_RxF` over the rows in each (feature, bin), by one flat scatter-add."""
+    flat = jnp.zeros(x_RxF.shape[1] * n_bins, g_RxF.dtype).at[bin_index(x_RxF, n_bins)].add(g_RxF, mode="drop")
+    return flat.reshape(x_RxF.shape[1], n_bins)
+
+
+def masked_bin_sums(x_RxF: jnp.ndarray, g_RxF: jnp.ndarray, n_bins: int) -> jnp.ndarray:
+    """The same sums as B column reductions of `g_RxF` masked to each bin: no scatter, no atomics."""
+    return jnp.stack([jnp.where(x_RxF == b, g_RxF, 0.0).sum(axis=0) for b in range(n_bins)], axis=1)
 
 
 lookup.defvjp(_lookup_fwd, _lookup_bwd)
