@@ -96,6 +96,11 @@ VARIANTS = {
     "anchor100": ["optim.anchor=100"],
     # the pull on the dense member alone (all resolved history: the memory), the gated recent one free
     "anchor100_dense": ["optim.anchor=100", "optim.anchor_members=1,0"],
+    # round 11: how much to keep, chosen per run by the data: gated members at evidence z 3.5 and 5
+    # beside the dense one, and Hedge (resolved eras only) weighs each alone and their mean; the
+    # prior stays on the dense member only
+    "gates_both": ["train.ensemble=3", "model.gate_thresholds=-1000,3.5,5", "train.horizons=0,16,16",
+                   "loss.prior_members=1,0,0"],
     # Probes: one dense member, frozen after pretraining (the static learner alone).
     "dense_static": DENSE_STATIC,
     "dense_pair8": [*DENSE_STATIC, "model.pairwise=8", "loss.pairwise_l2=0"],
@@ -109,7 +114,7 @@ VARIANTS = {
 # Every variant was measured before round 7 made the pair screen a default: each spells it out as off.
 NO_PAIRS = ["model.pairs=0"]
 # (Variants of round 8 on are measured with the pairs on, as the default.)
-WITH_PAIRS = {"default", "warm", "lead01", "lead01_pre", "gate35", "anchor3", "anchor10", "anchor100", "anchor100_dense"}
+WITH_PAIRS = {"default", "warm", "lead01", "lead01_pre", "gate35", "anchor3", "anchor10", "anchor100", "anchor100_dense", "gates_both"}
 VARIANTS = {name: overrides if name in WITH_PAIRS or NO_PAIRS[0] in overrides else [*overrides, *NO_PAIRS]
             for name, overrides in VARIANTS.items()}
 METRICS = ("corr", "sharpe", "frozen_corr", "frozen_sharpe", "exposure", "fnc", "kept", "pairs", "wall_s")
