@@ -51,6 +51,7 @@ GATES = ("none", "l1", "l0", "context")
 PENALTIES = ("none", "entropy", "l1", "l0")
 SELECTION_MODES = ("none", "fixed", "topk", "quantile", "schedule")
 REPLAY_SAMPLING = ("reservoir", "similar")
+HEDGE_PRIORS = ("uniform", "gated_as_one")
 
 
 @dataclass(frozen=True)
@@ -266,6 +267,10 @@ class TrainConfig:
     # A head start, in summed corr, of the mixture weighing every kind equally: a member (or mixture)
     # leaning on fewer kinds takes the weight only once its scores beat the mean's by this much.
     hedge_lead: float = 0.0
+    # The prior over the mixtures before any era resolves: "uniform" (equal starting scores), or
+    # "gated_as_one" (the kinds that gate features share one kind's prior, so that offering several
+    # gate thresholds does not take weight off the dense member; with one gated kind: uniform).
+    hedge_prior: str = "uniform"
     # The members as pretraining left them, kept beside the updated ones as Hedge experts of their
     # own (never trained again), so that when the updates hurt the mixture falls back on them.
     pretrained_experts: bool = False
@@ -275,6 +280,7 @@ class TrainConfig:
         _check(all(h >= 0 for h in self.horizons), "train.horizons are era counts >= 0 (0: all resolved eras)")
         _check(self.hedge_eta >= 0 and 0 <= self.hedge_decay <= 1, "hedge_eta must be >= 0 and hedge_decay in [0, 1]")
         _check(self.hedge_lead >= 0, "train.hedge_lead must be >= 0 (summed corr)")
+        _check(self.hedge_prior in HEDGE_PRIORS, f"unknown train.hedge_prior {self.hedge_prior!r}; choose from {HEDGE_PRIORS}")
         _check(self.hedge_grid >= 1, "train.hedge_grid must be >= 1 (1: the members' kinds alone)")
         _check(self.ensemble >= 1, "ensemble must be >= 1 member")
         _check(self.replay_capacity >= 0 and self.replay_eras >= 0, "replay_capacity and replay_eras must be >= 0")

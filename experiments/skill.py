@@ -101,6 +101,9 @@ VARIANTS = {
     # prior stays on the dense member only
     "gates_both": ["train.ensemble=3", "model.gate_thresholds=-1000,3.5,5", "train.horizons=0,16,16",
                    "loss.prior_members=1,0,0"],
+    # Round 12: the same, with Hedge's prior counting the two gated kinds as one (dense 4/9 before any era resolves).
+    "gates_both_prior": ["train.ensemble=3", "model.gate_thresholds=-1000,3.5,5", "train.horizons=0,16,16",
+                         "loss.prior_members=1,0,0", "train.hedge_prior=gated_as_one"],
     # Probes: one dense member, frozen after pretraining (the static learner alone).
     "dense_static": DENSE_STATIC,
     "dense_pair8": [*DENSE_STATIC, "model.pairwise=8", "loss.pairwise_l2=0"],
@@ -114,7 +117,7 @@ VARIANTS = {
 # Every variant was measured before round 7 made the pair screen a default: each spells it out as off.
 NO_PAIRS = ["model.pairs=0"]
 # (Variants of round 8 on are measured with the pairs on, as the default.)
-WITH_PAIRS = {"default", "warm", "lead01", "lead01_pre", "gate35", "anchor3", "anchor10", "anchor100", "anchor100_dense", "gates_both"}
+WITH_PAIRS = {"default", "warm", "lead01", "lead01_pre", "gate35", "anchor3", "anchor10", "anchor100", "anchor100_dense", "gates_both", "gates_both_prior"}
 VARIANTS = {name: overrides if name in WITH_PAIRS or NO_PAIRS[0] in overrides else [*overrides, *NO_PAIRS]
             for name, overrides in VARIANTS.items()}
 METRICS = ("corr", "sharpe", "frozen_corr", "frozen_sharpe", "exposure", "fnc", "kept", "pairs", "wall_s")

@@ -53,6 +53,7 @@ def test_override_types():
         ("train.replay_sampling=recent", "unknown replay_sampling"),
         ("optim.ema_decay=1.0", "ema_decay must be in"),
         ("train.hedge_lead=-0.1", "hedge_lead must be >= 0"),
+        ("train.hedge_prior=dense", "unknown train.hedge_prior 'dense'"),
         ("selection.warmup_eras=-1", "warmup_eras must be >= 0"),
         ("loss.additive_smooth=-1", "loss.pairwise_l2 and loss.prior_rows must be >= 0"),
         ("model.pairwise=-1", "model.pairwise is a rank >= 0"),

@@ -54,6 +54,30 @@ def test_the_equal_mixture_starts_with_its_lead_and_keeps_it_until_a_member_beat
     assert not lead_of_mean(mixtures((0, 1), 1, mean=False), (0, 1), 0.1).any()  # no mean mixture: no lead
 
 
+def test_the_gated_as_one_prior_keeps_the_dense_members_start_whatever_the_number_of_gated_kinds():
+    """`train.hedge_prior=gated_as_one`: with one gated kind it is the uniform prior, bit for bit; with
+    two gate thresholds the dense member starts at 4/9 (not 1/3), each gated one at 5/18, and a
+    gated kind's lead is gone once it has outscored the dense one by log(2) / eta summed corr."""
+    from dynjax.config import RunConfig, override
+    from dynjax.train.hedge import mixture_weights
+    from dynjax.train.state import expert_gated, expert_mixtures, hedge_start
+
+    two = override(RunConfig(), ["train.hedge_prior=gated_as_one"])  # dense + one gated kind
+    np.testing.assert_array_equal(hedge_start(two, 2).score_N, hedge_start(RunConfig(), 2).score_N)
+    three = override(two, ["train.ensemble=3", "model.gate_thresholds=-1000,3.5,5", "train.horizons=0,16,16"])
+    np.testing.assert_array_equal(expert_gated(three), [False, True, True])
+    state, mix_XxM = hedge_start(three, 2), expert_mixtures(three)
+    np.testing.assert_allclose(hedge_weights(state, 30.0, mix_XxM), np.tile([4 / 9, 5 / 18, 5 / 18], 2), rtol=1e-6)
+    uniform = hedge_start(override(three, ["train.hedge_prior=uniform"]), 1)
+    np.testing.assert_allclose(hedge_weights(uniform, 30.0, mix_XxM), 1 / 3, rtol=1e-6)
+    even = update_hedge(hedge_start(three, 1), np.array([[0.0, np.log(2) / 30, 0.0, 0.0]]), 1.0)
+    np.testing.assert_allclose(mixture_weights(even, 30.0, 4)[0, :2], 2 / 7, rtol=1e-5)  # dense alone and z 3.5 alone level
+    not_gated = override(three, ["model.gates=l0", "loss.sparsity=l0"])
+    assert not expert_gated(not_gated).any() and not np.asarray(hedge_start(not_gated, 1).score_N).any()
+    eta0 = override(three, ["train.hedge_eta=0"])
+    assert not np.asarray(hedge_start(eta0, 1).score_N).any()
+
+
 def test_mean_adds_the_equal_mixture_of_the_kinds_once():
     np.testing.assert_allclose(mixtures((0, 1, 2), 1, mean=True), np.vstack([np.eye(3), np.full(3, 1 / 3)]))
     np.testing.assert_allclose(mixtures((0, 1, 0), 1, mean=True)[-1], [0.25, 0.5, 0.25])  # kinds (0, 2) and (1,)

@@ -20,7 +20,10 @@ default remembers every scored era (decay 1): regimes that return are not forgot
 switching setting, experiments/README.md). Members of one kind (the same memory and gates,
 differing only in their seeds) share their kind's weight equally. The scores start from the
 pretraining holdout (eras the pretrained members have not trained on), or from a head start of
-the equal mixture (`train.hedge_lead`, in summed corr), then eras are scored as
+the equal mixture (`train.hedge_lead`, in summed corr), and from a prior over the mixtures
+(`train.hedge_prior`: "gated_as_one" lets the kinds that gate features share one kind's prior, so
+offering more gate thresholds to choose from does not take prior weight off the dense member
+before any era has resolved), then eras are scored as
 they resolve (position order), so only targets of eras <= t - 1 - embargo ever enter the
 weights of era t; the state is part of the checkpoint. With one kind, or eta = 0, the weights
 are uniform and the run is the plain rank average.
@@ -51,6 +54,19 @@ def lead_of_mean(mix_XxM: np.ndarray, kinds_M: tuple[int, ...], lead: float) -> 
     a mixture leaning on fewer kinds takes the weight only once its scores beat the mean's by `lead`."""
     mean_M = mixtures(kinds_M, 1, False).mean(axis=0)
     return np.where(np.isclose(mix_XxM, mean_M).all(axis=1), lead, 0.0)
+
+
+def gated_as_one(mix_XxM: np.ndarray, kinds_M: tuple[int, ...], gated_M: np.ndarray, eta: float) -> np.ndarray:
+    """Starting scores `[X]` of a prior that counts the gated kinds together as one kind: a mixture
+    weighing gated members only starts at log(1 / n_gated_kinds) / eta, every other at 0, so before
+    any era resolves the dense member holds the weight it would hold beside a single gated kind.
+    One gated kind or none (or eta 0): zeros, the uniform prior."""
+    gated_M = np.asarray(gated_M, bool)
+    n_gated = len(set(np.asarray(kinds_M)[gated_M].tolist()))
+    if n_gated <= 1 or eta == 0:
+        return np.zeros(len(mix_XxM))
+    only_gated_X = np.isclose(mix_XxM[:, ~gated_M].sum(axis=1), 0.0)
+    return np.where(only_gated_X, np.log(1.0 / n_gated) / eta, 0.0)
 
 
 def update_hedge(state: HedgeState, corr_ExN: np.ndarray, decay: float) -> HedgeState:

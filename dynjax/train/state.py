@@ -23,7 +23,7 @@ from dynjax.data.missing import N_BINS
 from dynjax.model.selection import SelectionState, init_selection
 from dynjax.model.tft import FeatureAttentionModel
 from dynjax.train.era_features import reads_context
-from dynjax.train.hedge import HedgeState, init_hedge, lead_of_mean, mixtures
+from dynjax.train.hedge import HedgeState, gated_as_one, init_hedge, lead_of_mean, mixtures
 from dynjax.train.replay import ReplayBuffer, empty_buffer
 
 
@@ -157,6 +157,10 @@ def per_member(values: tuple, n_members: int) -> tuple:
     return tuple(values[m % len(values)] for m in range(n_members))
 
 
+# A gate threshold (evidence z) at or below this keeps every gate open: the dense member's -1000.
+ALL_OPEN = -100.0
+
+
 def member_thresholds(cfg: ModelConfig, n_members: int) -> tuple[float, ...]:
     """Each member's gate threshold: `gate_thresholds` in turn, or `gate_threshold` for all."""
     return per_member(cfg.gate_thresholds or (cfg.gate_threshold,), n_members)
@@ -197,9 +201,22 @@ def initial_run_state(cfg: RunConfig, model: FeatureAttentionModel, optimizer, r
 
 
 def hedge_start(cfg: RunConfig, groups: int, first: int = 0) -> HedgeState:
-    """Hedge's state before any era is scored: each trial's mixtures from `train.hedge_lead`'s head start."""
-    mix_XxN = expert_mixtures(cfg)
-    return init_hedge(groups * len(mix_XxN), first, lead_of_mean(mix_XxN, expert_kinds(cfg), cfg.train.hedge_lead))
+    """Hedge's state before any era is scored: each trial's mixtures from `train.hedge_lead`'s head
+    start and `train.hedge_prior`'s starting scores."""
+    mix_XxN, kinds_N = expert_mixtures(cfg), expert_kinds(cfg)
+    score_X = lead_of_mean(mix_XxN, kinds_N, cfg.train.hedge_lead)
+    if cfg.train.hedge_prior == "gated_as_one":
+        score_X = score_X + gated_as_one(mix_XxN, kinds_N, expert_gated(cfg), cfg.train.hedge_eta)
+    return init_hedge(groups * len(mix_XxN), first, score_X)
+
+
+def expert_gated(cfg: RunConfig) -> np.ndarray:
+    """Whether each Hedge expert (`expert_kinds`) gates features: a context gate threshold above
+    `ALL_OPEN` (a pretrained copy as the member it was)."""
+    if cfg.model.gates != "context":
+        return np.zeros(len(expert_kinds(cfg)), bool)
+    gated = np.asarray(member_thresholds(cfg.model, cfg.train.ensemble)) > ALL_OPEN
+    return np.concatenate([gated, gated]) if cfg.train.pretrained_experts else gated
 
 
 def member_horizons(cfg: RunConfig) -> tuple[int, ...]:
