@@ -101,7 +101,7 @@ VARIANTS = {
     # prior stays on the dense member only
     "gates_both": ["train.ensemble=3", "model.gate_thresholds=-1000,3.5,5", "train.horizons=0,16,16",
                    "loss.prior_members=1,0,0"],
-    # Round 12: the same, with Hedge's prior counting the two gated kinds as one (dense 4/9 before any era resolves).
+    # round 12: the same, with Hedge's prior counting the two gated kinds as one (dense 4/9 before any era resolves).
     "gates_both_prior": ["train.ensemble=3", "model.gate_thresholds=-1000,3.5,5", "train.horizons=0,16,16",
                          "loss.prior_members=1,0,0", "train.hedge_prior=gated_as_one"],
     # Probes: one dense member, frozen after pretraining (the static learner alone).
