@@ -39,6 +39,8 @@ CLASSIC_HEDGE = ["train.hedge_mean=false", "train.hedge_eta=10", "train.hedge_de
 OLD_DEFAULT = ["model.backbone=grn", "model.additive=false", "train.pretrain_windows=sliding", "train.patience=2",
                "train.ensemble=3", "model.gate_thresholds=", "train.horizons=", "train.hedge_eta=0",
                "optim.decay_steps=2000", *REPLAY, *NO_EMA]
+# Round 11's three members: the dense one beside gated ones at evidence z 3.5 and 5, the prior on the dense one.
+GATES_BOTH = ["train.ensemble=3", "model.gate_thresholds=-1000,3.5,5", "train.horizons=0,16,16", "loss.prior_members=1,0,0"]
 DENSE_STATIC = ["train.ensemble=1", "train.horizons=0", "model.gate_thresholds=-1000", "train.steps_per_update=0"]
 VARIANTS = {
     "default": [],
@@ -99,11 +101,9 @@ VARIANTS = {
     # round 11: how much to keep, chosen per run by the data: gated members at evidence z 3.5 and 5
     # beside the dense one, and Hedge (resolved eras only) weighs each alone and their mean; the
     # prior stays on the dense member only
-    "gates_both": ["train.ensemble=3", "model.gate_thresholds=-1000,3.5,5", "train.horizons=0,16,16",
-                   "loss.prior_members=1,0,0"],
-    # round 12: the same, with Hedge's prior counting the two gated kinds as one (dense 4/9 before any era resolves).
-    "gates_both_prior": ["train.ensemble=3", "model.gate_thresholds=-1000,3.5,5", "train.horizons=0,16,16",
-                         "loss.prior_members=1,0,0", "train.hedge_prior=gated_as_one"],
+    "gates_both": GATES_BOTH,
+    # round 12: the same, with Hedge's prior counting the two gated kinds as one (dense 4/9 before any era resolves)
+    "gates_both_prior": [*GATES_BOTH, "train.hedge_prior=gated_as_one"],
     # Probes: one dense member, frozen after pretraining (the static learner alone).
     "dense_static": DENSE_STATIC,
     "dense_pair8": [*DENSE_STATIC, "model.pairwise=8", "loss.pairwise_l2=0"],
