@@ -213,10 +213,8 @@ def hedge_start(cfg: RunConfig, groups: int, first: int = 0) -> HedgeState:
 def expert_gated(cfg: RunConfig) -> np.ndarray:
     """Whether each Hedge expert (`expert_kinds`) gates features: a context gate threshold above
     `ALL_OPEN` (a pretrained copy as the member it was)."""
-    if cfg.model.gates != "context":
-        return np.zeros(len(expert_kinds(cfg)), bool)
-    gated = np.asarray(member_thresholds(cfg.model, cfg.train.ensemble)) > ALL_OPEN
-    return np.concatenate([gated, gated]) if cfg.train.pretrained_experts else gated
+    gated_M = (np.asarray(member_thresholds(cfg.model, cfg.train.ensemble)) > ALL_OPEN) & (cfg.model.gates == "context")
+    return np.resize(gated_M, len(expert_kinds(cfg)))  # the pretrained copies follow the members, in order
 
 
 def member_horizons(cfg: RunConfig) -> tuple[int, ...]:
