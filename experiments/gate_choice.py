@@ -1,0 +1,141 @@
+"""Can the training eras say which gate threshold will pay? Round 13's offline probe (issue 18).
+
+    python -m experiments.gate_choice --root /tmp/dj [--settings default,switching,...,noisy@101]
+
+Round 9's gated member at evidence z 3.5 beat the default's z 5 on some draws and lost on others;
+round 11 let Hedge choose between them online, at 1.5x the training. The cheap alternative is a
+choice made once, before validation, from the training eras alone. This probe scores each
+candidate threshold by what its selection would have earned, walking forward era by era through
+eras whose targets are known: at era t the gates' rule at initialisation (the mean over the
+evidence horizons of asinh z, `dynjax.data.evidence`, against asinh of the threshold) keeps the
+features whose evidence from eras <= t - 1 - embargo clears it, and the kept features' bin means
+over the gated member's memory (its latest 16 resolved eras) predict era t: an additive bin-mean
+model, the gated member's additive path without its training. No feature kept: a constant (the
+gates shut; corr 0). The same walk over the validation eras says whether the proxy tracks the
+threshold's worth where it was measured; beside both, the walk-forward's own verdict: the corr of
+round 9's `gate35` minus the default's (same seeds; `results/skill_round9_gate35.json` against
+`results/skill.json` / `skill_redraw101.json`) and round 11's Hedge weight on z 3.5 against z 5
+(`gates_both`, `results/skill_round11_gates.json`).
+
+Writes `experiments/results/gate_choice.{json,md}`; what it says is in `experiments/README.md`.
+"""
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from experiments.record import RESULTS, make_data, settings_main
+
+THRESHOLDS = (2.5, 3.5, 5.0, 7.0)
+EMBARGO = 4  # data.embargo's default
+MEMORY = 16  # the gated member's walk-forward memory (train.horizons)
+EVIDENCE_ERAS = (4, 16, 64)  # model.evidence_eras' default: the horizons the gates read
+
+
+def gate_evidence(stats: tuple[np.ndarray, ...], numbers_E: np.ndarray) -> np.ndarray:
+    """What the gates' rule at initialisation compares with asinh(threshold), per era and feature: `[E, F]`."""
+    from dynjax.data.evidence import timeline_evidence
+
+    return timeline_evidence(stats, numbers_E, EMBARGO, EVIDENCE_ERAS).mean(axis=2)
+
+
+def walk_scores(stats: tuple[np.ndarray, ...], numbers_E: np.ndarray, evidence_ExF: np.ndarray,
+                x_rows: list[np.ndarray], y_rows: list[np.ndarray]) -> np.ndarray:
+    """Per era and candidate threshold, the corr of the kept features' bin-mean prediction: `[E, K]`
+    (eras without `MEMORY` resolved eras before them: NaN)."""
+    from dynjax.data.eras import last_resolved_era
+
+    sum_ExFxB, count_ExFxB, _ = stats
+    cum_sum = np.concatenate([np.zeros_like(sum_ExFxB[:1]), np.cumsum(sum_ExFxB, axis=0)])
+    cum_count = np.concatenate([np.zeros_like(count_ExFxB[:1]), np.cumsum(count_ExFxB, axis=0)])
+    corr_ExK = np.full((len(numbers_E), len(THRESHOLDS)), np.nan)
+    for e, number in enumerate(numbers_E):
+        stop = int(np.searchsorted(numbers_E, last_resolved_era(int(number), EMBARGO), side="right"))
+        if stop < MEMORY or len(y_rows[e]) < 2:
+            continue
+        mean_FxB = (cum_sum[stop] - cum_sum[stop - MEMORY]) / np.maximum(cum_count[stop] - cum_count[stop - MEMORY], 1.0)
+        contrib_RxF = mean_FxB[np.arange(mean_FxB.shape[0])[None, :], x_rows[e]]
+        y_R = y_rows[e] - y_rows[e].mean()
+        for k, threshold in enumerate(THRESHOLDS):
+            kept_F = evidence_ExF[e] > np.arcsinh(threshold)
+            pred_R = contrib_RxF[:, kept_F].sum(axis=1)
+            pred_R = pred_R - pred_R.mean()
+            scale = np.sqrt((pred_R @ pred_R) * (y_R @ y_R))
+            corr_ExK[e, k] = pred_R @ y_R / scale if scale > 0 else 0.0
+    return corr_ExK
+
+
+def kept_counts(evidence_ExF: np.ndarray) -> np.ndarray:
+    """Features the rule keeps per era and candidate: `[E, K]`."""
+    return np.stack([(evidence_ExF > np.arcsinh(t)).sum(axis=1) for t in THRESHOLDS], axis=1)
+
+
+def measured(setting: str) -> dict:
+    """The walk-forward's verdict on the draw: gate35 - default corr per seed, and Hedge's z 3.5 share."""
+    def runs(name, variant):
+        path = RESULTS / f"{name}.json"
+        rows = json.loads(path.read_text())["runs"] if path.is_file() else []
+        return {r["seed"]: r for r in rows if r["setting"] == setting and r["variant"] == variant}
+
+    gate35 = runs("skill_round9_gate35", "gate35")
+    default = {**runs("skill", "default"), **runs("skill_redraw101", "default")}
+    deltas = [gate35[s]["corr"] - default[s]["corr"] for s in sorted(gate35) if s in default]
+    both = runs("skill_round11_gates", "gates_both")
+    shares = [r["kind_weights"]["h16 t3.5"] / (r["kind_weights"]["h16 t3.5"] + r["kind_weights"]["h16 t5"])
+              for r in both.values() if r.get("kind_weights")]
+    return {"gate35_minus_default": deltas, "hedge_share_z35": float(np.mean(shares)) if shares else None}
+
+
+def gate_choice(root: Path, setting: str) -> dict:
+    """The probe on one draw: per candidate, mean corr / Sharpe / kept over training and validation eras."""
+    from dynjax.data import load_numerai
+    from dynjax.data.evidence import bin_stats
+
+    data = load_numerai(make_data(root, setting), live=False)
+    splits = [data.train, data.validation]
+    stats = tuple(np.concatenate(parts) for parts in zip(*(bin_stats(s) for s in splits)))
+    numbers_E = np.concatenate([s.index.numbers for s in splits])
+    x_rows, y_rows = [], []
+    for s in splits:
+        for e in range(s.index.n_eras):
+            rows = s.index.labeled_rows(e)
+            x_rows.append(s.x_NxF[rows].astype(np.int64))
+            y_rows.append(s.y_NxT[rows, 0].astype(np.float64))
+    evidence_ExF = gate_evidence(stats, numbers_E)
+    corr_ExK, kept_ExK = walk_scores(stats, numbers_E, evidence_ExF, x_rows, y_rows), kept_counts(evidence_ExF)
+    n_train = data.train.index.n_eras
+    out = {"setting": setting, "thresholds": list(THRESHOLDS), **measured(setting)}
+    for part, eras in (("train", slice(0, n_train)), ("validation", slice(n_train, None))):
+        c_ExK = corr_ExK[eras]
+        scored = ~np.isnan(c_ExK[:, 0])
+        c_ExK, k_ExK = c_ExK[scored], kept_ExK[eras][scored]
+        out[part] = {"eras": int(scored.sum()), "corr": c_ExK.mean(axis=0).tolist(),
+                     "sharpe": (c_ExK.mean(axis=0) / c_ExK.std(axis=0)).tolist(), "kept": k_ExK.mean(axis=0).tolist()}
+        out[part]["pick"] = THRESHOLDS[int(np.argmax(c_ExK.mean(axis=0)))]
+        out[part]["z35_minus_z5"] = float(c_ExK[:, 1].mean() - c_ExK[:, 2].mean())
+    return out
+
+
+def markdown(rows: list[dict]) -> str:
+    head = " | ".join(f"z {t:g}" for t in THRESHOLDS)
+    lines = [f"| draw | eras | {head} | pick | z 3.5 - z 5 | walk-forward: gate35 - default (per seed) | Hedge's z 3.5 share |",
+             "| --- | --- | " + " | ".join("---" for _ in THRESHOLDS) + " | --- | --- | --- | --- |"]
+    for r in rows:
+        deltas = ", ".join(f"{d:+.4f}" for d in r["gate35_minus_default"]) or "–"
+        share = f"{r['hedge_share_z35']:.2f}" if r["hedge_share_z35"] is not None else "–"
+        for part in ("train", "validation"):
+            p = r[part]
+            cells = " | ".join(f"{c:.4f} / {s:.2f} / {k:.1f}" for c, s, k in zip(p["corr"], p["sharpe"], p["kept"]))
+            tail = f"{deltas} | {share}" if part == "train" else " | "
+            lines.append(f"| {r['setting']} | {part} {p['eras']} | {cells} | z {p['pick']:g} | {p['z35_minus_z5']:+.4f} | {tail} |")
+    return "\n".join(lines) + "\n\nCells: the bin-mean proxy's mean corr / Sharpe / features kept per era."
+
+
+def main() -> None:
+    settings_main(__doc__, "gate_choice", gate_choice, markdown, thresholds=list(THRESHOLDS), embargo=EMBARGO,
+                  memory=MEMORY, evidence_eras=list(EVIDENCE_ERAS))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,53 @@
+"""Covers experiments.gate_choice: the proxy predicts an era from evidence and bin means of eras
+resolved past the embargo only, and its thresholds keep what they claim."""
+
+import numpy as np
+
+from dynjax.data.missing import N_BINS
+from experiments.gate_choice import (
+    EMBARGO,
+    MEMORY,
+    THRESHOLDS,
+    gate_evidence,
+    kept_counts,
+    walk_scores,
+)
+
+
+def _eras(sign_E: np.ndarray, rows: int = 400, n_feat: int = 6, seed: int = 0):
+    """Eras where feature 0 carries the target with sign `sign_E[e]`, the rest noise; their bin stats."""
+    rng = np.random.default_rng(seed)
+    x_rows = [rng.integers(0, N_BINS - 1, (rows, n_feat)) for _ in sign_E]
+    y_rows = [s * (x[:, 0] - 2.0) + rng.normal(size=rows) for s, x in zip(sign_E, x_rows)]
+    sum_ExFxB = np.zeros((len(sign_E), n_feat, N_BINS))
+    count_ExFxB = np.zeros_like(sum_ExFxB)
+    for e, (x, y) in enumerate(zip(x_rows, y_rows)):
+        yc = y - y.mean()
+        for b in range(N_BINS):
+            sum_ExFxB[e, :, b] = yc @ (x == b)
+            count_ExFxB[e, :, b] = (x == b).sum(axis=0)
+    ss_E = np.array([((y - y.mean()) ** 2).sum() for y in y_rows])
+    return (sum_ExFxB, count_ExFxB, ss_E), np.arange(len(sign_E)), x_rows, y_rows
+
+
+def test_the_signal_feature_is_kept_and_predicts():
+    stats, numbers_E, x_rows, y_rows = _eras(np.ones(40))
+    evidence_ExF = gate_evidence(stats, numbers_E)
+    corr_ExK = walk_scores(stats, numbers_E, evidence_ExF, x_rows, y_rows)
+    kept_ExK = kept_counts(evidence_ExF)
+    late = slice(MEMORY + EMBARGO + 1, None)
+    assert np.isnan(corr_ExK[: MEMORY + EMBARGO]).all()  # no 16 resolved eras before them yet
+    assert (corr_ExK[late] > 0.5).all()
+    assert (kept_ExK[late, THRESHOLDS.index(7.0)] >= 1).all()
+    assert kept_ExK[late, THRESHOLDS.index(7.0)].mean() < 1.5  # the noise features stay out at z 7
+
+
+def test_a_flip_is_seen_only_once_its_eras_resolve():
+    flip = 25
+    sign_E = np.where(np.arange(60) < flip, 1.0, -1.0)
+    stats, numbers_E, x_rows, y_rows = _eras(sign_E)
+    corr_ExK = walk_scores(stats, numbers_E, gate_evidence(stats, numbers_E), x_rows, y_rows)
+    # Eras flip .. flip + embargo predict with bin means of the old sign only: strongly wrong.
+    assert (corr_ExK[flip: flip + EMBARGO + 1] < -0.5).all()
+    # Once most of the 16-era memory holds the new sign, the bin means follow it.
+    assert (corr_ExK[flip + EMBARGO + MEMORY:] > 0.5).all()
