@@ -106,3 +106,26 @@ def test_the_suite_kills_a_benchmark_and_its_children_at_the_time_limit(tmp_path
         time.sleep(0.1)
     assert not status.exists() or "zombie" in status.read_text()  # killed (a zombie awaits a reaper that is not us)
     assert call([sys.executable, "-c", "raise SystemExit(3)"], timeout_s=30) == 3
+
+
+def test_the_walk_forward_benchmark_can_fit_lightgbm_once_without_the_refit(synth_dir):
+    from benchmarks.walk_forward import run_lightgbm
+
+    once = run_lightgbm(synth_dir, embargo=4, refit=False)
+    assert "static" in once and "walk_forward" not in once
+    assert once["static"]["wall_s"] > 0 and abs(once["static"]["scores"]["corr_mean"]) <= 1
+    both = run_lightgbm(synth_dir, embargo=4)
+    assert "walk_forward" in both
+
+
+def test_the_device_suite_picks_its_entries_by_name(monkeypatch):
+    import benchmarks.__main__ as suite
+
+    ran = []
+    monkeypatch.setattr(suite, "run", lambda name, args, timeout_s: ran.append((name, args)) or 0)
+    monkeypatch.setattr("sys.argv", ["benchmarks", "--suite", "device", "--only", "walk_forward_diffuse"])
+    assert suite.main() == 0
+    assert [(name, args[:2]) for name, args in ran] == [("walk_forward", ["--setting", "diffuse"])]
+    monkeypatch.setattr("sys.argv", ["benchmarks", "--suite", "device", "--only", "upload"])
+    with pytest.raises(SystemExit):
+        suite.main()
