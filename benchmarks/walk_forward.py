@@ -119,8 +119,8 @@ def main() -> int:
         f"Slowest stage: {slowest}.",
         table(quality, [("model", "model", ""), ("wall s", "wall_s", ".0f"), ("validation corr", "corr_mean", ".4f"),
                         ("sharpe", "corr_sharpe", ".2f"), ("max exposure", "max_exposure_mean", ".3f"), ("eras", "n_eras", "")]),
-        *([f"Walk-forward within static LightGBM's wall (issue 18): {'yes' if within else 'no'} "
-           f"({run['wall_s']:.0f} s against {lgbm['static']['wall_s']:.0f} s)."] if lgbm else []),
+        *([(f"Walk-forward within static LightGBM's wall (issue 18): {'yes' if within else 'no'} "
+            f"({run['wall_s']:.0f} s against {lgbm['static']['wall_s']:.0f} s).")] if lgbm else []),
     ])
     print(markdown)
     size = ({"setting": args.setting} if args.setting else
