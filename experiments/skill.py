@@ -104,6 +104,10 @@ VARIANTS = {
     "gates_both": GATES_BOTH,
     # round 12: the same, with Hedge's prior counting the two gated kinds as one (dense 4/9 before any era resolves)
     "gates_both_prior": [*GATES_BOTH, "train.hedge_prior=gated_as_one"],
+    # round 14: the gated member remembers every resolved era, as the dense one does (Dynamos' point:
+    # input-dependent modules over a rehearsal of all history, so that a regime's features are not
+    # overwritten while it is away; the evidence gates pick which of them an era uses)
+    "gated_all": ["train.horizons=0,0"],
     # Probes: one dense member, frozen after pretraining (the static learner alone).
     "dense_static": DENSE_STATIC,
     "dense_pair8": [*DENSE_STATIC, "model.pairwise=8", "loss.pairwise_l2=0"],
@@ -117,7 +121,7 @@ VARIANTS = {
 # Every variant was measured before round 7 made the pair screen a default: each spells it out as off.
 NO_PAIRS = ["model.pairs=0"]
 # (Variants of round 8 on are measured with the pairs on, as the default.)
-WITH_PAIRS = {"default", "warm", "lead01", "lead01_pre", "gate35", "anchor3", "anchor10", "anchor100", "anchor100_dense", "gates_both", "gates_both_prior"}
+WITH_PAIRS = {"default", "warm", "lead01", "lead01_pre", "gate35", "anchor3", "anchor10", "anchor100", "anchor100_dense", "gates_both", "gates_both_prior", "gated_all"}
 VARIANTS = {name: overrides if name in WITH_PAIRS or NO_PAIRS[0] in overrides else [*overrides, *NO_PAIRS]
             for name, overrides in VARIANTS.items()}
 METRICS = ("corr", "sharpe", "frozen_corr", "frozen_sharpe", "exposure", "fnc", "kept", "pairs", "wall_s")
