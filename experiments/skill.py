@@ -113,6 +113,9 @@ VARIANTS = {
     "dense_pair8": [*DENSE_STATIC, "model.pairwise=8", "loss.pairwise_l2=0"],
     "dense_walk": DENSE_STATIC[:-1],  # one dense member, updated by the walk-forward
     "dense_walk_2steps": [*DENSE_STATIC[:-1], "train.steps_per_update=2"],  # a quarter of the updates
+    # round 15: how far more updates carry the dense member towards the refit LightGBM (switching)
+    "dense_walk_16steps": [*DENSE_STATIC[:-1], "train.steps_per_update=16"],
+    "dense_walk_32steps": [*DENSE_STATIC[:-1], "train.steps_per_update=32"],
     "dense_pair8_l2e2": [*DENSE_STATIC, "model.pairwise=8", "loss.pairwise_l2=100"],
     "dense_pair8_l2e3": [*DENSE_STATIC, "model.pairwise=8", "loss.pairwise_l2=1000"],
     "all_dense": ["model.gate_thresholds=-1000", "train.horizons=0", *NO_PRIOR, *CLASSIC_HEDGE],
