@@ -41,15 +41,17 @@ def gate_evidence(stats: tuple[np.ndarray, ...], numbers_E: np.ndarray) -> np.nd
 
 
 def walk_scores(stats: tuple[np.ndarray, ...], numbers_E: np.ndarray, evidence_ExF: np.ndarray,
-                x_rows: list[np.ndarray], y_rows: list[np.ndarray]) -> np.ndarray:
-    """Per era and candidate threshold, the corr of the kept features' bin-mean prediction: `[E, K]`
-    (eras without `MEMORY` resolved eras before them: NaN)."""
+                x_rows: list[np.ndarray], y_rows: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Per era and candidate threshold, the corr of the kept features' bin-mean prediction over the
+    latest `MEMORY` resolved eras, `[E, K]`; beside it the dense proxy's, every feature's bin means
+    over all resolved eras, `[E]` (eras without `MEMORY` resolved eras before them: NaN)."""
     from dynjax.data.eras import last_resolved_era
 
     sum_ExFxB, count_ExFxB, _ = stats
     cum_sum = np.concatenate([np.zeros_like(sum_ExFxB[:1]), np.cumsum(sum_ExFxB, axis=0)])
     cum_count = np.concatenate([np.zeros_like(count_ExFxB[:1]), np.cumsum(count_ExFxB, axis=0)])
     corr_ExK = np.full((len(numbers_E), len(THRESHOLDS)), np.nan)
+    dense_E = np.full(len(numbers_E), np.nan)
     for e, number in enumerate(numbers_E):
         stop = int(np.searchsorted(numbers_E, last_resolved_era(int(number), EMBARGO), side="right"))
         if stop < MEMORY or len(y_rows[e]) < 2:
@@ -58,12 +60,17 @@ def walk_scores(stats: tuple[np.ndarray, ...], numbers_E: np.ndarray, evidence_E
         contrib_RxF = mean_FxB[np.arange(mean_FxB.shape[0])[None, :], x_rows[e]]
         y_R = y_rows[e] - y_rows[e].mean()
         for k, threshold in enumerate(THRESHOLDS):
-            kept_F = evidence_ExF[e] > np.arcsinh(threshold)
-            pred_R = contrib_RxF[:, kept_F].sum(axis=1)
-            pred_R = pred_R - pred_R.mean()
-            scale = np.sqrt((pred_R @ pred_R) * (y_R @ y_R))
-            corr_ExK[e, k] = pred_R @ y_R / scale if scale > 0 else 0.0
-    return corr_ExK
+            corr_ExK[e, k] = _corr(contrib_RxF[:, evidence_ExF[e] > np.arcsinh(threshold)].sum(axis=1), y_R)
+        all_FxB = cum_sum[stop] / np.maximum(cum_count[stop], 1.0)
+        dense_E[e] = _corr(all_FxB[np.arange(all_FxB.shape[0])[None, :], x_rows[e]].sum(axis=1), y_R)
+    return corr_ExK, dense_E
+
+
+def _corr(pred_R: np.ndarray, y_R: np.ndarray) -> float:
+    """Pearson corr with a centred target; 0 for a constant prediction (every gate shut)."""
+    pred_R = pred_R - pred_R.mean()
+    scale = np.sqrt((pred_R @ pred_R) * (y_R @ y_R))
+    return float(pred_R @ y_R / scale) if scale > 0 else 0.0
 
 
 def kept_counts(evidence_ExF: np.ndarray) -> np.ndarray:
@@ -103,7 +110,8 @@ def gate_choice(root: Path, setting: str) -> dict:
             x_rows.append(s.x_NxF[rows].astype(np.int64))
             y_rows.append(s.y_NxT[rows, 0].astype(np.float64))
     evidence_ExF = gate_evidence(stats, numbers_E)
-    corr_ExK, kept_ExK = walk_scores(stats, numbers_E, evidence_ExF, x_rows, y_rows), kept_counts(evidence_ExF)
+    (corr_ExK, dense_E), kept_ExK = walk_scores(stats, numbers_E, evidence_ExF, x_rows, y_rows), kept_counts(evidence_ExF)
+    recent_E = corr_ExK[:, THRESHOLDS.index(5.0)]
     n_train = data.train.index.n_eras
     out = {"setting": setting, "thresholds": list(THRESHOLDS), **measured(setting)}
     for part, eras in (("train", slice(0, n_train)), ("validation", slice(n_train, None))):
@@ -114,6 +122,13 @@ def gate_choice(root: Path, setting: str) -> dict:
                      "sharpe": (c_ExK.mean(axis=0) / c_ExK.std(axis=0)).tolist(), "kept": k_ExK.mean(axis=0).tolist()}
         out[part]["pick"] = THRESHOLDS[int(np.argmax(c_ExK.mean(axis=0)))]
         out[part]["z35_minus_z5"] = float(c_ExK[:, 1].mean() - c_ExK[:, 2].mean())
+    # The default's two memories in proxy: z 5 over the latest 16 eras against every feature over all history.
+    val = np.arange(n_train, len(numbers_E))
+    for part, eras in (("train", np.arange(n_train)), ("validation", val), ("validation_first5", val[:5])):
+        eras = eras[~np.isnan(dense_E[eras])]
+        gain_E = recent_E[eras] - dense_E[eras]
+        out["recency"] = {**out.get("recency", {}), part: {"eras": len(eras), "dense": float(dense_E[eras].mean()),
+                          "recent": float(recent_E[eras].mean()), "gain": float(gain_E.mean()), "wins": float((gain_E > 0).mean())}}
     return out
 
 
@@ -129,7 +144,15 @@ def markdown(rows: list[dict]) -> str:
             cells = " | ".join(f"{c:.4f} / {s:.2f} / {k:.1f}" for c, s, k in zip(p["corr"], p["sharpe"], p["kept"]))
             tail = f"{deltas} | {share}" if part == "train" else " | "
             lines.append(f"| {r['setting']} | {part} {p['eras']} | {cells} | z {p['pick']:g} | {p['z35_minus_z5']:+.4f} | {tail} |")
-    return "\n".join(lines) + "\n\nCells: the bin-mean proxy's mean corr / Sharpe / features kept per era."
+    lines += ["", "Cells: the bin-mean proxy's mean corr / Sharpe / features kept per era.", "",
+              ("The default's two memories in proxy: z 5 over the latest 16 eras (recent) against every feature over all "
+              "resolved eras (dense); recent - dense, mean corr (share of eras recent wins):"), "",
+              "| draw | training eras | validation eras | first 5 validation eras |", "| --- | --- | --- | --- |"]
+    for r in rows:
+        cells = " | ".join(f"{r['recency'][p]['gain']:+.4f} ({r['recency'][p]['wins']:.2f})"
+                           for p in ("train", "validation", "validation_first5"))
+        lines.append(f"| {r['setting']} | {cells} |")
+    return "\n".join(lines)
 
 
 def main() -> None:

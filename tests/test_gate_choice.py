@@ -33,7 +33,7 @@ def _eras(sign_E: np.ndarray, rows: int = 400, n_feat: int = 6, seed: int = 0):
 def test_the_signal_feature_is_kept_and_predicts():
     stats, numbers_E, x_rows, y_rows = _eras(np.ones(40))
     evidence_ExF = gate_evidence(stats, numbers_E)
-    corr_ExK = walk_scores(stats, numbers_E, evidence_ExF, x_rows, y_rows)
+    corr_ExK, _ = walk_scores(stats, numbers_E, evidence_ExF, x_rows, y_rows)
     kept_ExK = kept_counts(evidence_ExF)
     late = slice(MEMORY + EMBARGO + 1, None)
     assert np.isnan(corr_ExK[: MEMORY + EMBARGO]).all()  # no 16 resolved eras before them yet
@@ -46,8 +46,11 @@ def test_a_flip_is_seen_only_once_its_eras_resolve():
     flip = 25
     sign_E = np.where(np.arange(60) < flip, 1.0, -1.0)
     stats, numbers_E, x_rows, y_rows = _eras(sign_E)
-    corr_ExK = walk_scores(stats, numbers_E, gate_evidence(stats, numbers_E), x_rows, y_rows)
+    corr_ExK, dense_E = walk_scores(stats, numbers_E, gate_evidence(stats, numbers_E), x_rows, y_rows)
     # Eras flip .. flip + embargo predict with bin means of the old sign only: strongly wrong.
     assert (corr_ExK[flip: flip + EMBARGO + 1] < -0.5).all()
-    # Once most of the 16-era memory holds the new sign, the bin means follow it.
+    assert (dense_E[flip: flip + EMBARGO + 1] < -0.5).all()
+    # Once most of the 16-era memory holds the new sign, the bin means follow it; the dense proxy,
+    # pooling every resolved era, still holds more old-sign eras than new ones.
     assert (corr_ExK[flip + EMBARGO + MEMORY:] > 0.5).all()
+    assert dense_E[flip + EMBARGO + MEMORY] < 0 and dense_E[-1] > 0
