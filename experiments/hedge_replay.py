@@ -100,8 +100,8 @@ def rules(cfg, mix_XxM: np.ndarray, kinds_M: tuple[int, ...]) -> dict[str, Rule]
     """The rules compared: the run's own and alternatives that could close issue 18's gaps."""
     n = len(mix_XxM)
     mean_x = _mean_row(mix_XxM, kinds_M)
-    on_mean = lambda v: np.where(np.arange(n) == mean_x, v, 0.0)  # noqa: E731
-    on_first = lambda v: np.where(np.arange(n) == 0, v, 0.0)  # noqa: E731 (kind 0 alone: all history, every gate open)
+    on_mean = lambda v: np.where(np.arange(n) == mean_x, v, 0.0)
+    on_first = lambda v: np.where(np.arange(n) == 0, v, 0.0)
     t = cfg.train
     return {
         "run": hedge(t.hedge_eta, lead_of_mean(mix_XxM, kinds_M, t.hedge_lead), t.hedge_decay),
@@ -166,7 +166,7 @@ def replay(run: dict, rule: Rule) -> tuple[np.ndarray, np.ndarray]:
     cfg, corr_ExX, mix_XxM = run["cfg"], run["corr_ExX"], run["mix_XxM"]
     kinds_M, lag = expert_kinds(cfg), cfg.data.embargo + 1
     mean_x = _mean_row(mix_XxM, kinds_M)
-    kind0_M = np.asarray(kinds_M) == sorted(set(kinds_M))[0]
+    kind0_M = np.asarray(kinds_M) == min(kinds_M)
     scored_E = scored_eras(run)
     weights, corr = [], []
     for t in range(len(corr_ExX)):

@@ -7,7 +7,13 @@ import numpy as np
 import pytest
 
 from dynjax.data import N_BINS
-from dynjax.model.attention import FeatureAttention, lookup, masked_bin_sums, scatter_bin_sums, tabulated_softmax
+from dynjax.model.attention import (
+    FeatureAttention,
+    lookup,
+    masked_bin_sums,
+    scatter_bin_sums,
+    tabulated_softmax,
+)
 
 F, R, D, H = 9, 12, 8, 2
 

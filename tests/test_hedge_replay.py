@@ -20,7 +20,7 @@ def test_blend_corr_is_the_corr_of_the_weighted_mean(a):
     y = rng.normal(size=4000)
     p0 = _standardised(0.3 * y + rng.normal(size=4000))
     p1 = _standardised(0.5 * p0 + 0.1 * y + rng.normal(size=4000))
-    c = lambda p: float(np.corrcoef(p, y)[0, 1])  # noqa: E731
+    c = lambda p: float(np.corrcoef(p, y)[0, 1])
     c_mean = c(_standardised(p0) + _standardised(p1))
     assert blend_corr(c(p0), c(p1), c_mean, a) == pytest.approx(c(a * p0 + (1 - a) * p1), abs=1e-9)
 

@@ -63,7 +63,14 @@ from dynjax.train.run import (
     train_step,
     update_batch,
 )
-from dynjax.train.state import RunState, expert_mixtures, hedge_learns, hedge_start, per_member, set_anchor
+from dynjax.train.state import (
+    RunState,
+    expert_mixtures,
+    hedge_learns,
+    hedge_start,
+    per_member,
+    set_anchor,
+)
 from dynjax.train.timing import new_timings, timed
 
 __all__ = ["Interrupted", "MetricsLog", "walk_forward"]
