@@ -30,6 +30,7 @@ from experiments.record import RESULTS, make_data, settings_main
 THRESHOLDS = (2.5, 3.5, 5.0, 7.0)
 EMBARGO = 4  # data.embargo's default
 MEMORY = 16  # the gated member's walk-forward memory (train.horizons)
+Z35, Z5 = THRESHOLDS.index(3.5), THRESHOLDS.index(5.0)  # round 9's threshold and the default's
 EVIDENCE_ERAS = (4, 16, 64)  # model.evidence_eras' default: the horizons the gates read
 
 
@@ -111,7 +112,7 @@ def gate_choice(root: Path, setting: str) -> dict:
             y_rows.append(s.y_NxT[rows, 0].astype(np.float64))
     evidence_ExF = gate_evidence(stats, numbers_E)
     (corr_ExK, dense_E), kept_ExK = walk_scores(stats, numbers_E, evidence_ExF, x_rows, y_rows), kept_counts(evidence_ExF)
-    recent_E = corr_ExK[:, THRESHOLDS.index(5.0)]
+    recent_E = corr_ExK[:, Z5]
     n_train = data.train.index.n_eras
     out = {"setting": setting, "thresholds": list(THRESHOLDS), **measured(setting)}
     for part, eras in (("train", slice(0, n_train)), ("validation", slice(n_train, None))):
@@ -121,15 +122,20 @@ def gate_choice(root: Path, setting: str) -> dict:
         out[part] = {"eras": int(scored.sum()), "corr": c_ExK.mean(axis=0).tolist(),
                      "sharpe": (c_ExK.mean(axis=0) / c_ExK.std(axis=0)).tolist(), "kept": k_ExK.mean(axis=0).tolist()}
         out[part]["pick"] = THRESHOLDS[int(np.argmax(c_ExK.mean(axis=0)))]
-        out[part]["z35_minus_z5"] = float(c_ExK[:, 1].mean() - c_ExK[:, 2].mean())
+        out[part]["z35_minus_z5"] = float(c_ExK[:, Z35].mean() - c_ExK[:, Z5].mean())
     # The default's two memories in proxy: z 5 over the latest 16 eras against every feature over all history.
     val = np.arange(n_train, len(numbers_E))
-    for part, eras in (("train", np.arange(n_train)), ("validation", val), ("validation_first5", val[:5])):
-        eras = eras[~np.isnan(dense_E[eras])]
-        gain_E = recent_E[eras] - dense_E[eras]
-        out["recency"] = {**out.get("recency", {}), part: {"eras": len(eras), "dense": float(dense_E[eras].mean()),
-                          "recent": float(recent_E[eras].mean()), "gain": float(gain_E.mean()), "wins": float((gain_E > 0).mean())}}
+    parts = {"train": np.arange(n_train), "validation": val, "validation_first5": val[:5]}
+    out["recency"] = {part: _recency(recent_E, dense_E, eras) for part, eras in parts.items()}
     return out
+
+
+def _recency(recent_E: np.ndarray, dense_E: np.ndarray, eras: np.ndarray) -> dict:
+    """Recent against dense proxy over `eras` (those scored): both means, the gain and how often recent wins."""
+    eras = eras[~np.isnan(dense_E[eras])]
+    gain_E = recent_E[eras] - dense_E[eras]
+    return {"eras": len(eras), "dense": float(dense_E[eras].mean()), "recent": float(recent_E[eras].mean()),
+            "gain": float(gain_E.mean()), "wins": float((gain_E > 0).mean())}
 
 
 def markdown(rows: list[dict]) -> str:
