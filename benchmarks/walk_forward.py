@@ -73,7 +73,8 @@ def run_lightgbm(data_dir: Path, embargo: int, refit: bool = True) -> dict | Non
     load_s = time.perf_counter() - start
     out = {"params": LGBM_PARAMS, "lightgbm": lightgbm.__version__, "load_s": load_s}
     fits = {"static": lambda: lightgbm_static(data), "walk_forward": lambda: lightgbm_walk_forward(data, embargo)}
-    for name, fit in list(fits.items())[: 2 if refit else 1]:
+    for name in ("static", "walk_forward") if refit else ("static",):
+        fit = fits[name]
         start = time.perf_counter()
         preds, times = fit()
         out[name] = {"wall_s": load_s + time.perf_counter() - start, **times, "scores": score(data, preds)}
