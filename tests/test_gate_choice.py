@@ -2,8 +2,12 @@
 resolved past the embargo only, and its thresholds keep what they claim."""
 
 import numpy as np
+import polars as pl
 
+from dynjax.data.eras import build_era_index
+from dynjax.data.evidence import bin_stats
 from dynjax.data.missing import N_BINS
+from dynjax.data.numerai import EraData
 from experiments.gate_choice import (
     EMBARGO,
     MEMORY,
@@ -17,17 +21,16 @@ from experiments.gate_choice import (
 def _eras(sign_E: np.ndarray, rows: int = 400, n_feat: int = 6, seed: int = 0):
     """Eras where feature 0 carries the target with sign `sign_E[e]`, the rest noise; their bin stats."""
     rng = np.random.default_rng(seed)
-    x_rows = [rng.integers(0, N_BINS - 1, (rows, n_feat)) for _ in sign_E]
-    y_rows = [s * (x[:, 0] - 2.0) + rng.normal(size=rows) for s, x in zip(sign_E, x_rows)]
-    sum_ExFxB = np.zeros((len(sign_E), n_feat, N_BINS))
-    count_ExFxB = np.zeros_like(sum_ExFxB)
-    for e, (x, y) in enumerate(zip(x_rows, y_rows)):
-        yc = y - y.mean()
-        for b in range(N_BINS):
-            sum_ExFxB[e, :, b] = yc @ (x == b)
-            count_ExFxB[e, :, b] = (x == b).sum(axis=0)
-    ss_E = np.array([((y - y.mean()) ** 2).sum() for y in y_rows])
-    return (sum_ExFxB, count_ExFxB, ss_E), np.arange(len(sign_E)), x_rows, y_rows
+    n_eras = len(sign_E)
+    x_NxF = rng.integers(0, N_BINS - 1, (n_eras * rows, n_feat)).astype(np.int8)
+    era_N = np.repeat(np.arange(n_eras), rows)
+    y_N = sign_E[era_N] * (x_NxF[:, 0] - 2.0) + rng.normal(size=len(era_N))
+    index = build_era_index([f"{e:04d}" for e in era_N], era_N, np.ones(len(era_N), bool))
+    split = EraData(x_NxF, y_N[:, None].astype(np.float32), pl.Series("id", [str(i) for i in range(len(era_N))]),
+                    index, tuple(f"feature_{f}" for f in range(n_feat)), ("target",), "test")
+    x_rows = [x_NxF[era_N == e].astype(np.int64) for e in range(n_eras)]
+    y_rows = [split.y_NxT[era_N == e, 0].astype(np.float64) for e in range(n_eras)]
+    return bin_stats(split), np.arange(n_eras), x_rows, y_rows
 
 
 def test_the_signal_feature_is_kept_and_predicts():
