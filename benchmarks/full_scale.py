@@ -1,9 +1,10 @@
-"""The whole walk-forward at Numerai v5's size: load, pretraining and ~100 walk-forward eras.
+"""The whole walk-forward at Numerai's size: load, pretraining and ~100 walk-forward eras.
 
-    python -m benchmarks.full_scale [--rows 2750000] [--features 2376] [--eras 1200] [--walk-eras 100]
+    python -m benchmarks.full_scale [--rows 2750000] [--layout v5.3] [--features N] [--eras 1200] [--walk-eras 100]
         [--data /tmp/dynjax_full_scale] [--out DIR] [overrides ...]
 
-A synthetic Numerai directory of `rows` x `features` int8 bins over `eras` eras (the last
+A synthetic Numerai directory of `rows` x `features` int8 bins (by default v5.3's width: 3,555
+features, Numerai's names and feature sets, `dynjax synth --layout`) over `eras` eras (the last
 `walk-eras` of them validation, one live era after; written once under --data and reused),
 then in a fresh process: load (parquet -> one int8 matrix per split), the run context (era
 summaries, gate evidence), pretraining, the walk-forward over the validation eras with its
@@ -43,15 +44,17 @@ SCALED = ("train.ensemble=1", "train.pretrain_epochs=1", "data.window_eras=8", "
           "train.steps_per_update=4", "train.predict_chunk=4096")
 
 
-def synth_config(rows: int, features: int, eras: int, walk_eras: int):
-    """Numerai-like proportions: ~2,300 rows per era, factors and active features scaled with the width."""
+def synth_config(rows: int, features: int | None, eras: int, walk_eras: int, layout: str = "v5.3"):
+    """Numerai-like proportions: ~2,300 rows per era, factors and active features scaled with the width
+    (`features` None: the layout's width)."""
     from dynjax.config import SynthConfig
+    from dynjax.data.synth import LAYOUTS
 
     gap = 4
     train_eras = eras - walk_eras - gap
-    return SynthConfig(n_train_eras=train_eras, n_val_eras=walk_eras, gap_eras=gap, rows_per_era=rows // (eras - gap),
-                       n_features=features, n_factors=64, n_regimes=4, active_per_regime=24, regime_eras=60,
-                       noise=3.0, nan_rate=0.01, seed=0)
+    shape = dict(n_train_eras=train_eras, n_val_eras=walk_eras, gap_eras=gap, rows_per_era=rows // (eras - gap),
+                 n_factors=64, n_regimes=4, active_per_regime=24, regime_eras=60, noise=3.0, nan_rate=0.01, seed=0)
+    return SynthConfig(**{**LAYOUTS[layout], **shape, **({"n_features": features} if features else {})})
 
 
 def _measure(spec: dict) -> dict:
@@ -91,8 +94,7 @@ def _measure(spec: dict) -> dict:
     stages["walk_forward_s"] = marks["last_era"] - marks["first_era"]
     stages["next_and_live_s"] = end - marks["last_era"]  # next-era update and state, live and frozen predictions
     start = time.perf_counter()
-    metrics = build_report(spec["out"], data, cfg.data.embargo, spec["data_dir"], seed=cfg.seed,
-                           rows_per_era=cfg.data.rows_per_era)
+    metrics = build_report(spec["out"], data, cfg, spec["data_dir"])
     stages["report_s"] = time.perf_counter() - start
     run_s = sum(stages.values())
     return {"rows": sum(s.n_rows for s in (data.train, data.validation, data.live) if s is not None),
@@ -140,7 +142,8 @@ def report(row: dict, data_s: float) -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, default=2_750_000)
-    parser.add_argument("--features", type=int, default=2376)
+    parser.add_argument("--layout", default="v5.3", help="dynjax synth --layout (default: %(default)s, 3,555 features)")
+    parser.add_argument("--features", type=int, help="feature count (default: the layout's)")
     parser.add_argument("--eras", type=int, default=1200)
     parser.add_argument("--walk-eras", type=int, default=100)
     parser.add_argument("--data", default="/tmp/dynjax_full_scale", help="cache of the synthetic data (reused)")
@@ -157,8 +160,8 @@ def main() -> int:
     import shutil
 
     start = time.perf_counter()
-    cfg = synth_config(args.rows, args.features, args.eras, args.walk_eras)
-    data_dir = synthetic_data(Path(args.data) / f"{args.rows}x{args.features}x{args.eras}", cfg)
+    cfg = synth_config(args.rows, args.features, args.eras, args.walk_eras, args.layout)
+    data_dir = synthetic_data(Path(args.data) / f"{args.rows}x{cfg.n_features}x{args.eras}", cfg)
     data_s = time.perf_counter() - start
     out = Path(args.out or Path(args.data) / "run")
     shutil.rmtree(out, ignore_errors=True)

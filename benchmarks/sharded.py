@@ -41,8 +41,8 @@ def measure(spec: dict) -> dict:
     import numpy as np
 
     from dynjax.config import LossConfig, ModelConfig, OptimConfig, RunConfig, TrainConfig
+    from dynjax.data.bins import N_BINS
     from dynjax.data.context import EraContext
-    from dynjax.data.missing import N_BINS
     from dynjax.data.windows import Batch
     from dynjax.train.run import compiled
     from dynjax.train.state import initial_run_state

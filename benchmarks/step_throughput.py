@@ -85,8 +85,8 @@ def synthetic_split(spec: StepSpec, seed: int = 0):
     import numpy as np
     import polars as pl
 
+    from dynjax.data.bins import N_BINS
     from dynjax.data.eras import build_era_index
-    from dynjax.data.missing import N_BINS
     from dynjax.data.numerai import EraData
 
     rng, n_eras, per_era = np.random.default_rng(seed), 4 * spec.eras, 2 * spec.rows

@@ -1,9 +1,9 @@
 """The model-upload pickle at Numerai's live size: size, load, predict and peak memory on one thread.
 
-    python -m benchmarks.upload [--rows 6000] [--features 2748] [--python PATH] [--check] [--root /tmp/dynjax_bench_upload]
+    python -m benchmarks.upload [--rows 6000] [--features 3555] [--python PATH] [--check] [--root /tmp/dynjax_bench_upload]
 
 Numerai runs an uploaded model with 1 CPU, 4 GB of memory and 10 minutes. A run with the
-default model is trained briefly at the full v5.2 width (`benchmarks.predict_live`'s recipe:
+default model is trained briefly at the full v5.3 width (3,555 features) (`benchmarks.predict_live`'s recipe:
 the benchmark is about the pickle, not skill), exported with `dynjax export`, and the pickle
 is loaded and called on a `--rows`-row live frame in a fresh process pinned to one core with
 one BLAS thread: `--python` (default `DYNJAX_NUMERAI_PYTHON`, else this interpreter) should be
@@ -56,7 +56,7 @@ def measure(python: str, pkl: Path, live: Path) -> dict:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, default=6000)
-    parser.add_argument("--features", type=int, default=2748)
+    parser.add_argument("--features", type=int, default=3555)  # v5.3's width
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--python", default=os.environ.get("DYNJAX_NUMERAI_PYTHON", sys.executable))
     parser.add_argument("--root", default="/tmp/dynjax_bench_upload")

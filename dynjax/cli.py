@@ -12,6 +12,7 @@ import polars as pl
 
 from dynjax.config import DataConfig, RunConfig, SynthConfig, load_config, override, save_config
 from dynjax.data import DataError, impute, impute_splits, load_numerai
+from dynjax.data.eras import embargo_reason
 from dynjax.data.summary import describe
 from dynjax.data.synth import LAYOUTS, SETTINGS, write_synthetic
 from dynjax.eval.truth import has_truth, oracle_scores
@@ -114,7 +115,8 @@ def _load(cfg: RunConfig, data_dir: Path) -> tuple:
     start = time.perf_counter()
     data = load_numerai(data_dir, cfg.data.feature_spec, cfg.data.targets, min_era_rows=cfg.data.min_era_rows)
     data = impute(data, cfg.data.missing, seed=cfg.seed)
-    summary = describe(data, cfg.data.embargo)
+    summary = describe(data, cfg.data.embargo_eras)
+    summary["schedule"]["why"] = embargo_reason(cfg.data.targets[0], cfg.data.embargo_eras)
     summary["timing/load_s"] = time.perf_counter() - start
     if has_truth(data_dir) and data.validation is not None:
         _, summary["oracle"] = oracle_scores(data_dir, "validation", cfg.data.targets[0])
@@ -152,8 +154,7 @@ def _train_and_report(cfg: RunConfig, data, data_dir: Path, out, summary: dict, 
         return 0
 
     start = time.perf_counter()
-    metrics = build_report(out, data, cfg.data.embargo, data_dir, seed=cfg.seed, rows_per_era=cfg.data.rows_per_era,
-                           timings={**timings, "load_s": summary["timing/load_s"]}, eval_cfg=cfg.eval)
+    metrics = build_report(out, data, cfg, data_dir, timings={**timings, "load_s": summary["timing/load_s"]})
     metrics["timing"]["report_s"] = time.perf_counter() - start
     write_json(Path(out) / "metrics.json", {k: v for k, v in metrics.items() if k != "plots"})
     _print_report(metrics, out)
@@ -175,7 +176,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
     data = load_numerai(data_dir, cfg.data.feature_spec, cfg.data.targets, validation=False, live=False,
                         min_era_rows=cfg.data.min_era_rows)
     impute_splits(cfg.data.missing, data.train, seed=cfg.seed)
-    reference = _train_reference(cfg, data, data_dir) if cfg.tune.metric == "bmc" else None
+    reference = _train_reference(cfg, data, data_dir) if cfg.tune.metric in ("bmc", "payout") else None
     start = time.perf_counter()
     study = run_tune(cfg, space, data, args.out, n_trials=args.n_trials, timeout=args.timeout, storage=args.storage,
                      study_name=args.study_name, worker=args.worker, progress=_progress, reference=reference)
@@ -192,7 +193,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
 
 
 def _train_reference(cfg: RunConfig, data, data_dir: Path) -> dict[str, float]:
-    """`tune.metric=bmc`: the benchmark's prediction of every labelled training row, by id."""
+    """`tune.metric=bmc` or `payout`: the benchmark's prediction of every labelled training row, by id."""
     from dynjax.data.references import TRAIN_BENCHMARK_FILE, read_reference
 
     column, frame = read_reference(data_dir / TRAIN_BENCHMARK_FILE, cfg.eval.benchmark)
@@ -200,9 +201,10 @@ def _train_reference(cfg: RunConfig, data, data_dir: Path) -> dict[str, float]:
     labeled = [data.train.ids[r.start:r.stop] for r in map(data.train.index.labeled_rows, range(data.train.index.n_eras))]
     absent = [i for ids in labeled for i in ids.to_list() if i not in reference]
     if absent:
-        raise DataError(data_dir / TRAIN_BENCHMARK_FILE, f"tune.metric=bmc: {len(absent)} labelled training rows have no "
+        raise DataError(data_dir / TRAIN_BENCHMARK_FILE, f"tune.metric={cfg.tune.metric}: {len(absent)} labelled training rows have no "
                         f"{column} prediction, e.g. {', '.join(absent[:3])}")
-    print(f"tune.metric=bmc: contribution beyond {column} ({TRAIN_BENCHMARK_FILE})")
+    print(f"tune.metric={cfg.tune.metric}: contribution beyond {column} ({TRAIN_BENCHMARK_FILE})"
+          + (" standing in for MMC (Numerai publishes no meta model of training eras)" if cfg.tune.metric == "payout" else ""))
     return reference
 
 
@@ -270,8 +272,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     data_dir = Path(cfg.data.data_dir) if cfg.data.data_dir else Path(args.run) / "data"
     data = load_numerai(data_dir, cfg.data.feature_spec, cfg.data.targets, min_era_rows=cfg.data.min_era_rows)
     data = impute(data, cfg.data.missing, seed=cfg.seed)
-    metrics = build_report(args.run, data, cfg.data.embargo, data_dir, seed=cfg.seed, rows_per_era=cfg.data.rows_per_era,
-                           eval_cfg=cfg.eval)
+    metrics = build_report(args.run, data, cfg, data_dir)
     _print_report(metrics, args.run)
     return 0
 
@@ -336,6 +337,15 @@ def _print_report(metrics: dict, out) -> None:
             print(f"{label} beyond {m['reference']}: " + ", ".join(
                 f"{n} {m[n]['mean']:.4f} (sharpe {m[n]['sharpe']:.2f}, corr with it {m[f'corr_with_{n}']:.2f})"
                 for n in ("dynjax", "frozen", "ridge", "neutral") if n in m))
+    p = metrics.get("payout", {})
+    if "missing" in p:
+        print(f"payout: {p['missing']}")
+    elif p:
+        print(f"payout score ({p['corr_multiplier']:g} x corr + {p['mmc_multiplier']:g} x MMC; stake per era clipped at "
+              f"+-{p['clip']:g}): " + ", ".join(f"{n} {p[n]['mean']:.4f} (sharpe {p[n]['sharpe']:.2f}, stake {p[n]['stake_mean']:+.4f})"
+                                                for n in ("dynjax", "frozen", "ridge", "neutral") if n in p))
+    if "embargo" in metrics:
+        print(f"embargo: {metrics['embargo']['eras']} eras ({metrics['embargo']['why']})")
     if "neutral" in metrics:
         n = metrics["neutral"]
         submitted = "submitted" if n["submitted"] else "report only, submission raw: eval.neutralize=P submits it"
@@ -359,7 +369,8 @@ def _print_summary(data_dir: Path, summary: dict) -> None:
     sched = summary["schedule"]
     if sched.get("predicted_eras"):
         print(f"walk-forward: {sched['predicted_eras']} eras from {sched['first_predicted']}, embargo "
-              f"{sched['embargo']} (era {sched['first_predicted']} sees targets up to era {sched['last_resolved_at_first']})")
+              f"{sched['embargo']} ({sched['why']}: era {sched['first_predicted']} sees targets up to era "
+              f"{sched['last_resolved_at_first']})")
     if "oracle" in summary:
         o = summary["oracle"]
         print(f"oracle (noise-free signal) on validation: corr mean {o['corr_mean']:.4f}  std {o['corr_std']:.4f}  "
@@ -375,8 +386,9 @@ def _parser() -> argparse.ArgumentParser:
     synth.add_argument("--setting", choices=sorted(SETTINGS), default="default",
                        help="a named setting (the flags below override its fields): " +
                        "; ".join(f"{k}: {v or 'the defaults'}" for k, v in SETTINGS.items()))
-    synth.add_argument("--layout", choices=sorted(LAYOUTS), help="file layout: v5 (default), or v5.2: 2,748 "
-                       "Numerai-style feature names, medium 780, small 42, the eleven feature groups")
+    synth.add_argument("--layout", choices=sorted(LAYOUTS), help="file layout: v5 (default); v5.2: 2,748 "
+                       "Numerai-style feature names, medium 780, small 42, the eleven feature groups; v5.3: v5.2's "
+                       "features and 807 new ones, the quantum set (3,555 in all)")
     for f in dataclasses.fields(SynthConfig):
         if f.name == "layout":
             continue

@@ -8,7 +8,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from dynjax.data.missing import STRATEGIES
+from dynjax.data.bins import STRATEGIES
+from dynjax.data.eras import target_horizon
 from dynjax.data.resident import PLACEMENTS
 from dynjax.data.synth import SynthConfig
 
@@ -22,7 +23,9 @@ class DataConfig:
     features: tuple[str, ...] = ()  # an explicit list overrides feature_set
     targets: tuple[str, ...] = ("target",)  # the first is the main target
     missing: str = "bin"
-    embargo: int = 4  # eras between a row's era and the era its target is known
+    # Eras between a row's era and the era its target is known. None: the main target's horizon
+    # (target_ender_20: 4, target_ender_60: 12); a longer one may be set, never a shorter one.
+    embargo: int | None = None
     window_eras: int = 16
     rows_per_era: int = 512
     min_era_rows: int = 2
@@ -36,9 +39,19 @@ class DataConfig:
         _check(self.missing in STRATEGIES, f"missing must be one of {STRATEGIES}, got {self.missing!r}")
         _check(self.placement in PLACEMENTS, f"data.placement must be one of {PLACEMENTS}, got {self.placement!r}")
         _check(0 < self.device_share <= 1, "data.device_share must be in (0, 1]")
-        _check(self.embargo >= 0, "embargo must be >= 0")
+        _check(self.embargo is None or self.embargo >= 0, "embargo must be >= 0")
         _check(self.window_eras >= 1 and self.rows_per_era >= 1, "window_eras and rows_per_era must be >= 1")
         _check(len(self.targets) >= 1, "need at least one target")
+        horizon = target_horizon(self.targets[0])
+        _check(self.embargo is None or self.embargo >= horizon,
+               f"data.embargo={self.embargo} is shorter than the main target {self.targets[0]}'s horizon of {horizon} "
+               f"eras: each update would train on targets not yet known when its era was predicted (leave "
+               f"data.embargo unset to follow the target, or set it >= {horizon})")
+
+    @property
+    def embargo_eras(self) -> int:
+        """The embargo every command applies: `embargo`, or the main target's horizon."""
+        return target_horizon(self.targets[0]) if self.embargo is None else self.embargo
 
     @property
     def feature_spec(self) -> str | tuple[str, ...]:
@@ -294,7 +307,7 @@ class TrainConfig:
         _check(self.holdout_eras >= 1 and self.keep_checkpoints >= 1, "holdout_eras and keep_checkpoints must be >= 1")
 
 
-TUNE_METRICS = ("mean", "sharpe", "bmc")
+TUNE_METRICS = ("mean", "sharpe", "bmc", "payout")
 # Float hyperparameters a population sweep may vary across the trials of one vmapped step.
 POPULATION_PATHS = ("optim.learning_rate", "optim.weight_decay", "loss.sparsity_lambda", "loss.distill_weight")
 PRUNERS = ("median", "hyperband", "none")
@@ -310,7 +323,10 @@ class TuneConfig:
     never read.
     """
 
-    metric: str = "mean"  # over every scored era: "mean" / "sharpe" of the corr, "bmc": mean BMC (train_benchmark_models.parquet)
+    # Over every scored era: "mean" / "sharpe" of the corr; "bmc": mean BMC (train_benchmark_models.parquet);
+    # "payout": mean of Numerai's payout (eval.payout_*) with BMC standing in for MMC (Numerai
+    # publishes no meta model for training eras)
+    metric: str = "mean"
     folds: int = 3
     fold_eras: int = 12
     pruner: str = "median"  # on the per-fold reports: "median", "hyperband" or "none"
@@ -343,11 +359,18 @@ class EvalConfig:
     neutralize: float = 0.0  # proportion of per-era neutralisation of what is submitted (0: off)
     neutralize_features: str = ""  # a feature set of features.json ("": every feature the run reads)
     report_neutralize: float = 0.5  # with neutralize 0: the proportion of the report's neutralised view (0: none)
+    # The score Numerai pays on, per era of the run's main target: payout_corr x corr + payout_mmc x MMC
+    # (Numerai's stake payout: 0.5 x CORR + 2 x MMC); a stake moves by it, clipped at +-payout_clip
+    payout_corr: float = 0.5
+    payout_mmc: float = 2.0
+    payout_clip: float = 0.05
 
     def __post_init__(self):
         for name in ("neutralize", "report_neutralize"):
             value = getattr(self, name)
             _check(0.0 <= value <= 1.0, f"eval.{name} must be a proportion in [0, 1], got {value}")
+        _check(min(self.payout_corr, self.payout_mmc) >= 0 and self.payout_clip > 0,
+               "eval.payout_corr and eval.payout_mmc must be >= 0, eval.payout_clip > 0")
 
 
 @dataclass(frozen=True)

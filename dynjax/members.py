@@ -8,7 +8,6 @@ directory under `members/`, so a killed ensemble resumes member by member.
 """
 
 import dataclasses
-import re
 from collections.abc import Callable
 from pathlib import Path
 
@@ -17,20 +16,11 @@ import polars as pl
 from dynjax.config import RunConfig, load_config, save_config
 from dynjax.rundir import default_data
 
-HORIZON = re.compile(r"_(\d+)$")
-
-
-def target_embargo(target: str, embargo: int) -> int:
-    """Eras to embargo for a target: a `_60` target (60 trading days) resolves 12 weekly eras
-    after its era, a `_20` one 4; never less than the config's embargo."""
-    match = HORIZON.search(target)
-    return max(embargo, int(match.group(1)) // 5) if match else embargo
-
 
 def target_members(cfg: RunConfig, targets: list[str]) -> dict[str, RunConfig]:
-    """One member per target, each trained on that target alone with the embargo its horizon needs."""
-    return {t: dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, targets=(t,), embargo=target_embargo(t, cfg.data.embargo)))
-            for t in targets}
+    """One member per target, each trained on that target alone; its embargo follows its horizon
+    (`DataConfig.embargo_eras`: a 60-day target's member embargoes 12 eras)."""
+    return {t: dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, targets=(t,))) for t in targets}
 
 
 def seed_members(cfg: RunConfig, seeds: list[int]) -> dict[str, RunConfig]:

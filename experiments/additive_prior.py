@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from dynjax.data.missing import MISSING, N_BINS
+from dynjax.data.bins import MISSING, N_BINS
 from dynjax.eval.report import score_predictions
 from experiments.record import make_data, settings_main
 

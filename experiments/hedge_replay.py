@@ -164,7 +164,7 @@ def load_run(out: Path) -> dict:
 def replay(run: dict, rule: Rule) -> tuple[np.ndarray, np.ndarray]:
     """The rule's member weights `[E, M]` and replayed corr `[E]` (NaN where the era has no logged score)."""
     cfg, corr_ExX, mix_XxM = run["cfg"], run["corr_ExX"], run["mix_XxM"]
-    kinds_M, lag = expert_kinds(cfg), cfg.data.embargo + 1
+    kinds_M, lag = expert_kinds(cfg), cfg.data.embargo_eras + 1
     mean_x = _mean_row(mix_XxM, kinds_M)
     kind0_M = np.asarray(kinds_M) == min(kinds_M)
     scored_E = scored_eras(run)

@@ -21,4 +21,5 @@ print(json.dumps({
     "any_nan": bool(out.isna().any().any()), "in_0_1": bool(out.iloc[:, 0].between(0, 1).all()),
     "max_diff": float((out.iloc[:, 0] - sub.loc[out.index, "prediction"]).abs().max()),
     "versions": {m: sys.modules[m].__version__ for m in ("numpy", "pandas")},
+    "python": f"{sys.version_info[0]}.{sys.version_info[1]}", "info": model.info,
 }))

@@ -75,7 +75,8 @@ def test_table_formats_missing_values_and_booleans():
 def test_full_scale_data_has_numerai_proportions_and_targets_judge_each_figure():
     from benchmarks.full_scale import judge, synth_config
 
-    cfg = synth_config(2_750_000, 2376, 1200, 100)
+    cfg = synth_config(2_750_000, None, 1200, 100)
+    assert cfg.n_features == 3555 and cfg.layout == "v5.3" and synth_config(100_000, 2376, 1200, 100).n_features == 2376
     assert cfg.n_val_eras == 100 and cfg.n_train_eras + cfg.gap_eras + cfg.n_val_eras == 1200
     assert abs((cfg.n_train_eras + cfg.n_val_eras) * cfg.rows_per_era - 2_750_000) < 5_000
     row = {"peak_rss_bytes": 14, "int8_bytes": 10, "timings": {"checkpoint_s": 1.0}, "run_s": 100.0,

@@ -3,7 +3,9 @@
 import json
 import shutil
 
+import numpy as np
 import polars as pl
+import pytest
 
 from dynjax.cli import main
 from tests.conftest import TINY_RUN as TINY_ARGS
@@ -36,6 +38,12 @@ def test_walk_forward_on_embedded_default(finished_run):
     assert -1 < metrics["bmc"]["corr_with_dynjax"] < 1 and metrics["mmc"]["reference"] == "numerai_meta_model"
     per_era = pl.read_csv(out / "metrics_per_era.csv")
     assert {"bmc_dynjax", "bmc_frozen", "mmc_dynjax", "corr_benchmark"} <= set(per_era.columns)
+    # What Numerai pays: 0.5 x corr + 2 x MMC per era on the main target, and the embargo it followed.
+    np.testing.assert_allclose(per_era["payout_dynjax"], 0.5 * per_era["corr_dynjax"] + 2 * per_era["mmc_dynjax"])
+    assert metrics["payout"]["dynjax"]["mean"] == pytest.approx(per_era["payout_dynjax"].mean())
+    assert abs(metrics["payout"]["dynjax"]["stake_mean"]) <= 0.05 and metrics["payout"]["mmc_multiplier"] == 2.0
+    assert metrics["embargo"] == {"eras": 4, "target": "target", "why": "target resolves 20 trading days (4 eras) after its era"}
+    assert "payout score (0.5 x corr + 2 x MMC" in printed and "embargo: 4 eras (target resolves" in printed
     for name in ("config.json", "predictions.parquet", "selection.parquet", "metrics_per_era.csv",
                  "metrics.jsonl", "submission.csv", "cumulative_corr.png", "importance_heatmap.png", "selected_count.png"):
         assert (out / name).is_file(), name

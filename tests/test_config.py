@@ -66,6 +66,17 @@ def test_bad_overrides(item, message):
         override(RunConfig(), [item])
 
 
+def test_the_embargo_follows_the_main_target_and_is_never_shorter():
+    assert RunConfig().data.embargo is None and RunConfig().data.embargo_eras == 4
+    assert override(RunConfig(), ["data.targets=target_ender_60,target"]).data.embargo_eras == 12
+    assert override(RunConfig(), ["data.targets=target_ender_60", "data.embargo=13"]).data.embargo_eras == 13
+    assert override(RunConfig(), ["data.targets=target_cyrus_v4_20"]).data.embargo_eras == 4
+    with pytest.raises(ValueError, match="data.embargo=4 is shorter than the main target target_ender_60's horizon of 12"):
+        override(RunConfig(), ["data.embargo=4", "data.targets=target_ender_60"])
+    with pytest.raises(ValueError, match="data.embargo=3 is shorter than the main target target's horizon of 4"):
+        override(RunConfig(), ["data.embargo=3"])
+
+
 def test_fields_that_constrain_each_other_change_together_in_any_order():
     a = override(RunConfig(), ["train.replay_capacity=0", "train.replay_eras=0"])
     b = override(RunConfig(), ["train.replay_eras=0", "train.replay_capacity=0"])

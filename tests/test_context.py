@@ -8,8 +8,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from dynjax.data import MISSING, load_numerai
+from dynjax.data.bins import CENTER, SCALE
 from dynjax.data.context import context_window, era_summaries
-from dynjax.data.missing import CENTER, SCALE
 from dynjax.model.context import EraContextEncoder
 
 

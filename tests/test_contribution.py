@@ -7,7 +7,7 @@ import pytest
 from numerai_tools.scoring import correlation_contribution, max_feature_correlation, neutralize
 
 from dynjax.data import DataError
-from dynjax.data.missing import MISSING, float_view_np
+from dynjax.data.bins import MISSING, float_view_np
 from dynjax.data.references import benchmark_column, read_reference
 from dynjax.eval.contribution import contribution_per_era, neutralize_era
 from dynjax.upload.live import neutralize as live_neutralize

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from dynjax.data import load_numerai
+from dynjax.data.bins import N_BINS
 from dynjax.data.eras import last_resolved_era
 from dynjax.data.evidence import bin_stats, pooled_z, timeline_evidence
-from dynjax.data.missing import N_BINS
 
 
 def test_bin_stats_are_centred_target_sums_and_counts(synth_dir):

@@ -1,8 +1,11 @@
-"""`dynjax export`: the model-upload pickle predicts what `dynjax predict` writes, without dynjax."""
+"""`dynjax export` and dynjax.upload: the model-upload pickle predicts what `dynjax predict` writes, without
+dynjax, in every Python Numerai's images run (it carries source and plain values, not bytecode)."""
 
+import importlib.util
 import json
 import os
 import pickle
+import pickletools
 import shutil
 import subprocess
 from pathlib import Path
@@ -18,12 +21,14 @@ from dynjax.cli import main
 from dynjax.config import RunConfig, override
 from dynjax.model.attention import masked_logits
 from dynjax.model.normalizers import get_normalizer
+from dynjax.upload import portable
 from dynjax.upload.export import ExportError, check_exportable
 from dynjax.upload.live import NORMALIZERS
 from tests.conftest import TINY_RUN
 
-# An interpreter holding only what Numerai's image holds (`.ci/numerai-env` makes one; CI sets this).
-NUMERAI_PYTHON = os.environ.get("DYNJAX_NUMERAI_PYTHON")
+# Interpreters holding only what Numerai's images hold (`.ci/numerai-env DIR 3.12` makes one), separated by
+# os.pathsep. CI sets it to the default image's (Python 3.12) and sets CI, where its absence is a failure.
+NUMERAI_PYTHONS = [p for p in os.environ.get("DYNJAX_NUMERAI_PYTHON", "").split(os.pathsep) if p]
 
 
 def pandas_frame(path: Path) -> pd.DataFrame:
@@ -72,12 +77,17 @@ def test_pickle_covers_experts_normalisers_gates_and_imputers(tmp_path, override
     check_upload(pickle.loads(pkl.read_bytes())(live), live, sub)
 
 
-@pytest.mark.skipif(NUMERAI_PYTHON is None, reason="DYNJAX_NUMERAI_PYTHON unset (.ci/numerai-env makes the interpreter)")
-def test_pickle_runs_in_a_numerai_environment_without_dynjax(finished_run, tmp_path):
+@pytest.mark.parametrize("python", NUMERAI_PYTHONS or [None])
+def test_pickle_runs_in_a_numerai_environment_without_dynjax(finished_run, tmp_path, python):
+    if python is None:
+        why = "DYNJAX_NUMERAI_PYTHON is unset: no Numerai-like interpreter (.ci/numerai-env DIR 3.12 makes one)"
+        if os.environ.get("CI"):
+            pytest.fail(why)
+        pytest.skip(why)
     run = shutil.copytree(finished_run, tmp_path / "run")
     pkl, _, _ = export_and_predict(run, tmp_path)
     check = Path(__file__).with_name("numerai_env_check.py")
-    done = subprocess.run([NUMERAI_PYTHON, "-I", str(check), str(pkl), str(run / "data" / "live.parquet"),
+    done = subprocess.run([python, "-I", str(check), str(pkl), str(run / "data" / "live.parquet"),
                            str(tmp_path / "s.csv")], check=False, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     r = json.loads(done.stdout.strip().splitlines()[-1])
@@ -85,6 +95,44 @@ def test_pickle_runs_in_a_numerai_environment_without_dynjax(finished_run, tmp_p
     assert r["n_args"] == 1 and r["is_frame"] and r["columns"] == ["prediction"] and r["same_index"], r
     assert r["rows"] == pl.read_parquet(run / "data" / "live.parquet").height and not r["any_nan"] and r["in_0_1"], r
     assert r["max_diff"] <= 1e-5, r
+    assert r["info"]["target"] == "target" and r["info"]["embargo"] == 4, r
+
+
+def test_the_pickle_names_no_module_but_builtins_eval(finished_run, tmp_path):
+    """No class or function of dynjax, numpy or cloudpickle is referenced: nothing but `eval` needs importing."""
+    run = shutil.copytree(finished_run, tmp_path / "run")
+    assert main(["export", "--run", str(run), "--out", str(tmp_path / "model.pkl")]) == 0
+    blob = (tmp_path / "model.pkl").read_bytes()
+    strings = [arg for op, arg, _ in pickletools.genops(blob) if op.name in ("SHORT_BINUNICODE", "BINUNICODE")]
+    globals_ = [op.name for op, _, _ in pickletools.genops(blob) if "GLOBAL" in op.name]
+    assert globals_ == ["STACK_GLOBAL"] and strings[:2] == ["builtins", "eval"], (globals_, strings[:4])
+    model = pickle.loads(blob)
+    assert type(model).__module__ == portable.MODULE_NAME and model.info["exported_with_python"]
+
+
+def test_the_bundle_refuses_what_an_image_cannot_run(tmp_path):
+    source = portable.bundle_source(portable.MODULES)
+    assert "from dynjax" not in source and "import jax" not in source
+    module = portable.load_source(source)
+    assert module.LiveModel.__name__ == "LiveModel" and module.MISSING == 5
+    with pytest.raises(portable.NotPortable, match="does not parse as Python 3.10"):
+        portable.check_python("try:\n    pass\nexcept* ValueError:\n    pass\n")
+    uses_jax = _module(tmp_path, "uses_jax", "import jax.numpy as jnp\n")
+    with pytest.raises(portable.NotPortable, match="imports jax.numpy .*only dataclasses, numpy, pandas, typing"):
+        portable.bundle_source((uses_jax,))
+    unbundled = _module(tmp_path, "unbundled", "from dynjax.data.bins import MISSING\n")
+    with pytest.raises(portable.NotPortable, match="imports MISSING from dynjax.data.bins, which is not bundled"):
+        portable.bundle_source((unbundled,))
+
+
+def _module(tmp_path: Path, name: str, source: str):
+    """A module from source in a file (so inspect.getsource finds it)."""
+    path = tmp_path / f"{name}.py"
+    path.write_text(source)
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def test_live_model_names_bad_frames(finished_run, tmp_path):
@@ -129,19 +177,22 @@ def test_numpy_normalisers_match_dynjax(name):
     assert np.all(got[:, ~keep_F] == 0) and np.allclose(got.sum(axis=1), 1.0)
 
 
-def test_v52_layout_runs_end_to_end_and_exports(tmp_path, capsys):
-    data = tmp_path / "v52"
-    assert main(["synth", "--out", str(data), "--layout", "v5.2", "--n-train-eras", "12", "--n-val-eras", "3",
+def test_v53_layout_runs_end_to_end_on_its_quantum_set_and_exports(tmp_path, capsys):
+    data = tmp_path / "v53"
+    assert main(["synth", "--out", str(data), "--layout", "v5.3", "--n-train-eras", "12", "--n-val-eras", "3",
                  "--rows-per-era", "30"]) == 0
     sets = json.loads((data / "features.json").read_text())["feature_sets"]
-    assert (len(sets["all"]), len(sets["medium"]), len(sets["small"])) == (2748, 780, 42)
-    assert all(f.startswith("feature_") and f.count("_") == 3 for f in sets["all"]) and len(set(sets["all"])) == 2748
+    assert (len(sets["all"]), len(sets["medium"]), len(sets["small"]), len(sets["quantum"])) == (3555, 780, 42, 807)
+    assert sets["quantum"] == sorted(sets["all"][-807:]) and not set(sets["quantum"]) & set(sets["medium"] + sets["small"])
+    assert all(f.startswith("feature_") and f.count("_") == 3 for f in sets["all"]) and len(set(sets["all"])) == 3555
     for name in ("validation_benchmark_models.parquet", "live_benchmark_models.parquet", "meta_model.parquet"):
         assert {"id", "era"} < set(pl.read_parquet(data / name).columns), name
     assert pl.read_parquet(data / "live.parquet")["era"].unique().to_list() == ["X"]
     run = tmp_path / "run"
-    assert main(["walk-forward", "--data", str(data), "--out", str(run), "--feature-set", "small", *TINY_RUN]) == 0
-    assert "BMC beyond synthetic_ridge" in capsys.readouterr().out
+    assert main(["walk-forward", "--data", str(data), "--out", str(run), "--feature-set", "quantum", *TINY_RUN]) == 0
+    printed = capsys.readouterr().out
+    assert "BMC beyond synthetic_ridge" in printed and "payout score (0.5 x corr + 2 x MMC" in printed, printed
+    assert json.loads((run / "data_summary.json").read_text())["train"]["features"] == 807
     live = data / "live.parquet"
     assert main(["export", "--run", str(run), "--out", str(tmp_path / "model.pkl")]) == 0
     assert main(["predict", "--run", str(run), "--data", str(live), "--out", str(tmp_path / "s.csv")]) == 0

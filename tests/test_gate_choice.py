@@ -4,9 +4,9 @@ resolved past the embargo only, and its thresholds keep what they claim."""
 import numpy as np
 import polars as pl
 
+from dynjax.data.bins import N_BINS
 from dynjax.data.eras import build_era_index
 from dynjax.data.evidence import bin_stats
-from dynjax.data.missing import N_BINS
 from dynjax.data.numerai import EraData
 from experiments.gate_choice import (
     EMBARGO,

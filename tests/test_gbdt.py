@@ -8,7 +8,7 @@ import polars as pl
 import pytest
 
 from dynjax.data import load_numerai
-from dynjax.data.missing import MISSING
+from dynjax.data.bins import MISSING
 
 lightgbm = pytest.importorskip("lightgbm")
 

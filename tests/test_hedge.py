@@ -164,8 +164,8 @@ def test_a_walk_forward_logs_weights_that_start_from_the_holdout_and_learn(tmp_p
     for i, r in enumerate(rows):
         if r["phase"] in ("walk", "warm") and r["era"].isdigit():
             latest[int(r["era"])] = max((int(h["era"]) for h in rows[:i] if h["phase"] == "hedge"), default=-1)
-    assert all(last <= t - 1 - cfg.data.embargo for t, last in latest.items())
-    assert any(last == t - 1 - cfg.data.embargo for t, last in latest.items())  # the bound is reached: it can fail
+    assert all(last <= t - 1 - cfg.data.embargo_eras for t, last in latest.items())
+    assert any(last == t - 1 - cfg.data.embargo_eras for t, last in latest.items())  # the bound is reached: it can fail
     warm_eras = [int(r["era"]) for r in rows if r["phase"] == "warm"]
     assert len(warm_eras) == (cfg.train.holdout_eras if warm else 0)
     if warm:  # the warm walk scores only eras pretraining did not fit: from the one after its last fit era

@@ -38,11 +38,11 @@ def _run(corr_ExX, cfg=None):
 
 
 def test_the_run_rule_weighs_only_eras_resolved_past_the_embargo():
-    cfg = override(RunConfig(), ["data.embargo=2"])
+    cfg = override(RunConfig(), ["data.embargo=6"])  # longer than the target's 4: the rule follows the config
     corr_ExX = np.tile([0.2, 0.0, 0.1], (8, 1))  # kind 0 always best
     run = _run(corr_ExX, cfg)
     w_ExM, _ = replay(run, rules(cfg, run["mix_XxM"], expert_kinds(cfg))["run"])
-    lag = cfg.data.embargo + 1
+    lag = cfg.data.embargo_eras + 1
     np.testing.assert_allclose(w_ExM[:lag], 0.5)  # nothing resolved yet: the equal mean
     assert w_ExM[lag, 0] > 0.5 and (np.diff(w_ExM[lag:, 0]) > 0).all()  # then kind 0 gains era by era
 

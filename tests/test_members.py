@@ -10,7 +10,7 @@ import pytest
 from dynjax.cli import main
 from dynjax.config import RunConfig, load_config, override
 from dynjax.eval.ensemble import rank_average, score_members
-from dynjax.members import target_embargo, target_members
+from dynjax.members import target_members
 from tests.conftest import TINY_RUN
 
 
@@ -34,11 +34,13 @@ def test_members_must_predict_the_same_rows():
 
 
 def test_target_members_get_the_embargo_of_their_horizon():
-    assert target_embargo("target_ender_60", 4) == 12 and target_embargo("target_jasper_20", 4) == 4
-    assert target_embargo("target", 4) == 4 and target_embargo("target_ender_20", 6) == 6
-    members = target_members(RunConfig(), ["target", "target_ender_60"])
+    members = target_members(RunConfig(), ["target", "target_ender_60", "target_jasper_20"])
     assert members["target_ender_60"].data.targets == ("target_ender_60",)
-    assert members["target_ender_60"].data.embargo == 12 and members["target"].data.embargo == 4
+    assert [m.data.embargo_eras for m in members.values()] == [4, 12, 4]
+    longer = target_members(override(RunConfig(), ["data.embargo=6"]), ["target", "target_jasper_20"])
+    assert [m.data.embargo_eras for m in longer.values()] == [6, 6]
+    with pytest.raises(ValueError, match="data.embargo=6 is shorter than the main target target_ender_60's horizon of 12"):
+        target_members(override(RunConfig(), ["data.embargo=6"]), ["target_ender_60"])
 
 
 def test_target_ensemble_command(tmp_path, capsys):

@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 
 from dynjax.data import MISSING, fit_imputer, float_view, impute_inplace, load_numerai
-from dynjax.data.missing import era_medians, feature_means
+from dynjax.data.bins import era_medians
+from dynjax.data.missing import feature_means
 
 
 @pytest.fixture()

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 
 from dynjax.config import RunConfig
+from dynjax.data.bins import Imputer
 from dynjax.data.context import EraContext
-from dynjax.data.missing import Imputer
 from dynjax.train.checkpoint import CheckpointError
 from dynjax.train.next_era import load_next, save_next
 

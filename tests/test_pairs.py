@@ -9,8 +9,8 @@ import polars as pl
 import pytest
 
 from dynjax.config import LossConfig, ModelConfig, RunConfig, override
+from dynjax.data.bins import MISSING, N_BINS, Imputer
 from dynjax.data.eras import build_era_index
-from dynjax.data.missing import MISSING, N_BINS, Imputer
 from dynjax.data.numerai import EraData
 from dynjax.data.pairs import bonferroni_t, screen_pairs
 from dynjax.model import FeatureAttentionModel

@@ -8,9 +8,28 @@ import pytest
 from numerai_tools.scoring import numerai_corr
 
 from dynjax.config import SynthConfig
-from dynjax.data.synth import GROUP_NAMES, SETTINGS, Plan, generate, quantile_bins, regime_sequence
+from dynjax.data.synth import (
+    GROUP_NAMES,
+    LAYOUTS,
+    SETTINGS,
+    Plan,
+    _feature_json,
+    feature_names,
+    generate,
+    quantile_bins,
+    regime_sequence,
+)
 from dynjax.eval import to_pandas
 from tests.conftest import TINY
+
+
+@pytest.mark.parametrize("layout, sizes", [("v5.2", {"all": 2748, "medium": 780, "small": 42}),
+                                           ("v5.3", {"all": 3555, "medium": 780, "small": 42, "quantum": 807})])
+def test_numerai_layouts_have_their_feature_sets(layout, sizes):
+    cfg = SynthConfig(**LAYOUTS[layout])
+    names = feature_names(cfg.n_features, cfg.layout)
+    sets = _feature_json(cfg, names, np.arange(len(names)) % cfg.n_groups)["feature_sets"]
+    assert {k: len(sets[k]) for k in sizes} == sizes and len(set(names)) == len(names)
 
 
 def test_files_in_numerai_layout(synth_dir):

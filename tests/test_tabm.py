@@ -6,7 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from dynjax.config import LossConfig, ModelConfig
-from dynjax.data.missing import N_BINS
+from dynjax.data.bins import N_BINS
 from dynjax.model import FeatureAttentionModel
 from dynjax.model.losses import additive_prior
 from dynjax.model.tabm import (

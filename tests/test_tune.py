@@ -147,14 +147,18 @@ def test_two_workers_share_one_sqlite_study(tmp_path, synth_dir):
         assert (out / "trials" / f"{t.number:04d}" / "config.json").is_file()
 
 
-def test_tune_metric_bmc_is_the_mean_contribution_beyond_the_training_benchmark(tmp_path, capsys):
+@pytest.mark.parametrize("metric", ["bmc", "payout"])
+def test_tune_metric_bmc_is_the_mean_contribution_beyond_the_training_benchmark_and_payout_adds_corr(tmp_path, capsys,
+                                                                                                    metric):
+    """bmc: the mean BMC; payout: the mean of 0.5 x corr + 2 x that BMC (standing in for MMC)."""
     from dynjax.eval.contribution import era_contribution
+    from dynjax.eval.jax_corr import era_corr
 
     data = write_synthetic(override(RunConfig(), TUNE_RUN).synth, tmp_path / "data")
     space = tmp_path / "space.json"
     space.write_text(json.dumps({"optim.learning_rate": {"low": 1e-3, "high": 1e-2, "log": True}}))
     out = tmp_path / "tune"
-    args = ["tune", "--data", str(data), "--space", str(space), "--n-trials", "1", *TUNE_RUN, "tune.metric=bmc"]
+    args = ["tune", "--data", str(data), "--space", str(space), "--n-trials", "1", *TUNE_RUN, f"tune.metric={metric}"]
     assert main([*args, "--out", str(out)]) == 0
     assert "contribution beyond synthetic_ridge" in capsys.readouterr().out
     trial = optuna.load_study(study_name="dynjax", storage=storage_url(out, None)).trials[0]
@@ -163,8 +167,11 @@ def test_tune_metric_bmc_is_the_mean_contribution_beyond_the_training_benchmark(
     bench = pl.read_parquet(data / "train_benchmark_models.parquet").select("id", "synthetic_ridge")
     scored = preds.join(train.drop("era"), on="id").join(bench, on="id")
     bmc = [era_contribution(p["prediction"].to_numpy(), p["synthetic_ridge"].to_numpy(), p["target"].to_numpy())
-           for _, p in scored.group_by("era")]
-    assert len(bmc) == 6 and trial.value == pytest.approx(np.mean(bmc), abs=1e-6)
+           for _, p in scored.sort("era").group_by("era", maintain_order=True)]
+    corr = [float(era_corr(p["prediction"].to_numpy(), p["target"].to_numpy()))
+            for _, p in scored.sort("era").group_by("era", maintain_order=True)]
+    want = np.mean(bmc) if metric == "bmc" else np.mean(0.5 * np.array(corr) + 2 * np.array(bmc))
+    assert len(bmc) == 6 and trial.value == pytest.approx(want, abs=1e-6)
     (data / "train_benchmark_models.parquet").unlink()
     assert main([*args, "--out", str(tmp_path / "again")]) == 2
     assert "no such reference-model file" in capsys.readouterr().err

@@ -110,7 +110,7 @@ def test_unresolved_targets_cannot_change_a_prediction(tmp_path):
     val = data.validation
     target_era = 2  # the third validation era
     t = int(val.index.numbers[target_era])
-    unresolved = np.repeat(val.index.numbers > last_resolved_era(t, cfg.data.embargo), val.index.sizes)
+    unresolved = np.repeat(val.index.numbers > last_resolved_era(t, cfg.data.embargo_eras), val.index.sizes)
     y = val.y_NxT.copy()
     y[unresolved] = np.random.default_rng(1).permutation(y[unresolved])  # scramble every unresolved target
     perturbed = dataclasses.replace(data, validation=dataclasses.replace(val, y_NxT=y))
@@ -125,6 +125,35 @@ def test_unresolved_targets_cannot_change_a_prediction(tmp_path):
         np.testing.assert_array_equal(era_preds("clean", era), era_preds("scrambled", era))
     # The scramble does reach the last era, which trains on resolved validation eras: the test can fail.
     assert not np.array_equal(era_preds("clean", val.index.names[-1]), era_preds("scrambled", val.index.names[-1]))
+
+
+def test_a_60_day_target_embargoes_12_eras_and_its_targets_reach_no_prediction_before_they_resolve(tmp_path, capsys):
+    """`--target target_ender_60`: the run embargoes its 12-era horizon (it says so), and flipping every
+    validation era's 60-day targets leaves the predictions of the 13 eras after each unchanged."""
+    from dynjax.cli import main
+
+    args = [*TINY_RUN, "synth.n_train_eras=30", "synth.n_val_eras=17"]
+    assert main(["walk-forward", "--out", str(tmp_path / "clean"), "--target", "target_ender_60", *args]) == 0
+    printed = capsys.readouterr().out
+    assert "embargo 12 (target_ender_60 resolves 60 trading days (12 eras) after its era" in printed, printed
+    cfg = override(RunConfig(), [*args, "data.targets=target_ender_60"])
+    data = load_numerai(tmp_path / "clean" / "data", targets=cfg.data.targets)
+    val = data.validation
+    labelled = np.flatnonzero(np.isfinite(val.y_NxT[:, 0]))
+    assert cfg.data.embargo_eras == 12 and len(labelled) and len(labelled) < len(val.y_NxT)  # the last 12 eras unresolved
+    y = val.y_NxT.copy()
+    y[labelled, 0] = 1.0 - y[labelled, 0]
+    walk_forward(cfg, dataclasses.replace(data, validation=dataclasses.replace(val, y_NxT=y)), tmp_path / "flipped")
+
+    def era_preds(run, era):
+        frame = pl.read_parquet(tmp_path / run / "predictions.parquet").filter(pl.col("era") == era).sort("id")
+        return frame["prediction"].to_numpy()
+
+    first = int(val.index.numbers[0])  # its targets resolve for era first + 13: none of the 13 eras before sees them
+    for era, number in zip(val.index.names, val.index.numbers):
+        same = np.array_equal(era_preds("clean", era), era_preds("flipped", era))
+        assert same or number > first + 12, era
+    assert not same  # the last era reads the flipped eras (era context, updates): the test can fail
 
 
 def _garble(step_dir):

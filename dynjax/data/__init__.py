@@ -1,9 +1,10 @@
 """Numerai data: loading, era index and embargo, era windows, missing values, synthetic data."""
 
+from dynjax.data.bins import MISSING, N_BINS, Imputer
 from dynjax.data.eras import EraIndex, last_resolved_era, resolved_eras, sliding_windows
 from dynjax.data.errors import DataError
 from dynjax.data.features import FeatureMetadata, read_feature_metadata, resolve_features
-from dynjax.data.missing import MISSING, N_BINS, Imputer, fit_imputer, float_view, impute_inplace
+from dynjax.data.missing import fit_imputer, float_view, impute_inplace
 from dynjax.data.numerai import (
     EraData,
     NumeraiData,

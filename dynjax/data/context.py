@@ -12,8 +12,8 @@ from typing import Any
 import numpy as np
 from flax import struct
 
+from dynjax.data.bins import float_view_np
 from dynjax.data.eras import resolved_eras
-from dynjax.data.missing import float_view_np
 from dynjax.data.numerai import EraData
 
 

@@ -1,5 +1,6 @@
 """Era bookkeeping: Numerai's era order, row offsets per era, and the embargo rule."""
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -84,12 +85,35 @@ def build_era_index(names: Sequence[str], numbers: np.ndarray, labeled: np.ndarr
     )
 
 
+DAYS_PER_ERA = 5  # eras are weekly: five trading days
+_HORIZON_DAYS = re.compile(r"_(\d+)$")
+DEFAULT_HORIZON_DAYS = 20  # Numerai's `target` is target_ender_20; a name without `_<days>` is taken as 20 days
+
+
+def horizon_days(target: str) -> int:
+    """Trading days a target looks ahead: its `_<days>` suffix (`target`: Numerai's 20-day main target)."""
+    match = _HORIZON_DAYS.search(target)
+    return int(match.group(1)) if match else DEFAULT_HORIZON_DAYS
+
+
+def target_horizon(target: str) -> int:
+    """Eras until a target resolves, the least embargo it allows (`target_ender_60`: 12, `target`: 4)."""
+    return -(-horizon_days(target) // DAYS_PER_ERA)
+
+
+def embargo_reason(target: str, embargo: int) -> str:
+    """Why a run's embargo is what it is, for the printed schedule and the report."""
+    why = f"{target} resolves {horizon_days(target)} trading days ({target_horizon(target)} eras) after its era"
+    return why if embargo == target_horizon(target) else f"{why}; data.embargo sets {embargo}"
+
+
 def last_resolved_era(t: int, embargo: int) -> int:
     """Latest era whose target is known when era `t` is predicted.
 
-    Targets look ~20 trading days (4 weekly eras) ahead, so era e's target resolves only
-    after era e + embargo; at prediction time of era t that leaves eras <= t - 1 - embargo.
-    This is the one place the rule lives.
+    A target looks its horizon ahead (20 trading days: 4 weekly eras; 60: 12; `target_horizon`),
+    so era e's target resolves only after era e + embargo; at prediction time of era t that leaves
+    eras <= t - 1 - embargo. This is the one place the rule lives; `DataConfig.embargo_eras` the
+    one place the embargo is chosen.
     """
     if embargo < 0:
         raise ValueError(f"embargo must be >= 0 eras, got {embargo}")

@@ -15,8 +15,8 @@ rule is applied here, once, for every position of the timeline.
 
 import numpy as np
 
+from dynjax.data.bins import N_BINS
 from dynjax.data.eras import last_resolved_era
-from dynjax.data.missing import N_BINS
 from dynjax.data.numerai import EraData
 
 

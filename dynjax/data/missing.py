@@ -7,38 +7,24 @@ the most correlated features ("model"). Imputers work in place on the int8 matri
 no second copy of the feature set is ever made.
 """
 
-from dataclasses import dataclass
-from typing import Literal
-
 import jax.numpy as jnp
 import numpy as np
 
+from dynjax.data.bins import (
+    CENTER,
+    MISSING,
+    SCALE,
+    STRATEGIES,
+    Imputer,
+    fill_block,
+)
 from dynjax.data.eras import EraIndex
 
-MAX_BIN = 4
-MISSING = MAX_BIN + 1
-N_BINS = MISSING + 1  # bins 0..4 plus the missing bin
-CENTER = MAX_BIN / 2
-SCALE = float(np.sqrt(2.0))  # std of a uniform draw over bins 0..4
-
-Strategy = Literal["bin", "era_median", "global_mean", "model"]
-STRATEGIES: tuple[str, ...] = ("bin", "era_median", "global_mean", "model")
 _ROW_CHUNK = 65536
 
 
-@dataclass(frozen=True, eq=False)
-class Imputer:
-    """A fitted imputation: what replaces `MISSING` in each feature."""
-
-    strategy: Strategy
-    fill_F: np.ndarray | None = None  # global_mean / model fallback: float mean per feature
-    neighbors_FxK: np.ndarray | None = None  # model: most correlated features
-    coef_FxK: np.ndarray | None = None  # model: ridge coefficients on centred neighbours
-    intercept_F: np.ndarray | None = None
-
-
 def fit_imputer(
-    strategy: Strategy,
+    strategy: str,
     x_NxF: np.ndarray,
     *,
     n_neighbors: int = 8,
@@ -61,19 +47,12 @@ def fit_imputer(
 
 def impute_inplace(imputer: Imputer, x_NxF: np.ndarray, index: EraIndex) -> np.ndarray:
     """Replace `MISSING` entries of `x_NxF` in place; returns the same array."""
-    if imputer.strategy == "bin":
-        return x_NxF
     if imputer.strategy == "era_median":
         for e in range(index.n_eras):
-            block = x_NxF[index.rows(e)]
-            _fill_inplace(block, era_medians(block))
-        return x_NxF
-    for start in range(0, len(x_NxF), _ROW_CHUNK):
-        block = x_NxF[start : start + _ROW_CHUNK]
-        if imputer.strategy == "global_mean":
-            _fill_inplace(block, _to_bins(imputer.fill_F))
-        else:
-            _model_fill_inplace(imputer, block)
+            fill_block(imputer, x_NxF[index.rows(e)])
+    elif imputer.strategy != "bin":
+        for start in range(0, len(x_NxF), _ROW_CHUNK):
+            fill_block(imputer, x_NxF[start : start + _ROW_CHUNK])
     return x_NxF
 
 
@@ -89,33 +68,10 @@ def feature_means(x_NxF: np.ndarray) -> np.ndarray:
     return np.where(count > 0, total / np.maximum(count, 1), CENTER)
 
 
-def era_medians(block_NxF: np.ndarray) -> np.ndarray:
-    """Median bin of each feature in one era, from bin counts (CENTER if all missing)."""
-    counts_BxF = np.stack([(block_NxF == b).sum(axis=0) for b in range(MAX_BIN + 1)])
-    cum_BxF = np.cumsum(counts_BxF, axis=0)
-    total_F = cum_BxF[-1]
-    median_F = (cum_BxF < (total_F + 1) / 2).sum(axis=0)
-    return np.where(total_F > 0, median_F, int(CENTER)).astype(np.int8)
-
-
-def float_view_np(x: np.ndarray) -> np.ndarray:
-    """`float_view` on the host, for numpy consumers (summaries, ridge, exposure)."""
-    return np.where(x == MISSING, 0.0, (x.astype(np.float32) - CENTER) / SCALE).astype(np.float32)
-
-
 def float_view(x: jnp.ndarray) -> jnp.ndarray:
     """Centred, unit-scaled float32 view of a batch of bins; the missing bin maps to 0."""
     xf = (x.astype(jnp.float32) - CENTER) / SCALE
     return jnp.where(x == MISSING, 0.0, xf)
-
-
-def _to_bins(values_F: np.ndarray) -> np.ndarray:
-    return np.clip(np.rint(values_F), 0, MAX_BIN).astype(np.int8)
-
-
-def _fill_inplace(block_NxF: np.ndarray, fill_F: np.ndarray) -> None:
-    rows, cols = np.nonzero(block_NxF == MISSING)
-    block_NxF[rows, cols] = fill_F[cols]
 
 
 def _fit_neighbor_model(sample_SxF: np.ndarray, fill_F: np.ndarray, k: int, ridge: float) -> Imputer:
@@ -140,14 +96,3 @@ def _fit_neighbor_model(sample_SxF: np.ndarray, fill_F: np.ndarray, k: int, ridg
         b_S = xc_SxF[rows, f]
         coef_FxK[f] = np.linalg.solve(a_SxK.T @ a_SxK + ridge * np.eye(k), a_SxK.T @ b_S)
     return Imputer("model", fill_F, neighbors_FxK, coef_FxK, intercept_F)
-
-
-def _model_fill_inplace(imputer: Imputer, block_NxF: np.ndarray) -> None:
-    rows, cols = np.nonzero(block_NxF == MISSING)
-    if len(rows) == 0:
-        return
-    nbr_MxK = imputer.neighbors_FxK[cols]
-    vals_MxK = block_NxF[rows[:, None], nbr_MxK].astype(np.float32)
-    centred_MxK = np.where(vals_MxK == MISSING, 0.0, vals_MxK - imputer.fill_F[nbr_MxK])
-    pred_M = imputer.intercept_F[cols] + (imputer.coef_FxK[cols] * centred_MxK).sum(axis=1)
-    block_NxF[rows, cols] = _to_bins(pred_M)

@@ -13,10 +13,11 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
+from dynjax.data.bins import MAX_BIN, MISSING, Imputer
 from dynjax.data.eras import EraIndex, build_era_index, era_numbers
 from dynjax.data.errors import DataError, preview
 from dynjax.data.features import FeatureMetadata, read_feature_metadata, resolve_features
-from dynjax.data.missing import MAX_BIN, MISSING, Imputer, fit_imputer, impute_inplace
+from dynjax.data.missing import fit_imputer, impute_inplace
 
 _INTEGER = (pl.Int8, pl.Int16, pl.Int32, pl.Int64, pl.UInt8, pl.UInt16, pl.UInt32, pl.UInt64)
 _CHUNK_BYTES = 16 << 20

@@ -27,7 +27,7 @@ import jax.numpy as jnp
 import numpy as np
 from scipy import stats
 
-from dynjax.data.missing import MISSING, N_BINS
+from dynjax.data.bins import MISSING, N_BINS
 from dynjax.data.numerai import EraData
 from dynjax.data.windows import window_rng
 

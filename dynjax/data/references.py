@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
+from dynjax.data.bins import MISSING, float_view_np
 from dynjax.data.errors import DataError, preview
-from dynjax.data.missing import MISSING, float_view_np
 
 TRAIN_BENCHMARK_FILE = "train_benchmark_models.parquet"  # what `tune.metric=bmc` scores the folds against
 BENCHMARK_FILE = "validation_benchmark_models.parquet"

@@ -2,8 +2,8 @@
 
 import numpy as np
 
+from dynjax.data.bins import MISSING
 from dynjax.data.eras import last_resolved_era, resolved_eras
-from dynjax.data.missing import MISSING
 from dynjax.data.numerai import EraData, NumeraiData
 
 

@@ -83,8 +83,10 @@ class Split:
 
 
 # `--layout v5.2`: Numerai's v5.2 shape (2,748 features, `medium` 780 of them, `small` 42, the eleven
-# named groups) with names of Numerai's kind, three random words. Flags still override its fields.
-LAYOUTS = {"v5": {}, "v5.2": {"layout": "v5.2", "n_features": 2748, "n_groups": 11, "n_factors": 22}}
+# named groups) with names of Numerai's kind, three random words; `--layout v5.3`: v5.2's features
+# and 807 new ones, the `quantum` set (3,555 in `all`). Flags still override their fields.
+LAYOUTS = {"v5": {}, "v5.2": {"layout": "v5.2", "n_features": 2748, "n_groups": 11, "n_factors": 22},
+           "v5.3": {"layout": "v5.3", "n_features": 3555, "n_groups": 11, "n_factors": 22}}
 SIGNALS = ("sparse", "diffuse")
 
 
@@ -117,7 +119,7 @@ class SynthConfig:
     flip_eras: int = 60  # diffuse: mean length of the flipping group's sign regime
     n_interactions: int = 24  # diffuse: pairwise (product) and threshold interaction terms
     interaction_share: float = 0.5  # diffuse: share of the signal's variance they carry
-    layout: str = "v5"  # "v5.2": Numerai-style feature names and v5.2's feature-set sizes (`dynjax synth --layout`)
+    layout: str = "v5"  # "v5.2" / "v5.3": Numerai-style feature names and that version's feature sets (`dynjax synth --layout`)
     seed: int = 0
 
     def __post_init__(self):
@@ -138,7 +140,10 @@ class SynthConfig:
 def _check(ok: bool, message: str) -> None:
     if not ok:
         raise ValueError(message)
-V52_SETS = {"small": 42, "medium": 780}  # of 2,748; scaled with n_features
+# Numerai's named feature sets per layout, as counts of its full width (scaled with n_features). v5.3's
+# `quantum` set is its 807 new features (the last ones); small and medium are drawn from the rest.
+LAYOUT_SETS = {"v5.2": ({"small": 42, "medium": 780}, 2748), "v5.3": ({"small": 42, "medium": 780, "quantum": 807}, 3555)}
+NEW_SETS = ("quantum",)
 _ADJECTIVES = ("abating", "unadaptable", "leaky", "sodden", "ungrown", "plated", "braw", "gimlet", "tinted", "zonal",
                "bushy", "molten", "fickle", "hoary", "jovial", "lanky", "mellow", "nimble", "ornate", "pallid", "quaint",
                "rugged", "sallow", "tawny", "umbral", "vapid", "wistful", "yeasty", "zesty", "brisk", "civic", "dusky")
@@ -148,12 +153,12 @@ _NOUNS = ("eagle", "marten", "heron", "quince", "lantern", "saddle", "cobble", "
 
 
 def feature_names(n: int, layout: str = "v5", seed: int = 0) -> list[str]:
-    """`feature_0000`...; with layout v5.2 Numerai-style `feature_<adjective>_<adjective>_<noun>`, unique."""
-    if layout != "v5.2":
+    """`feature_0000`...; with layouts v5.2 / v5.3 Numerai-style `feature_<adjective>_<adjective>_<noun>`, unique."""
+    if layout not in LAYOUT_SETS:
         return [f"feature_{i:04d}" for i in range(n)]
     a, b = len(_ADJECTIVES), len(_NOUNS)
     if n > a * a * b:
-        raise ValueError(f"layout v5.2 names at most {a * a * b} features, not {n}")
+        raise ValueError(f"layout {layout} names at most {a * a * b} features, not {n}")
     codes = np.random.default_rng([seed, 4]).permutation(a * a * b)[:n]
     return [f"feature_{_ADJECTIVES[c // (a * b)]}_{_ADJECTIVES[c // b % a]}_{_NOUNS[c % b]}" for c in codes]
 
@@ -427,10 +432,16 @@ def group_name(g: int) -> str:
 
 def _feature_json(cfg: SynthConfig, names: list[str], group_F: np.ndarray) -> dict:
     rng = np.random.default_rng([cfg.seed, 2])
-    order = rng.permutation(len(names))
-    subset = lambda frac: sorted(names[i] for i in order[: max(1, round(frac * len(names)))])
     groups = {group_name(g): [names[f] for f in np.flatnonzero(group_F == g)] for g in range(cfg.n_groups)}
-    fracs = ({k: v / 2748 for k, v in V52_SETS.items()} if cfg.layout == "v5.2"
-             else {"small": cfg.small_frac, "medium": cfg.medium_frac})
-    sets = {k: subset(f) for k, f in fracs.items()} | {"all": list(names)}
+    if cfg.layout in LAYOUT_SETS:
+        counts, width = LAYOUT_SETS[cfg.layout]
+        fracs = {k: v / width for k, v in counts.items()}
+    else:
+        fracs = {"small": cfg.small_frac, "medium": cfg.medium_frac}
+    n_new = sum(max(1, round(fracs[k] * len(names))) for k in NEW_SETS if k in fracs)
+    old, new = names[: len(names) - n_new], names[len(names) - n_new:]
+    order = rng.permutation(len(old))
+    subset = lambda frac: sorted(old[i] for i in order[: max(1, round(frac * len(names)))])
+    sets = {k: subset(f) for k, f in fracs.items() if k not in NEW_SETS}
+    sets |= {k: sorted(new) for k in NEW_SETS if k in fracs} | {"all": list(names)}
     return {"feature_sets": sets | {k: v for k, v in groups.items() if v}, "targets": list(TARGET_NAMES)}

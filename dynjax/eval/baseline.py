@@ -8,7 +8,7 @@ adds the newly resolved eras in O(F^2) instead of refitting from scratch.
 import numpy as np
 import polars as pl
 
-from dynjax.data.missing import float_view_np
+from dynjax.data.bins import float_view_np
 from dynjax.data.timeline import Timeline
 from dynjax.data.windows import window_rng
 from dynjax.eval.scores import prediction_frame

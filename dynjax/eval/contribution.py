@@ -13,9 +13,9 @@ import pandas as pd
 import polars as pl
 from numerai_tools.scoring import correlation_contribution, neutralize
 
+from dynjax.data.bins import float_view_np
 from dynjax.data.errors import DataError, preview
 from dynjax.data.features import read_feature_metadata, resolve_features
-from dynjax.data.missing import float_view_np
 from dynjax.eval.scores import to_pandas
 
 

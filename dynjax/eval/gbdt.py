@@ -13,7 +13,7 @@ import time
 import numpy as np
 import polars as pl
 
-from dynjax.data.missing import MISSING
+from dynjax.data.bins import MISSING
 from dynjax.data.numerai import EraData, NumeraiData
 from dynjax.data.timeline import make_timeline
 from dynjax.eval.scores import prediction_frame

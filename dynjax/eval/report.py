@@ -7,22 +7,24 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from dynjax.config import EvalConfig
-from dynjax.data.missing import float_view_np
+from dynjax.config import EvalConfig, RunConfig
+from dynjax.data.bins import float_view_np
+from dynjax.data.eras import embargo_reason
 from dynjax.data.numerai import NumeraiData
 from dynjax.data.references import reference_models
 from dynjax.data.timeline import make_timeline
 from dynjax.eval.baseline import ridge_walk_forward
 from dynjax.eval.contribution import contribution_per_era, neutralize_split, neutralizer_columns
 from dynjax.eval.plots import write_plots
-from dynjax.eval.scores import era_exposure, per_era_corr, rank_per_era, summarize
+from dynjax.eval.scores import era_exposure, payout, per_era_corr, rank_per_era, summarize
 from dynjax.eval.truth import active_features, has_truth
 
 
-def build_report(out: str | Path, data: NumeraiData, embargo: int, data_dir: str | Path, *, seed: int = 0,
-                 rows_per_era: int = 512, timings: dict | None = None, eval_cfg: EvalConfig | None = None) -> dict:
-    """Score a finished walk-forward run in `out`; writes metrics, tables, plots, submission."""
-    out, eval_cfg = Path(out), eval_cfg or EvalConfig()
+def build_report(out: str | Path, data: NumeraiData, cfg: RunConfig, data_dir: str | Path, *,
+                 timings: dict | None = None) -> dict:
+    """Score a finished walk-forward run of `cfg` in `out`; writes metrics, tables, plots, submission."""
+    out, eval_cfg, embargo = Path(out), cfg.eval, cfg.data.embargo_eras
+    seed, rows_per_era = cfg.seed, cfg.data.rows_per_era
     val = data.validation
     truth_frame = pl.DataFrame({"id": val.ids, "era": val.era_column(), "target": val.y_NxT[:, 0]})
     splits = [s for s in (data.train, data.validation, data.live) if s is not None]
@@ -55,6 +57,8 @@ def build_report(out: str | Path, data: NumeraiData, embargo: int, data_dir: str
     scored = {n: sources[n] for n in ("dynjax", "frozen", "ridge", "neutral") if n in sources}
     for tag, (column, reference) in references.items():
         per_era = per_era.join(contribution_per_era(truth_frame, scored, reference, tag), on="era", how="left")
+    if "mmc" in references or not eval_cfg.payout_mmc:
+        per_era = per_era.with_columns(_payout_column(per_era, n, eval_cfg) for n in scored)
     per_era = per_era.sort("era")
     per_era.write_csv(out / "metrics_per_era.csv")
 
@@ -71,6 +75,8 @@ def build_report(out: str | Path, data: NumeraiData, embargo: int, data_dir: str
     for tag, (column, _) in references.items():
         metrics[tag] = {"reference": column, **{n: _stats(per_era[f"{tag}_{n}"]) for n in scored},
                         **{f"corr_with_{n}": float(per_era[f"{tag}_corr_with_{n}"].mean()) for n in scored}}
+    metrics["payout"] = _payout_summary(per_era, scored, eval_cfg)
+    metrics["embargo"] = {"eras": embargo, "target": cfg.data.targets[0], "why": embargo_reason(cfg.data.targets[0], embargo)}
     members = member_weights(out / "metrics.jsonl")
     if members:
         metrics["members"] = members
@@ -83,6 +89,27 @@ def build_report(out: str | Path, data: NumeraiData, embargo: int, data_dir: str
             live = neutralize_split(live, data.live, neutral_cols, eval_cfg.neutralize)
         _write_submission(out, data.live, live)
     return metrics
+
+
+def _payout_column(per_era: pl.DataFrame, name: str, eval_cfg: EvalConfig) -> pl.Series:
+    """`payout_{name}` per era: Numerai's payout of the source's corr and MMC (`eval.payout_*`)."""
+    corr_E = per_era[f"corr_{name}"].to_numpy()
+    mmc_E = per_era[f"mmc_{name}"].fill_null(np.nan).to_numpy() if eval_cfg.payout_mmc else np.zeros(len(corr_E))
+    return pl.Series(f"payout_{name}", payout(corr_E, mmc_E, eval_cfg.payout_corr, eval_cfg.payout_mmc)).fill_nan(None)
+
+
+def _payout_summary(per_era: pl.DataFrame, scored: dict, eval_cfg: EvalConfig) -> dict:
+    """The payout's formula and its per-era statistics per source, or why there is none."""
+    rule = {"corr_multiplier": eval_cfg.payout_corr, "mmc_multiplier": eval_cfg.payout_mmc, "clip": eval_cfg.payout_clip}
+    if "payout_dynjax" not in per_era.columns:
+        return {**rule, "missing": "no meta model (meta_model.parquet in the data directory, or eval.meta_model): no MMC"}
+    out = dict(rule)
+    for n in scored:
+        score_E = per_era[f"payout_{n}"].drop_nulls().to_numpy()
+        s = summarize(score_E)
+        out[n] = {"mean": s["corr_mean"], "std": s["corr_std"], "sharpe": s["corr_sharpe"], "max_drawdown": s["max_drawdown"],
+                  "n_eras": s["n_eras"], "stake_mean": float(np.clip(score_E, -eval_cfg.payout_clip, eval_cfg.payout_clip).mean())}
+    return out
 
 
 def _mean(values: pl.Series) -> float:

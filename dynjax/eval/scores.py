@@ -75,6 +75,12 @@ def rank_per_era(frame: pl.DataFrame, column: str = "prediction") -> pl.DataFram
     return frame.with_columns(pl.Series(column, ranked))
 
 
+def payout(corr_E: np.ndarray, mmc_E: np.ndarray, corr_multiplier: float, mmc_multiplier: float) -> np.ndarray:
+    """The score Numerai pays on, per era: `corr_multiplier * corr + mmc_multiplier * mmc`. The stake
+    moves by it times the payout factor, clipped (`eval.payout_clip`)."""
+    return corr_multiplier * np.asarray(corr_E) + mmc_multiplier * np.asarray(mmc_E)
+
+
 def summarize(corr_E: np.ndarray) -> dict[str, float]:
     """Mean, std, Sharpe and max drawdown of the cumulative per-era score."""
     corr_E = np.asarray(corr_E, np.float64)

@@ -3,7 +3,7 @@
 import flax.linen as nn
 import jax.numpy as jnp
 
-from dynjax.data.missing import N_BINS
+from dynjax.data.bins import N_BINS
 
 
 class FeatureEmbedding(nn.Module):

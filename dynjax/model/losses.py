@@ -5,7 +5,7 @@ import jax
 import jax.numpy as jnp
 
 from dynjax.config import LossConfig
-from dynjax.data.missing import MISSING
+from dynjax.data.bins import MISSING
 from dynjax.model.selection import era_importance
 from dynjax.model.sparsity import n_nonzero, sparsity_penalty
 

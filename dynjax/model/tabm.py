@@ -17,7 +17,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from dynjax.data.missing import N_BINS
+from dynjax.data.bins import N_BINS
 from dynjax.model.attention import lookup
 
 

@@ -39,7 +39,7 @@ class EraFeatures:
         if not reads_context(cfg):
             return None
         positions = np.asarray(positions)
-        summary = (window_context(self.summary_ExF, self.numbers_E, positions, self.cfg.data.embargo, cfg.context_eras)
+        summary = (window_context(self.summary_ExF, self.numbers_E, positions, self.cfg.data.embargo_eras, cfg.context_eras)
                    if cfg.context else (None, None))
         return EraContext(*summary, self.evidence_ExFxV[positions] if cfg.gates == "context" else None)
 
@@ -59,10 +59,10 @@ def make_era_features(cfg: RunConfig, splits: list[EraData], timeline: Timeline,
         # One pass over the cumulative statistics for every position and the era after the history.
         at_T = np.r_[timeline.numbers_E, next_number]
         evidence, next_evidence = np.split(
-            timeline_evidence(stats, timeline.numbers_E, cfg.data.embargo, cfg.model.evidence_eras, at_T), [timeline.n_eras])
+            timeline_evidence(stats, timeline.numbers_E, cfg.data.embargo_eras, cfg.model.evidence_eras, at_T), [timeline.n_eras])
     next_context = None
     if reads_context(cfg.model):
-        summary = (context_window(summary_ExF, timeline.numbers_E, next_number, cfg.data.embargo, cfg.model.context_eras)
+        summary = (context_window(summary_ExF, timeline.numbers_E, next_number, cfg.data.embargo_eras, cfg.model.context_eras)
                    if cfg.model.context else (None, None))
         next_context = EraContext(*summary, next_evidence[0] if next_evidence is not None else None)
     return EraFeatures(cfg, timeline.numbers_E, summary_ExF, evidence, next_context)

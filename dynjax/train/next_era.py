@@ -22,8 +22,8 @@ import numpy as np
 import orbax.checkpoint as ocp
 
 from dynjax.config import RunConfig, from_dict, to_dict
+from dynjax.data.bins import Imputer
 from dynjax.data.context import EraContext
-from dynjax.data.missing import Imputer
 from dynjax.train.checkpoint import CheckpointError
 from dynjax.train.processes import barrier, is_writer
 

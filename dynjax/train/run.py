@@ -190,11 +190,11 @@ def pretrain_plan(cfg: RunConfig, timeline: Timeline, first: int) -> tuple[np.nd
     """`(resolved, fit, holdout, windows)` of pretraining before timeline position `first`: the eras
     resolved then, those trained on, the last `holdout_eras` (for early stopping, or the warm walk), the
     fit eras' sliding windows (their count is the steps per epoch)."""
-    resolved = timeline.resolved(first, cfg.data.embargo)
+    resolved = timeline.resolved(first, cfg.data.embargo_eras)
     holdout = resolved[-cfg.train.holdout_eras:]
     # The fitting eras end `embargo` eras before the holdout, so holdout targets never leak; with
     # neither early stopping nor the warm walk nothing is held out and pretraining fits every resolved era.
-    fit = (resolved[resolved_eras(timeline.numbers_E[resolved], int(timeline.numbers_E[holdout[0]]), cfg.data.embargo)]
+    fit = (resolved[resolved_eras(timeline.numbers_E[resolved], int(timeline.numbers_E[holdout[0]]), cfg.data.embargo_eras)]
            if holds_out(cfg) else resolved)
     windows = sliding_windows(fit, cfg.data.window_eras, cfg.train.window_stride)
     if len(windows) == 0:

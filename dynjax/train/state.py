@@ -18,8 +18,8 @@ import optax
 from flax import struct
 
 from dynjax.config import ModelConfig, OptimConfig, RunConfig
+from dynjax.data.bins import N_BINS
 from dynjax.data.context import EraContext
-from dynjax.data.missing import N_BINS
 from dynjax.model.selection import SelectionState, init_selection
 from dynjax.model.tft import FeatureAttentionModel
 from dynjax.train.era_features import reads_context

@@ -132,7 +132,7 @@ def walk_forward(cfg: RunConfig, data: NumeraiData, out: str | Path, *, stop_aft
 
         # Walk forward
         walk_key = jax.random.fold_in(jax.random.wrap_key_data(state.rng), WALK)
-        scores = ResolvedScores(out, timeline, cfg.data.embargo)
+        scores = ResolvedScores(out, timeline, cfg.data.embargo_eras)
         for k in progress(range(cursor, len(history)), initial=cursor, total=len(history), desc="walk-forward"):
             e = int(history[k])
             with timed(timings, "train_s", compiles="compile_s"):
@@ -150,7 +150,7 @@ def walk_forward(cfg: RunConfig, data: NumeraiData, out: str | Path, *, stop_aft
             # Checkpoint
             if ckpt is not None:
                 with timed(timings, "checkpoint_s"):
-                    record.add(timeline, history, k, cfg.data.embargo)
+                    record.add(timeline, history, k, cfg.data.embargo_eras)
                     ckpt.save(k + 1, run.place(state), meta(k + 1, record), scores.mean_until(e, history[: k + 1]))
             if stop.signal:
                 raise Interrupted(f"stopped by {stop.signal} after era {timeline.name(e)} (walk-forward era {k + 1} of "
@@ -177,7 +177,7 @@ def advance(run: RunContext, state: RunState, k: int, t: int, walk_key: jax.Arra
     by then to the replay buffer, and every `update_every` eras train on the latest resolved window
     (`phase` WARM: the same over the pretraining holdout, from its own sampling streams)."""
     cfg = run.cfg
-    resolved = run.schedule.timeline.resolved_at(t, cfg.data.embargo)
+    resolved = run.schedule.timeline.resolved_at(t, cfg.data.embargo_eras)
     state = score_resolved(run, state, resolved, log)  # before any training on them: out-of-sample scores
     state = offer_resolved(run, state, resolved)
     if k % cfg.train.update_every == 0 and cfg.train.steps_per_update:

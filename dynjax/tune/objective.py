@@ -10,11 +10,13 @@ from dynjax.config import RunConfig
 from dynjax.data.numerai import NumeraiData
 from dynjax.eval.contribution import era_contribution
 from dynjax.eval.jax_corr import era_corr
-from dynjax.eval.scores import summarize
+from dynjax.eval.scores import payout, summarize
 from dynjax.rundir import start_run_dir
 from dynjax.tune.folds import Folds, fold_data, make_folds, min_pretrain_eras
 
-METRIC_KEYS = {"mean": "corr_mean", "sharpe": "corr_sharpe", "bmc": "corr_mean"}  # bmc: the per-era values are BMC
+# The per-era values are corr, BMC ("bmc") or Numerai's payout with BMC for MMC ("payout"); the metric their mean or Sharpe.
+METRIC_KEYS = {"mean": "corr_mean", "sharpe": "corr_sharpe", "bmc": "corr_mean", "payout": "corr_mean"}
+NEEDS_REFERENCE = ("bmc", "payout")
 
 
 def trial_config(base: RunConfig) -> RunConfig:
@@ -24,7 +26,7 @@ def trial_config(base: RunConfig) -> RunConfig:
 
 def config_folds(cfg: RunConfig, data: NumeraiData) -> Folds:
     """The folds of `data.train` for this config (ValueError if it has too few eras)."""
-    need = min_pretrain_eras(cfg.data.window_eras, cfg.train.holdout_eras, cfg.data.embargo)
+    need = min_pretrain_eras(cfg.data.window_eras, cfg.train.holdout_eras, cfg.data.embargo_eras)
     return make_folds(data.train.index.n_eras, cfg.tune.folds, cfg.tune.fold_eras, need)
 
 
@@ -39,10 +41,22 @@ def evaluate(cfg: RunConfig, data: NumeraiData, out: str | Path, report: Callabl
     After each fold, `report(fold, metric over the eras scored so far)` (it may raise to stop the
     trial: Optuna's pruning). Writes the run to `out` (config, predictions, no checkpoints).
     Returns the metric over every scored era, per-fold values and the per-era corr (with
-    `tune.metric=bmc`, the per-era BMC beyond `reference`: the benchmark's prediction per id).
+    `tune.metric=bmc`, the per-era BMC beyond `reference`, the benchmark's prediction per id;
+    with `payout`, the per-era payout of the corr and that BMC: `era_score`).
     """
     keep_going = lambda g, fold, value: report is None or report(fold, value) or True
     return evaluate_population(cfg, None, data, out, keep_going, progress, reference)[0]
+
+
+def era_score(cfg: RunConfig, pred_R: np.ndarray, y_R: np.ndarray, ref_R: np.ndarray | None) -> float:
+    """One scored era's value under `tune.metric`: corr, BMC beyond `ref_R`, or the payout of both."""
+    if cfg.tune.metric == "bmc":
+        return era_contribution(pred_R, ref_R, y_R)
+    corr = float(era_corr(pred_R, y_R))
+    if cfg.tune.metric != "payout":
+        return corr
+    e = cfg.eval
+    return float(payout(corr, era_contribution(pred_R, ref_R, y_R), e.payout_corr, e.payout_mmc))
 
 
 class AllPruned(Exception):
@@ -59,8 +73,8 @@ def evaluate_population(cfg: RunConfig, hyper_G: dict[str, list[float]] | None, 
     """
     from dynjax.train.walk_forward import walk_forward  # jax imports only when training
 
-    if cfg.tune.metric == "bmc" and reference is None:
-        raise ValueError("tune.metric=bmc needs the benchmark's predictions of the training eras "
+    if cfg.tune.metric in NEEDS_REFERENCE and reference is None:
+        raise ValueError(f"tune.metric={cfg.tune.metric} needs the benchmark's predictions of the training eras "
                          "(train_benchmark_models.parquet in the data directory)")
     folds = config_folds(cfg, data)
     fdata = fold_data(data, folds)
@@ -72,10 +86,11 @@ def evaluate_population(cfg: RunConfig, hyper_G: dict[str, list[float]] | None, 
     def on_era(k: int, e: int, pred_GxR: np.ndarray) -> None:
         rows = scored.index.labeled_rows(k)  # the k-th predicted era is the k-th scored era
         y_R = scored.y_NxT[rows, 0]
-        ref_R = None if cfg.tune.metric != "bmc" else np.array([reference[i] for i in scored.ids[rows.start:rows.stop]])
+        ref_R = None
+        if cfg.tune.metric in NEEDS_REFERENCE:
+            ref_R = np.array([reference[i] for i in scored.ids[rows.start:rows.stop]])
         for g, pred_R in enumerate(pred_GxR):
-            pred_R = pred_R[: rows.stop - rows.start]
-            corr_GxE[g].append(era_corr(pred_R, y_R) if ref_R is None else era_contribution(pred_R, ref_R, y_R))
+            corr_GxE[g].append(era_score(cfg, pred_R[: rows.stop - rows.start], y_R, ref_R))
         if len(corr_GxE[0]) % fold_eras:
             return
         for g in range(groups):

@@ -3,30 +3,28 @@
 The run's `next/` state (params of every member and pretrained copy, the selection mask,
 the Hedge weights, the next era's context, the imputer, the feature list) is evaluated
 once into per-(feature, bin) tables (`FeatureAttentionModel.era_tables`) and packed into a
-`dynjax.upload.live.LiveModel`, which cloudpickle writes by value: the pickle needs numpy,
-pandas and cloudpickle to load and run, nothing of dynjax or flax.
+`dynjax.upload.live.LiveModel`, which `dynjax.upload.portable` writes as source and plain
+values: the pickle needs numpy and pandas to load and run, in any Python from 3.10 on.
 """
 
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
-import cloudpickle
 import jax
 import numpy as np
 
-import dynjax.data.errors
-import dynjax.data.missing
-import dynjax.upload.live
 from dynjax.config import RunConfig
-from dynjax.data.missing import Imputer
+from dynjax.data.bins import Imputer
 from dynjax.eval.contribution import run_neutralizers
 from dynjax.train.hedge import hedge_weights
 from dynjax.train.next_era import NextEra, load_next
 from dynjax.train.run import make_predictor
 from dynjax.train.state import expert_mixtures
 from dynjax.upload.live import LiveModel
+from dynjax.upload.portable import OLDEST_PYTHON, NotPortable, dumps, interpreter
 
-# The modules whose code travels inside the pickle (everything the LiveModel calls).
-BY_VALUE = (dynjax.upload.live, dynjax.data.missing, dynjax.data.errors)
+# What the pickle needs where Numerai runs it (numerai-predict's images: Python 3.10-3.14).
+NEEDS = f"Python >= {OLDEST_PYTHON[0]}.{OLDEST_PYTHON[1]}, numpy >= 1.26, pandas >= 2.2"
 
 
 class ExportError(ValueError):
@@ -70,22 +68,33 @@ def live_model(nxt: NextEra, run_dir: str | Path) -> LiveModel:
         imputer=nxt.imputer or Imputer(cfg.data.missing), feature_columns=nxt.feature_columns,
         neutralize=cfg.eval.neutralize, neutral_cols=run_neutralizers(cfg, nxt.features, run_dir),
         pairs_Px2=np.asarray(cfg.model.pair_index, np.int64).reshape(-1, 2) if cfg.model.pair_index else None,
-        pair_NxPxBB=np.asarray(members["pair_PxBB"], np.float32) if cfg.model.pair_index else None)
+        pair_NxPxBB=np.asarray(members["pair_PxBB"], np.float32) if cfg.model.pair_index else None,
+        info=export_info(nxt, run_dir))
+
+
+def export_info(nxt: NextEra, run_dir: str | Path) -> dict:
+    """What the pickle records of its making (`model.info` where Numerai loads it)."""
+    try:
+        dynjax_version = version("dynjax")
+    except PackageNotFoundError:
+        dynjax_version = "unknown"
+    cfg = nxt.cfg
+    return {"run": str(Path(run_dir).resolve()), "target": cfg.data.targets[0], "embargo": cfg.data.embargo_eras,
+            "era_number": nxt.number, "after_era": nxt.after, "dynjax": dynjax_version,
+            "exported_with_python": interpreter(), "needs": NEEDS}
 
 
 def export_run(run_dir: str | Path, out: str | Path) -> Path:
-    """Write the pickle of `run_dir`'s next-era model to `out` (atomically); returns `out`."""
-    nxt = load_next(run_dir)
-    model = live_model(nxt, run_dir)
+    """Write the pickle of `run_dir`'s next-era model to `out` (atomically); returns `out`.
+
+    ExportError, before anything is written, when the model would not run in every image."""
+    model = live_model(load_next(run_dir), run_dir)
+    try:
+        blob = dumps(model)
+    except NotPortable as err:
+        raise ExportError(f"the pickle would not run in every numerai-predict image: {err}") from None
     out = Path(out)
     tmp = out.with_name(out.name + ".tmp")
-    for module in BY_VALUE:
-        cloudpickle.register_pickle_by_value(module)
-    try:
-        with tmp.open("wb") as f:
-            cloudpickle.dump(model, f)
-    finally:
-        for module in BY_VALUE:
-            cloudpickle.unregister_pickle_by_value(module)
+    tmp.write_bytes(blob)
     tmp.replace(out)
     return out

@@ -1,8 +1,9 @@
 """The model Numerai runs for you: a callable over a live pandas frame, numpy and pandas only.
 
-`dynjax export` pickles a `LiveModel` with cloudpickle *by value* (this module, the numpy
-imputation helpers of `dynjax.data.missing` and `dynjax.data.errors.preview` travel inside the pickle), so Numerai's image
-loads and calls it without dynjax, flax, optax or orbax. It computes the prediction
+`dynjax export` pickles a `LiveModel` as source and plain values (`dynjax.upload.portable`:
+this module, `dynjax.data.bins` and `dynjax.data.errors` travel inside the pickle as source,
+the model as `to_state()`), so Numerai's image loads and calls it in any Python from 3.10 on,
+without dynjax, flax, optax or orbax. It computes the prediction
 `dynjax predict` makes, from per-(feature, bin) tables the export evaluated once for the
 era after the run's history (`FeatureAttentionModel.era_tables`):
 
@@ -15,22 +16,13 @@ The arithmetic is float64 here and float32 in dynjax, so the two agree to ~1e-7 
 ranking; only rows whose scores tie to that precision can swap places.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields
 
 import numpy as np
 import pandas as pd
 
+from dynjax.data.bins import MAX_BIN, MISSING, Imputer, fill_block, float_view_np
 from dynjax.data.errors import preview
-from dynjax.data.missing import (
-    MAX_BIN,
-    MISSING,
-    Imputer,
-    _fill_inplace,
-    _model_fill_inplace,
-    _to_bins,
-    era_medians,
-    float_view_np,
-)
 
 _MASKED = -1e30  # a masked feature's logit for the sorting normalisers (finite: no inf - inf in their sums)
 _CHUNK_ROWS = 1024  # rows per pass: bounds the [R, F] float64 temporaries (~22 MB each at F 2,748)
@@ -53,6 +45,7 @@ class LiveModel:
     feature_columns: tuple[str, ...] | None = None  # every feature column of the training file (None: unknown)
     pairs_Px2: np.ndarray | None = None  # the screened feature pairs (model.pairs), shared by the experts
     pair_NxPxBB: np.ndarray | None = None  # each expert's table per pair over its two bins (flattened, f's bin major)
+    info: dict = field(default_factory=dict)  # what was exported: run, target, embargo, era, dynjax and Python versions
 
     def __call__(self, live_features: pd.DataFrame) -> pd.DataFrame:
         check_columns(live_features, self.features, self.feature_columns)
@@ -67,6 +60,18 @@ class LiveModel:
                 score_R = neutralize(score_R, x_RxF[:, self.neutral_cols], self.neutralize)
             out[rows] = rank01(score_R)
         return pd.DataFrame({"prediction": out}, index=live_features.index)
+
+    def to_state(self) -> dict:
+        """The model as plain Python values (arrays as dtype, shape and bytes): what the pickle stores."""
+        state = {f.name: getattr(self, f.name) for f in fields(self)}
+        state["imputer"] = {f.name: getattr(self.imputer, f.name) for f in fields(Imputer)}
+        return plain(state)
+
+    @classmethod
+    def from_state(cls, state: dict) -> "LiveModel":
+        """The model from `to_state()`'s values, in whatever Python and numpy load them."""
+        values = unplain(state)
+        return cls(**{**values, "imputer": Imputer(**values["imputer"])})
 
     def expert_predictions(self, x_RxF: np.ndarray) -> np.ndarray:
         """Every expert's raw prediction of one era's rows, `[N, R]` (as dynjax's members make them)."""
@@ -144,12 +149,7 @@ def bins(frame: pd.DataFrame, features: tuple[str, ...]) -> np.ndarray:
 def impute(imputer: Imputer, x_RxF: np.ndarray) -> np.ndarray:
     """One era's rows with `MISSING` replaced as the run's imputer does (a copy)."""
     x_RxF = x_RxF.copy()
-    if imputer.strategy == "era_median":
-        _fill_inplace(x_RxF, era_medians(x_RxF))
-    elif imputer.strategy == "global_mean":
-        _fill_inplace(x_RxF, _to_bins(imputer.fill_F))
-    elif imputer.strategy == "model":
-        _model_fill_inplace(imputer, x_RxF)
+    fill_block(imputer, x_RxF)
     return x_RxF
 
 
@@ -200,6 +200,32 @@ def entmax15(z_RxF: np.ndarray) -> np.ndarray:
 
 
 NORMALIZERS = {"softmax": softmax, "sparsemax": sparsemax, "entmax15": entmax15}
+
+
+def plain(value):
+    """`value` with every array as `{"ndarray": (dtype, shape, bytes)}`: no numpy class in the pickle,
+    so a pickle written with numpy 2 loads with numpy 1.26 (Numerai's Python 3.10 image)."""
+    if isinstance(value, np.ndarray):
+        return {"ndarray": (value.dtype.str, value.shape, np.ascontiguousarray(value).tobytes())}
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, dict):
+        return {k: plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(plain(v) for v in value)
+    return value
+
+
+def unplain(value):
+    """`plain`'s inverse."""
+    if isinstance(value, dict):
+        if set(value) == {"ndarray"}:
+            dtype, shape, data = value["ndarray"]
+            return np.frombuffer(data, dtype=np.dtype(dtype)).reshape(shape).copy()
+        return {k: unplain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(unplain(v) for v in value)
+    return value
 
 
 def _era_labels(frame: pd.DataFrame) -> np.ndarray:
