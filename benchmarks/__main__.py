@@ -5,7 +5,7 @@ Same command on CPU, GPU or TPU; results go to `benchmarks/results/<name>-<backe
 at F 705 and 2,748 (float32 and bfloat16, host and device placement, W 16 x R 4,096 rows so the
 step measures throughput rather than launch latency) with predict, then a walk-forward on the
 mid-size set (each under `--check`), then the diffuse setting's walk-forward against static
-LightGBM on the same host (issue 18's wall time); each with a time limit of its own.
+LightGBM on the same host (the diffuse wall time against LightGBM's); each with a time limit of its own.
 """
 
 import argparse
@@ -15,7 +15,7 @@ import subprocess
 import sys
 import time
 
-BENCHMARKS = ("step_throughput", "scaling", "walk_forward", "model_forms", "load_memory", "population_tune",
+BENCHMARKS = ("step_throughput", "scaling", "walk_forward", "load_memory", "population_tune",
               "predict_live", "upload", "weekly_update", "sharded", "full_scale")
 # (name, benchmark, arguments, seconds it may take) of the accelerator suite; --only / --skip pick by name.
 DEVICE_SUITE = (
@@ -24,7 +24,7 @@ DEVICE_SUITE = (
                          "--repeats", "20", "--name", "step_throughput_device", "--check"], 270),
     # The first H200 run: data 41-47 s, the walk-forward 24 s, the report's exposures the rest.
     ("walk_forward", "walk_forward", ["--no-lightgbm", "--check"], 210),
-    # Issue 18's wall-time test: the diffuse set's walk-forward against static LightGBM fitted on
+    # The wall-time test: the diffuse set's walk-forward against static LightGBM fitted on
     # the same host (2 CPU cores: 714 s against 95 s, training 638 s at ~43k member-rows/s).
     ("walk_forward_diffuse", "walk_forward", ["--setting", "diffuse", "--no-refit", "--data", "/tmp/dynjax_bench_diffuse"],
      300),

@@ -13,7 +13,7 @@ checkpoints, the next-era state and live predictions, and the report. Prints and
 int8 matrices, wall time per stage, compilations after the first walk-forward era, the share
 of checkpointing, and the walk-forward's corr against the oracle's.
 
-Targets (issue 11): peak RSS <= 1.5x the int8 matrices; zero compilations after the first
+Targets: peak RSS <= 1.5x the int8 matrices; zero compilations after the first
 walk-forward era; checkpointing <= 2 % of the run; under 60 minutes on the 2-core CPU machine
 with the scaled-down schedule below (`SCALED`; the full default schedule is
 `--overrides-replace`). On a GPU/TPU: `pip install -e '.[cuda12]'` (or the TPU extra), then
@@ -52,8 +52,8 @@ def synth_config(rows: int, features: int | None, eras: int, walk_eras: int, lay
 
     gap = 4
     train_eras = eras - walk_eras - gap
-    shape = dict(n_train_eras=train_eras, n_val_eras=walk_eras, gap_eras=gap, rows_per_era=rows // (eras - gap),
-                 n_factors=64, n_regimes=4, active_per_regime=24, regime_eras=60, noise=3.0, nan_rate=0.01, seed=0)
+    shape = {"n_train_eras": train_eras, "n_val_eras": walk_eras, "gap_eras": gap, "rows_per_era": rows // (eras - gap),
+                 "n_factors": 64, "n_regimes": 4, "active_per_regime": 24, "regime_eras": 60, "noise": 3.0, "nan_rate": 0.01, "seed": 0}
     return SynthConfig(**{**LAYOUTS[layout], **shape, **({"n_features": features} if features else {})})
 
 

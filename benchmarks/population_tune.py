@@ -31,7 +31,7 @@ def draw_hyper(n: int, seed: int = 0) -> dict[str, list[float]]:
     rng = np.random.default_rng(seed)
     logu = lambda lo, hi: np.exp(rng.uniform(np.log(lo), np.log(hi), n)).tolist()
     return {"optim.learning_rate": logu(1e-3, 1e-2), "optim.weight_decay": logu(1e-6, 1e-2),
-            "loss.sparsity_lambda": logu(2e-3, 0.2), "loss.distill_weight": rng.uniform(0.0, 2.0, n).tolist()}
+            "loss.sparsity_lambda": logu(2e-3, 0.2)}
 
 
 def main() -> None:

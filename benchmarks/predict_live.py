@@ -23,7 +23,7 @@ import numpy as np
 from benchmarks.common import machine, median, synthetic_data, table, write_results
 
 RUN = ["train.pretrain_epochs=1", "data.window_eras=4", "data.rows_per_era=128", "train.holdout_eras=2",
-       "train.steps_per_update=1", "train.replay_capacity=4", "train.replay_eras=1"]
+       "train.steps_per_update=1"]
 
 
 def synth_overrides(features: int) -> list[str]:

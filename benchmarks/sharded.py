@@ -44,6 +44,7 @@ def measure(spec: dict) -> dict:
     from dynjax.data.bins import N_BINS
     from dynjax.data.context import EraContext
     from dynjax.data.windows import Batch
+    from dynjax.train.members import plan_members
     from dynjax.train.run import compiled
     from dynjax.train.state import initial_run_state
     from dynjax.train.step import BatchSpec
@@ -53,8 +54,8 @@ def measure(spec: dict) -> dict:
     batch_spec = BatchSpec(windows=(w,), rows=r)
     fns = compiled(model_cfg, f, loss_cfg, optim_cfg, n, mesh=spec["mesh"], specs=(batch_spec,))
     model, optimizer, step, layout = fns.model, fns.optimizer, fns.steps[batch_spec], fns.layout
-    cfg = RunConfig(model=model_cfg, train=TrainConfig(ensemble=n, replay_capacity=0, replay_eras=0, mesh=spec["mesh"]))
-    state = initial_run_state(cfg, model, optimizer, jax.random.key(0))
+    cfg = RunConfig(model=model_cfg, train=TrainConfig(ensemble=n, mesh=spec["mesh"]))
+    state = initial_run_state(plan_members(cfg), model, optimizer, jax.random.key(0))
     train = layout.put(state.train, layout.train_shardings(state.train))
     rng = np.random.default_rng(0)
     evidence = np.arcsinh(np.abs(rng.standard_normal((w, f, len(model_cfg.evidence_eras)))) * 6).astype(np.float32)

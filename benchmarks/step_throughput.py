@@ -109,15 +109,18 @@ def build(spec: StepSpec, seed: int = 0):
     from dynjax.data.context import EraContext
     from dynjax.data.resident import put_resident
     from dynjax.data.windows import sample_eras, window_rng
-    from dynjax.train.run import batch_specs, compiled, resolve_prior
+    from dynjax.train.members import plan_members
+    from dynjax.train.run import batch_specs, compiled
     from dynjax.train.state import initial_run_state, resolve_decay
 
     cfg, split = run_config(spec), synthetic_split(spec, seed)
-    device = spec.placement == "device"
-    batch_spec = batch_specs(cfg, device)[0]
-    fns = compiled(cfg.model, spec.features, resolve_prior(cfg.loss, split.n_rows), resolve_decay(cfg.optim, 10_000),
-                   spec.members, mesh=cfg.train.mesh, specs=(batch_spec,), resident=device, chunks=(spec.eras * spec.rows,))
-    train = initial_run_state(cfg, fns.model, fns.optimizer, jax.random.key(seed)).train
+    cfg = dataclasses.replace(cfg, loss=dataclasses.replace(cfg.loss, prior_rows=split.n_rows),
+                              optim=resolve_decay(cfg.optim, 10_000))  # as a run resolves them
+    device, members = spec.placement == "device", plan_members(cfg)
+    batch_spec = batch_specs(cfg, members, device)[0]
+    fns = compiled(cfg.model, spec.features, cfg.loss, cfg.optim, spec.members, mesh=cfg.train.mesh, specs=(batch_spec,),
+                   resident=device, chunks=(spec.eras * spec.rows,))
+    train = initial_run_state(members, fns.model, fns.optimizer, jax.random.key(seed)).train
     train = fns.layout.put(train, fns.layout.train_shardings(train))
     resident = put_resident((split,), fns.layout.put, fns.layout.replicated) if device else None
     rng = np.random.default_rng(seed)

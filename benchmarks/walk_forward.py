@@ -11,7 +11,7 @@ the same train split (and refit every 12 eras on every resolved era, embargo as 
 and scores both on the same validation eras, with max feature exposure. `--setting NAME`
 runs a `dynjax synth` setting at its own size instead (results `walk_forward_NAME.json`). LightGBM is the optional
 `bench` extra (`pip install -e '.[bench]'`); `--no-refit` fits it once only (the refit took 943 s
-on diffuse on 2 CPU cores). The JSON's `within_lightgbm_wall` is issue 18's wall-time test: the
+on diffuse on 2 CPU cores). The JSON's `within_lightgbm_wall` is the wall-time test: the
 walk-forward's wall at most static LightGBM's load + fit + predict, measured in the same run.
 """
 
@@ -120,7 +120,7 @@ def main() -> int:
         f"Slowest stage: {slowest}.",
         table(quality, [("model", "model", ""), ("wall s", "wall_s", ".0f"), ("validation corr", "corr_mean", ".4f"),
                         ("sharpe", "corr_sharpe", ".2f"), ("max exposure", "max_exposure_mean", ".3f"), ("eras", "n_eras", "")]),
-        *([(f"Walk-forward within static LightGBM's wall (issue 18): {'yes' if within else 'no'} "
+        *([(f"Walk-forward within static LightGBM's wall: {'yes' if within else 'no'} "
             f"({run['wall_s']:.0f} s against {lgbm['static']['wall_s']:.0f} s).")] if lgbm else []),
     ])
     print(markdown)

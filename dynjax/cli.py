@@ -139,7 +139,7 @@ def _check_eval(cfg: RunConfig, data, data_dir: Path) -> None:
 
 
 def _train_and_report(cfg: RunConfig, data, data_dir: Path, out, summary: dict, stop_after: int | None,
-                      on_start=None) -> int:
+                      on_start=lambda cursor: None) -> int:
     """Pretrain and walk forward (or continue from the latest checkpoint), then report."""
     from dynjax.eval.report import build_report  # jax/orbax imports only when training
     from dynjax.train.walk_forward import walk_forward
@@ -210,15 +210,15 @@ def _train_reference(cfg: RunConfig, data, data_dir: Path) -> dict[str, float]:
 
 def cmd_ensemble(args: argparse.Namespace) -> int:
     from dynjax.data.references import reference_models
-    from dynjax.eval.contribution import contribution_per_era
-    from dynjax.eval.ensemble import rank_average, score_members
-    from dynjax.members import (
+    from dynjax.ensembles import (
         member_predictions,
         run_members,
         seed_members,
         target_members,
         tuned_members,
     )
+    from dynjax.eval.contribution import contribution_per_era
+    from dynjax.eval.ensemble import rank_average, score_members
 
     cfg = load_config(args.config) if args.config else RunConfig()
     if args.data:

@@ -59,80 +59,52 @@ class DataConfig:
 
 
 NORMALIZERS = ("softmax", "sparsemax", "entmax15")
-BACKBONES = ("tabm", "grn", "none")
 GATES = ("none", "l1", "l0", "context")
 PENALTIES = ("none", "entropy", "l1", "l0")
 SELECTION_MODES = ("none", "fixed", "topk", "quantile", "schedule")
-REPLAY_SAMPLING = ("reservoir", "similar")
-HEDGE_PRIORS = ("uniform", "gated_as_one")
 
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """The feature-attention model; F comes from the data."""
+    """The attention-weighted additive model (`dynjax.model.attention_gam`); F comes from the data."""
 
     d_model: int = 32
     n_heads: int = 4
     normalizer: str = "softmax"
     gates: str = "context"  # "context": per-era gates from resolved-era evidence; "l1" / "l0": global per-feature gates
     dropout: float = 0.0
-    inputs: str = "bins"  # "bins": int8 bins, tabulated per (feature, bin); "float": float view per row
-    tabulate: bool = True  # False: the naive per-row form of binned inputs (same function, slower)
-    context: bool = False  # condition on an encoder over past eras' summaries
+    context: bool = False  # condition the query on an encoder over past eras' summaries (the TFT's temporal part)
     context_eras: int = 8
     evidence_eras: tuple[int, ...] = (4, 16, 64)  # horizons of the gates' evidence (resolved eras pooled)
     gate_hidden: int = 16  # width of the gate network (shared by all features)
-    gate_threshold: float = 5.0  # evidence z-score at which a context gate starts half open
-    # Per ensemble member (m: [m % len]), instead of gate_threshold; -1000: every gate open. The
-    # default pairs a dense member (all features) with a gated one, and Hedge (train.hedge_eta)
-    # weighs them by their out-of-sample corr: how sparse to be is decided by resolved eras.
+    # The context gates' evidence z-score at which a gate starts half open, per ensemble member
+    # (m: [m % len]); -1000: every gate open. The default pairs a dense member (all features) with
+    # a gated one, and Hedge (train.hedge_eta) weighs them by their out-of-sample corr: how sparse to
+    # be is decided by resolved eras.
     gate_thresholds: tuple[float, ...] = (-1000.0, 5.0)
     dtype: str = "float32"  # "bfloat16": tables and matmuls (float32 params, optimiser state, sums over F, losses)
-    # After the attention pooling: "none" (the additive path alone: it matched or beat both MLPs on
-    # every synthetic setting, experiments/README.md), "tabm" (K BatchEnsemble MLP members) or "grn"
-    # (one GRN, one head)
-    backbone: str = "none"
-    # tabm: what the MLP reads: "pooled" (the attention-pooled D-vector) or "features" (every
-    # feature's learned code of its bin, feature_dim numbers, scaled by its attention weight)
-    tabm_inputs: str = "pooled"
-    feature_dim: int = 4
-    k_heads: int = 4  # tabm: members sharing the MLP's weights, each trained on its own loss; their mean predicts
-    hidden: int = 64  # tabm: MLP width
-    n_blocks: int = 2  # tabm: MLP layers
-    additive: bool = True  # add a per-(feature, bin) scalar term under the attention weights (a GAM path)
-    # Rank of a factorisation-machine term beside the additive path: every pair of features
-    # interacts through the dot product of their bins' learned K-vectors, under both attention
-    # weights (Rendle 2010). 0: off.
-    pairwise: int = 0
     # GA2M's pairs (Lou, Caruana, Gehrke & Hooker, KDD 2013): at most `pairs` feature pairs, screened
     # before pretraining on its eras (dynjax.data.pairs: each pair's per-era corr of the centred
     # product with the main-effect residual, a t-statistic over eras above the 5 % family-wise bound
     # for all F (F - 1) / 2 pairs, or `pair_t`), each a table over its two bins under both attention
-    # weights. The data decide how many: none where nothing interacts (four of the five synthetic
-    # settings; eight true products of 24 interactions on the diffuse one, experiments/README.md). 0: off.
+    # weights. The data decide how many: none where nothing interacts. 0: off.
     pairs: int = 32
-    pair_t: float = 0.0  # the screen's bound on |t|; 0: Bonferroni's at 5 % over every pair (inputs=float: no screen)
+    pair_t: float = 0.0  # the screen's bound on |t|; 0: Bonferroni's at 5 % over every pair
     pair_rows: int = 2048  # rows per era the screen reads (every row of a smaller era)
     pair_index: tuple[int, ...] = ()  # set by the run: the screened pairs, flattened (f0, g0, f1, g1, ...)
 
     def __post_init__(self):
-        _check(all(-1e4 <= t <= 1e4 for t in self.gate_thresholds), "model.gate_thresholds must be finite z-scores in [-1e4, 1e4]")
-        _check(self.backbone in BACKBONES, f"unknown backbone {self.backbone!r}; choose from {BACKBONES}")
-        _check(self.backbone != "none" or self.additive, "model.backbone=none needs model.additive=true (nothing would predict)")
-        _check(self.tabm_inputs in ("pooled", "features"), f"model.tabm_inputs must be 'pooled' or 'features', got {self.tabm_inputs!r}")
-        _check(self.feature_dim >= 1, "model.feature_dim must be >= 1")
-        _check(self.pairwise >= 0, f"model.pairwise is a rank >= 0, got {self.pairwise}")
+        _check(len(self.gate_thresholds) >= 1 and all(-1e4 <= t <= 1e4 for t in self.gate_thresholds),
+               "model.gate_thresholds must be one or more finite z-scores in [-1e4, 1e4]")
         _check(self.pairs >= 0 and self.pair_t >= 0 and self.pair_rows >= 2, "model.pairs and model.pair_t must be >= 0, model.pair_rows >= 2")
         _check(len(self.pair_index) % 2 == 0 and len(self.pair_index) <= 2 * self.pairs,
                f"model.pair_index holds at most model.pairs={self.pairs} pairs of feature numbers, got {self.pair_index}")
-        _check(not self.pair_index or self.inputs == "bins", "model.pair_index tabulates pairs of bins: it needs model.inputs=bins")
-        _check(self.k_heads >= 1 and self.hidden >= 1 and self.n_blocks >= 1, "k_heads, hidden and n_blocks must be >= 1")
         _check(self.dtype in ("float32", "bfloat16"), f"model.dtype must be 'float32' or 'bfloat16', got {self.dtype!r}")
         _check(len(self.evidence_eras) >= 1 and min(self.evidence_eras) >= 1, "evidence_eras must be positive era counts")
         _check(self.normalizer in NORMALIZERS, f"unknown normalizer {self.normalizer!r}; choose from {NORMALIZERS}")
         _check(self.gates in GATES, f"unknown gates {self.gates!r}; choose from {GATES}")
-        _check(self.inputs in ("bins", "float"), f"inputs must be 'bins' or 'float', got {self.inputs!r}")
         _check(self.d_model % self.n_heads == 0, "d_model must be a multiple of n_heads")
+        _check(0 <= self.dropout < 1, "model.dropout must be in [0, 1)")
 
 
 @dataclass(frozen=True)
@@ -166,13 +138,12 @@ class SelectionConfig:
 
 @dataclass(frozen=True)
 class LossConfig:
-    """Task loss weights and the sparsity penalty (needs matching model gates for l1 / l0)."""
+    """Task loss weights, the sparsity penalty (it needs gates: l1 / l0 / context), and the additive prior."""
 
     mse_weight: float = 1.0
     corr_weight: float = 0.0
     sparsity: str = "l0"  # one of PENALTIES
     sparsity_lambda: float = 0.02
-    distill_weight: float = 1.0  # DER++: MSE to the outputs the replay buffer stored for replayed eras
     # A ridge prior on the additive path's per-(feature, bin) terms, in a ridge's units: alpha over
     # the sum of squared errors of `prior_rows` rows (the step divides by them), so its strength is
     # that of a fixed prior whatever the data's size. L2 on every term, and on the differences
@@ -180,8 +151,8 @@ class LossConfig:
     # from their neighbours). 0: off.
     additive_l2: float = 1e4
     additive_smooth: float = 1e4
-    pairwise_l2: float = 1e4  # the same prior's L2 on the pairwise term's bin vectors (model.pairwise) and the pair tables (model.pairs)
-    prior_rows: int = 0  # rows the prior is spread over; 0: the labelled training rows (set by the run)
+    pair_l2: float = 1e4  # the same prior's L2 on the pair tables (model.pairs)
+    prior_rows: int = 0  # rows the prior is spread over; 0: the labelled training rows (the run resolves it)
     # The prior's scale per ensemble member (m: [m % len], as model.gate_thresholds): the default puts
     # it on the dense all-history member and leaves the gated recent one, whose few kept features
     # are chosen because their evidence is strong, to fit without it.
@@ -189,8 +160,8 @@ class LossConfig:
 
     def __post_init__(self):
         _check(self.sparsity in PENALTIES, f"unknown sparsity penalty {self.sparsity!r}; choose from {PENALTIES}")
-        _check(min(self.additive_l2, self.additive_smooth, self.pairwise_l2, self.prior_rows) >= 0,
-               "loss.additive_l2, loss.additive_smooth, loss.pairwise_l2 and loss.prior_rows must be >= 0")
+        _check(min(self.additive_l2, self.additive_smooth, self.pair_l2, self.prior_rows) >= 0,
+               "loss.additive_l2, loss.additive_smooth, loss.pair_l2 and loss.prior_rows must be >= 0")
         _check(len(self.prior_members) >= 1 and min(self.prior_members) >= 0, "loss.prior_members must be scales >= 0")
 
 
@@ -207,18 +178,9 @@ class OptimConfig:
     end_lr_fraction: float = 0.1
     clip_norm: float = 1.0
     ema_decay: float = 0.99  # Polyak average of the params that predicts (pretraining and updates); 0: the params themselves
-    # L2-SP for the walk-forward (Xuhong, Grandvalet & Davoine, ICML 2018), decoupled as AdamW's
-    # weight decay: after pretraining each update also moves the params by lr * anchor * (pretrained
-    # - params), the pretrained params being the model frozen after pretraining. 0: off.
-    anchor: float = 0.0
-    # The anchor's scale per ensemble member (m: [m % len], as model.gate_thresholds); e.g. 1,0 pulls
-    # the dense member (all resolved history) and leaves the gated recent one free.
-    anchor_members: tuple[float, ...] = (1.0,)
 
     def __post_init__(self):
         _check(0 <= self.ema_decay < 1, "ema_decay must be in [0, 1)")
-        _check(self.anchor >= 0, f"optim.anchor must be >= 0, got {self.anchor}")
-        _check(len(self.anchor_members) >= 1 and min(self.anchor_members) >= 0, "optim.anchor_members must be scales >= 0")
         _check(self.learning_rate > 0 and self.warmup_steps >= 0, "need lr > 0 and warmup_steps >= 0")
         _check(self.decay_steps == 0 or self.decay_steps > self.warmup_steps, "need decay_steps > warmup_steps (or 0: auto)")
 
@@ -240,76 +202,48 @@ def parse_mesh(spec: str) -> dict[str, int]:
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Pretraining and the walk-forward schedule (windows come from DataConfig)."""
+    """Pretraining, the walk-forward schedule and its members (windows come from DataConfig)."""
 
     pretrain_epochs: int = 4
     window_stride: int = 2  # eras between consecutive pretraining windows (sets the steps per epoch)
     pretrain_windows: str = "random"  # "sliding": consecutive eras; "random": each step's W eras drawn from all fit eras
-    holdout_eras: int = 16  # last resolved eras held out: for early stopping, or walked forward (warm_walk)
-    patience: int = 0  # epochs without holdout improvement before stopping; 0: no early stopping (the last epoch)
-    # Without early stopping, pretraining fits the eras before the holdout and then walks forward over
-    # the holdout as over validation eras (Hedge scores each era out of sample, then the members train
-    # on it), so that the first predicted era has Hedge weights learned from resolved eras. Off: on the
-    # switching set the holdout's regime taught Hedge the wrong member (experiments/README.md, round 8).
-    warm_walk: bool = False
-    refit: bool = True  # after early stopping, train again on every resolved era (holdout included) for the chosen epochs
+    # Early stopping: with patience > 0, pretraining holds its last `holdout_eras` resolved eras out,
+    # keeps the epoch that scored best on them and stops after `patience` epochs without a better one;
+    # Hedge's scores then start from the members' holdout corr. 0: every epoch, on every resolved era.
+    holdout_eras: int = 16  # also the eras whose importances start the selection state
+    patience: int = 0
     update_every: int = 1  # walk-forward: update the model every this many eras
     steps_per_update: int = 8
     predict_chunk: int = 1024  # rows per predict call (fixed, so no recompiles)
-    keep_checkpoints: int = 3  # the latest N, plus the best by holdout correlation
+    keep_checkpoints: int = 3  # the latest N, plus the best by resolved walk-forward corr, plus step 0
     log_every: int = 50
     ensemble: int = 2  # members trained as one vmapped population; predictions mixed per era by Hedge weights
-    # Rehearsal (DER++): off by default; replaying 8 of 64 eras with distillation cost corr on
-    # switching and diffuse data and gained nothing elsewhere (experiments/README.md)
-    replay_capacity: int = 0  # eras the rehearsal buffer holds (0: no buffer)
-    replay_eras: int = 0  # eras replayed from the buffer in every walk-forward step, beside the recent window
-    replay_sampling: str = "similar"  # or "reservoir": uniform over the buffer
-    replay_temperature: float = 0.1  # softness of "similar" sampling (correlation units)
     mesh: str = ""  # device mesh, e.g. "data=8" or "data=4,model=2" (see train.sharding); "": all devices on data
     # Walk-forward memory per member (member m: horizons[m % len]): each update draws its
     # data.window_eras eras from the latest h resolved eras (0: all of them); (): the latest window.
     horizons: tuple[int, ...] = (0, 16)
-    # Hedge (train.hedge) weighs mixtures of the members' kinds: each kind alone (hedge_grid 1; g: the
-    # simplex grid of step 1/g) and, with hedge_mean, all kinds equally, by softmax(eta * score), the
-    # score each mixture's out-of-sample corr summed over resolved eras, older ones decayed per era.
-    # Remembering every era (decay 1) and the equal mixture: experiments/README.md, round 5.
+    # Hedge (train.hedge) weighs mixtures of the members' kinds: each kind alone and, with hedge_mean,
+    # all kinds equally, by softmax(eta * score), the score each mixture's out-of-sample corr summed
+    # over resolved eras, older ones decayed per era (decay 1: every era counts).
     hedge_eta: float = 30.0  # 0: equal weights over the mixtures
     hedge_decay: float = 1.0
-    hedge_grid: int = 1
     hedge_mean: bool = True
-    # A head start, in summed corr, of the mixture weighing every kind equally: a member (or mixture)
-    # leaning on fewer kinds takes the weight only once its scores beat the mean's by this much.
-    hedge_lead: float = 0.0
-    # The prior over the mixtures before any era resolves: "uniform" (equal starting scores), or
-    # "gated_as_one" (the kinds that gate features share one kind's prior, so that offering several
-    # gate thresholds does not take weight off the dense member; with one gated kind: uniform).
-    # Beside two gate thresholds it kept round 11's gains and lost less, but not nothing (round 12).
-    hedge_prior: str = "uniform"
-    # The members as pretraining left them, kept beside the updated ones as Hedge experts of their
-    # own (never trained again), so that when the updates hurt the mixture falls back on them.
-    pretrained_experts: bool = False
 
     def __post_init__(self):
         parse_mesh(self.mesh)
         _check(all(h >= 0 for h in self.horizons), "train.horizons are era counts >= 0 (0: all resolved eras)")
         _check(self.hedge_eta >= 0 and 0 <= self.hedge_decay <= 1, "hedge_eta must be >= 0 and hedge_decay in [0, 1]")
-        _check(self.hedge_lead >= 0, "train.hedge_lead must be >= 0 (summed corr)")
-        _check(self.hedge_prior in HEDGE_PRIORS, f"unknown train.hedge_prior {self.hedge_prior!r}; choose from {HEDGE_PRIORS}")
-        _check(self.hedge_grid >= 1, "train.hedge_grid must be >= 1 (1: the members' kinds alone)")
         _check(self.ensemble >= 1, "ensemble must be >= 1 member")
-        _check(self.replay_capacity >= 0 and self.replay_eras >= 0, "replay_capacity and replay_eras must be >= 0")
-        _check(self.replay_eras == 0 or self.replay_capacity > 0, "replay_eras > 0 needs replay_capacity > 0")
         _check(self.pretrain_windows in ("sliding", "random"), "train.pretrain_windows must be 'sliding' or 'random'")
-        _check(self.replay_sampling in REPLAY_SAMPLING, f"unknown replay_sampling {self.replay_sampling!r}; choose from {REPLAY_SAMPLING}")
-        _check(self.replay_temperature > 0, "replay_temperature must be > 0")
         _check(self.pretrain_epochs >= 0 and self.steps_per_update >= 0 and self.patience >= 0, "epochs, steps and patience must be >= 0")
         _check(self.update_every >= 1 and self.window_stride >= 1, "update_every and window_stride must be >= 1")
         _check(self.holdout_eras >= 1 and self.keep_checkpoints >= 1, "holdout_eras and keep_checkpoints must be >= 1")
+        _check(self.predict_chunk >= 1 and self.log_every >= 1, "predict_chunk and log_every must be >= 1")
 
 
 TUNE_METRICS = ("mean", "sharpe", "bmc", "payout")
 # Float hyperparameters a population sweep may vary across the trials of one vmapped step.
-POPULATION_PATHS = ("optim.learning_rate", "optim.weight_decay", "loss.sparsity_lambda", "loss.distill_weight")
+POPULATION_PATHS = ("optim.learning_rate", "optim.weight_decay", "loss.sparsity_lambda")
 PRUNERS = ("median", "hyperband", "none")
 
 
@@ -331,14 +265,13 @@ class TuneConfig:
     fold_eras: int = 12
     pruner: str = "median"  # on the per-fold reports: "median", "hyperband" or "none"
     startup_trials: int = 5  # random trials before TPE models the space and before pruning starts
-    ensemble: int = 1  # members per trial while searching; best_config.json keeps train.ensemble
     population: int = 1  # trials differing only in float hyperparameters trained as one vmapped population
 
     def __post_init__(self):
         _check(self.metric in TUNE_METRICS, f"unknown tune metric {self.metric!r}; choose from {TUNE_METRICS}")
         _check(self.pruner in PRUNERS, f"unknown pruner {self.pruner!r}; choose from {PRUNERS}")
         _check(self.folds >= 1 and self.fold_eras >= 2, "tune needs folds >= 1 and fold_eras >= 2")
-        _check(self.ensemble >= 1 and self.population >= 1, "tune ensemble and population must be >= 1")
+        _check(self.population >= 1, "tune.population must be >= 1")
         _check(self.startup_trials >= 0, "tune startup_trials must be >= 0")
 
 
@@ -421,7 +354,7 @@ def override(cfg, assignments: list[str]):
     """Apply `section.field=value` strings, e.g. `data.embargo=6` or `synth.n_features=40`.
 
     All assignments are applied before the config is validated, so fields that constrain
-    each other can be changed together in any order (`train.replay_capacity=0 train.replay_eras=0`).
+    each other can be changed together in any order (`data.targets=target_ender_60 data.embargo=12`).
     """
     raw = to_dict(cfg)
     for item in assignments:

@@ -1,9 +1,10 @@
-"""Can the training eras say which gate threshold will pay? Round 13's offline probe (issue 18).
+"""Can the training eras say which gate threshold will pay? An offline probe, before validation.
 
     python -m experiments.gate_choice --root /tmp/dj [--settings default,switching,...,noisy@101]
 
-Round 9's gated member at evidence z 3.5 beat the default's z 5 on some draws and lost on others;
-round 11 let Hedge choose between them online, at 1.5x the training. The cheap alternative is a
+The gated member at evidence z 3.5 (`experiments.skill` variant `gate35`) beat the default's z 5 on
+some draws and lost on others; Hedge choosing between them online (`gates_both`) costs 1.5x the
+training. The cheap alternative is a
 choice made once, before validation, from the training eras alone. This probe scores each
 candidate threshold by what its selection would have earned, walking forward era by era through
 eras whose targets are known: at era t the gates' rule at initialisation (the mean over the
@@ -13,11 +14,11 @@ over the gated member's memory (its latest 16 resolved eras) predict era t: an a
 model, the gated member's additive path without its training. No feature kept: a constant (the
 gates shut; corr 0). The same walk over the validation eras says whether the proxy tracks the
 threshold's worth where it was measured; beside both, the walk-forward's own verdict: the corr of
-round 9's `gate35` minus the default's (same seeds; `results/skill_round9_gate35.json` against
-`results/skill.json` / `skill_redraw101.json`) and round 11's Hedge weight on z 3.5 against z 5
-(`gates_both`, `results/skill_round11_gates.json`).
+`gate35` minus the default's (same seeds; `results/skill_round9_gate35.json` against
+`results/skill.json` / `skill_redraw101.json`) and the Hedge weight `gates_both` gave z 3.5 against
+z 5 (`results/skill_round11_gates.json`).
 
-Writes `experiments/results/gate_choice.{json,md}`; what it says is in `experiments/README.md`.
+Writes `experiments/results/gate_choice.{json,md}`; what it says is in the research log.
 """
 
 import json
@@ -28,9 +29,9 @@ import numpy as np
 from experiments.record import RESULTS, make_data, settings_main
 
 THRESHOLDS = (2.5, 3.5, 5.0, 7.0)
-EMBARGO = 4  # data.embargo's default
+EMBARGO = 4  # the default main target's embargo
 MEMORY = 16  # the gated member's walk-forward memory (train.horizons)
-Z35, Z5 = THRESHOLDS.index(3.5), THRESHOLDS.index(5.0)  # round 9's threshold and the default's
+Z35, Z5 = THRESHOLDS.index(3.5), THRESHOLDS.index(5.0)  # gate35's threshold and the default's
 EVIDENCE_ERAS = (4, 16, 64)  # model.evidence_eras' default: the horizons the gates read
 
 

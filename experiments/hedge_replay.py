@@ -27,12 +27,13 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
+import jax.numpy as jnp
 import numpy as np
 
 from dynjax.config import load_config
 from dynjax.eval.scores import summarize
-from dynjax.train.hedge import init_hedge, lead_of_mean, mixture_weights, update_hedge
-from dynjax.train.state import expert_kinds, expert_mixtures
+from dynjax.train.hedge import init_hedge, mixture_weights, update_hedge
+from dynjax.train.members import plan_members
 from experiments.record import SETTINGS, write_results
 
 Rule = Callable[[np.ndarray], np.ndarray]  # scores of the resolved eras [E, X] -> mixture weights [X]
@@ -46,7 +47,8 @@ def softmax(z_X: np.ndarray) -> np.ndarray:
 def hedge(eta: float, lead_X: np.ndarray, decay: float = 1.0) -> Rule:
     """The run's rule (`dynjax.train.hedge`): softmax(eta * (lead + discounted summed corr))."""
     def rule(scores_ExX):
-        state = update_hedge(init_hedge(len(lead_X), 0, lead_X), scores_ExX, decay)
+        start = init_hedge(len(lead_X)).replace(score_GX=jnp.asarray(lead_X, jnp.float32))  # the lead: a head start
+        state = update_hedge(start, scores_ExX, decay)
         return mixture_weights(state, eta, len(lead_X))[0]
     return rule
 
@@ -97,14 +99,14 @@ def fixed(pi_X: np.ndarray) -> Rule:
 
 
 def rules(cfg, mix_XxM: np.ndarray, kinds_M: tuple[int, ...]) -> dict[str, Rule]:
-    """The rules compared: the run's own and alternatives that could close issue 18's gaps."""
+    """The rules compared: the run's own and alternatives to it (rates, leads, AdaHedge, fixed weights)."""
     n = len(mix_XxM)
     mean_x = _mean_row(mix_XxM, kinds_M)
     on_mean = lambda v: np.where(np.arange(n) == mean_x, v, 0.0)
     on_first = lambda v: np.where(np.arange(n) == 0, v, 0.0)
     t = cfg.train
     return {
-        "run": hedge(t.hedge_eta, lead_of_mean(mix_XxM, kinds_M, t.hedge_lead), t.hedge_decay),
+        "run": hedge(t.hedge_eta, np.zeros(n), t.hedge_decay),
         "eta30": hedge(30.0, np.zeros(n)),
         "eta10": hedge(10.0, np.zeros(n)),
         "eta3": hedge(3.0, np.zeros(n)),
@@ -126,7 +128,7 @@ def _mean_row(mix_XxM: np.ndarray, kinds_M: tuple[int, ...]) -> int:
     rows = np.flatnonzero(np.isclose(k_XxK, 1 / k_XxK.shape[1]).all(axis=1))
     if k_XxK.shape[1] != 2 or not len(rows) or not all(np.isclose(k_XxK[x], np.eye(2)[x]).all() for x in (0, 1)):
         raise ValueError("the replay needs two member kinds and Hedge's mixtures of each alone and both equally "
-                         "(train.hedge_grid=1 with train.hedge_mean=true, the default)")
+                         "(train.hedge_mean=true, the default)")
     return int(rows[0])
 
 
@@ -149,7 +151,7 @@ def load_run(out: Path) -> dict:
     with open(out / "metrics_per_era.csv") as f:
         per_era = list(csv.DictReader(f))
     eras = [r["era"] for r in per_era]
-    mix_XxM = expert_mixtures(cfg)
+    mix_XxM = plan_members(cfg).mixtures_XxM
     n_x, n_m = mix_XxM.shape
     # None: a mixture whose prediction had no variance that era (a member with every gate shut)
     corr_ExX = np.array([[scored[e][f"hedge/corr_{x}"] for x in range(n_x)] if e in scored else [np.nan] * n_x
@@ -164,7 +166,7 @@ def load_run(out: Path) -> dict:
 def replay(run: dict, rule: Rule) -> tuple[np.ndarray, np.ndarray]:
     """The rule's member weights `[E, M]` and replayed corr `[E]` (NaN where the era has no logged score)."""
     cfg, corr_ExX, mix_XxM = run["cfg"], run["corr_ExX"], run["mix_XxM"]
-    kinds_M, lag = expert_kinds(cfg), cfg.data.embargo_eras + 1
+    kinds_M, lag = plan_members(cfg).kinds_M, cfg.data.embargo_eras + 1
     mean_x = _mean_row(mix_XxM, kinds_M)
     kind0_M = np.asarray(kinds_M) == min(kinds_M)
     scored_E = scored_eras(run)
@@ -200,7 +202,7 @@ def replay_setting(root: Path, setting: str, variant: str, seeds: list[int]) -> 
             continue
         run = load_run(out)
         ok_E = scored_eras(run)
-        kinds_M = expert_kinds(run["cfg"])
+        kinds_M = plan_members(run["cfg"]).kinds_M
         for name, rule in rules(run["cfg"], run["mix_XxM"], kinds_M).items():
             w_ExM, corr_E = replay(run, rule)
             per_rule.setdefault(name, []).append(summary(corr_E[ok_E]))

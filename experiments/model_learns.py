@@ -23,8 +23,8 @@ from pathlib import Path
 
 from experiments.record import make_data, mean_std, walk_forward, write_results
 
-# Pretraining only: no walk-forward updates (and so no replay), one member.
-OVERRIDES = ["train.steps_per_update=0", "train.replay_capacity=0", "train.replay_eras=0", "train.ensemble=1"]
+# Pretraining only: no walk-forward updates, one member.
+OVERRIDES = ["train.steps_per_update=0", "train.ensemble=1"]
 
 
 def main() -> None:

@@ -104,22 +104,18 @@ def seed_groups(rows: list[dict], variants: list[str], metrics: tuple[str, ...])
 
 
 def kind_weights(out: Path, metrics: dict) -> dict[str, float] | None:
-    """The walk-forward's mean Hedge weight of each kind of expert ("h0 t-1000": all resolved
-    eras, every gate open; "h16 t5": the latest 16, gated; "... pre": that member as pretraining
-    left it), or None with one kind."""
+    """The walk-forward's mean Hedge weight of each kind of member ("h0 t-1000": all resolved
+    eras, every gate open; "h16 t5": the latest 16, gated), or None with one kind."""
     from dynjax.config import load_config
-    from dynjax.train.state import expert_kinds, member_horizons, member_thresholds
+    from dynjax.train.members import plan_members
 
-    cfg, members = load_config(out / "config.json"), metrics.get("members")
-    kinds = expert_kinds(cfg)
-    if not members or len(set(kinds)) < 2:
+    plan, weights = plan_members(load_config(out / "config.json")), metrics.get("members")
+    if not weights or len(set(plan.kinds_M)) < 2:
         return None
-    m = cfg.train.ensemble
-    horizons = member_horizons(cfg) or ("w",) * m
-    labels = [f"h{h} t{t:g}" for h, t in zip(horizons, member_thresholds(cfg.model, m))]
-    labels += [f"{label} pre" for label in labels][: len(kinds) - m]
+    horizons = plan.horizons_M or ("w",) * plan.n
+    labels = [f"h{h} t{t:g}" for h, t in zip(horizons, plan.thresholds_M or (float("nan"),) * plan.n)]
     out_K: dict[str, float] = {}
-    for label, w in zip(labels, members["weight_mean"]):
+    for label, w in zip(labels, weights["weight_mean"]):
         out_K[label] = out_K.get(label, 0.0) + w
     return out_K
 

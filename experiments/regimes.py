@@ -9,7 +9,7 @@ resolves: with embargo 4, the target of era t is known from era t + 5 on, so eac
 the old regime ("stale" eras: their regime is not the one most of those 16 eras were in). How
 many such eras a validation period holds, and whether it opens with them, decides a draw's verdict
 between a recency member and an all-history one more than any method does
-(`experiments/README.md`, round 9). From each draw's ground truth (`truth/synth.json`).
+(the research log). From each draw's ground truth (`truth/synth.json`).
 """
 
 import json

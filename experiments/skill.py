@@ -4,10 +4,9 @@
         [--variants default,old_default,...] [--seeds 0,1,2] [--jobs 1] [--root /tmp/dynjax_ablation] [--finished]
 
 Every (setting, variant, seed) is one `dynjax walk-forward` in its own process (finished runs
-are reused) on the setting's synthetic data; a variant is a list of overrides on top of the
-*current* defaults, and `old_default` spells out the default before issue 18 (one GRN head,
-no additive path, sliding pretraining windows with early stopping, three gated members on the
-latest window, rehearsal). Reported per variant and setting, mean +- std over seeds: walk-forward corr and
+are reused) on the setting's synthetic data; a variant is one change (a list of overrides) to
+the *current* defaults, named by what it tests. Reported per variant and setting, mean +- std
+over seeds: walk-forward corr and
 Sharpe, the same model frozen after pretraining, mean max feature exposure, feature-neutral
 corr, features kept per era and wall seconds; beside them the yardsticks of
 `experiments.yardsticks` (LightGBM with Numerai's example parameters, static and refit
@@ -15,8 +14,10 @@ walk-forward, ridge on every resolved era, the oracle), computed once per settin
 `NAME@SEED` is another draw of setting NAME (data seed SEED: other regimes and sequences), e.g.
 `--settings switching@101`: a verdict that holds on one draw only is the draw's, not the method's.
 
-Writes `experiments/results/skill.{json,md}`; the table and what it says are in
-`experiments/README.md`.
+Writes `experiments/results/skill.{json,md}`; the tables and what they say are in the research
+log (`docs/research-log.md`). Variants of mechanisms that left the code (MLP heads, rehearsal,
+the warm walk, Hedge's lead and prior, the pretrained experts, L2-SP) are there with the commit
+that still runs them.
 """
 
 import json
@@ -27,106 +28,38 @@ import numpy as np
 
 from experiments.record import RESULTS, describe, grid, grid_parser, run_variant, seed_groups
 
-# The rehearsal of the first round (DER++ on 8 of 64 eras, "similar" sampling), off since.
-REPLAY = ["train.replay_capacity=64", "train.replay_eras=8"]
-# Variants measured before parameter averaging became the default spell it out as off.
-NO_EMA = ["optim.ema_decay=0"]
-# Variants measured before the additive path's ridge prior became the default (round 4) spell it out as off.
+# The additive path without its ridge prior.
 NO_PRIOR = ["loss.additive_l2=0", "loss.additive_smooth=0"]
-# Variants measured before round 5 (Hedge over the members alone, forgetting) spell out its Hedge.
+# Hedge over the members alone with forgetting (eta 10, scores decayed by 0.95 an era), not over their mixtures.
 CLASSIC_HEDGE = ["train.hedge_mean=false", "train.hedge_eta=10", "train.hedge_decay=0.95"]
-# The default before issue 18, spelled out against today's defaults.
-OLD_DEFAULT = ["model.backbone=grn", "model.additive=false", "train.pretrain_windows=sliding", "train.patience=2",
-               "train.ensemble=3", "model.gate_thresholds=", "train.horizons=", "train.hedge_eta=0",
-               "optim.decay_steps=2000", *REPLAY, *NO_EMA]
-# Round 11's three members: the dense one beside gated ones at evidence z 3.5 and 5, the prior on the dense one.
+# Three members: the dense one beside gated ones at evidence z 3.5 and 5, the prior on the dense one.
 GATES_BOTH = ["train.ensemble=3", "model.gate_thresholds=-1000,3.5,5", "train.horizons=0,16,16", "loss.prior_members=1,0,0"]
+# One dense member, frozen after pretraining: the static learner alone.
 DENSE_STATIC = ["train.ensemble=1", "train.horizons=0", "model.gate_thresholds=-1000", "train.steps_per_update=0"]
 VARIANTS = {
     "default": [],
-    # round 4's default: Hedge over the members alone, eta 10, scores decayed by 0.95 per era
-    "classic_hedge": CLASSIC_HEDGE,
-    # Hedge over the simplex grid of step 1/4 (eta 10, decay 0.95): it follows the latest regime, and
-    # spreads weight onto mixtures with a member that is worse alone (the gated one on diffuse data)
-    "hedge_grid4": ["train.hedge_grid=4", "train.hedge_eta=10", "train.hedge_decay=0.95"],
-    # round 3's default: the additive path without its ridge prior
-    "no_prior": [*NO_PRIOR, *CLASSIC_HEDGE],
-    # the prior on every member, the gated recent one too (the default puts it on the dense member only)
-    "prior_all": ["loss.prior_members=1", *CLASSIC_HEDGE],
-    # the pretrained members kept as Hedge experts of their own, with today's prior
-    "prior_pretrained_experts": ["train.pretrained_experts=true", *CLASSIC_HEDGE],
-    "old_default": [*CLASSIC_HEDGE, *OLD_DEFAULT],
-    # the static learner under noise: without the Polyak average of the params (the default before round 3)
-    "no_ema": [*NO_EMA, *NO_PRIOR, *CLASSIC_HEDGE],
-    "ema995": ["optim.ema_decay=0.995", *NO_PRIOR, *CLASSIC_HEDGE],  # a longer average: better on the diffuse probe, slower to follow regimes
-    # the static learner: which parts of it carry the frozen model (with the first round's rehearsal)
-    "tabm_head": ["model.backbone=tabm", *REPLAY, *NO_EMA, *NO_PRIOR, *CLASSIC_HEDGE],  # the default of the first round of this issue
-    "grn_head": ["model.backbone=grn", "model.additive=false", *REPLAY, *NO_EMA, *NO_PRIOR, *CLASSIC_HEDGE],
-    "early_stopping": ["train.patience=2", "train.pretrain_windows=sliding", *NO_EMA, *NO_PRIOR, *CLASSIC_HEDGE],
-    # the walk-forward: which parts of the mixture carry the updates
-    "replay": [*REPLAY, *NO_EMA, *NO_PRIOR, *CLASSIC_HEDGE],  # round 2's default with the first round's rehearsal
-    "reservoir_replay": [*REPLAY, "train.replay_sampling=reservoir", *NO_EMA, *NO_PRIOR, *CLASSIC_HEDGE],
-    "pretrained_experts": ["train.pretrained_experts=true", *NO_EMA, *NO_PRIOR, *CLASSIC_HEDGE],
-    "replay_pretrained": [*REPLAY, "train.pretrained_experts=true", *NO_EMA, *NO_PRIOR, *CLASSIC_HEDGE],
-    "replay_pretrained_ema": [*REPLAY, "train.pretrained_experts=true", "optim.ema_decay=0.98", *NO_PRIOR, *CLASSIC_HEDGE],
-    "no_hedge": [*CLASSIC_HEDGE, "train.hedge_eta=0", *NO_PRIOR],
-    # a softer classic Hedge: on noisy data eta 10 concentrates the weight on per-era noise
-    "hedge_eta3": [*CLASSIC_HEDGE, "train.hedge_eta=3"],
-    # round 7: the pretrained members kept as Hedge experts under today's Hedge (mean mixture, eta 30, no decay)
-    "frozen_experts": ["train.pretrained_experts=true"],
-    "steps2": ["train.steps_per_update=2"],  # a quarter of the walk-forward's updates (the update-size probe's best Sharpe)
-    # round 7: GA2M's screened pairs beside the additive path (at most 32; the default since): without them
-    "no_pairs": ["model.pairs=0"],
-    "pairwise8": ["model.pairwise=8"],  # a factorisation machine's pairs beside the additive path, rank 8
-    # round 8: pretraining walks forward over its last 16 eras instead of fitting them, so that Hedge
-    # enters validation with weights learned out of sample (the default starts them equal)
-    "warm": ["train.warm_walk=true"],
-    # round 8: the equal mixture starts with a lead of 0.1 summed corr (about one era of a strong
-    # member's corr): a member alone takes the weight only once it has beaten the mean by that much
-    "lead01": ["train.hedge_lead=0.1"],
-    # the same lead for the mean of the members and their pretrained copies (Hedge experts of their own)
-    "lead01_pre": ["train.hedge_lead=0.1", "train.pretrained_experts=true"],
-    # round 9: the gated member's gates open at evidence z 3.5 (about Bonferroni's 5 % bound over
-    # 120-300 features) instead of 5: after a switch under heavy noise its gates stayed shut for 15
-    # validation eras (noisy@101)
-    "gate35": ["model.gate_thresholds=-1000,3.5"],
-    # round 10: L2-SP (decoupled): each walk-forward update also pulls the params toward the model
-    # frozen after pretraining, by lr * anchor * (pretrained - params); at the end rate 3e-4 the
-    # params then settle within about 1 / anchor of the pretrained ones
-    "anchor3": ["optim.anchor=3"],
-    "anchor10": ["optim.anchor=10"],
-    "anchor100": ["optim.anchor=100"],
-    # the pull on the dense member alone (all resolved history: the memory), the gated recent one free
-    "anchor100_dense": ["optim.anchor=100", "optim.anchor_members=1,0"],
-    # round 11: how much to keep, chosen per run by the data: gated members at evidence z 3.5 and 5
-    # beside the dense one, and Hedge (resolved eras only) weighs each alone and their mean; the
-    # prior stays on the dense member only
-    "gates_both": GATES_BOTH,
-    # round 12: the same, with Hedge's prior counting the two gated kinds as one (dense 4/9 before any era resolves)
-    "gates_both_prior": [*GATES_BOTH, "train.hedge_prior=gated_as_one"],
-    # round 14: the gated member remembers every resolved era, as the dense one does (Dynamos' point:
-    # input-dependent modules over a rehearsal of all history, so that a regime's features are not
-    # overwritten while it is away; the evidence gates pick which of them an era uses)
-    "gated_all": ["train.horizons=0,0"],
-    # Probes: one dense member, frozen after pretraining (the static learner alone).
+    # the static learner
+    "no_pairs": ["model.pairs=0"],  # without GA2M's screened pair tables
+    "no_prior": NO_PRIOR,
+    "prior_all": ["loss.prior_members=1"],  # the prior on the gated recent member too
+    "no_ema": ["optim.ema_decay=0"],  # the last iterate predicts, not the Polyak average
+    "ema995": ["optim.ema_decay=0.995"],  # a longer average: slower to follow regimes
+    "early_stopping": ["train.patience=2", "train.pretrain_windows=sliding"],
     "dense_static": DENSE_STATIC,
-    "dense_pair8": [*DENSE_STATIC, "model.pairwise=8", "loss.pairwise_l2=0"],
+    # the walk-forward: its updates and the mixing of the members
     "dense_walk": DENSE_STATIC[:-1],  # one dense member, updated by the walk-forward
-    "dense_walk_2steps": [*DENSE_STATIC[:-1], "train.steps_per_update=2"],  # a quarter of the updates
-    # round 15: how far more updates carry the dense member towards the refit LightGBM (switching)
+    "dense_walk_2steps": [*DENSE_STATIC[:-1], "train.steps_per_update=2"],
     "dense_walk_16steps": [*DENSE_STATIC[:-1], "train.steps_per_update=16"],
     "dense_walk_32steps": [*DENSE_STATIC[:-1], "train.steps_per_update=32"],
-    "dense_pair8_l2e2": [*DENSE_STATIC, "model.pairwise=8", "loss.pairwise_l2=100"],
-    "dense_pair8_l2e3": [*DENSE_STATIC, "model.pairwise=8", "loss.pairwise_l2=1000"],
-    "all_dense": ["model.gate_thresholds=-1000", "train.horizons=0", *NO_PRIOR, *CLASSIC_HEDGE],
-    "all_gated_recent": ["model.gate_thresholds=5", "train.horizons=16", *NO_PRIOR, *CLASSIC_HEDGE],
+    "steps2": ["train.steps_per_update=2"],  # a quarter of the updates
+    "classic_hedge": CLASSIC_HEDGE,
+    "no_hedge": ["train.hedge_eta=0"],  # the plain rank mean of the members
+    "gate35": ["model.gate_thresholds=-1000,3.5"],  # the gated member opens at evidence z 3.5, not 5
+    "gates_both": GATES_BOTH,
+    "gated_all": ["train.horizons=0,0"],  # the gated member remembers every resolved era too
+    "all_dense": ["model.gate_thresholds=-1000", "train.horizons=0"],
+    "all_gated_recent": ["model.gate_thresholds=5", "train.horizons=16"],
 }
-# Every variant was measured before round 7 made the pair screen a default: each spells it out as off.
-NO_PAIRS = ["model.pairs=0"]
-# (Variants of round 8 on are measured with the pairs on, as the default.)
-WITH_PAIRS = {"default", "warm", "lead01", "lead01_pre", "gate35", "anchor3", "anchor10", "anchor100", "anchor100_dense", "gates_both", "gates_both_prior", "gated_all"}
-VARIANTS = {name: overrides if name in WITH_PAIRS or NO_PAIRS[0] in overrides else [*overrides, *NO_PAIRS]
-            for name, overrides in VARIANTS.items()}
 METRICS = ("corr", "sharpe", "frozen_corr", "frozen_sharpe", "exposure", "fnc", "kept", "pairs", "wall_s")
 YARDSTICKS = ("lightgbm", "lightgbm_wf", "ridge")
 

@@ -62,9 +62,8 @@ TINY_RUN = ["optim.ema_decay=0",
 ]
 
 
-# The arguments of `finished_run`: a feature set, so that the flag is exercised too, and
-# rehearsal (off by default), so that the multi-process run splits replayed rows.
-FINISHED_ARGS = ["--feature-set", "medium", *TINY_RUN, "train.replay_capacity=16", "train.replay_eras=8"]
+# The arguments of `finished_run`: a feature set, so that the flag is exercised too.
+FINISHED_ARGS = ["--feature-set", "medium", *TINY_RUN]
 
 
 @pytest.fixture(scope="session")

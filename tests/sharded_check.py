@@ -15,6 +15,7 @@ import numpy as np
 from dynjax.config import LossConfig, ModelConfig, OptimConfig, RunConfig, TrainConfig
 from dynjax.data.context import EraContext
 from dynjax.data.windows import Batch
+from dynjax.train.members import plan_members
 from dynjax.train.run import compiled
 from dynjax.train.sharding import make_layout
 from dynjax.train.state import initial_run_state
@@ -36,8 +37,8 @@ def step_once(mesh: str, w: int, r: int, f: int = 16, members: int = 2):
     spec = BatchSpec(windows=(w,), rows=r)
     fns = compiled(model_cfg, f, loss_cfg, optim_cfg, members, mesh=mesh, specs=(spec,))
     model, optimizer, step, layout = fns.model, fns.optimizer, fns.steps[spec], fns.layout
-    cfg = RunConfig(model=model_cfg, loss=loss_cfg, optim=optim_cfg, train=TrainConfig(ensemble=members, replay_capacity=0, replay_eras=0))
-    state = initial_run_state(cfg, model, optimizer, jax.random.key(1))
+    cfg = RunConfig(model=model_cfg, loss=loss_cfg, optim=optim_cfg, train=TrainConfig(ensemble=members))
+    state = initial_run_state(plan_members(cfg), model, optimizer, jax.random.key(1))
     init = jax.tree.map(np.asarray, state.train.params)
     train = layout.put(state.train, layout.train_shardings(state.train))
     mask_F = jnp.ones(f, bool)

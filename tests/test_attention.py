@@ -1,4 +1,5 @@
-"""Covers dynjax.model.attention: tabulated == per-row, weights on the simplex, masking."""
+"""Covers dynjax.model.attention: the tabulated weights equal the per-row form (values and gradients),
+weights on the simplex, masking, the lookup and its gradient."""
 
 import chex
 import jax
@@ -9,11 +10,14 @@ import pytest
 from dynjax.data import N_BINS
 from dynjax.model.attention import (
     FeatureAttention,
+    head_mean,
     lookup,
     masked_bin_sums,
+    masked_logits,
     scatter_bin_sums,
     tabulated_softmax,
 )
+from dynjax.model.normalizers import get_normalizer
 
 F, R, D, H = 9, 12, 8, 2
 
@@ -23,23 +27,34 @@ def _setup(normalizer):
     tok = jax.random.normal(jax.random.key(0), (F, N_BINS, D))
     query = jax.random.normal(jax.random.key(1), (D,))
     x = jax.random.randint(jax.random.key(2), (R, F), 0, N_BINS).astype(jnp.int8)
-    ones = jnp.ones(F, bool), jnp.ones(F)
-    params = attn.init(jax.random.key(3), tok, query, x, *ones, method=FeatureAttention.tabulated)
+    params = attn.init(jax.random.key(3), tok, query, method=FeatureAttention.logits)
     return attn, params, tok, query, x
+
+
+def tabulated(attn, params, tok, query, x, mask):
+    """The weights as the model computes them: logits tabulated per (feature, bin), then looked up."""
+    logit_HxFxB = attn.apply(params, tok, query, method=FeatureAttention.logits)
+    return attn.apply(params, logit_HxFxB, x, mask)
+
+
+def per_row(attn, params, tok, query, x, mask):
+    """The naive form: each row's own tokens, keys and logits, normalised per row."""
+    tok_RxFxD = tok[jnp.arange(F), x.astype(jnp.int32)]
+    k = attn.apply(params, tok_RxFxD, method=lambda m, t: m.key(t)).reshape(R, F, H, D // H)
+    q = attn.apply(params, query, method=lambda m, t: m.query(t)).reshape(H, D // H)
+    logit_HxRxF = jnp.einsum("rfhe,he->hrf", k, q) / jnp.sqrt(D // H)
+    return head_mean(get_normalizer(attn.normalizer)(masked_logits(logit_HxRxF, mask)))
 
 
 @pytest.mark.parametrize("normalizer", ["softmax", "sparsemax", "entmax15"])
 def test_tabulated_equals_per_row(normalizer):
     attn, params, tok, query, x = _setup(normalizer)
-    gate = jax.random.uniform(jax.random.key(4), (F,))
     mask = jnp.arange(F) != 3
-    h_tab, att_tab = attn.apply(params, tok, query, x, mask, gate, method=FeatureAttention.tabulated)
-    tok_rows = tok[jnp.arange(F), x.astype(jnp.int32)]
-    h_row, att_row = attn.apply(params, tok_rows, query, mask, gate, method=FeatureAttention.per_row)
-    chex.assert_shape((h_tab, att_tab), ((R, D), (R, F)))
-    np.testing.assert_allclose(h_tab, h_row, atol=1e-5)
-    np.testing.assert_allclose(att_tab, att_row, atol=1e-6)
+    att_tab = tabulated(attn, params, tok, query, x, mask)
+    chex.assert_shape(att_tab, (R, F))
+    np.testing.assert_allclose(att_tab, per_row(attn, params, tok, query, x, mask), atol=1e-6)
     np.testing.assert_allclose(att_tab.sum(-1), 1.0, atol=1e-5)
+    assert bool((att_tab[:, 3] == 0).all())
 
 
 def test_masked_features_get_zero_weight_and_their_tokens_zero_gradient():
@@ -47,8 +62,8 @@ def test_masked_features_get_zero_weight_and_their_tokens_zero_gradient():
     mask = jnp.arange(F) % 3 != 0
 
     def loss(tok):
-        h, att = attn.apply(params, tok, query, x, mask, jnp.ones(F), method=FeatureAttention.tabulated)
-        return (h**2).sum(), att
+        att = tabulated(attn, params, tok, query, x, mask)
+        return (att * jnp.arange(F)).sum(), att
 
     (_, att), g = jax.value_and_grad(loss, has_aux=True)(tok)
     assert bool((att[:, ~mask] == 0).all()) and bool((att[:, mask] > 0).all())
@@ -58,17 +73,10 @@ def test_masked_features_get_zero_weight_and_their_tokens_zero_gradient():
 @pytest.mark.parametrize("normalizer", ["softmax", "entmax15"])
 def test_tabulated_gradients_equal_per_row(normalizer):
     attn, params, tok, query, x = _setup(normalizer)
-    mask, gate = jnp.arange(F) != 5, jnp.ones(F)
-
-    def tab(tok):
-        h, att = attn.apply(params, tok, query, x, mask, gate, method=FeatureAttention.tabulated)
-        return (h**2).sum() + (att * jnp.arange(F)).sum()
-
-    def row(tok):
-        h, att = attn.apply(params, tok[jnp.arange(F), x.astype(jnp.int32)], query, mask, gate, method=FeatureAttention.per_row)
-        return (h**2).sum() + (att * jnp.arange(F)).sum()
-
-    np.testing.assert_allclose(jax.grad(tab)(tok), jax.grad(row)(tok), atol=1e-4)
+    mask = jnp.arange(F) != 5
+    weigh = lambda att: (att * jnp.arange(F)).sum() + (att**2).sum()
+    np.testing.assert_allclose(jax.grad(lambda t: weigh(tabulated(attn, params, t, query, x, mask)))(tok),
+                               jax.grad(lambda t: weigh(per_row(attn, params, t, query, x, mask)))(tok), atol=1e-4)
 
 
 def test_tabulated_softmax_stays_finite_on_the_simplex_for_huge_logits():

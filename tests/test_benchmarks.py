@@ -39,11 +39,13 @@ def test_the_paired_placement_run_times_both_placements_in_one_process():
 def test_the_benchmarked_step_is_the_one_a_run_compiles():
     """One factory: the benchmark's step is `train.run.compiled`'s, for the run's own batch spec."""
     from benchmarks.step_throughput import build, run_config
+    from dynjax.train.members import plan_members
     from dynjax.train.run import batch_specs
 
     spec = StepSpec(features=7, d_model=8, heads=2, eras=2, rows=16)
     fns, step = build(spec)[:2]
-    assert step is fns.steps[batch_specs(run_config(spec), False)[0]]
+    cfg = run_config(spec)
+    assert step is fns.steps[batch_specs(cfg, plan_members(cfg), False)[0]]
 
 
 @pytest.mark.parametrize(("on_cpu", "rate", "met"), [(True, 31_000, True), (True, 29_000, False), (False, 29_000, True)])

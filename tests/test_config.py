@@ -49,14 +49,11 @@ def test_override_types():
         ("model.evidence_eras=0", "evidence_eras must be positive"),
         ("model.gates=dense", "unknown gates"),
         ("train.ensemble=0", "ensemble must be >= 1"),
-        ("train.replay_eras=4", "needs replay_capacity > 0"),  # the buffer is off by default
-        ("train.replay_sampling=recent", "unknown replay_sampling"),
         ("optim.ema_decay=1.0", "ema_decay must be in"),
-        ("train.hedge_lead=-0.1", "hedge_lead must be >= 0"),
-        ("train.hedge_prior=dense", "unknown train.hedge_prior 'dense'"),
         ("selection.warmup_eras=-1", "warmup_eras must be >= 0"),
-        ("loss.additive_smooth=-1", "loss.pairwise_l2 and loss.prior_rows must be >= 0"),
-        ("model.pairwise=-1", "model.pairwise is a rank >= 0"),
+        ("loss.additive_smooth=-1", "loss.pair_l2 and loss.prior_rows must be >= 0"),
+        ("model.gate_thresholds=", "gate_thresholds must be one or more"),
+        ("model.backbone=tabm", "unknown config key 'backbone'"),  # the MLP heads are gone (the research log)
         ("loss.prior_members=1,-0.5", "prior_members must be scales >= 0"),
         ("loss.prior_members=", "prior_members must be scales >= 0"),
     ],
@@ -78,9 +75,9 @@ def test_the_embargo_follows_the_main_target_and_is_never_shorter():
 
 
 def test_fields_that_constrain_each_other_change_together_in_any_order():
-    a = override(RunConfig(), ["train.replay_capacity=0", "train.replay_eras=0"])
-    b = override(RunConfig(), ["train.replay_eras=0", "train.replay_capacity=0"])
-    assert a == b and a.train.replay_capacity == 0
+    a = override(RunConfig(), ["data.targets=target_ender_60", "data.embargo=12"])
+    b = override(RunConfig(), ["data.embargo=12", "data.targets=target_ender_60"])
+    assert a == b and a.data.embargo_eras == 12
 
 
 def test_partial_dict_and_unknown_keys():

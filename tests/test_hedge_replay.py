@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from dynjax.config import RunConfig, override
-from dynjax.train.state import expert_kinds, expert_mixtures
+from dynjax.train.members import plan_members
 from experiments.hedge_replay import adahedge, blend_corr, replay, rules, t_lead
 
 
@@ -33,7 +33,7 @@ def test_a_kind_without_variance_adds_nothing_to_the_blend():
 def _run(corr_ExX, cfg=None):
     cfg = cfg or RunConfig()
     n_e = len(corr_ExX)
-    return {"cfg": cfg, "mix_XxM": expert_mixtures(cfg), "corr_ExX": np.asarray(corr_ExX, float),
+    return {"cfg": cfg, "mix_XxM": plan_members(cfg).mixtures_XxM, "corr_ExX": np.asarray(corr_ExX, float),
             "dynjax_E": np.zeros(n_e), "frozen_E": np.zeros(n_e)}
 
 
@@ -41,7 +41,7 @@ def test_the_run_rule_weighs_only_eras_resolved_past_the_embargo():
     cfg = override(RunConfig(), ["data.embargo=6"])  # longer than the target's 4: the rule follows the config
     corr_ExX = np.tile([0.2, 0.0, 0.1], (8, 1))  # kind 0 always best
     run = _run(corr_ExX, cfg)
-    w_ExM, _ = replay(run, rules(cfg, run["mix_XxM"], expert_kinds(cfg))["run"])
+    w_ExM, _ = replay(run, rules(cfg, run["mix_XxM"], plan_members(cfg).kinds_M)["run"])
     lag = cfg.data.embargo_eras + 1
     np.testing.assert_allclose(w_ExM[:lag], 0.5)  # nothing resolved yet: the equal mean
     assert w_ExM[lag, 0] > 0.5 and (np.diff(w_ExM[lag:, 0]) > 0).all()  # then kind 0 gains era by era

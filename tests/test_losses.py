@@ -45,18 +45,6 @@ def test_zero_lambda_leaves_the_gradient_of_the_task_loss():
     assert not np.allclose(grad(LossConfig(sparsity="entropy", sparsity_lambda=1.0)), task)
 
 
-def test_distillation_applies_to_replayed_eras_only():
-    pred, y, mask = jnp.array([0.2, 0.4, 0.6, 0.8]), jnp.array([0.0, 0.5, 0.5, 1.0]), jnp.ones(4, bool)
-    stored = jnp.array([0.3, 0.3, 0.7, 0.7])
-    cfg = LossConfig(sparsity="none", distill_weight=2.0)
-    plain, _ = era_loss(pred, y, mask, _aux(), cfg)
-    recent, t_recent = era_loss(pred, y, mask, _aux(), cfg, stored, jnp.float32(0.0))
-    replayed, t = era_loss(pred, y, mask, _aux(), cfg, stored, jnp.float32(1.0))
-    assert float(recent) == pytest.approx(float(plain)) and float(t_recent["distill"]) == 0.0
-    assert float(t["distill"]) == pytest.approx(0.01)  # mean of (0.1^2, 0.1^2, 0.1^2, 0.1^2)
-    assert float(replayed) == pytest.approx(float(plain) + 2.0 * 0.01)
-
-
 def test_additive_prior_is_ridge_plus_smoothness_over_the_prior_rows():
     beta = jnp.array([[0.0, 1.0, 0.0, 0.0, 0.0, 7.0], [1.0, 1.0, 1.0, 1.0, 1.0, 0.0]])
     params = {"params": {"additive": {"beta": beta}}}
@@ -65,7 +53,6 @@ def test_additive_prior_is_ridge_plus_smoothness_over_the_prior_rows():
     assert float(additive_prior(params, cfg)) == pytest.approx((2.0 * 55 + 3.0 * 2) / 10)
     assert float(additive_prior(params, LossConfig(additive_l2=0.0, additive_smooth=3.0, prior_rows=10))) == pytest.approx(0.6)
     assert float(additive_prior(params, LossConfig(prior_rows=0))) == 0.0  # unresolved: off
-    assert float(additive_prior({"params": {"query": jnp.ones(3)}}, cfg)) == 0.0  # no additive path
 
 
 def test_additive_prior_pulls_neighbouring_bins_together():

@@ -1,75 +1,95 @@
-"""Covers dynjax.members and dynjax.eval.ensemble: target members and their embargo, per-era rank
-averaging against a hand computation, and `dynjax ensemble` end to end."""
+"""Covers dynjax.train.members and the member axis of dynjax.train.step: what sets the members apart,
+member 0 of a population step is the single model, an ensemble of one equals it, predictions
+mixed by tie-kept ranks."""
 
-import json
-
+import chex
+import jax
+import jax.numpy as jnp
 import numpy as np
-import polars as pl
+import pandas as pd
 import pytest
 
-from dynjax.cli import main
-from dynjax.config import RunConfig, load_config, override
-from dynjax.eval.ensemble import rank_average, score_members
-from dynjax.members import target_members
-from tests.conftest import TINY_RUN
+from dynjax.config import LossConfig, ModelConfig, OptimConfig, RunConfig, override
+from dynjax.data import load_numerai, sample_window, window_rng
+from dynjax.model import FeatureAttentionModel
+from dynjax.train import BatchSpec, make_optimizer, make_predict, make_step
+from dynjax.train.members import combine_members, mixtures, plan_members
+from dynjax.train.sharding import make_layout
+from dynjax.train.state import create_train_state, member_keys
+from dynjax.train.step import member_step, predict_fn
 
 
-def test_rank_average_matches_a_hand_computation():
-    ids = ["a", "b", "c", "d", "e"]
-    eras = ["0001", "0001", "0001", "0002", "0002"]
-    one = pl.DataFrame({"id": ids, "era": eras, "prediction": [0.1, 0.5, 0.5, 3.0, -1.0]})
-    two = pl.DataFrame({"id": ids[::-1], "era": eras[::-1], "prediction": [9.0, 8.0, 1.0, 2.0, 3.0]})  # other row order
-    got = rank_average({"one": one, "two": two}).sort("id")
-    # Era 0001 (n=3): one ranks a=1, b=c=2.5 -> (r-0.5)/3 = 1/6, 2/3, 2/3; two holds c=1, b=2, a=3 -> 1/6, 1/2, 5/6.
-    # Era 0002 (n=2): one ranks e=1, d=2 -> 1/4, 3/4; two holds e=9 > d=8 -> 3/4, 1/4.
-    expected = {"a": (1 / 6 + 5 / 6) / 2, "b": (2 / 3 + 1 / 2) / 2, "c": (2 / 3 + 1 / 6) / 2, "d": 0.5, "e": 0.5}
-    np.testing.assert_allclose(got["prediction"].to_numpy(), [expected[i] for i in got["id"]])
-    assert got["era"].to_list() == ["0001", "0001", "0001", "0002", "0002"]
+@pytest.fixture(scope="module")
+def setup(synth_dir):
+    train = load_numerai(synth_dir).train
+    n_features = train.x_NxF.shape[1]
+    model = FeatureAttentionModel(ModelConfig(d_model=8, n_heads=2, dropout=0.1, gates="none"), n_features)
+    optimizer = make_optimizer(OPTIM)
+    batches = [sample_window(train, np.arange(i, i + 3), 16, window_rng(0, i)) for i in range(3)]
+    return train, model, optimizer, batches, jnp.ones(n_features, bool)
 
 
-def test_members_must_predict_the_same_rows():
-    one = pl.DataFrame({"id": ["a", "b"], "era": ["1", "1"], "prediction": [0.1, 0.2]})
-    with pytest.raises(ValueError, match="'two' predicts other rows"):
-        rank_average({"one": one, "two": one.head(1)})
+OPTIM = OptimConfig(learning_rate=1e-2, warmup_steps=0, decay_steps=100, ema_decay=0.9)
+LOSS = LossConfig(sparsity="none")
 
 
-def test_target_members_get_the_embargo_of_their_horizon():
-    members = target_members(RunConfig(), ["target", "target_ender_60", "target_jasper_20"])
-    assert members["target_ender_60"].data.targets == ("target_ender_60",)
-    assert [m.data.embargo_eras for m in members.values()] == [4, 12, 4]
-    longer = target_members(override(RunConfig(), ["data.embargo=6"]), ["target", "target_jasper_20"])
-    assert [m.data.embargo_eras for m in longer.values()] == [6, 6]
-    with pytest.raises(ValueError, match="data.embargo=6 is shorter than the main target target_ender_60's horizon of 12"):
-        target_members(override(RunConfig(), ["data.embargo=6"]), ["target_ender_60"])
+@pytest.fixture(scope="module")
+def steps(setup):
+    """The factory's population step of `n` members, and one member's pure step jitted alone (with EMA)."""
+    _, model, _, _, _ = setup
+    population = lambda n: make_step(model, LOSS, OPTIM, make_layout("", model.n_features), n, BatchSpec(windows=(3,), rows=16))
+    return population, jax.jit(member_step(model, LOSS, OPTIM))
 
 
-def test_target_ensemble_command(tmp_path, capsys):
-    out = tmp_path / "ens"
-    args = ["ensemble", "--out", str(out), "--targets", "target,target_jasper_20", *TINY_RUN, "train.ensemble=1"]
-    assert main(args) == 0
-    printed = capsys.readouterr().out
-    assert "target_jasper_20" in printed and "ensemble" in printed
-    report = json.loads((out / "ensemble.json").read_text())
-    assert set(report["scores"]) == {"target", "target_jasper_20", "ensemble"}
-    # The embedded data's benchmark and meta model: every member's and the ensemble's BMC and MMC.
-    assert report["references"] == {"bmc": "synthetic_ridge", "mmc": "numerai_meta_model"}
-    assert all(np.isfinite(m["bmc_mean"]) and np.isfinite(m["mmc_mean"]) for m in report["scores"].values())
-    assert "BMC: contribution beyond synthetic_ridge" in printed
-    members = {n: pl.read_parquet(out / "members" / n / "predictions.parquet") for n in ("target", "target_jasper_20")}
-    ensemble = pl.read_parquet(out / "predictions.parquet")
-    np.testing.assert_allclose(ensemble.sort("id")["prediction"].to_numpy(),
-                               rank_average(members).sort("id")["prediction"].to_numpy())
-    cfg = load_config(out / "members" / "target_jasper_20" / "config.json")
-    assert cfg.data.targets == ("target_jasper_20",) and cfg == override(RunConfig(), [
-        *TINY_RUN, "train.ensemble=1", "data.targets=target_jasper_20", f"data.data_dir={out.resolve() / 'data'}"])
-    truth = pl.read_parquet(out / "data" / "validation.parquet", columns=["id", "era", "target"])
-    summary, _ = score_members(truth, {"ensemble": ensemble})
-    assert summary["ensemble"]["corr_mean"] == pytest.approx(report["scores"]["ensemble"]["corr_mean"])
-    # Finished members are reused, not retrained.
-    stamp = (out / "members" / "target" / "metrics.json").stat().st_mtime_ns
-    assert main(args) == 0 and (out / "members" / "target" / "metrics.json").stat().st_mtime_ns == stamp
+def _members(model, optimizer, n):
+    states = jax.vmap(lambda k: create_train_state(model, optimizer, k))(member_keys(jax.random.key(0), n))
+    layout = make_layout("", model.n_features)
+    return layout.put(states, layout.train_shardings(states))
 
 
-def test_ensemble_needs_exactly_one_kind_of_member(tmp_path, capsys):
-    assert main(["ensemble", "--out", str(tmp_path), "--targets", "target", "--seeds", "0,1"]) == 2
-    assert "exactly one of" in capsys.readouterr().err
+def test_member_zero_of_a_population_is_the_single_model_trained_alone_and_compiles_once(setup, steps):
+    _, model, optimizer, batches, all_F = setup
+    make, single = steps
+    population = make(3)
+    states, alone = _members(model, optimizer, 3), create_train_state(model, optimizer, jax.random.key(0))
+    for i, batch in enumerate(batches):
+        mask_F = all_F.at[i].set(False)  # a new mask each step must not recompile
+        states, metrics = population(states, batch, mask_F, jax.random.key(7), None)
+        alone, _ = single(alone, batch, mask_F, jax.random.key(7))
+    chex.assert_trees_all_close(jax.tree.map(lambda a: a[0], states.ema_params), alone.ema_params, rtol=1e-5, atol=1e-6)
+    assert not np.allclose(states.params["params"]["query"][0], states.params["params"]["query"][1])  # members differ
+    assert metrics["loss"].shape == ()  # metrics are member means
+    assert population._cache_size() == 1
+
+
+def test_an_ensemble_of_one_equals_the_single_model(setup, steps):
+    train, model, optimizer, batches, all_F = setup
+    make, single = steps
+    states, alone = _members(model, optimizer, 1), create_train_state(model, optimizer, jax.random.key(0))
+    states, _ = make(1)(states, batches[0], all_F, jax.random.key(7), None)
+    alone, _ = single(alone, batches[0], all_F, jax.random.key(7))
+    chex.assert_trees_all_equal(jax.tree.map(lambda a: a[0], states.params), alone.params)
+    predict = make_predict(model, make_layout("", model.n_features), 1)
+    pred_NxR, weight_NxRxF, gate_NxF = predict(states.params, train.x_NxF[:10], all_F, None, None)
+    pred_R, _, _ = jax.jit(predict_fn(model))(alone.params, train.x_NxF[:10], all_F)
+    chex.assert_shape((pred_NxR, weight_NxRxF, gate_NxF), ((1, 10), (1, 10, all_F.shape[0]), (1, all_F.shape[0])))
+    np.testing.assert_array_equal(combine_members(np.asarray(pred_NxR)), np.asarray(pred_R))
+
+
+def test_combine_members_averages_numerai_tie_kept_ranks():
+    pred_NxR = np.array([[0.1, 0.3, 0.2, 0.2], [5.0, 1.0, 2.0, 3.0]])
+    # Tie-kept ranks into (0, 1), (rank - 0.5) / n: member 0 ranks [1, 4, 2.5, 2.5], member 1 [4, 1, 2, 3].
+    expected = ((np.array([1, 4, 2.5, 2.5]) - 0.5) / 4 + (np.array([4, 1, 2, 3]) - 0.5) / 4) / 2
+    np.testing.assert_allclose(combine_members(pred_NxR), expected)
+    assert isinstance(combine_members(pred_NxR), np.ndarray) and pd.notna(combine_members(pred_NxR)).all()
+
+
+def test_the_default_plans_a_dense_all_history_member_and_a_gated_recent_one():
+    members = plan_members(RunConfig())
+    assert members.horizons_M == (0, 16) and members.thresholds_M == (-1000.0, 5.0) and members.prior_M == (1.0, 0.0)
+    assert members.kinds_M == (0, 1) and members.per_member_windows and members.gated_M().tolist() == [False, True]
+    np.testing.assert_allclose(members.mixtures_XxM, [[1, 0], [0, 1], [0.5, 0.5]])  # each alone, then both
+    three = plan_members(override(RunConfig(), ["train.ensemble=3", "train.horizons=0", "model.gates=l0"]))
+    assert three.kinds_M == (0, 0, 0) and three.thresholds_M is None and not three.per_member_windows
+    np.testing.assert_allclose(three.mixtures_XxM, [[1 / 3] * 3])  # one kind: its members share its weight
+    np.testing.assert_allclose(mixtures((0, 1, 0), mean=False), [[0.5, 0, 0.5], [0, 1, 0]])

@@ -14,8 +14,8 @@ from dynjax.data.eras import build_era_index
 from dynjax.data.numerai import EraData
 from dynjax.data.pairs import bonferroni_t, screen_pairs
 from dynjax.model import FeatureAttentionModel
+from dynjax.model.heads import PairTableHead
 from dynjax.model.losses import additive_prior
-from dynjax.model.tabm import PairTableHead
 from dynjax.upload.live import LiveModel
 
 E, R, F = 40, 400, 8
@@ -86,14 +86,11 @@ def test_the_model_starts_as_the_gam_and_the_tables_enter_the_prior():
     np.testing.assert_array_equal(paired.apply(params, x_RxF)[0], plain.apply(without, x_RxF)[0])  # zero tables
     params["params"]["pairs"]["table"] = jnp.ones((1, N_BINS * N_BINS))
     assert not np.allclose(paired.apply(params, x_RxF)[0], plain.apply(without, x_RxF)[0])
-    cfg = LossConfig(additive_l2=0.0, additive_smooth=0.0, pairwise_l2=2.0, prior_rows=4)
+    cfg = LossConfig(additive_l2=0.0, additive_smooth=0.0, pair_l2=2.0, prior_rows=4)
     np.testing.assert_allclose(additive_prior(params, cfg), 2.0 * N_BINS * N_BINS / 4, rtol=1e-6)
 
 
 def test_pair_settings_are_checked():
-    with pytest.raises(ValueError, match="model.inputs=bins"):
-        override(RunConfig(), ["model.pairs=4", "model.pair_index=0,1", "model.inputs=float"])
-    assert override(RunConfig(), ["model.inputs=float"]).model.pairs == 32  # float inputs: the run screens none
     with pytest.raises(ValueError, match="at most model.pairs=1 pairs"):
         override(RunConfig(), ["model.pairs=1", "model.pair_index=0,1,2,3"])
     with pytest.raises(ValueError, match="pairs of feature numbers"):
@@ -110,9 +107,9 @@ def test_the_live_model_adds_the_pair_terms_the_model_does():
     params["params"]["query"] = jax.random.normal(jax.random.key(3), params["params"]["query"].shape)  # uneven attention
     tables = jax.device_get(model.apply(params, None, None, method="era_tables"))
     live = LiveModel(features=tuple(f"f{i}" for i in range(5)), normalizer="softmax",
-                     logit_NxHxFxB=tables["logit_HxFxB"][None], gate_NxF=np.asarray(tables["gate_F"], np.float64)[None],
-                     keep_NxF=np.asarray(tables["keep_F"])[None], beta_NxFxB=tables["beta_FxB"][None], weight_N=np.ones(1),
-                     imputer=Imputer("bin"), pairs_Px2=np.array([[0, 3], [1, 2]]), pair_NxPxBB=tables["pair_PxBB"][None])
+                     logit_MxHxFxB=tables["logit_HxFxB"][None], gate_MxF=np.asarray(tables["gate_F"], np.float64)[None],
+                     keep_MxF=np.asarray(tables["keep_F"])[None], beta_MxFxB=tables["beta_FxB"][None], weight_M=np.ones(1),
+                     imputer=Imputer("bin"), pairs_Px2=np.array([[0, 3], [1, 2]]), pair_MxPxBB=tables["pair_PxBB"][None])
     pred_R = np.asarray(model.apply(params, x_RxF)[0])
-    np.testing.assert_allclose(live.expert_predictions(np.asarray(x_RxF))[0], pred_R, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(live.member_predictions(np.asarray(x_RxF))[0], pred_R, rtol=1e-5, atol=1e-6)
     assert np.ptp(pred_R) > 0.1  # the pair terms carry the prediction (the additive tables are zero)

@@ -43,8 +43,8 @@ def _free_port() -> int:
 @pytest.mark.skipif(not hasattr(jax.config, "jax_cpu_collectives_implementation"),
                     reason="this jaxlib has no CPU collectives (jax_cpu_collectives_implementation)")
 def test_two_processes_of_four_devices_write_the_predictions_of_one_device(tmp_path, finished_run):
-    """The finished run's command on the default mesh (every device on data: windows of 2 eras and
-    2 + 8 replayed eras over 8 devices, so rows split) against the same run on one device."""
+    """The finished run's command on the default mesh (every device on data: windows of 2 eras over
+    8 devices, so rows split) against the same run on one device."""
     out, port = tmp_path / "two", _free_port()
     env = os.environ | {"XLA_FLAGS": xla_flags_with_devices(4),
                         "JAX_PLATFORMS": "cpu", "TQDM_DISABLE": "1"}

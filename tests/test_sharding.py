@@ -54,8 +54,8 @@ def test_batch_split_over_eras_else_rows():
     assert layout.window_axis((3 * n, 5 * n), 8) == 1
     shardings = layout.batch_shardings(1)
     assert tuple(shardings.x_WxRxF.spec) == ("data", None, None) and tuple(shardings.y_WxR.spec) == ("data", None)
-    rows = layout.batch_shardings(2, lead=1, distill_lead=1)
-    assert tuple(rows.rows_WxR.spec) == (None, None, "data") and tuple(rows.distill_WxR.spec) == (None, None, None, "data")
+    rows = layout.batch_shardings(2, lead=1)
+    assert tuple(rows.rows_WxR.spec) == (None, None, "data") and tuple(rows.x_WxRxF.spec) == (None, None, "data", None)
     assert rows.context == layout.replicated
 
 

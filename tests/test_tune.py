@@ -24,7 +24,7 @@ from tests.conftest import TINY_RUN
 
 # The walk-forward of the CLI tests on 30 training eras: 2 folds of 3 scored eras each.
 TUNE_RUN = [*[a for a in TINY_RUN if not a.startswith("selection.")], "synth.n_train_eras=30",
-            "tune.folds=2", "tune.fold_eras=3", "tune.startup_trials=1", "train.replay_eras=2", "train.replay_capacity=8"]
+            "tune.folds=2", "tune.fold_eras=3", "tune.startup_trials=1"]
 TUNED = [*TUNE_RUN, "tune.startup_trials=2"]  # two trials before the median pruner may prune
 SPACE = {"optim.learning_rate": {"low": 1e-3, "high": 1e-2, "log": True},
          "loss.sparsity_lambda": {"low": 1e-3, "high": 0.1, "log": True},
@@ -63,6 +63,27 @@ def _split(numbers: np.ndarray) -> EraData:
 def test_too_few_eras_for_the_folds_is_a_clear_error():
     with pytest.raises(ValueError, match="cannot hold 3 folds of 12"):
         make_folds(40, 3, 12, min_pretrain=5)
+
+
+def test_the_space_keeps_only_what_the_training_eras_can_hold():
+    """40 training eras, 3 folds of 8 scored eras: 16 to pretrain on, which hold a window of 8 past the
+    4-era embargo but not one of 16 or 24; with early stopping the 16-era holdout holds none."""
+    from dynjax.tune.objective import config_folds, folds_fit
+    from dynjax.tune.space import DEFAULT_SPACE, fit_space
+
+    data = NumeraiData(_split(np.arange(1, 41)), None, None, None)
+    base = override(RunConfig(), ["tune.fold_eras=8", "data.window_eras=8"])
+    space, removed = fit_space(DEFAULT_SPACE, base, lambda c: folds_fit(c, data))
+    assert space["data.window_eras"] == {"choices": [8]} and removed == ["data.window_eras=16", "data.window_eras=24"]
+    assert {k: v for k, v in space.items() if k != "data.window_eras"} == {k: v for k, v in DEFAULT_SPACE.items()
+                                                                           if k != "data.window_eras"}
+    narrow = override(base, ["data.window_eras=4"])  # the base fits: window 8 does not past an embargo of 8 eras
+    with pytest.raises(ValueError, match="search space data.window_eras: no value the training eras can hold"):
+        fit_space({"data.window_eras": {"choices": [8, 16]}}, override(narrow, ["data.embargo=8"]), lambda c: folds_fit(c, data))
+    with pytest.raises(ValueError, match="cannot hold 3 folds of 8 scored eras and 33 eras"):  # early stopping's holdout
+        config_folds(override(base, ["train.patience=2"]), data)
+    steps, removed = fit_space({"data.window_eras": {"low": 4, "high": 12, "step": 4}}, base, lambda c: folds_fit(c, data))
+    assert steps == {"data.window_eras": {"low": 4, "high": 8, "step": 4}} and removed == ["data.window_eras=12"]
 
 
 def test_search_space_checks_paths_and_ranges():

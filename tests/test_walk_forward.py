@@ -1,7 +1,6 @@
 """Covers dynjax.train.walk_forward: kill-and-resume identity, no target leakage, checkpoints,
-each with the era-context encoder and top-k selection, and with every continual-learning
-mechanism on (context gates, replay with distillation, EMA, a two-member ensemble with its
-pretrained copies as Hedge experts)."""
+each with the era-context encoder and top-k selection, and with every mechanism of the default
+on (context gates, EMA, two members with their own memories mixed by Hedge, device rows)."""
 
 import dataclasses
 import json
@@ -20,14 +19,12 @@ from tests.conftest import TINY_RUN
 from tests.test_run import MECHANISMS
 
 # The era-context encoder with a top-k selection mask and none of the continual-learning mechanisms ...
-CFG = override(RunConfig(), [*TINY_RUN, "model.gates=none", "loss.sparsity=none", "loss.distill_weight=0",
-                             "train.ensemble=1", "train.replay_eras=0", "train.replay_capacity=0"])
+CFG = override(RunConfig(), [*TINY_RUN, "model.gates=none", "loss.sparsity=none", "train.ensemble=1"])
 # ... and every mechanism on, the two members of two kinds (all resolved history / the latest eras)
-# mixed by Hedge weights that resolved eras move, beside their pretrained copies; both gated
-# (tests/test_hedge.py opens one's gates).
+# mixed by Hedge weights that resolved eras move; both gated (tests/test_hedge.py opens one's gates).
 ALL = override(CFG, [*MECHANISMS, "selection.mode=none", "train.horizons=0,2", "model.gate_thresholds=5",
-                     "train.hedge_eta=10", "train.pretrained_experts=true", "data.placement=device",
-                     "data.rows_per_era=40", "optim.anchor=3", "optim.anchor_members=1,0.5"])  # more than an era holds: padded windows
+                     "train.hedge_eta=10", "data.placement=device",
+                     "data.rows_per_era=40"])  # more than an era holds: padded windows
 
 
 @pytest.fixture(scope="module")
@@ -65,7 +62,7 @@ def test_killed_and_resumed_run_predicts_identically(request, data_dir, tmp_path
     out = tmp_path / "run"
     walk_forward(cfg, load_numerai(data_dir), out, stop_after=stop_after)  # "killed" here
     assert not (out / "predictions.parquet").exists()
-    walk_forward(cfg, load_numerai(data_dir), out)  # resumes from the latest checkpoint (EMA params, buffer, members)
+    walk_forward(cfg, load_numerai(data_dir), out)  # resumes from the latest checkpoint (EMA params, members, Hedge, selection)
     a = pl.read_parquet(full_run / "predictions.parquet").sort("id")
     b = pl.read_parquet(out / "predictions.parquet").sort("id")
     np.testing.assert_array_equal(a["prediction"].to_numpy(), b["prediction"].to_numpy())
@@ -74,8 +71,8 @@ def test_killed_and_resumed_run_predicts_identically(request, data_dir, tmp_path
 
 
 def test_device_resident_and_host_rows_give_the_same_runs(full_run_all, data_dir, tmp_path):
-    """Every mechanism on (replay and its distillation targets, per-member windows, pretrained
-    copies): row numbers gathered on the device feed the model what host rows do. Predictions
+    """Every mechanism on (per-member windows, context gates, Hedge): row numbers gathered on the
+    device feed the model what host rows do. Predictions
     (ranks) are equal; importances and losses to float32 rounding, as the tests' codegen
     (`conftest.py`) may order a reduction over gathered rows differently."""
     out = tmp_path / "host"
@@ -86,7 +83,7 @@ def test_device_resident_and_host_rows_give_the_same_runs(full_run_all, data_dir
     sa, sb = (pl.read_parquet(p / "selection.parquet").sort("era", "feature") for p in (full_run_all, out))
     assert sa.drop("importance").equals(sb.drop("importance"))
     np.testing.assert_allclose(sa["importance"].to_numpy(), sb["importance"].to_numpy(), rtol=1e-5, atol=1e-7)
-    # The replay buffer, the train states and Hedge's scores: the whole next-era state.
+    # The train states and Hedge's scores: the whole next-era state.
     losses = [[r["train/loss"] for r in map(json.loads, (p / "metrics.jsonl").read_text().splitlines()) if "train/loss" in r]
               for p in (full_run_all, out)]
     assert len(losses[0]) > 3
@@ -102,7 +99,7 @@ def test_every_mechanism_writes_a_sparse_selection(full_run_all):
 
 
 def test_unresolved_targets_cannot_change_a_prediction(tmp_path):
-    # Every mechanism that reads past targets (era context, gate evidence, replay, distillation) is on.
+    # Every mechanism that reads past targets (era context, gate evidence, Hedge's scores) is on.
     # Eight validation eras, so the last ones train on resolved validation targets.
     cfg = override(ALL, ["synth.n_val_eras=8"])
     data_dir = write_synthetic(cfg.synth, tmp_path / "data")

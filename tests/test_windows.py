@@ -26,7 +26,7 @@ def test_shapes_and_dtypes(train):
     assert batch.x_WxRxF.shape == (5, 16, train.x_NxF.shape[1]) and batch.x_WxRxF.dtype == np.int8
     assert batch.y_WxR.shape == (5, 16) and batch.y_WxR.dtype == np.float32
     assert batch.mask_WxR.all() and np.isfinite(batch.y_WxR).all()
-    assert batch.context is None and batch.distill_WxR is None  # optional fields stay empty
+    assert batch.context is None and batch.rows_WxR is None  # optional fields stay empty
 
 
 def test_rows_come_from_their_own_era_without_repeats(train):

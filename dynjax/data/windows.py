@@ -17,19 +17,15 @@ class Batch:
     `mask_WxR == False`), plus what the model may know of each era besides its rows.
 
     Optional fields are None when the run does not use them (no placeholders): `context`
-    holds every era's `EraContext` with a leading W axis; `distill_WxR` the outputs a
-    replay buffer stored for replayed eras (DER++), weighted by `distill_W` (1 for a
-    replayed era, 0 for a recent one). With device-resident data the rows travel as
-    `rows_WxR` (row numbers into `Resident`, -1 for padding) and `x`, `y` and `mask` are None
-    until the step gathers them.
+    holds every era's `EraContext` with a leading W axis. With device-resident data the rows
+    travel as `rows_WxR` (row numbers into `Resident`, -1 for padding) and `x`, `y` and `mask`
+    are None until the step gathers them.
     """
 
     x_WxRxF: Any = None  # int8
     y_WxR: Any = None  # float32, 0 where masked
     mask_WxR: Any = None  # bool
     context: EraContext | None = None
-    distill_WxR: Any = None  # float32 [G, W, R] in a step's batch (each trial's own); [W, R] inside a trial
-    distill_W: Any = None
     rows_WxR: Any = None  # int32 row numbers into device-resident data (-1: padding)
 
 
@@ -58,7 +54,7 @@ def sample_eras(
 ) -> Batch:
     """`sample_window` over eras that may come from different splits: `(split, position)` pairs.
 
-    `rng` is one stream for the window, or one per era (replayed eras resample the same rows).
+    `rng` is one stream for the window, or one per era.
     With `offsets` (each era's split's first row in the device-resident matrices) the batch
     holds only those rows' numbers, `rows_WxR`: the same draws, gathered on the device.
     """

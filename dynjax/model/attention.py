@@ -1,10 +1,11 @@
 """Interpretable multi-head attention of one era-level query over a row's feature tokens.
 
-Values are shared across heads and head attentions are averaged (TFT), so every row has
-one weight per feature: its feature importances. There is no self-attention among the F
-feature tokens (quadratic in F); the query is learned (optionally conditioned on the era
-context), so keys, values and logits depend only on (feature, bin) and are tabulated once
-per call as F x B tables, then picked per row.
+Head attentions are averaged (TFT's interpretable attention), so every row has one weight per
+feature: its feature importances. There is no self-attention among the F feature tokens
+(quadratic in F); the query is learned (optionally conditioned on the era context), so keys
+and logits depend only on (feature, bin) and are tabulated once per call as F x B tables,
+then picked per row. The weights scale the additive head (`dynjax.model.heads`): there are no
+values to pool.
 
 Softmax goes one step further: exp(logit) is tabulated too, so the per-row work is one
 lookup and a row sum per head (no per-row max or exp). The table is shifted by its own max per head,
@@ -112,7 +113,8 @@ def masked_logits(logit: jnp.ndarray, mask_F: jnp.ndarray) -> jnp.ndarray:
 
 
 class FeatureAttention(nn.Module):
-    """Returns the pooled row vectors `[R, D]` and the head-averaged weights `att_RxF`."""
+    """`logits(tok_FxBxD, query_D)` tabulates every head's logit per (feature, bin); calling it with
+    those logits and a row's bins gives the head-averaged weights `att_RxF` over the kept features."""
 
     d_model: int
     n_heads: int
@@ -123,45 +125,21 @@ class FeatureAttention(nn.Module):
         self.d_head = self.d_model // self.n_heads
         self.key = nn.Dense(self.n_heads * self.d_head, use_bias=False, dtype=self.dtype)
         self.query = nn.Dense(self.n_heads * self.d_head, use_bias=False, dtype=self.dtype)
-        self.value = nn.Dense(self.d_model, dtype=self.dtype)  # one value projection shared by all heads
-        self.out = nn.Dense(self.d_model, dtype=self.dtype)
         self.normalize = get_normalizer(self.normalizer)
-
-    def _attend(self, logit_HxRxF: jnp.ndarray, mask_F: jnp.ndarray) -> jnp.ndarray:
-        att_RxF = head_mean(self.normalize(masked_logits(logit_HxRxF, mask_F)))
-        # With nothing kept the normaliser would spread weight over the masked features.
-        return jnp.where(mask_F.any(), att_RxF, 0.0)
 
     def logits(self, tok_FxBxD, query_D) -> jnp.ndarray:
         """Every head's logit of every (feature, bin) token, `[H, F, B]` (float32)."""
         n_feat, n_bins, _ = tok_FxBxD.shape
-        k_FxBxHxK = self.key(tok_FxBxD).reshape(n_feat, n_bins, self.n_heads, self.d_head)
-        q_HxK = self.query(query_D).reshape(self.n_heads, self.d_head)
-        return jnp.einsum("fbhk,hk->hfb", k_FxBxHxK, q_HxK, preferred_element_type=jnp.float32) / jnp.sqrt(self.d_head)
+        k_FxBxHxE = self.key(tok_FxBxD).reshape(n_feat, n_bins, self.n_heads, self.d_head)
+        q_HxE = self.query(query_D).reshape(self.n_heads, self.d_head)
+        return jnp.einsum("fbhe,he->hfb", k_FxBxHxE, q_HxE, preferred_element_type=jnp.float32) / jnp.sqrt(self.d_head)
 
-    def tabulated(self, tok_FxBxD, query_D, x_RxF, mask_F, gate_F):
-        """Tokens given per (feature, bin); rows are int bins `x_RxF`."""
-        n_bins = tok_FxBxD.shape[1]
-        logit_HxFxB = self.logits(tok_FxBxD, query_D)
+    def __call__(self, logit_HxFxB, x_RxF, keep_F) -> jnp.ndarray:
+        """`att_RxF`: each row's weights over the kept features (zero elsewhere), heads averaged."""
         if self.normalizer == "softmax":
-            att_RxF = tabulated_softmax(logit_HxFxB, x_RxF, mask_F, self.dtype)
-        else:  # sparse normalisers need each row's logits for their thresholds
-            logit_HxRxF = jnp.stack([lookup(logit_FxB, x_RxF) for logit_FxB in logit_HxFxB])
-            att_RxF = self._attend(logit_HxRxF, mask_F)
-        v_FxBxD = self.value(tok_FxBxD)
-        # sum_f w_rf v[f, x_rf] as one (R x F) @ (F x D) matmul per bin.
-        w_RxF = (att_RxF * gate_F).astype(self.dtype)
-        pooled_RxD = sum(jnp.matmul(jnp.where(x_RxF == b, w_RxF, 0), v_FxBxD[:, b], preferred_element_type=jnp.float32)
-                         for b in range(n_bins))
-        return self.out(pooled_RxD), att_RxF
-
-    def per_row(self, tok_RxFxD, query_D, mask_F, gate_F):
-        """Tokens given per row (float inputs, or the naive form of binned inputs)."""
-        n_rows, n_feat, _ = tok_RxFxD.shape
-        k_RxFxHxK = self.key(tok_RxFxD).reshape(n_rows, n_feat, self.n_heads, self.d_head)
-        q_HxK = self.query(query_D).reshape(self.n_heads, self.d_head)
-        logit_HxRxF = jnp.einsum("rfhk,hk->hrf", k_RxFxHxK, q_HxK, preferred_element_type=jnp.float32) / jnp.sqrt(self.d_head)
-        att_RxF = self._attend(logit_HxRxF, mask_F)
-        pooled_RxD = jnp.einsum("rf,rfd->rd", (att_RxF * gate_F).astype(self.dtype), self.value(tok_RxFxD),
-                                preferred_element_type=jnp.float32)
-        return self.out(pooled_RxD), att_RxF
+            return tabulated_softmax(logit_HxFxB, x_RxF, keep_F, self.dtype)
+        # The sparse normalisers need each row's logits for their thresholds.
+        logit_HxRxF = jnp.stack([lookup(logit_FxB, x_RxF) for logit_FxB in logit_HxFxB])
+        att_RxF = head_mean(self.normalize(masked_logits(logit_HxRxF, keep_F)))
+        # With nothing kept the normaliser would spread weight over the masked features.
+        return jnp.where(keep_F.any(), att_RxF, 0.0)

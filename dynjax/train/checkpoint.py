@@ -2,18 +2,19 @@
 
 Each checkpoint is an `args.Composite` of
   state: the run state (`train.state.RunState`): every ensemble member's params, EMA
-         params, optimiser state and step; the selection state; the replay buffer (era
-         positions and stored outputs); the root RNG key data (StandardSave);
+         params, optimiser state and step; the selection state; the root RNG key data; the
+         Hedge scores (StandardSave);
   meta:  the walk-forward cursor, the run config and the history record (JsonSave).
 Checkpoints are written in the background (Orbax's async saving): a save returns once the
 arrays are on the host, so the next era trains while the previous checkpoint is written.
 Checkpoint step k = k walk-forward eras done (0: just after pretraining). The manager
-keeps the latest N, the best by holdout correlation, and step 0 (the model frozen after
+keeps the latest N, the best by the resolved walk-forward eras' corr, and step 0 (the model frozen after
 pretraining, which the report compares against, also for eras an update adds).
 
 Resume order: open the manager -> `restore_latest` (meta: cursor, config, history; then
 `state` into the abstract target from `jax.eval_shape`), falling back past a corrupt or
-half-written latest checkpoint with a warning -> continue the walk-forward at the cursor.
+half-written latest checkpoint with a warning -> check the data against the history ->
+continue the walk-forward at the cursor (`dynjax.train.walk_forward.Checkpointed`).
 """
 
 import shutil

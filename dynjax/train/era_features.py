@@ -1,7 +1,7 @@
 """What the model may know of each era besides its rows, built once per run on the host.
 
 `EraFeatures` holds the per-era summaries (each feature's corr with the target, for the era
-encoder and similar-era replay) and the context gates' evidence, for every timeline position
+encoder) and the context gates' evidence, for every timeline position
 and the era after the history, and is the one place that says whether the model reads an era
 context at all (`reads_context`). Every context it hands out sees resolved eras only: the
 embargo is applied where the summaries and evidence are windowed (`dynjax.data.context`,
@@ -29,7 +29,7 @@ def reads_context(cfg: ModelConfig) -> bool:
 class EraFeatures:
     cfg: RunConfig
     numbers_E: np.ndarray  # era numbers of the timeline positions
-    summary_ExF: np.ndarray | None  # per-era feature-target correlations (encoder, similar replay)
+    summary_ExF: np.ndarray | None  # per-era feature-target correlations (the era encoder's input)
     evidence_ExFxV: np.ndarray | None  # gate inputs per timeline position (embargo applied)
     next_context: EraContext | None  # the era after the history's (resolved eras only, like any era's)
 
@@ -50,9 +50,8 @@ class EraFeatures:
 
 
 def make_era_features(cfg: RunConfig, splits: list[EraData], timeline: Timeline, next_number: int) -> EraFeatures:
-    """Summaries and evidence of every era of `splits` that the config's model or replay reads."""
-    need_summary = cfg.model.context or (cfg.train.replay_eras and cfg.train.replay_sampling == "similar")
-    summary_ExF = np.concatenate([era_summaries(s) for s in splits]) if need_summary else None
+    """Summaries and evidence of every era of `splits` that the config's model reads."""
+    summary_ExF = np.concatenate([era_summaries(s) for s in splits]) if cfg.model.context else None
     evidence, next_evidence = None, None
     if cfg.model.gates == "context":
         stats = tuple(np.concatenate(parts) for parts in zip(*(bin_stats(s) for s in splits)))

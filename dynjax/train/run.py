@@ -1,13 +1,14 @@
 """The walk-forward's run context: what a run reads but never changes, and the functions on it.
 
-`RunContext` holds the config, the schedule (the era timeline, the eras it predicts, the era
-after them), the model and its compiled steps and predict (over the ensemble's members,
-`Compiled`), the device-resident data where the run places them there (`data.placement`), and
-the host-side era features (`EraFeatures`: summaries for the encoder, evidence for the gates),
-all built once by `make_run_context`. The module-level functions
-take it first: `batch_for` and `update_batch` build step inputs, `train_step` runs one step,
-`predict_era` predicts one era. Every random draw comes from `(seed, phase, ...)` streams, so a
-resumed run draws exactly what an uninterrupted one would.
+`RunContext` holds the resolved config (`resolve_config`: nothing of it is left to be worked out
+later), the schedule (the era timeline, the eras it predicts, the era after them), the members
+(`dynjax.train.members`), the model and its compiled steps and predict, the device-resident
+data where the run places them there (`data.placement`), and the host-side era features
+(`EraFeatures`: summaries for the encoder, evidence for the gates), all built once by
+`make_run_context`. The module-level functions take it first: `batch_for` and `update_batch`
+build step inputs, `train_step` runs one step, `predict_era` predicts one era,
+`score_resolved` scores Hedge's mixtures on eras that have resolved. Every random draw comes
+from `(seed, phase, ...)` streams, so a resumed run draws exactly what an uninterrupted one would.
 """
 
 import dataclasses
@@ -26,28 +27,18 @@ from dynjax.data.numerai import EraData, NumeraiData
 from dynjax.data.pairs import screen_pairs
 from dynjax.data.resident import Resident, choose_placement, put_resident, resident_bytes
 from dynjax.data.timeline import Timeline, make_timeline
-from dynjax.data.windows import Batch, era_chunks, era_row_chunks, era_rows, sample_eras, window_rng
+from dynjax.data.windows import Batch, era_chunks, era_row_chunks, sample_eras, window_rng
 from dynjax.eval.jax_corr import era_corr
+from dynjax.model.attention_gam import FeatureAttentionModel
 from dynjax.model.selection import era_importance
-from dynjax.model.tft import FeatureAttentionModel
-from dynjax.train.ensemble import combine_trials, mix_members
 from dynjax.train.era_features import EraFeatures, make_era_features
 from dynjax.train.hedge import hedge_weights, update_hedge
-from dynjax.train.outputs import MetricsLog
-from dynjax.train.replay import ReplayBuffer, replay_rows_rng, sample_replay, similarity_weights
+from dynjax.train.members import Members, combine_trials, mix_members, plan_members
 from dynjax.train.sharding import Layout, make_layout
-from dynjax.train.state import (
-    RunState,
-    expert_mixtures,
-    hedge_learns,
-    initial_run_state,
-    make_optimizer,
-    member_horizons,
-    resolve_decay,
-)
+from dynjax.train.state import RunState, initial_run_state, make_optimizer, resolve_decay
 from dynjax.train.step import BatchSpec, make_predict, make_step
 
-PRETRAIN, WALK, REPLAY, REFIT, WARM = 1, 2, 3, 4, 5  # phases in the sampling streams
+PRETRAIN, WALK = 1, 2  # phases in the sampling streams
 
 
 @dataclass(frozen=True, eq=False)
@@ -62,8 +53,9 @@ class Schedule:
 
 @dataclass(frozen=True, eq=False)
 class RunContext:
-    cfg: RunConfig
+    cfg: RunConfig  # resolved (`resolve_config`)
     schedule: Schedule
+    members: Members
     model: FeatureAttentionModel
     optimizer: GradientTransformation
     pretrain_step: callable  # jitted population step of pretraining's batches (state donated)
@@ -80,16 +72,16 @@ class RunContext:
         return self.model.n_features
 
     def fresh_state(self) -> RunState:
-        return self.place(initial_run_state(self.cfg, self.model, self.optimizer, self.root_key, self.groups))
+        return self.place(initial_run_state(self.members, self.model, self.optimizer, self.root_key, self.groups))
 
     def place(self, state: RunState) -> RunState:
-        """The state on the mesh: host-side updates (selection, replay buffer) leave parts of it on
-        one local device, which a multi-process checkpoint cannot write."""
+        """The state on the mesh: host-side updates (selection, Hedge) leave parts of it on one
+        local device, which a multi-process checkpoint cannot write."""
         return self.layout.put(state, self.layout.state_shardings(state))
 
     def abstract_state(self) -> RunState:
         """Shapes, dtypes and shardings of the run state (the restore target)."""
-        return abstract_run_state(self.cfg, self.model, self.optimizer, self.layout, self.root_key, self.groups)
+        return abstract_run_state(self.members, self.model, self.optimizer, self.layout, self.root_key, self.groups)
 
 
 @dataclass(frozen=True, eq=False)
@@ -97,6 +89,7 @@ class Predictor:
     """What predicting needs without a timeline (`dynjax predict` on a live file)."""
 
     cfg: RunConfig
+    members: Members
     model: FeatureAttentionModel
     optimizer: GradientTransformation
     predict: callable  # jitted predict over the ensemble's members
@@ -110,20 +103,21 @@ class Predictor:
 
     def abstract_state(self) -> RunState:
         """Shapes, dtypes and shardings of the run state (the restore target)."""
-        return abstract_run_state(self.cfg, self.model, self.optimizer, self.layout, jax.random.key(self.cfg.seed))
+        return abstract_run_state(self.members, self.model, self.optimizer, self.layout, jax.random.key(self.cfg.seed))
 
 
-def abstract_run_state(cfg: RunConfig, model: FeatureAttentionModel, optimizer: GradientTransformation,
+def abstract_run_state(members: Members, model: FeatureAttentionModel, optimizer: GradientTransformation,
                        layout: Layout, key: jax.Array, groups: int = 1) -> RunState:
     """The run state's shapes and dtypes with the layout's shardings (Orbax restores onto them)."""
-    abstract = jax.eval_shape(lambda: initial_run_state(cfg, model, optimizer, key, groups))
+    abstract = jax.eval_shape(lambda: initial_run_state(members, model, optimizer, key, groups))
     return layout.abstract(abstract, layout.state_shardings(abstract))
 
 
 def make_predictor(cfg: RunConfig, n_features: int) -> Predictor:
+    """The predictor of a resolved config (a run's `next/` state holds one)."""
     fns = compiled(cfg.model, n_features, cfg.loss, cfg.optim, cfg.train.ensemble, mesh=cfg.train.mesh,
                    chunks=(cfg.train.predict_chunk,))
-    return Predictor(cfg, fns.model, fns.optimizer, fns.predict, fns.layout)
+    return Predictor(cfg, plan_members(cfg), fns.model, fns.optimizer, fns.predict, fns.layout)
 
 
 @dataclass(frozen=True, eq=False)
@@ -156,59 +150,54 @@ def compiled(model_cfg: ModelConfig, n_features: int, loss_cfg: LossConfig, opti
     return Compiled(model, make_optimizer(optim_cfg), layout, steps, predict)
 
 
-def batch_specs(cfg: RunConfig, resident: bool) -> tuple[BatchSpec, BatchSpec]:
+def batch_specs(cfg: RunConfig, members: Members, resident: bool) -> tuple[BatchSpec, BatchSpec]:
     """The batch specs of pretraining's windows and of the walk-forward's updates (members with
     different memories each get a window of their own there)."""
-    windows, r = (cfg.data.window_eras, cfg.data.window_eras + cfg.train.replay_eras), cfg.data.rows_per_era
-    per_member = len(set(member_horizons(cfg))) > 1
-    return BatchSpec(resident, False, windows, r), BatchSpec(resident, per_member, windows, r)
+    windows, r = (cfg.data.window_eras,), cfg.data.rows_per_era
+    return BatchSpec(resident, False, windows, r), BatchSpec(resident, members.per_member_windows, windows, r)
 
 
-def placement(cfg: RunConfig, splits: tuple[EraData, ...]) -> str:
-    """"device" or "host": where this run's rows are read from (`data.placement`)."""
-    return choose_placement(cfg.data.placement, resident_bytes(splits), jax.devices(), cfg.data.device_share)
-
-
-def resolve_prior(cfg: LossConfig, train_rows: int) -> LossConfig:
-    """`prior_rows=0` (auto) made the training split's labelled rows: the additive prior is a ridge's
-    over the rows pretraining fits (and stays that strength in the updates)."""
-    return cfg if cfg.prior_rows else dataclasses.replace(cfg, prior_rows=max(train_rows, 1))
-
-
-def resolve_pairs(cfg: RunConfig, train: EraData, timeline: Timeline, first: int) -> RunConfig:
-    """`model.pairs` > 0 with no `pair_index` yet (and binned inputs): the pairs screened on the eras pretraining fits
-    (`dynjax.data.pairs`; the same every time for the same training data, so a resume or an update
-    rebuilds the same model)."""
-    if not cfg.model.pairs or cfg.model.pair_index or cfg.model.inputs != "bins" or first >= timeline.n_eras:
+def resolve_config(cfg: RunConfig, data: NumeraiData, timeline: Timeline) -> RunConfig:
+    """`cfg` with what it leaves to the data worked out, once, before anything is compiled:
+    - `optim.decay_steps` 0: the pretraining's steps, so the learning rate anneals over them;
+    - `loss.prior_rows` 0: the training split's labelled rows, so the additive prior is a ridge's over
+      the rows pretraining fits (and stays that strength in the updates);
+    - `model.pairs` > 0 with no `pair_index`: the pairs screened on the eras pretraining fits
+      (`dynjax.data.pairs`; the same for the same training data, so a resume or an update rebuilds
+      the same model)."""
+    first = data.train.index.n_eras
+    if first >= timeline.n_eras:  # nothing to walk over: nothing to resolve against
         return cfg
-    fit = pretrain_plan(cfg, timeline, first)[1]  # timeline positions before `first`: the training split's own eras
-    pairs_Px2, _ = screen_pairs(train, fit, cfg.model.pairs, cfg.model.pair_rows, cfg.model.pair_t, target=0)
-    return dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, pair_index=tuple(int(i) for i in pairs_Px2.reshape(-1))))
+    _, fit, _, windows = pretrain_plan(cfg, timeline, first)
+    optim = resolve_decay(cfg.optim, len(windows) * cfg.train.pretrain_epochs)
+    loss = cfg.loss if cfg.loss.prior_rows else dataclasses.replace(cfg.loss, prior_rows=max(int(data.train.index.n_labeled.sum()), 1))
+    model = cfg.model
+    if model.pairs and not model.pair_index:
+        pairs_Px2, _ = screen_pairs(data.train, fit, model.pairs, model.pair_rows, model.pair_t, target=0)
+        model = dataclasses.replace(model, pair_index=tuple(int(i) for i in pairs_Px2.reshape(-1)))
+    return dataclasses.replace(cfg, optim=optim, loss=loss, model=model)
 
 
 def pretrain_plan(cfg: RunConfig, timeline: Timeline, first: int) -> tuple[np.ndarray, ...]:
     """`(resolved, fit, holdout, windows)` of pretraining before timeline position `first`: the eras
-    resolved then, those trained on, the last `holdout_eras` (for early stopping, or the warm walk), the
-    fit eras' sliding windows (their count is the steps per epoch)."""
-    resolved = timeline.resolved(first, cfg.data.embargo_eras)
+    resolved then, those trained on, the last `holdout_eras` of them, and the fit eras' sliding
+    windows (their count is the steps per epoch). With early stopping (`train.patience`) the fit
+    eras end `embargo` eras before the holdout, so holdout targets never leak; without, pretraining
+    fits every resolved era."""
+    embargo = cfg.data.embargo_eras
+    resolved = timeline.resolved(first, embargo)
     holdout = resolved[-cfg.train.holdout_eras:]
-    # The fitting eras end `embargo` eras before the holdout, so holdout targets never leak; with
-    # neither early stopping nor the warm walk nothing is held out and pretraining fits every resolved era.
-    fit = (resolved[resolved_eras(timeline.numbers_E[resolved], int(timeline.numbers_E[holdout[0]]), cfg.data.embargo_eras)]
-           if holds_out(cfg) else resolved)
+    fit = resolved
+    if cfg.train.patience:
+        fit = resolved[resolved_eras(timeline.numbers_E[resolved], int(timeline.numbers_E[holdout[0]]), embargo)]
     windows = sliding_windows(fit, cfg.data.window_eras, cfg.train.window_stride)
     if len(windows) == 0:
         raise ValueError(f"too few resolved eras to pretrain: {len(fit)} fit eras for windows of {cfg.data.window_eras}")
     return resolved, fit, holdout, windows
 
 
-def holds_out(cfg: RunConfig) -> bool:
-    """Whether pretraining keeps its last `holdout_eras` out of its fit (early stopping, or the warm walk)."""
-    return bool(cfg.train.patience or cfg.train.warm_walk)
-
-
 def make_run_context(cfg: RunConfig, data: NumeraiData, hyper_G: dict[str, list[float]] | None = None) -> RunContext:
-    """Timeline, model, compiled functions and host-side era context of a run over `data`.
+    """Timeline, resolved config, members, compiled functions and host-side era context of a run over `data`.
 
     `hyper_G`: a population sweep, one trial per value of these float hyperparameters (config
     paths in `POPULATION_PATHS`, values replacing the config's), trained by one vmapped step.
@@ -219,24 +208,26 @@ def make_run_context(cfg: RunConfig, data: NumeraiData, hyper_G: dict[str, list[
     next_number = int(timeline.numbers_E[n_history - 1]) + 1
     groups = 1 if hyper_G is None else check_population(cfg, hyper_G)
     hyper = None if hyper_G is None else tuple((k, tuple(float(x) for x in v)) for k, v in sorted(hyper_G.items()))
-    # The learning rate anneals over pretraining (`optim.decay_steps=0`), whatever the data's size.
-    first = data.train.index.n_eras
-    windows = pretrain_plan(cfg, timeline, first)[3] if cfg.optim.decay_steps == 0 and first < timeline.n_eras else ()
-    optim = resolve_decay(cfg.optim, len(windows) * cfg.train.pretrain_epochs)
-    loss = resolve_prior(cfg.loss, int(data.train.index.n_labeled.sum()))
-    cfg = resolve_pairs(cfg, data.train, timeline, first)
+    cfg = resolve_config(cfg, data, timeline)
+    members = plan_members(cfg)
     on_device = placement(cfg, tuple(splits)) == "device"
-    specs = batch_specs(cfg, on_device)
-    fns = compiled(cfg.model, data.train.x_NxF.shape[1], loss, optim, cfg.train.ensemble, hyper, cfg.train.mesh,
+    specs = batch_specs(cfg, members, on_device)
+    fns = compiled(cfg.model, data.train.x_NxF.shape[1], cfg.loss, cfg.optim, cfg.train.ensemble, hyper, cfg.train.mesh,
                    tuple(dict.fromkeys(specs)), on_device, (cfg.train.predict_chunk, cfg.data.rows_per_era))
     resident = put_resident(tuple(splits), fns.layout.put, fns.layout.replicated) if on_device else None
-    features = make_era_features(cfg, splits, timeline, next_number)
+    schedule = Schedule(timeline, np.arange(data.train.index.n_eras, n_history), np.arange(n_history, timeline.n_eras),
+                        next_number)
     return RunContext(
-        cfg=cfg, schedule=Schedule(timeline, np.arange(data.train.index.n_eras, n_history), np.arange(n_history, timeline.n_eras),
-                                   next_number), features=features, model=fns.model,
-        optimizer=fns.optimizer, pretrain_step=fns.steps[specs[0]], update_step=fns.steps[specs[1]], predict=fns.predict,
-        layout=fns.layout, resident=resident, root_key=jax.random.key(cfg.seed), groups=groups,
+        cfg=cfg, schedule=schedule, members=members, model=fns.model, optimizer=fns.optimizer,
+        pretrain_step=fns.steps[specs[0]], update_step=fns.steps[specs[1]], predict=fns.predict, layout=fns.layout,
+        resident=resident, features=make_era_features(cfg, splits, timeline, next_number),
+        root_key=jax.random.key(cfg.seed), groups=groups,
     )
+
+
+def placement(cfg: RunConfig, splits: tuple[EraData, ...]) -> str:
+    """"device" or "host": where this run's rows are read from (`data.placement`)."""
+    return choose_placement(cfg.data.placement, resident_bytes(splits), jax.devices(), cfg.data.device_share)
 
 
 def check_population(cfg: RunConfig, hyper_G: dict[str, list[float]]) -> int:
@@ -264,28 +255,24 @@ def row_offsets(run: RunContext, positions) -> list[int] | None:
     return None if run.resident is None else [run.schedule.timeline.row_offset(int(e)) for e in positions]
 
 
-def update_batch(run: RunContext, resolved: np.ndarray, replay: ReplayBuffer | None, rng: np.random.Generator) -> Batch:
+def update_batch(run: RunContext, resolved: np.ndarray, rng: np.random.Generator) -> Batch:
     """A walk-forward update on the eras resolved so far: each member's recent eras (the latest
-    window, or `data.window_eras` drawn from its `train.horizons` memory; a leading member axis
-    when the members' memories differ) plus eras replayed from the buffer.
-
-    Replayed eras show their fixed replay rows, so the outputs the buffer stored for them
-    (the distillation targets) line up with the rows.
-    """
-    horizons = member_horizons(run.cfg)
-    if len(set(horizons)) <= 1:
-        return _update_batch(run, _recent(run, resolved, horizons[0] if horizons else None, rng), replay, rng)
+    window, or `data.window_eras` drawn from its `train.horizons` memory), with a leading member
+    axis when the members' memories differ."""
+    horizons = run.members.horizons_M
+    if not run.members.per_member_windows:
+        return batch_for(run, _recent(run, resolved, horizons[0] if horizons else None, rng), rng)
     # One stream per member, drawn from the shared one: a member's draws do not depend on the others'.
     seeds = rng.integers(2**63, size=len(horizons))
-    members = []
+    windows = []
     for h, seed in zip(horizons, seeds):
         member_rng = np.random.default_rng(seed)
-        members.append(_update_batch(run, _recent(run, resolved, h, member_rng), replay, member_rng))
-    return jax.tree.map(lambda *a: np.stack(a), *members)
+        windows.append(batch_for(run, _recent(run, resolved, h, member_rng), member_rng))
+    return jax.tree.map(lambda *a: np.stack(a), *windows)
 
 
 def _recent(run: RunContext, resolved: np.ndarray, horizon: int | None, rng: np.random.Generator) -> np.ndarray:
-    """The recent part of an update: the latest window, or W eras of the latest `horizon` (0: all)."""
+    """The eras of one member's update: the latest window, or W eras of the latest `horizon` (0: all)."""
     w = run.cfg.data.window_eras
     if horizon is None:
         return resolved[-w:]
@@ -293,28 +280,6 @@ def _recent(run: RunContext, resolved: np.ndarray, horizon: int | None, rng: np.
     if len(pool) < w:  # a memory shorter than the window repeats eras: every member's window has W eras
         return np.sort(np.r_[pool, rng.choice(pool, w - len(pool))])
     return pool if len(pool) == w else np.sort(rng.choice(pool, w, replace=False))
-
-
-def _update_batch(run: RunContext, recent: np.ndarray, replay: ReplayBuffer | None, rng: np.random.Generator) -> Batch:
-    cfg = run.cfg
-    k = cfg.train.replay_eras
-    if not k:
-        return batch_for(run, recent, rng)
-    weights = (similarity_weights(replay, run.features.summary_ExF, recent, cfg.train.replay_temperature)
-               if cfg.train.replay_sampling == "similar" else None)
-    slots = sample_replay(replay, k, rng, weights)
-    replayed = np.asarray(replay.era_C)[slots]
-    positions = np.r_[recent, replayed]
-    rngs = [rng] * len(recent) + [replay_rows_rng(cfg.seed, int(e)) for e in replayed]
-    batch = sample_eras([run.schedule.timeline.era(int(e)) for e in positions], cfg.data.rows_per_era, rngs,
-                        offsets=row_offsets(run, positions))
-    batch = batch.replace(context=run.features.at(positions))
-    if cfg.loss.distill_weight:
-        # Each trial distils towards its own stored outputs: [G, W, R], zero on the recent eras.
-        distill_GxWxR = np.zeros((run.groups, len(positions), cfg.data.rows_per_era), np.float32)
-        distill_GxWxR[:, len(recent):] = np.asarray(replay.out_CxGxR)[slots].transpose(1, 0, 2)
-        batch = batch.replace(distill_WxR=distill_GxWxR, distill_W=(np.arange(len(positions)) >= len(recent)).astype(np.float32))
-    return batch
 
 
 def train_step(run: RunContext, state: RunState, batch: Batch, key: jax.Array, update: bool = False) -> tuple[RunState, dict]:
@@ -334,35 +299,27 @@ def predict_era(run: RunContext, state: RunState, e: int) -> tuple[np.ndarray, n
 
 def predict_rows(run: RunContext | Predictor, state: RunState, split: EraData, local: int,
                  context: EraContext | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """`predict_era` for era `local` of any split, with the era context given.
-
-    The members' predictions are combined per era by their Hedge weights (`train.hedge_eta`).
-    Importances come from attention over all features (an unmasked pass when a mask is
-    set), so a feature dropped in one regime can win its place back in the next; the features
-    used are those kept by the mask and with an open gate in some member.
-    """
+    """`predict_era` for era `local` of any split, with the era context given: the members'
+    predictions combined per era by their Hedge weights (`train.hedge_eta`)."""
     pred_NxR, imp_F, used_F = member_predictions(run, state, split, local, context)
-    weights_N = hedge_weights(state.hedge, run.cfg.train.hedge_eta, expert_mixtures(run.cfg))
+    weights_N = hedge_weights(state.hedge, run.cfg.train.hedge_eta, run.members.mixtures_XxM)
     return combine_trials(pred_NxR, run.groups, weights_N), imp_F, used_F
 
 
 def member_predictions(run: RunContext | Predictor, state: RunState, split: EraData, local: int,
                        context: EraContext | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Every expert's prediction of every row of one era, `[N, R]` (per trial: the members, then
-    their pretrained copies where the run keeps them), the members' importances and the features used.
+    """Every member's prediction of every row of one era, `[N, R]` (N = G trials x M members), the
+    members' mean importances and the features used (kept by the mask and open in some member).
 
-    The pretrained copies predict under today's selection mask and era context: only their
-    params are frozen."""
+    With a selection mode, importances come from attention over all features (a second, unmasked
+    pass), so a feature dropped in one regime can win its place back in the next."""
     params, mask_F = state.train.ema_params, state.selection.mask_F
     all_F = jnp.ones(run.n_features, bool)
     preds, imp_sum, used_F, n = [], np.zeros(run.n_features), np.zeros(run.n_features, bool), 0
     for x_RxF, mask_R, _ in chunks(run, split, local):
         pred_NxR, weight_NxRxF, gate_NxF = run.predict(params, x_RxF, mask_F, context, run.resident)
-        if run.cfg.selection.mode != "none":  # with a mask, importances need the unmasked pass
+        if run.cfg.selection.mode != "none":
             _, weight_NxRxF, _ = run.predict(params, x_RxF, all_F, context, run.resident)
-        if state.pretrained is not None:
-            pretrained_NxR, _, _ = run.predict(state.pretrained, x_RxF, mask_F, context, run.resident)
-            pred_NxR = with_pretrained(np.asarray(pred_NxR), np.asarray(pretrained_NxR), run.groups)
         preds.append(np.asarray(pred_NxR)[:, mask_R])
         imp_NxF = jax.vmap(era_importance, in_axes=(0, None))(weight_NxRxF, jnp.asarray(mask_R))
         imp_sum += np.asarray(imp_NxF).mean(axis=0) * mask_R.sum()
@@ -379,64 +336,34 @@ def chunks(run: RunContext | Predictor, split: EraData, local: int):
     return era_row_chunks(split, local, size, int(run.schedule.timeline.offsets_S[run.schedule.timeline.splits.index(split)]))
 
 
-def with_pretrained(pred_NxR: np.ndarray, pretrained_NxR: np.ndarray, groups: int) -> np.ndarray:
-    """Each trial's members followed by their pretrained copies: `[G * 2M, R]`."""
-    split = lambda a: a.reshape(groups, -1, a.shape[-1])
-    return np.concatenate([split(pred_NxR), split(pretrained_NxR)], axis=1).reshape(-1, pred_NxR.shape[-1])
-
-
-def score_resolved(run: RunContext, state: RunState, resolved: np.ndarray, log: MetricsLog | None = None) -> RunState:
+def score_resolved(run: RunContext, state: RunState, resolved: np.ndarray) -> tuple[RunState, list[tuple[str, list]]]:
     """Score every Hedge mixture on the eras resolved since the last call (before the members train
-    on them: out of sample) and fold the scores into the Hedge weights (`log`: each era's scores)."""
+    on them: out of sample) and fold the scores into the Hedge weights. Returns the state and each
+    scored era's `(name, corr per mixture)`, Hedge's inputs, for the log."""
     new = resolved[int(state.hedge.n_seen):]
     if not len(new):
-        return state
-    if not hedge_learns(run.cfg):
-        return state.replace(hedge=state.hedge.replace(n_seen=state.hedge.n_seen + len(new)))
-    hedge = update_hedge(state.hedge, mixture_corr(run, state, new, log), run.cfg.train.hedge_decay)
-    return state.replace(hedge=hedge.replace(n_seen=hedge.n_seen + len(new)))
+        return state, []
+    scored = []
+    hedge = state.hedge
+    if run.cfg.train.hedge_eta and len(run.members.mixtures_XxM) > 1:
+        corr_ExX = mixture_corr(run, state, new)
+        hedge = update_hedge(hedge, corr_ExX, run.cfg.train.hedge_decay)
+        scored = [(run.schedule.timeline.name(int(e)), row.tolist()) for e, row in zip(new, corr_ExX)]
+    return state.replace(hedge=hedge.replace(n_seen=hedge.n_seen + len(new))), scored
 
 
-def mixture_corr(run: RunContext, state: RunState, positions: np.ndarray, log: MetricsLog | None = None) -> np.ndarray:
-    """Every Hedge mixture's Numerai corr on each era at `positions` (their labelled rows), `[E, G * X]`;
-    each era's row goes to `log` (`phase: hedge`, `hedge/corr_c`), Hedge's inputs, to study a rule after the run."""
-    mix_XxN = expert_mixtures(run.cfg)  # N here: one trial's experts
+def mixture_corr(run: RunContext, state: RunState, positions: np.ndarray) -> np.ndarray:
+    """Every Hedge mixture's Numerai corr on each era at `positions` (their labelled rows), `[E, G * X]`."""
     corr_ExX = []
     for e in positions:
         split, local = run.schedule.timeline.era(int(e))
         pred_NxR, _, _ = member_predictions(run, state, split, local, run.features.of(int(e)))
         n = split.index.n_labeled[local]
         y_R = split.y_NxT[split.index.labeled_rows(local), 0]
-        mixed_XxR = np.concatenate([mix_members(p[:, :n], mix_XxN) for p in np.split(pred_NxR, run.groups)])
+        mixed_XxR = np.concatenate([mix_members(p[:, :n], run.members.mixtures_XxM) for p in np.split(pred_NxR, run.groups)])
         corr_ExX.append([float(era_corr(p, y_R)) for p in mixed_XxR])
-        if log is not None:
-            log.write(phase="hedge", era=run.schedule.timeline.name(int(e)),
-                      **{f"hedge/corr_{c}": v if np.isfinite(v) else None for c, v in enumerate(corr_ExX[-1])})
     return np.array(corr_ExX, np.float64).reshape(len(positions), -1)
-
-
-def raw_outputs(run: RunContext, state: RunState, positions: np.ndarray) -> np.ndarray:
-    """Each trial's mean member output on each era's replay rows, padded to R, `[E, G, R]`: what
-    the replay buffer stores."""
-    r, out = run.cfg.data.rows_per_era, []
-    for e in positions:
-        split, local = run.schedule.timeline.era(int(e))
-        rows = era_rows(split, local, r, replay_rows_rng(run.cfg.seed, int(e)))
-        context = run.features.of(int(e))
-        if run.resident is None:
-            chunk = np.zeros((r, run.n_features), np.int8)
-            chunk[: len(rows)] = split.x_NxF[rows]
-        else:
-            chunk = np.full(r, -1, np.int32)
-            chunk[: len(rows)] = run.schedule.timeline.row_offset(int(e)) + rows
-        pred_NxR, _, _ = run.predict(state.train.ema_params, chunk, state.selection.mask_F, context, run.resident)
-        mean_GxR = np.asarray(pred_NxR).reshape(run.groups, -1, r).mean(axis=1)
-        out_GxR = np.zeros(mean_GxR.shape, np.float32)
-        out_GxR[:, : len(rows)] = mean_GxR[:, : len(rows)]
-        out.append(out_GxR)
-    return np.stack(out) if out else np.zeros((0, run.groups, r), np.float32)
 
 
 def sampling_rng(run: RunContext, *path: int) -> np.random.Generator:
     return window_rng(run.cfg.seed, *path)
-

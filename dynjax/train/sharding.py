@@ -10,7 +10,7 @@ GPU or a TPU slice. Axes:
            state are split along features: for very wide feature sets
   members  the ensemble (or population) axis of the stacked train states is split
 
-Everything else (the rest of the params, the selection state, the replay buffer, metrics,
+Everything else (the rest of the params, the selection state, metrics,
 predictions, device-resident data) is replicated, so every process can read it. The step
 and predict (`dynjax.train.step`) are jitted with these shardings as their in/out shardings.
 Nothing names a device type.
@@ -85,10 +85,9 @@ class Layout:
         return jax.tree_util.tree_map_with_path(leaf, train)
 
     def state_shardings(self, state):
-        """A `RunState`'s shardings: the train states (and pretrained params) as above, the rest replicated."""
-        rest = jax.tree.map(lambda _: self.replicated, state.replace(train=None, pretrained=None))
-        pretrained = None if state.pretrained is None else self.train_shardings(state.pretrained)
-        return rest.replace(train=self.train_shardings(state.train), pretrained=pretrained)
+        """A `RunState`'s shardings: the train states as above, the rest replicated."""
+        rest = jax.tree.map(lambda _: self.replicated, state.replace(train=None))
+        return rest.replace(train=self.train_shardings(state.train))
 
     def abstract(self, tree, shardings):
         """`jax.eval_shape` leaves with their shardings: a restore target that lands on the mesh."""
@@ -104,20 +103,18 @@ class Layout:
         if rows % n == 0:
             return 2
         raise ValueError(f"train.mesh: windows of {'/'.join(map(str, windows))} eras x {rows} rows split over {n} "
-                         "data devices along neither axis; pick data.window_eras (+ train.replay_eras) or "
+                         "data devices along neither axis; pick data.window_eras or "
                          "data.rows_per_era divisible by it")
 
-    def batch_shardings(self, axis: int, lead: int = 0, distill_lead: int = 0):
+    def batch_shardings(self, axis: int, lead: int = 0):
         """A `Batch`'s shardings: every per-era field split along eras (`axis` 1), or the per-row
         fields along rows (2; per-era ones replicated). `lead` leading axes (a member axis: one
-        window per member) come first everywhere; `distill_lead` more on the distillation targets
-        (a trial axis). Per field, so it is a prefix of any batch the step is fed (absent fields are None)."""
+        window per member) come first everywhere. Per field, so it is a prefix of any batch the
+        step is fed (absent fields are None)."""
         by_eras = axis == 1
-        rows = lambda extra, tail=0: self._named(*[None] * (lead + extra), *(("data", None) if by_eras else (None, "data")),
-                                                 *[None] * tail)
+        rows = lambda tail=0: self._named(*[None] * lead, *(("data", None) if by_eras else (None, "data")), *[None] * tail)
         per_era = self._named(*[None] * lead, "data") if by_eras else self.replicated
-        return Batch(x_WxRxF=rows(0, 1), y_WxR=rows(0), mask_WxR=rows(0), context=per_era,
-                     distill_WxR=rows(distill_lead), distill_W=per_era, rows_WxR=rows(0))
+        return Batch(x_WxRxF=rows(1), y_WxR=rows(), mask_WxR=rows(), context=per_era, rows_WxR=rows())
 
     def rows_sharding(self, *chunks: int) -> NamedSharding:
         """Predict chunks' rows split on the data axis (replicated when some size does not divide)."""

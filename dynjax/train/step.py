@@ -27,8 +27,8 @@ from dynjax.config import LossConfig, OptimConfig
 from dynjax.data.context import EraContext
 from dynjax.data.resident import Resident, gather_rows, gather_targets
 from dynjax.data.windows import Batch
+from dynjax.model.attention_gam import FeatureAttentionModel
 from dynjax.model.losses import additive_prior, era_loss
-from dynjax.model.tft import FeatureAttentionModel
 from dynjax.train.sharding import Layout
 from dynjax.train.state import TrainState, make_optimizer, member_keys, train_state_init
 
@@ -55,7 +55,7 @@ def make_window_loss(model: FeatureAttentionModel, loss_cfg: LossConfig) -> Call
         dropout_key, gates_key = jax.random.split(key)
         pred_R, aux = model.apply(params, era.x_WxRxF, feature_mask_F, era.context, deterministic=False,
                                   rngs={"dropout": dropout_key, "gates": gates_key})
-        return era_loss(pred_R, era.y_WxR, era.mask_WxR, aux, loss_cfg, era.distill_WxR, era.distill_W)
+        return era_loss(pred_R, era.y_WxR, era.mask_WxR, aux, loss_cfg)
 
     def window_loss(params, batch: Batch, feature_mask_F, key, prior_scale=1.0):
         keys_W = jax.random.split(key, batch.y_WxR.shape[0])
@@ -109,8 +109,7 @@ def make_step(model: FeatureAttentionModel, loss_cfg: LossConfig, optim_cfg: Opt
     The states are G trials of `n_members` members each, N = G * n_members, trial by trial: G = 1
     for a run (the config's hyperparameters), else one trial per value of `hyper_G` (float
     hyperparameters by config path). The members of every trial get the keys a run of that trial
-    alone would, and `batch.distill_WxR` (when set) has the G axis (after the member axis of
-    per-member batches). The train states' shardings come from their abstract shapes
+    alone would. The train states' shardings come from their abstract shapes
     (`abstract_members`), the batch's from `spec`.
     """
     groups = 1 if hyper_G is None else len(next(iter(hyper_G.values())))
@@ -123,8 +122,7 @@ def make_step(model: FeatureAttentionModel, loss_cfg: LossConfig, optim_cfg: Opt
         return population(states, batch, feature_mask_F, key)
 
     states_sh = layout.train_shardings(abstract_members(model, optim_cfg, groups * n_members))
-    batch_sh = layout.batch_shardings(layout.window_axis(spec.windows, spec.rows), lead=int(spec.per_member),
-                                      distill_lead=1)
+    batch_sh = layout.batch_shardings(layout.window_axis(spec.windows, spec.rows), lead=int(spec.per_member))
     rep = layout.replicated
     in_sh = (states_sh, batch_sh, rep, rep, rep)
     return _global_inputs(jax.jit(step, in_shardings=in_sh, out_shardings=(states_sh, rep), donate_argnums=0), layout, in_sh)
@@ -162,7 +160,6 @@ def _population(step_fn: Callable, groups: int, n_members: int, per_member: bool
     if groups * n_members == 1:
         def one(states, batch, feature_mask_F, key):
             batch = _first(batch) if per_member else batch
-            batch = batch if batch.distill_WxR is None else batch.replace(distill_WxR=batch.distill_WxR[0])
             state, metrics = step_fn(_first(states), batch, feature_mask_F, key, _first(hyper_G))
             return _stack1(state), metrics
 
@@ -170,12 +167,9 @@ def _population(step_fn: Callable, groups: int, n_members: int, per_member: bool
 
     def population(states, batch, feature_mask_F, key):
         by_trial = jax.tree.map(lambda a: a.reshape(groups, n_members, *a.shape[1:]), states)
-        # Per-member batches ([M, ...]; distillation targets [M, G, ...]) are shared by the trials:
-        # member m of every trial trains on the same eras.
+        # Per-member batches ([M, ...]) are shared by the trials: member m of every trial trains on the same eras.
         members = jax.vmap(step_fn, in_axes=(0, 0 if per_member else None, None, 0, None))
-        axes = jax.tree.map(lambda _: None, batch).replace(
-            distill_WxR=None if batch.distill_WxR is None else int(per_member))
-        by_trial, metrics = jax.vmap(members, in_axes=(0, axes, None, None, None if hyper_G is None else 0))(
+        by_trial, metrics = jax.vmap(members, in_axes=(0, None, None, None, None if hyper_G is None else 0))(
             by_trial, batch, feature_mask_F, member_keys(key, n_members), hyper_G)
         states = jax.tree.map(lambda a: a.reshape(groups * n_members, *a.shape[2:]), by_trial)
         return states, jax.tree.map(lambda m: m.mean(axis=(0, 1)), metrics)

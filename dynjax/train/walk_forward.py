@@ -1,21 +1,24 @@
 """The main job: pretrain on resolved eras, then walk forward era by era.
 
-For each walk-forward era t (the validation eras, in order): offer the eras that have
-resolved to the replay buffer, update the model on the window of resolved eras ending at
-t - 1 - embargo (warm start, plus replayed eras), predict era t with the current selection
-mask and era context, refresh the selection state from era t's attention, checkpoint.
-Then the same update for the era after the last, whose state (`out/next/`) predicts the
-live eras, now and in `dynjax predict`.
-A run killed anywhere resumes from its latest checkpoint and writes the same predictions
-as an uninterrupted run: every random draw is a function of (seed, phase, era, step). Given
-newer data (more validation eras, a new live file) the same call continues the run over
-the eras it has not predicted yet, and predicts what a fresh run over those data would.
+One walk-forward era t is two steps, each a pure function of the run state:
+  `advance`             score Hedge's mixtures on the eras that have just resolved (before any
+                        member trains on them: out of sample), then update each member on eras
+                        from its memory of those resolved by t - 1 - embargo;
+  `predict_and_select`  predict era t as the members' ranks mixed by Hedge's weights, and
+                        refresh the selection state from era t's attention.
+`walk_forward` drives them: it resumes from the latest checkpoint or pretrains, writes each
+era's outputs and log, checkpoints, honours stop signals and the tuner's hooks, and after the
+last era takes one more update, whose state (`out/next/`) predicts the live eras now and in
+`dynjax predict`. A run killed anywhere resumes and writes the same predictions as an
+uninterrupted run: every random draw is a function of (seed, phase, era, step). Given newer
+data (more validation eras, a new live file) the same call continues the run over the eras it
+has not predicted yet, and predicts what a fresh run over those data would.
 """
 
 import shutil
 import warnings
 from collections.abc import Callable
-from contextlib import closing, nullcontext
+from dataclasses import dataclass
 from pathlib import Path
 
 import jax
@@ -30,7 +33,7 @@ from dynjax.eval.jax_corr import era_corr
 from dynjax.model.selection import update_selection
 from dynjax.rundir import check_writable, write_json
 from dynjax.train.checkpoint import RunCheckpoints
-from dynjax.train.hedge import mixture_weights, update_hedge
+from dynjax.train.hedge import init_hedge, mixture_weights, update_hedge
 from dynjax.train.history import ChangedHistory, History
 from dynjax.train.interrupt import Interrupted, StopRequest, stop_requests
 from dynjax.train.next_era import save_next
@@ -45,52 +48,80 @@ from dynjax.train.outputs import (
     write_part,
 )
 from dynjax.train.processes import is_writer
-from dynjax.train.replay import offer
 from dynjax.train.run import (
     PRETRAIN,
-    REFIT,
     WALK,
-    WARM,
     RunContext,
     batch_for,
     make_run_context,
     mixture_corr,
     predict_era,
     pretrain_plan,
-    raw_outputs,
     sampling_rng,
     score_resolved,
     train_step,
     update_batch,
 )
-from dynjax.train.state import (
-    RunState,
-    expert_mixtures,
-    hedge_learns,
-    hedge_start,
-    per_member,
-    set_anchor,
-)
+from dynjax.train.state import RunState
 from dynjax.train.timing import new_timings, timed
 
 __all__ = ["Interrupted", "MetricsLog", "walk_forward"]
 
 
+@dataclass(frozen=True)
+class Update:
+    """What an update did, for the log: the eras Hedge scored and the last train step's metrics."""
+
+    scored: list[tuple[str, list[float]]]  # (era name, corr per mixture), in era order
+    metrics: dict | None  # device values; None when this era trained no step (`train.update_every`)
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """One predicted era: timeline position, each trial's prediction `[G, R]`, importances, features used."""
+
+    e: int
+    pred_GxR: np.ndarray
+    importance_F: np.ndarray
+    used_F: np.ndarray
+
+
+def advance(run: RunContext, state: RunState, k: int, t: int, key: jax.Array) -> tuple[RunState, Update]:
+    """The update before the k-th walk-forward era (era number `t`): score what resolved by then, then
+    train every `update_every` eras, `steps_per_update` steps on each member's memory of resolved eras."""
+    cfg = run.cfg
+    resolved = run.schedule.timeline.resolved_at(t, cfg.data.embargo_eras)
+    state, scored = score_resolved(run, state, resolved)
+    metrics = None
+    if k % cfg.train.update_every == 0:
+        for s in range(cfg.train.steps_per_update):
+            state, metrics = train_step(run, state, update_batch(run, resolved, sampling_rng(run, WALK, k, s)), key,
+                                        update=True)
+    return state, Update(scored, metrics)
+
+
+def predict_and_select(run: RunContext, state: RunState, e: int) -> tuple[RunState, Prediction]:
+    """Predict the era at timeline position `e`, then fold its importances into the selection state."""
+    pred_GxR, importance_F, used_F = predict_era(run, state, e)
+    selection = update_selection(state.selection, jnp.asarray(importance_F), run.cfg.selection)
+    return state.replace(selection=selection), Prediction(e, pred_GxR, importance_F, used_F)
+
+
 def walk_forward(cfg: RunConfig, data: NumeraiData, out: str | Path, *, stop_after: int | None = None,
                  progress: Callable = lambda it, **kw: it, checkpoints: bool = True,
-                 on_era: Callable[[int, int, np.ndarray], None] | None = None, hyper_G: dict | None = None,
-                 on_start: Callable[[int], None] | None = None) -> dict:
+                 on_era: Callable[[int, int, np.ndarray], None] = lambda k, e, pred_GxR: None,
+                 hyper_G: dict | None = None, on_start: Callable[[int], None] = lambda cursor: None) -> dict:
     """Run, resume or update the walk-forward; writes predictions, selection and checkpoints to `out`.
 
     A run directory with checkpoints continues from the latest readable one, after checking
     that `data` hold the eras it has used unchanged (`ChangedHistory` otherwise): a killed
     run resumes, and a run given newer data (more validation eras, a new live file) walks
     forward over the eras it has not predicted yet (`dynjax update`). Live eras are then
-    predicted by the model as it stands for the era after the history (`next_era`).
+    predicted by the model as it stands for the era after the history (`out/next/`).
     `stop_after` ends the run after that many walk-forward eras (to test kill-and-resume).
     SIGINT/SIGTERM end it cleanly after the current era's checkpoint (`Interrupted`).
-    `checkpoints=False` (a hyperparameter trial) runs with no checkpointer: it saves nothing to
-    resume from, no frozen-model comparison and no next-era state, and ignores stop signals.
+    `checkpoints=False` (a hyperparameter trial) saves nothing to resume from, writes no
+    frozen-model comparison and no next-era state, and ignores stop signals.
     `on_era(k, e, pred_GxR)` sees each walk-forward prediction as it is made (k-th predicted
     era, timeline position e); an exception it raises ends the run there. `hyper_G` runs a
     population sweep of G trials (see `make_run_context`); its files hold trial 0's predictions,
@@ -100,195 +131,103 @@ def walk_forward(cfg: RunConfig, data: NumeraiData, out: str | Path, *, stop_aft
     # Setup
     out = Path(out)
     run = make_run_context(cfg, data, hyper_G)
-    timeline, history, timings = run.schedule.timeline, run.schedule.predicted, new_timings()
-    log = MetricsLog(out / "metrics.jsonl")
-    abstract = run.abstract_state()
-    ckpt = None
-    if checkpoints:
-        check_writable(out, _need_bytes(run, abstract))
-        ckpt = RunCheckpoints(out / "checkpoints", keep=cfg.train.keep_checkpoints)
+    history, timings, log = run.schedule.predicted, new_timings(), MetricsLog(out / "metrics.jsonl")
+    store = Checkpointed(out, run, cfg) if checkpoints else Unsaved()
     (out / PARTS).mkdir(parents=True, exist_ok=True)
     if run.cfg.model.pairs and is_writer():
         write_pairs(out, run.cfg.model.pair_index, data.train.features)
-    meta = lambda cursor, record: {"cursor": cursor, "config": to_dict(cfg)} | ({"history": record.to_json()} if record else {})
 
-    # Closing the manager, also on an error, lets the last background checkpoint write finish.
-    with stop_requests(enabled=ckpt is not None) as stop, closing(ckpt) if ckpt is not None else nullcontext():
+    with stop_requests(enabled=checkpoints) as stop, store:
         # Resume (or update) from the latest readable checkpoint, or pretrain
-        restored = ckpt.restore_latest(abstract) if ckpt is not None else None
-        if restored is not None:
-            _, state, saved = restored
-            cursor, record = int(saved["cursor"]), _saved_history(saved, timeline, history)
-            record.check(timeline, history)
-        else:
-            cursor, record = 0, History.start(timeline) if ckpt is not None else None
-        if on_start is not None:
-            on_start(cursor)
-        if restored is None:
+        cursor, state = store.resume(run)
+        on_start(cursor)
+        if state is None:
             with timed(timings, "train_s", compiles="compile_s"):
-                state, holdout_value = pretrain(run, run.fresh_state(), log, progress, stop)
-            if ckpt is not None:
-                ckpt.save(0, run.place(state), meta(0, record), holdout_value)
+                state, holdout_corr = pretrain(run, run.fresh_state(), log, progress, stop)
+            store.save(0, run.place(state), holdout_corr)
 
         # Walk forward
         walk_key = jax.random.fold_in(jax.random.wrap_key_data(state.rng), WALK)
-        scores = ResolvedScores(out, timeline, cfg.data.embargo_eras)
+        scores = ResolvedScores(out, run.schedule.timeline, run.cfg.data.embargo_eras)
         for k in progress(range(cursor, len(history)), initial=cursor, total=len(history), desc="walk-forward"):
             e = int(history[k])
             with timed(timings, "train_s", compiles="compile_s"):
-                state = advance(run, state, k, int(timeline.numbers_E[e]), walk_key, log, timeline.name(e))
-
-            # Predict, then refresh the selection from this era's attention
+                state, update = advance(run, state, k, int(run.schedule.timeline.numbers_E[e]), walk_key)
+                log_era(log, run, state, run.schedule.timeline.name(e), update)  # reads the metrics: the update's time
             with timed(timings, "predict_s"):
-                pred_GxR, importance_F, used_F = predict_era(run, state, e)
-                write_part(out, timeline, e, pred_GxR[0], importance_F, used_F)
-                scores.add(e, pred_GxR[0])
-                state = state.replace(selection=update_selection(state.selection, jnp.asarray(importance_F), cfg.selection))
-            if on_era is not None:
-                on_era(k, e, pred_GxR)
+                state, prediction = predict_and_select(run, state, e)
+            write_part(out, run.schedule.timeline, e, prediction.pred_GxR[0], prediction.importance_F, prediction.used_F)
+            scores.add(e, prediction.pred_GxR[0])
+            on_era(k, e, prediction.pred_GxR)
 
             # Checkpoint
-            if ckpt is not None:
-                with timed(timings, "checkpoint_s"):
-                    record.add(timeline, history, k, cfg.data.embargo_eras)
-                    ckpt.save(k + 1, run.place(state), meta(k + 1, record), scores.mean_until(e, history[: k + 1]))
+            with timed(timings, "checkpoint_s"):
+                store.save(k + 1, run.place(state), scores.mean_until(e, history[: k + 1]))
             if stop.signal:
-                raise Interrupted(f"stopped by {stop.signal} after era {timeline.name(e)} (walk-forward era {k + 1} of "
-                                  f"{len(history)}, checkpointed)", stop.signum)
+                raise Interrupted(f"stopped by {stop.signal} after era {run.schedule.timeline.name(e)} (walk-forward era "
+                                  f"{k + 1} of {len(history)}, checkpointed)", stop.signum)
             if stop_after is not None and k + 1 - cursor >= stop_after:
                 return timings
 
-        # The era after the history: one more update, then the live eras
-        if ckpt is not None:
+        # The era after the history: one more update, then the live eras and the frozen model's view
+        if checkpoints:
             with timed(timings, "train_s", compiles="compile_s"):
-                state = advance(run, state, len(history), run.schedule.next_number, walk_key, log, "next")
+                state, update = advance(run, state, len(history), run.schedule.next_number, walk_key)
+                log_era(log, run, state, "next", update)
             with timed(timings, "checkpoint_s"):
                 write_next(run, data, state, out)
             with timed(timings, "predict_s"):
                 write_live(run, state, out)
-                write_frozen(run, ckpt, abstract, out)
-    collect_parts(out, [timeline.name(int(e)) for e in history])
+                write_frozen(run, store.checkpoints, store.abstract, out)
+    collect_parts(out, [run.schedule.timeline.name(int(e)) for e in history])
     return timings
 
 
-def advance(run: RunContext, state: RunState, k: int, t: int, walk_key: jax.Array, log: MetricsLog, name: str,
-            phase: int = WALK) -> RunState:
-    """The walk-forward's update before its k-th era (era number `t`): offer the eras resolved
-    by then to the replay buffer, and every `update_every` eras train on the latest resolved window
-    (`phase` WARM: the same over the pretraining holdout, from its own sampling streams)."""
-    cfg = run.cfg
-    resolved = run.schedule.timeline.resolved_at(t, cfg.data.embargo_eras)
-    state = score_resolved(run, state, resolved, log)  # before any training on them: out-of-sample scores
-    state = offer_resolved(run, state, resolved)
-    if k % cfg.train.update_every == 0 and cfg.train.steps_per_update:
-        for s in range(cfg.train.steps_per_update):
-            batch = update_batch(run, resolved, state.replay, sampling_rng(run, phase, k, s))
-            state, metrics = train_step(run, state, batch, walk_key, update=True)
-        mix_XxN = expert_mixtures(cfg)
-        pi_GxX = mixture_weights(state.hedge, cfg.train.hedge_eta, len(mix_XxN))
-        log.write(phase="walk" if phase == WALK else "warm", era=name, **{f"train/{m}": v for m, v in metrics.items()},
-                  **{"select/n_features": int(state.selection.mask_F.sum())},
-                  **{f"hedge/weight_{m}": float(w) for m, w in enumerate((pi_GxX @ mix_XxN).reshape(-1))},
-                  **{f"hedge/mixture_{c}": float(p) for c, p in enumerate(pi_GxX.reshape(-1))})
-    return state
+# Pretraining
 
 
-def pretrain(run: RunContext, state: RunState, log: MetricsLog, progress, stop: StopRequest | None = None) -> tuple[RunState, float]:
-    """Epochs of windows over eras resolved before the first prediction, early stopping on the
-    holdout; then (`train.refit`) the same training again from the same init on every resolved
-    era, holdout included, for the epochs early stopping chose. Without early stopping
-    (`train.warm_walk`) the epochs fit the eras before the holdout, and the walk-forward's own
-    updates then walk over the holdout: Hedge enters validation with weights learned out of sample.
+def pretrain(run: RunContext, state: RunState, log: MetricsLog, progress, stop: StopRequest | None = None
+             ) -> tuple[RunState, float]:
+    """Epochs of windows over the eras resolved before the first prediction; then Hedge's and the
+    selection's starting states. Returns the state and its mean holdout corr (0 without early stopping).
 
-    A stop request (SIGINT/SIGTERM) drops pretraining: nothing is checkpointed before it ends.
+    `train.patience` > 0 is early stopping (an option at this one place): the last `holdout_eras`
+    resolved eras are held out of the fit, each trial keeps its best epoch on them, and Hedge's
+    scores start from the members' corr on them. A stop request (SIGINT/SIGTERM) drops
+    pretraining: nothing is checkpointed before it ends.
     """
     cfg, timeline = run.cfg, run.schedule.timeline
     resolved, fit, holdout, windows = pretrain_plan(cfg, timeline, int(run.schedule.predicted[0]))
-    fresh = jax.tree.map(jnp.copy, state) if cfg.train.refit and cfg.train.patience else None
-    # Copies, not references: the train step donates (frees) the state it is given. Early
-    # stopping is per trial (G = 1 but in a population sweep): each keeps its own best epoch.
-    # A constant initial prediction has no corr (NaN): any trained epoch beats it.
-    best_G = np.nan_to_num(holdout_corr(run, state, holdout), nan=-np.inf)
-    best, since_G = jax.tree.map(jnp.copy, state), np.zeros(run.groups, int)
-    epoch_G = np.full(run.groups, -1)  # each trial's best epoch (-1: the initial state)
-    for epoch, trained in pretrain_epochs(run, state, fit, len(windows), PRETRAIN, log, progress, stop):
-        corr_G = np.nan_to_num(holdout_corr(run, trained, holdout), nan=-np.inf)
-        log.write(phase="pretrain", epoch=epoch, **{"eval/corr_mean": float(corr_G.mean())})
-        better_G = (corr_G > best_G) & (since_G < cfg.train.patience)  # a stopped trial stays stopped
-        if not cfg.train.patience:  # no early stopping: the last epoch, whatever the holdout says
-            better_G = np.ones(run.groups, bool)
-        best = keep_better(best, trained, np.repeat(better_G, cfg.train.ensemble))
-        best_G, since_G = np.where(better_G, corr_G, best_G), np.where(better_G, 0, since_G + 1)
-        epoch_G = np.where(better_G, epoch, epoch_G)
-        if cfg.train.patience and (since_G >= cfg.train.patience).all():
-            break
-    # Hedge's scores start from the members' holdout corr (eras they had not trained on); online, it
-    # scores eras from the first the pretrained model has not seen. The warm walk instead scores the
-    # eras after the fit ones as it walks over them, as the walk-forward does.
-    warm = cfg.train.warm_walk and not cfg.train.patience
-    best = keep_pretrained(best)
-    hedge = hedge_start(cfg, run.groups, len(fit) if warm else len(resolved))
-    if hedge_learns(cfg) and cfg.train.patience:
-        hedge = update_hedge(hedge, mixture_corr(run, best, holdout, log), cfg.train.hedge_decay)
-    if cfg.train.refit and cfg.train.patience:
-        best = keep_pretrained(refit(run, fresh, resolved, epoch_G, log, progress, stop))
-    # `optim.anchor`: from here on the updates pull toward the model as pretraining leaves it.
-    pull_N = per_member(cfg.optim.anchor_members, cfg.train.ensemble) * run.groups
-    best = best.replace(hedge=hedge, train=set_anchor(best.train, pull_N))
-    if warm:
-        best = warm_walk(run, best, holdout, log)
-    # The selection state starts from the best model's importances over the holdout eras.
+    epochs = pretrain_epochs(run, state, fit, len(windows), log, progress, stop)
+    holdout_corr = 0.0
+    if cfg.train.patience:
+        state, holdout_corr = early_stopped(run, state, epochs, holdout, log)
+    else:
+        for _, state in epochs:
+            pass
+    # Hedge scores eras from the first one pretraining has not fitted (with early stopping: the holdout).
+    hedge = init_hedge(run.groups * len(run.members.mixtures_XxM), len(resolved))
+    if cfg.train.patience and cfg.train.hedge_eta and len(run.members.mixtures_XxM) > 1:
+        hedge = update_hedge(hedge, mixture_corr(run, state, holdout), cfg.train.hedge_decay)
+    state = state.replace(hedge=hedge)
+    # The selection state starts from the pretrained model's importances over the latest resolved eras.
     for e in holdout:
-        _, importance_F, _ = predict_era(run, best, int(e))
-        best = best.replace(selection=update_selection(best.selection, jnp.asarray(importance_F), cfg.selection))
-    return best, float(np.nan_to_num(best_G, neginf=0.0).mean())
+        state, _ = predict_and_select(run, state, int(e))
+    return state, holdout_corr
 
 
-def warm_walk(run: RunContext, state: RunState, holdout: np.ndarray, log: MetricsLog) -> RunState:
-    """The walk-forward's updates over the pretraining holdout, predicting nothing: each era's
-    update first scores the eras resolved by then for Hedge (out of sample), then trains on them."""
-    timeline, key = run.schedule.timeline, jax.random.fold_in(jax.random.wrap_key_data(state.rng), WARM)
-    for k, e in enumerate(holdout):
-        state = advance(run, state, k, int(timeline.numbers_E[e]), key, log, timeline.name(int(e)), phase=WARM)
-    return state
-
-
-def keep_pretrained(state: RunState) -> RunState:
-    """The members' EMA params as they stand, kept as their pretrained copies (where the run keeps them)."""
-    if state.pretrained is None:
-        return state
-    return state.replace(pretrained=jax.tree.map(jnp.copy, state.train.ema_params))
-
-
-def refit(run: RunContext, state: RunState, resolved: np.ndarray, epoch_G: np.ndarray, log: MetricsLog, progress,
-          stop: StopRequest | None) -> RunState:
-    """Pretraining again from `state` (the same init) on every resolved era, each trial for its
-    early-stopped number of epochs, so that the model after pretraining has seen the holdout: the
-    latest resolved eras, the ones most like the eras it predicts next."""
-    cfg = run.cfg
-    n_steps = len(sliding_windows(resolved, cfg.data.window_eras, cfg.train.window_stride))
-    best = jax.tree.map(jnp.copy, state)  # trials whose initial state was best (epoch -1)
-    if (epoch_G < 0).all():
-        return best
-    epochs = pretrain_epochs(run, state, resolved, n_steps, REFIT, log, progress, stop, int(epoch_G.max()) + 1)
-    for epoch, trained in epochs:
-        best = keep_better(best, trained, np.repeat(epoch_G == epoch, cfg.train.ensemble))
-    return best
-
-
-def pretrain_epochs(run: RunContext, state: RunState, eras: np.ndarray, steps: int, phase: int, log: MetricsLog,
-                    progress, stop: StopRequest | None, n_epochs: int | None = None):
+def pretrain_epochs(run: RunContext, state: RunState, eras: np.ndarray, steps: int, log: MetricsLog, progress,
+                    stop: StopRequest | None):
     """Yields `(epoch, state)` after each epoch of `steps` windows over `eras` (sliding windows,
-    or W eras drawn at random per step: `train.pretrain_windows`), from the stream of `phase`."""
+    or W eras drawn at random per step: `train.pretrain_windows`)."""
     cfg = run.cfg
     key = jax.random.fold_in(run.root_key, PRETRAIN)
     windows = sliding_windows(eras, cfg.data.window_eras, cfg.train.window_stride)
     n_steps = 0  # counted on the host: reading state.train.step would sync every step
-    n_epochs = cfg.train.pretrain_epochs if n_epochs is None else n_epochs
-    for epoch in range(n_epochs):
-        order = sampling_rng(run, phase, epoch).permutation(len(windows))[:steps]
-        for i in progress(order, desc=f"pretrain epoch {epoch + 1}/{n_epochs}" + (" (refit)" if phase == REFIT else "")):
-            rng = sampling_rng(run, phase, epoch, int(i))
+    for epoch in range(cfg.train.pretrain_epochs):
+        order = sampling_rng(run, PRETRAIN, epoch).permutation(len(windows))[:steps]
+        for i in progress(order, desc=f"pretrain epoch {epoch + 1}/{cfg.train.pretrain_epochs}"):
+            rng = sampling_rng(run, PRETRAIN, epoch, int(i))
             window = (windows[i] if cfg.train.pretrain_windows == "sliding"
                       else np.sort(rng.choice(eras, cfg.data.window_eras, replace=False)))
             state, metrics = train_step(run, state, batch_for(run, window, rng), key)
@@ -297,9 +236,27 @@ def pretrain_epochs(run: RunContext, state: RunState, eras: np.ndarray, steps: i
                 raise Interrupted(f"stopped by {stop.signal} during pretraining (epoch {epoch + 1}, step {n_steps}); "
                                   "pretraining starts again on resume", stop.signum)
             if n_steps % cfg.train.log_every == 0:
-                log.write(phase="pretrain" if phase == PRETRAIN else "refit", epoch=epoch, step=n_steps,
-                          **{f"train/{m}": v for m, v in metrics.items()})
+                log.write(phase="pretrain", epoch=epoch, step=n_steps, **{f"train/{m}": v for m, v in metrics.items()})
         yield epoch, state
+
+
+def early_stopped(run: RunContext, state: RunState, epochs, holdout: np.ndarray, log: MetricsLog) -> tuple[RunState, float]:
+    """Each trial's best state over `epochs` by its mean corr on the holdout eras (the initial state
+    counts: a constant prediction has no corr and any trained epoch beats it); a trial stops after
+    `train.patience` epochs without a better one, the run once every trial has."""
+    patience = run.cfg.train.patience
+    # Copies, not references: the train step donates (frees) the state it is given.
+    best, best_G = jax.tree.map(jnp.copy, state), np.nan_to_num(holdout_corr(run, state, holdout), nan=-np.inf)
+    since_G = np.zeros(run.groups, int)
+    for epoch, trained in epochs:
+        corr_G = np.nan_to_num(holdout_corr(run, trained, holdout), nan=-np.inf)
+        log.write(phase="pretrain", epoch=epoch, **{"eval/holdout_corr": float(corr_G.mean())})
+        better_G = (corr_G > best_G) & (since_G < patience)  # a stopped trial stays stopped
+        best = keep_better(best, trained, np.repeat(better_G, run.members.n))
+        best_G, since_G = np.where(better_G, corr_G, best_G), np.where(better_G, 0, since_G + 1)
+        if (since_G >= patience).all():
+            break
+    return best, float(np.nan_to_num(best_G, neginf=0.0).mean())
 
 
 def keep_better(best: RunState, state: RunState, better_N: np.ndarray) -> RunState:
@@ -323,12 +280,83 @@ def holdout_corr(run: RunContext, state: RunState, holdout: np.ndarray) -> np.nd
     return np.mean(corrs, axis=0)
 
 
-def offer_resolved(run: RunContext, state: RunState, resolved: np.ndarray) -> RunState:
-    """Offer the eras that resolved since the last offer to the replay buffer (if there is one)."""
-    if state.replay is None:
-        return state
-    new = resolved[int(state.replay.n_seen):]
-    return state.replace(replay=offer(state.replay, new, lambda eras: raw_outputs(run, state, eras), run.cfg.seed))
+# Checkpoints
+
+
+class Checkpointed:
+    """A run's checkpoints (Orbax, `dynjax.train.checkpoint`) with what each records: the cursor, the
+    config and the history of the data it has used (`History`, checked on resume).
+
+    Resume order: open the manager -> restore the latest readable checkpoint into the abstract
+    state (`jax.eval_shape`) -> check the data against its history -> continue at its cursor."""
+
+    def __init__(self, out: Path, run: RunContext, cfg: RunConfig):
+        self.run, self.config = run, to_dict(cfg)
+        self.abstract = run.abstract_state()
+        check_writable(out, _need_bytes(run, self.abstract))
+        self.checkpoints = RunCheckpoints(out / "checkpoints", keep=cfg.train.keep_checkpoints)
+        self.record: History | None = None  # set by `resume`, or started by the first save
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.checkpoints.close()  # lets the last background write finish, also on an error
+
+    def resume(self, run: RunContext) -> tuple[int, RunState | None]:
+        """`(cursor, state)` of the latest readable checkpoint, or `(0, None)` for a new run."""
+        restored = self.checkpoints.restore_latest(self.abstract)
+        if restored is None:
+            return 0, None
+        _, state, saved = restored
+        self.record = _saved_history(saved, run.schedule.timeline, run.schedule.predicted)
+        self.record.check(run.schedule.timeline, run.schedule.predicted)
+        return int(saved["cursor"]), state
+
+    def save(self, cursor: int, state: RunState, metric: float) -> None:
+        """Checkpoint `cursor` walk-forward eras done (0: pretrained), with the metric the best is kept by."""
+        schedule = self.run.schedule
+        if self.record is None:
+            self.record = History.start(schedule.timeline)
+        if cursor:
+            self.record.add(schedule.timeline, schedule.predicted, cursor - 1, self.run.cfg.data.embargo_eras)
+        meta = {"cursor": cursor, "config": self.config, "history": self.record.to_json()}
+        self.checkpoints.save(cursor, state, meta, metric)
+
+
+class Unsaved:
+    """No checkpoints (a hyperparameter trial): nothing to resume from, nothing saved."""
+
+    checkpoints = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        pass
+
+    def resume(self, run: RunContext) -> tuple[int, None]:
+        return 0, None
+
+    def save(self, cursor: int, state: RunState, metric: float) -> None:
+        pass
+
+
+# Outputs
+
+
+def log_era(log: MetricsLog, run: RunContext, state: RunState, name: str, update: Update) -> None:
+    """Hedge's inputs (each scored era's mixtures' corr) and, after a trained update, its metrics and weights."""
+    for era, corr_X in update.scored:
+        log.write(phase="hedge", era=era, **{f"hedge/corr_{x}": v if np.isfinite(v) else None for x, v in enumerate(corr_X)})
+    if update.metrics is None:
+        return
+    mix_XxM = run.members.mixtures_XxM
+    pi_GxX = mixture_weights(state.hedge, run.cfg.train.hedge_eta, len(mix_XxM))
+    log.write(phase="walk", era=name, **{f"train/{m}": v for m, v in update.metrics.items()},
+              **{"select/n_features": int(state.selection.mask_F.sum())},
+              **{f"hedge/weight_{m}": float(w) for m, w in enumerate((pi_GxX @ mix_XxM).reshape(-1))},
+              **{f"hedge/mixture_{x}": float(p) for x, p in enumerate(pi_GxX.reshape(-1))})
 
 
 def write_pairs(out: Path, pair_index: tuple[int, ...], features: tuple[str, ...]) -> None:
@@ -341,7 +369,8 @@ def write_next(run: RunContext, data: NumeraiData, state: RunState, out: Path) -
     """`out/next/`: the state for the era after the history and what predicting it needs."""
     train_file = Path(data.train.source)
     columns = tuple(feature_columns(train_file)) if train_file.is_file() else None
-    after = run.schedule.timeline.name(int(run.schedule.predicted[-1])) if len(run.schedule.predicted) else run.schedule.timeline.name(data.train.index.n_eras - 1)
+    predicted = run.schedule.predicted
+    after = run.schedule.timeline.name(int(predicted[-1]) if len(predicted) else data.train.index.n_eras - 1)
     save_next(out, run.cfg, run.place(state), number=run.schedule.next_number, after=after, features=data.train.features,
               feature_columns=columns, context=run.features.next_context, imputer=data.imputer)
 

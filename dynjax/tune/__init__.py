@@ -2,7 +2,7 @@
 
 from dynjax.config import POPULATION_PATHS
 from dynjax.tune.folds import Folds, fold_data, make_folds
-from dynjax.tune.objective import evaluate, trial_config
+from dynjax.tune.objective import evaluate
 from dynjax.tune.space import DEFAULT_SPACE, apply_params, check_space, load_space
 from dynjax.tune.study import open_study, run_tune, write_outputs
 
@@ -18,6 +18,5 @@ __all__ = [
     "make_folds",
     "open_study",
     "run_tune",
-    "trial_config",
     "write_outputs",
 ]

@@ -30,9 +30,10 @@ def make_folds(n_eras: int, n_folds: int, fold_eras: int, min_pretrain: int = 1)
     return Folds(start, start + np.arange(n_scored).reshape(n_folds, fold_eras))
 
 
-def min_pretrain_eras(window_eras: int, holdout_eras: int, embargo: int) -> int:
-    """Eras a fold's walk-forward needs before its first scored era: one window, the holdout, two embargoes."""
-    return window_eras + holdout_eras + 2 * embargo + 1
+def min_pretrain_eras(window_eras: int, embargo: int, holdout_eras: int = 0) -> int:
+    """Eras a fold's walk-forward needs before its first scored era: one window past the embargo
+    (and with early stopping the holdout past a second embargo)."""
+    return window_eras + embargo + 1 + (holdout_eras + embargo if holdout_eras else 0)
 
 
 def fold_data(data: NumeraiData, folds: Folds) -> NumeraiData:

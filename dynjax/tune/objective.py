@@ -1,6 +1,5 @@
 """The search objective: a config's per-era corr over the walk-forward folds of the training eras."""
 
-import dataclasses
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
@@ -19,15 +18,19 @@ METRIC_KEYS = {"mean": "corr_mean", "sharpe": "corr_sharpe", "bmc": "corr_mean",
 NEEDS_REFERENCE = ("bmc", "payout")
 
 
-def trial_config(base: RunConfig) -> RunConfig:
-    """What a trial trains: the config with the search's ensemble size (`tune.ensemble`)."""
-    return dataclasses.replace(base, train=dataclasses.replace(base.train, ensemble=base.tune.ensemble))
-
-
 def config_folds(cfg: RunConfig, data: NumeraiData) -> Folds:
     """The folds of `data.train` for this config (ValueError if it has too few eras)."""
-    need = min_pretrain_eras(cfg.data.window_eras, cfg.train.holdout_eras, cfg.data.embargo_eras)
+    need = min_pretrain_eras(cfg.data.window_eras, cfg.data.embargo_eras, cfg.train.holdout_eras if cfg.train.patience else 0)
     return make_folds(data.train.index.n_eras, cfg.tune.folds, cfg.tune.fold_eras, need)
+
+
+def folds_fit(cfg: RunConfig, data: NumeraiData) -> bool:
+    """Whether the training eras hold the config's folds and what each fold pretrains on."""
+    try:
+        config_folds(cfg, data)
+    except ValueError:
+        return False
+    return True
 
 
 def fold_metric(corr_E: list[float] | np.ndarray, metric: str) -> float:
@@ -36,7 +39,7 @@ def fold_metric(corr_E: list[float] | np.ndarray, metric: str) -> float:
 
 def evaluate(cfg: RunConfig, data: NumeraiData, out: str | Path, report: Callable[[int, float], None] | None = None,
              progress: Callable = lambda it, **kw: it, reference: Mapping[str, float] | None = None) -> dict:
-    """Walk forward through the folds of `data.train` with `cfg` (as given: call `trial_config` first).
+    """Walk forward through the folds of `data.train` with `cfg`, the whole config a trial stands for.
 
     After each fold, `report(fold, metric over the eras scored so far)` (it may raise to stop the
     trial: Optuna's pruning). Writes the run to `out` (config, predictions, no checkpoints).

@@ -17,7 +17,7 @@ from optuna.trial import TrialState
 
 from dynjax.config import POPULATION_PATHS, RunConfig, save_config
 from dynjax.data.numerai import NumeraiData
-from dynjax.tune.objective import evaluate_population, trial_config
+from dynjax.tune.objective import evaluate_population
 from dynjax.tune.space import apply_params, as_overrides, suggest
 from dynjax.tune.trials import FINISHED, fresh_dir, record_result, trial_dir, trial_line
 
@@ -33,13 +33,13 @@ def optimize_population(study: optuna.Study, cfg: RunConfig, space: dict, data: 
             return
         for members in ask_population(study, cfg, space, min(cfg.tune.population, left)):
             trials, params = zip(*members)
-            run_cfg = trial_config(apply_params(cfg, params[0]))
+            run_cfg = apply_params(cfg, params[0])
             for t, p in members:
                 t.set_user_attr("overrides", as_overrides(p))
                 t.set_user_attr("population", trials[0].number)
                 own = fresh_dir(trial_dir(out, t.number))  # each trial's config; the run is the population's
                 own.mkdir(parents=True)
-                save_config(trial_config(apply_params(cfg, p)), own / "config.json")
+                save_config(apply_params(cfg, p), own / "config.json")
             hyper_G = {path: [float(p.get(path, _value(cfg, path))) for p in params] for path in _floats(params)}
             began = time.perf_counter()
 

@@ -12,6 +12,7 @@ every trial is an ordinary config (`dynjax walk-forward --config`).
 import dataclasses
 import json
 import typing
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -19,18 +20,20 @@ import optuna
 
 from dynjax.config import RunConfig, override
 
+# Every path changes what the default config does (a test holds it to that): the optimiser, the
+# context gates' sparsity penalty and the gated member's threshold (the dense member keeps -1000),
+# the additive prior, dropout in the token GRN, the updates' size and window, Hedge's rate.
 DEFAULT_SPACE: dict[str, dict] = {
     "optim.learning_rate": {"low": 1e-3, "high": 1e-2, "log": True},
     "optim.weight_decay": {"low": 1e-6, "high": 1e-2, "log": True},
     "loss.sparsity_lambda": {"low": 2e-3, "high": 0.2, "log": True},
-    "model.gate_threshold": {"low": 2.0, "high": 8.0},
+    "model.gate_thresholds": {"choices": ["-1000,3.5", "-1000,5", "-1000,7"]},
+    "loss.additive_l2": {"low": 1e3, "high": 1e5, "log": True},
     "model.dropout": {"low": 0.0, "high": 0.3},
     "train.steps_per_update": {"low": 4, "high": 16, "step": 4},
     "data.window_eras": {"choices": [8, 16, 24]},
+    "train.hedge_eta": {"low": 5.0, "high": 60.0, "log": True},
 }
-# Rehearsal is off by default (it cost skill, experiments/README.md), so the default space
-# leaves `train.replay_eras` and `loss.distill_weight` out: a space that searches them needs
-# a buffer in the base config (`dynjax tune train.replay_capacity=64 --space FILE`).
 
 
 def load_space(path: str | Path | None) -> dict[str, dict]:
@@ -62,6 +65,30 @@ def check_space(space: dict[str, dict], base: RunConfig) -> None:
         unknown = set(spec) - {"low", "high", "log", "step"}
         if unknown or not spec["low"] <= spec["high"]:
             raise ValueError(f"search space {path}: bad range {spec} (keys low, high, log, step; low <= high)")
+
+
+def fit_space(space: dict[str, dict], base: RunConfig, fits: Callable[[RunConfig], bool]) -> tuple[dict[str, dict], list[str]]:
+    """The space without the values whose config `fits` refuses (the folds' data cannot hold it),
+    each path tried alone on `base`, and a line per value removed; ValueError when a path keeps none."""
+    fitted, removed = {}, []
+    for path, spec in space.items():
+        ok = lambda value: fits(apply_params(base, {path: value}))  # noqa: B023 (called within the iteration)
+        if "choices" in spec:
+            kept = [c for c in spec["choices"] if ok(c)]
+            removed += [f"{path}={c}" for c in spec["choices"] if c not in kept]
+            spec = {**spec, "choices": kept} if kept else None
+        elif field_type(base, path) is int:
+            step = int(spec.get("step", 1))
+            values = range(int(spec["low"]), int(spec["high"]) + 1, step)
+            kept = [v for v in values if ok(v)]
+            removed += [f"{path}={v}" for v in values if v not in kept]
+            spec = {**spec, "low": kept[0], "high": kept[-1]} if kept and kept == list(range(kept[0], kept[-1] + 1, step)) else (
+                {"choices": kept} if kept else None)
+        if spec is None:
+            raise ValueError(f"search space {path}: no value the training eras can hold (tune.folds x tune.fold_eras "
+                             "scored eras plus a pretraining window, the embargo and the holdout of each)")
+        fitted[path] = spec
+    return fitted, removed
 
 
 def field_type(cfg: Any, path: str) -> type:

@@ -26,9 +26,16 @@ from optuna.trial import TrialState
 from dynjax.config import RunConfig, save_config, to_dict
 from dynjax.data.numerai import NumeraiData
 from dynjax.rundir import write_json
-from dynjax.tune.objective import evaluate, trial_config
+from dynjax.tune.objective import config_folds, evaluate, folds_fit
 from dynjax.tune.population import optimize_population
-from dynjax.tune.space import apply_params, as_overrides, base_params, check_space, suggest
+from dynjax.tune.space import (
+    apply_params,
+    as_overrides,
+    base_params,
+    check_space,
+    fit_space,
+    suggest,
+)
 from dynjax.tune.trials import FINISHED, fresh_dir, record_result, trial_dir, trial_line
 
 STUDY_FILE = "study.db"
@@ -102,8 +109,14 @@ def run_tune(cfg: RunConfig, space: dict, data: NumeraiData, out: str | Path, *,
              log: Callable[[str], None] = print, progress: Callable = lambda it, **kw: it,
              reference: Mapping[str, float] | None = None) -> optuna.Study:
     """Run trials until the study holds `n_trials` finished ones (or `timeout` seconds pass);
-    `reference`: the benchmark's prediction per training id (`tune.metric=bmc`)."""
+    `reference`: the benchmark's prediction per training id (`tune.metric=bmc` or `payout`). Values
+    of the space the training eras cannot hold are left out first, each named (`fit_space`)."""
     check_space(space, cfg)
+    config_folds(cfg, data)  # the base config itself must fit: a clear error, not a failed trial
+    space, removed = fit_space(space, cfg, lambda c: folds_fit(c, data))
+    if removed:
+        log(f"left out of the search, too large for {data.train.index.n_eras} training eras with "
+            f"{cfg.tune.folds} folds of {cfg.tune.fold_eras}: {', '.join(removed)}")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     study = open_study(cfg, space, storage_url(out, storage), study_name, worker)
@@ -136,7 +149,7 @@ def make_objective(cfg: RunConfig, space: dict, data: NumeraiData, out: Path, pr
                 trial.set_user_attr("train_s", time.perf_counter() - start)
                 raise optuna.TrialPruned(f"fold {fold}: {value:.4f}")
 
-        result = evaluate(trial_config(apply_params(cfg, params)), data, fresh_dir(trial_dir(out, trial.number)),
+        result = evaluate(apply_params(cfg, params), data, fresh_dir(trial_dir(out, trial.number)),
                           report, progress, reference)
         record_result(trial, result, time.perf_counter() - start)
         return result["value"]

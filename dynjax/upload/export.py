@@ -1,6 +1,6 @@
 """`dynjax export`: a run's next-era model as a Numerai model-upload pickle.
 
-The run's `next/` state (params of every member and pretrained copy, the selection mask,
+The run's `next/` state (params of every member, the selection mask,
 the Hedge weights, the next era's context, the imputer, the feature list) is evaluated
 once into per-(feature, bin) tables (`FeatureAttentionModel.era_tables`) and packed into a
 `dynjax.upload.live.LiveModel`, which `dynjax.upload.portable` writes as source and plain
@@ -13,13 +13,11 @@ from pathlib import Path
 import jax
 import numpy as np
 
-from dynjax.config import RunConfig
 from dynjax.data.bins import Imputer
 from dynjax.eval.contribution import run_neutralizers
 from dynjax.train.hedge import hedge_weights
 from dynjax.train.next_era import NextEra, load_next
 from dynjax.train.run import make_predictor
-from dynjax.train.state import expert_mixtures
 from dynjax.upload.live import LiveModel
 from dynjax.upload.portable import OLDEST_PYTHON, NotPortable, dumps, interpreter
 
@@ -28,26 +26,12 @@ NEEDS = f"Python >= {OLDEST_PYTHON[0]}.{OLDEST_PYTHON[1]}, numpy >= 1.26, pandas
 
 
 class ExportError(ValueError):
-    """A run that cannot be exported as asked (nothing is written)."""
-
-
-def check_exportable(cfg: RunConfig) -> None:
-    """ExportError naming the setting the table-form live model does not cover."""
-    m = cfg.model
-    if m.backbone != "none":
-        raise ExportError(f"dynjax export covers model.backbone=none (the default: the attention-weighted additive model); "
-                          f"this run has model.backbone={m.backbone!r}, whose MLP the live model does not carry")
-    if m.pairwise:
-        raise ExportError(f"dynjax export covers the additive path's per-(feature, bin) tables; this run has "
-                          f"model.pairwise={m.pairwise}, whose pairwise term the live model does not carry")
-    if m.inputs != "bins":
-        raise ExportError(f"dynjax export needs model.inputs=bins (per-(feature, bin) tables); this run has {m.inputs!r}")
+    """A model that would not run where Numerai runs it (nothing is written)."""
 
 
 def live_model(nxt: NextEra, run_dir: str | Path) -> LiveModel:
     """The next-era model of a run, as numpy tables."""
     cfg = nxt.cfg
-    check_exportable(cfg)
     predictor = make_predictor(cfg, len(nxt.features))
     state = nxt.restore_state(predictor.abstract_state())
     mask_F = state.selection.mask_F
@@ -56,19 +40,16 @@ def live_model(nxt: NextEra, run_dir: str | Path) -> LiveModel:
         return predictor.model.apply(params, mask_F, nxt.context, method="era_tables")
 
     members = jax.device_get(jax.vmap(tables)(state.train.ema_params))
-    if state.pretrained is not None:  # the pretrained copies are experts after the members (`with_pretrained`)
-        copies = jax.device_get(jax.vmap(tables)(state.pretrained))
-        members = {k: np.concatenate([members[k], copies[k]]) for k in members}
-    weight_N = hedge_weights(state.hedge, cfg.train.hedge_eta, expert_mixtures(cfg))
+    weight_M = hedge_weights(state.hedge, cfg.train.hedge_eta, predictor.members.mixtures_XxM)
     return LiveModel(
         features=tuple(nxt.features), normalizer=cfg.model.normalizer,
-        logit_NxHxFxB=np.asarray(members["logit_HxFxB"], np.float32), gate_NxF=np.asarray(members["gate_F"], np.float64),
-        keep_NxF=np.asarray(members["keep_F"], bool), beta_NxFxB=np.asarray(members["beta_FxB"], np.float32),
-        weight_N=np.asarray(weight_N, np.float64),
+        logit_MxHxFxB=np.asarray(members["logit_HxFxB"], np.float32), gate_MxF=np.asarray(members["gate_F"], np.float64),
+        keep_MxF=np.asarray(members["keep_F"], bool), beta_MxFxB=np.asarray(members["beta_FxB"], np.float32),
+        weight_M=np.asarray(weight_M, np.float64),
         imputer=nxt.imputer or Imputer(cfg.data.missing), feature_columns=nxt.feature_columns,
         neutralize=cfg.eval.neutralize, neutral_cols=run_neutralizers(cfg, nxt.features, run_dir),
         pairs_Px2=np.asarray(cfg.model.pair_index, np.int64).reshape(-1, 2) if cfg.model.pair_index else None,
-        pair_NxPxBB=np.asarray(members["pair_PxBB"], np.float32) if cfg.model.pair_index else None,
+        pair_MxPxBB=np.asarray(members["pair_PxBB"], np.float32) if cfg.model.pair_index else None,
         info=export_info(nxt, run_dir))
 
 

@@ -8,7 +8,7 @@ without dynjax, flax, optax or orbax. It computes the prediction
 era after the run's history (`FeatureAttentionModel.era_tables`):
 
     att_RxF  = mean_h normalise_f(logit[h, f, x_rf])  over the kept features
-    pred_R   = 0.5 + n_kept * sum_f att_rf * gate_f * beta[f, x_rf]     per expert
+    pred_R   = 0.5 + n_kept * sum_f att_rf * gate_f * beta[f, x_rf]     per member
                + sum_p u_rf u_rg pair[p, x_rf, x_rg],  u = n_kept * att * gate   (the screened pairs (f, g), model.pairs)
     output   = rank per era of  sum_n weight_n * tie-kept rank(pred_nR)   (neutralised first with eval.neutralize)
 
@@ -34,17 +34,17 @@ class LiveModel:
 
     features: tuple[str, ...]
     normalizer: str  # "softmax", "sparsemax" or "entmax15"
-    logit_NxHxFxB: np.ndarray  # per expert (members, then pretrained copies), float32
-    gate_NxF: np.ndarray
-    keep_NxF: np.ndarray  # selection mask and open gates
-    beta_NxFxB: np.ndarray
-    weight_N: np.ndarray  # Hedge weights, summing to one
+    logit_MxHxFxB: np.ndarray  # per member, float32
+    gate_MxF: np.ndarray
+    keep_MxF: np.ndarray  # selection mask and open gates
+    beta_MxFxB: np.ndarray
+    weight_M: np.ndarray  # Hedge weights, summing to one
     imputer: Imputer
     neutralize: float = 0.0  # `eval.neutralize`: proportion of per-era neutralisation
     neutral_cols: np.ndarray | None = None  # the features (indices into `features`) neutralised against
     feature_columns: tuple[str, ...] | None = None  # every feature column of the training file (None: unknown)
-    pairs_Px2: np.ndarray | None = None  # the screened feature pairs (model.pairs), shared by the experts
-    pair_NxPxBB: np.ndarray | None = None  # each expert's table per pair over its two bins (flattened, f's bin major)
+    pairs_Px2: np.ndarray | None = None  # the screened feature pairs (model.pairs), shared by the members
+    pair_MxPxBB: np.ndarray | None = None  # each member's table per pair over its two bins (flattened, f's bin major)
     info: dict = field(default_factory=dict)  # what was exported: run, target, embargo, era, dynjax and Python versions
 
     def __call__(self, live_features: pd.DataFrame) -> pd.DataFrame:
@@ -55,7 +55,7 @@ class LiveModel:
         for era in pd.unique(eras):
             rows = np.flatnonzero(eras == era)
             x_RxF = impute(self.imputer, x_NxF[rows])
-            score_R = self.combine(self.expert_predictions(x_RxF))
+            score_R = self.combine(self.member_predictions(x_RxF))
             if self.neutral_cols is not None:
                 score_R = neutralize(score_R, x_RxF[:, self.neutral_cols], self.neutralize)
             out[rows] = rank01(score_R)
@@ -73,39 +73,39 @@ class LiveModel:
         values = unplain(state)
         return cls(**{**values, "imputer": Imputer(**values["imputer"])})
 
-    def expert_predictions(self, x_RxF: np.ndarray) -> np.ndarray:
-        """Every expert's raw prediction of one era's rows, `[N, R]` (as dynjax's members make them)."""
-        pred_NxR = np.empty((len(self.weight_N), len(x_RxF)))
+    def member_predictions(self, x_RxF: np.ndarray) -> np.ndarray:
+        """Every member's raw prediction of one era's rows, `[M, R]`, as dynjax's members make them."""
+        pred_MxR = np.empty((len(self.weight_M), len(x_RxF)))
         for start in range(0, len(x_RxF), _CHUNK_ROWS):
             chunk = x_RxF[start:start + _CHUNK_ROWS]
-            for n in range(len(self.weight_N)):
-                pred_NxR[n, start:start + len(chunk)] = self._expert(n, chunk)
-        return pred_NxR
+            for m in range(len(self.weight_M)):
+                pred_MxR[m, start:start + len(chunk)] = self._member(m, chunk)
+        return pred_MxR
 
-    def combine(self, pred_NxR: np.ndarray) -> np.ndarray:
-        """Hedge-weighted mean of the experts' tie-kept ranks (one expert: its raw prediction)."""
-        if len(pred_NxR) == 1:
-            return pred_NxR[0]
-        ranks_RxN = pd.DataFrame(pred_NxR.T).rank(method="average").to_numpy()
-        return ranks_RxN @ (self.weight_N / self.weight_N.sum())
+    def combine(self, pred_MxR: np.ndarray) -> np.ndarray:
+        """Hedge-weighted mean of the members' tie-kept ranks (one member: its raw prediction)."""
+        if len(pred_MxR) == 1:
+            return pred_MxR[0]
+        ranks_RxM = pd.DataFrame(pred_MxR.T).rank(method="average").to_numpy()
+        return ranks_RxM @ (self.weight_M / self.weight_M.sum())
 
-    def _expert(self, n: int, x_RxF: np.ndarray) -> np.ndarray:
-        keep_F = self.keep_NxF[n]
-        n_feat, n_bins = self.beta_NxFxB.shape[1:]
+    def _member(self, m: int, x_RxF: np.ndarray) -> np.ndarray:
+        keep_F = self.keep_MxF[m]
+        n_feat, n_bins = self.beta_MxFxB.shape[1:]
         flat_RxF = np.arange(n_feat) * n_bins + x_RxF.astype(np.int64)
         att_RxF = np.zeros(x_RxF.shape)
         if keep_F.any():
-            for logit_FxB in self.logit_NxHxFxB[n]:
+            for logit_FxB in self.logit_MxHxFxB[m]:
                 logit_RxF = np.where(keep_F, logit_FxB.reshape(-1)[flat_RxF].astype(np.float64), -np.inf)
                 att_RxF += NORMALIZERS[self.normalizer](logit_RxF)
-            att_RxF /= self.logit_NxHxFxB.shape[1]
-        beta_RxF = self.beta_NxFxB[n].reshape(-1)[flat_RxF].astype(np.float64)
-        u_RxF = keep_F.sum() * att_RxF * self.gate_NxF[n]
+            att_RxF /= self.logit_MxHxFxB.shape[1]
+        beta_RxF = self.beta_MxFxB[m].reshape(-1)[flat_RxF].astype(np.float64)
+        u_RxF = keep_F.sum() * att_RxF * self.gate_MxF[m]
         pred_R = 0.5 + (u_RxF * beta_RxF).sum(axis=1)
         if self.pairs_Px2 is not None and len(self.pairs_Px2):
             f_P, g_P = self.pairs_Px2[:, 0], self.pairs_Px2[:, 1]
             cell_RxP = x_RxF[:, f_P].astype(np.int64) * n_bins + x_RxF[:, g_P]
-            value_RxP = self.pair_NxPxBB[n][np.arange(len(f_P)), cell_RxP].astype(np.float64)
+            value_RxP = self.pair_MxPxBB[m][np.arange(len(f_P)), cell_RxP].astype(np.float64)
             pred_R = pred_R + (u_RxF[:, f_P] * u_RxF[:, g_P] * value_RxP).sum(axis=1)
         return pred_R
 
