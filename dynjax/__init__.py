@@ -1,12 +1,15 @@
-"""dynjax: TFT-style feature attention with dynamic per-era feature selection for Numerai.
+"""dynjax: an attention-weighted additive model with per-era feature selection for Numerai, in JAX/Flax.
 
-Dimension legend, used in every tensor name (`x_WxRxF`, `y_NxT`, `emb_FxBxD`):
-  N rows of a split (also the stacked members of a step, G x M: `pred_NxR`), E eras,
-  W eras in a window, R rows sampled per era (or in a predict chunk), F features,
-  B bins per feature (0..4 plus the missing bin), T targets, K neighbours / latent factors,
-  D model width, H attention heads, M ensemble members, G trials of a population (1 for a
-  run), C slots of the replay buffer (its capacity), X Hedge's mixtures of the members,
-  V the gates' evidence horizons, S splits of a timeline, L past eras an era's context reads.
+Dimension legend, used in every tensor name (`x_WxRxF`, `y_NxT`, `emb_FxBxD`); one meaning a letter:
+  N rows of a split (or of a sample of it), E eras, W eras in a window, R rows of one era (sampled,
+  or a predict chunk), F features (or a subset of them), B bins per feature (0..4 plus the missing
+  bin), T targets, D model width, H attention heads, M members of a run, G trials of a population
+  sweep (1 for a run; `GM`: the G x M members a step stacks), K kinds of members, X Hedge's
+  mixtures of them, U walk-forward updates, V the gates' evidence horizons, S splits of a
+  timeline, L past eras an era's context reads, P screened feature pairs (`BB`: a pair's bins),
+  C candidate pairs of the screen, Q tuning folds, J a feature's imputation neighbours, Z missing
+  cells to fill, I interaction terms of the synthetic signal, A the width of one attention head
+  (D / H). Letters written together multiply.
 """
 
 __version__ = "0.1.0"

@@ -70,18 +70,18 @@ def test_an_ensemble_of_one_equals_the_single_model(setup, steps):
     alone, _ = single(alone, batches[0], all_F, jax.random.key(7))
     chex.assert_trees_all_equal(jax.tree.map(lambda a: a[0], states.params), alone.params)
     predict = make_predict(model, make_layout("", model.n_features), 1)
-    pred_NxR, weight_NxRxF, gate_NxF = predict(states.params, train.x_NxF[:10], all_F, None, None)
+    pred_MxR, weight_MxRxF, gate_MxF = predict(states.params, train.x_NxF[:10], all_F, None, None)
     pred_R, _, _ = jax.jit(predict_fn(model))(alone.params, train.x_NxF[:10], all_F)
-    chex.assert_shape((pred_NxR, weight_NxRxF, gate_NxF), ((1, 10), (1, 10, all_F.shape[0]), (1, all_F.shape[0])))
-    np.testing.assert_array_equal(combine_members(np.asarray(pred_NxR)), np.asarray(pred_R))
+    chex.assert_shape((pred_MxR, weight_MxRxF, gate_MxF), ((1, 10), (1, 10, all_F.shape[0]), (1, all_F.shape[0])))
+    np.testing.assert_array_equal(combine_members(np.asarray(pred_MxR)), np.asarray(pred_R))
 
 
 def test_combine_members_averages_numerai_tie_kept_ranks():
-    pred_NxR = np.array([[0.1, 0.3, 0.2, 0.2], [5.0, 1.0, 2.0, 3.0]])
+    pred_MxR = np.array([[0.1, 0.3, 0.2, 0.2], [5.0, 1.0, 2.0, 3.0]])
     # Tie-kept ranks into (0, 1), (rank - 0.5) / n: member 0 ranks [1, 4, 2.5, 2.5], member 1 [4, 1, 2, 3].
     expected = ((np.array([1, 4, 2.5, 2.5]) - 0.5) / 4 + (np.array([4, 1, 2, 3]) - 0.5) / 4) / 2
-    np.testing.assert_allclose(combine_members(pred_NxR), expected)
-    assert isinstance(combine_members(pred_NxR), np.ndarray) and pd.notna(combine_members(pred_NxR)).all()
+    np.testing.assert_allclose(combine_members(pred_MxR), expected)
+    assert isinstance(combine_members(pred_MxR), np.ndarray) and pd.notna(combine_members(pred_MxR)).all()
 
 
 def test_the_default_plans_a_dense_all_history_member_and_a_gated_recent_one():

@@ -44,9 +44,9 @@ def test_folds_never_score_an_era_within_the_embargo_of_one_they_train_on():
         data = fold_data(NumeraiData(_split(numbers), None, None, None), folds)
         timeline = make_timeline(data.train, data.validation)  # what the fold's walk-forward runs on
         scored = np.arange(data.train.index.n_eras, timeline.n_eras)
-        assert folds.scored_KxL.shape == (n_folds, fold_eras) and (np.diff(folds.scored_KxL.ravel()) == 1).all()
-        assert folds.scored_KxL[-1, -1] == n_eras - 1  # the last training eras, nothing beyond
-        np.testing.assert_array_equal(timeline.numbers_E[scored], numbers[folds.scored_KxL.ravel()])
+        assert folds.scored_QxE.shape == (n_folds, fold_eras) and (np.diff(folds.scored_QxE.ravel()) == 1).all()
+        assert folds.scored_QxE[-1, -1] == n_eras - 1  # the last training eras, nothing beyond
+        np.testing.assert_array_equal(timeline.numbers_E[scored], numbers[folds.scored_QxE.ravel()])
         for e in scored:  # pretraining trains on eras resolved at scored[0], updates at e on those resolved at e
             trained = timeline.resolved(int(e), embargo)
             assert (timeline.numbers_E[trained] < timeline.numbers_E[e] - embargo).all()

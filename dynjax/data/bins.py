@@ -24,8 +24,8 @@ class Imputer:
 
     strategy: str  # one of STRATEGIES
     fill_F: np.ndarray | None = None  # global_mean / model fallback: float mean per feature
-    neighbors_FxK: np.ndarray | None = None  # model: most correlated features
-    coef_FxK: np.ndarray | None = None  # model: ridge coefficients on centred neighbours
+    neighbors_FxJ: np.ndarray | None = None  # model: most correlated features
+    coef_FxJ: np.ndarray | None = None  # model: ridge coefficients on centred neighbours
     intercept_F: np.ndarray | None = None
 
 
@@ -67,8 +67,8 @@ def model_fill_inplace(imputer: Imputer, block_NxF: np.ndarray) -> None:
     rows, cols = np.nonzero(block_NxF == MISSING)
     if len(rows) == 0:
         return
-    nbr_MxK = imputer.neighbors_FxK[cols]
-    vals_MxK = block_NxF[rows[:, None], nbr_MxK].astype(np.float32)
-    centred_MxK = np.where(vals_MxK == MISSING, 0.0, vals_MxK - imputer.fill_F[nbr_MxK])
-    pred_M = imputer.intercept_F[cols] + (imputer.coef_FxK[cols] * centred_MxK).sum(axis=1)
-    block_NxF[rows, cols] = to_bins(pred_M)
+    nbr_ZxJ = imputer.neighbors_FxJ[cols]
+    vals_ZxJ = block_NxF[rows[:, None], nbr_ZxJ].astype(np.float32)
+    centred_ZxJ = np.where(vals_ZxJ == MISSING, 0.0, vals_ZxJ - imputer.fill_F[nbr_ZxJ])
+    pred_Z = imputer.intercept_F[cols] + (imputer.coef_FxJ[cols] * centred_ZxJ).sum(axis=1)
+    block_NxF[rows, cols] = to_bins(pred_Z)

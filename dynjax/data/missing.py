@@ -74,25 +74,25 @@ def float_view(x: jnp.ndarray) -> jnp.ndarray:
     return jnp.where(x == MISSING, 0.0, xf)
 
 
-def _fit_neighbor_model(sample_SxF: np.ndarray, fill_F: np.ndarray, k: int, ridge: float) -> Imputer:
+def _fit_neighbor_model(sample_NxF: np.ndarray, fill_F: np.ndarray, k: int, ridge: float) -> Imputer:
     """Per feature: ridge of its bin on the k features it correlates with most."""
-    n_features = sample_SxF.shape[1]
+    n_features = sample_NxF.shape[1]
     k = max(1, min(k, n_features - 1))
-    seen_SxF = sample_SxF != MISSING
-    xc_SxF = np.where(seen_SxF, sample_SxF - fill_F, 0.0).astype(np.float32)
+    seen_NxF = sample_NxF != MISSING
+    xc_NxF = np.where(seen_NxF, sample_NxF - fill_F, 0.0).astype(np.float32)
     # Mean-filled correlation: cheap, and only used to rank candidate neighbours.
-    cov_FxF = xc_SxF.T @ xc_SxF
+    cov_FxF = xc_NxF.T @ xc_NxF
     std_F = np.sqrt(np.maximum(np.diag(cov_FxF), 1e-12))
     corr_FxF = np.abs(cov_FxF / std_F[:, None] / std_F[None, :])
     np.fill_diagonal(corr_FxF, -1.0)
-    neighbors_FxK = np.argsort(-corr_FxF, axis=1)[:, :k]
-    coef_FxK = np.zeros((n_features, k), np.float32)
+    neighbors_FxJ = np.argsort(-corr_FxF, axis=1)[:, :k]
+    coef_FxJ = np.zeros((n_features, k), np.float32)
     intercept_F = fill_F.astype(np.float32).copy()
     for f in range(n_features):
-        rows = seen_SxF[:, f]
+        rows = seen_NxF[:, f]
         if rows.sum() <= k:
             continue
-        a_SxK = xc_SxF[rows][:, neighbors_FxK[f]]
-        b_S = xc_SxF[rows, f]
-        coef_FxK[f] = np.linalg.solve(a_SxK.T @ a_SxK + ridge * np.eye(k), a_SxK.T @ b_S)
-    return Imputer("model", fill_F, neighbors_FxK, coef_FxK, intercept_F)
+        a_NxJ = xc_NxF[rows][:, neighbors_FxJ[f]]
+        b_N = xc_NxF[rows, f]
+        coef_FxJ[f] = np.linalg.solve(a_NxJ.T @ a_NxJ + ridge * np.eye(k), a_NxJ.T @ b_N)
+    return Imputer("model", fill_F, neighbors_FxJ, coef_FxJ, intercept_F)

@@ -58,10 +58,10 @@ def screen_pairs(split: EraData, eras: np.ndarray, max_pairs: int, max_rows: int
     if not len(passed):
         return none
     pairs_Kx2 = np.stack([f_P[passed], g_P[passed]], axis=1)
-    t_K = joint_t(x_ExRxF, res_ExR, valid_ExR, pairs_Kx2)
-    kept = np.flatnonzero(np.abs(t_K) > bound)
-    kept = kept[np.argsort(-np.abs(t_K[kept]), kind="stable")][:max_pairs]
-    return pairs_Kx2[kept], t_K[kept]
+    t_C = joint_t(x_ExRxF, res_ExR, valid_ExR, pairs_Kx2)
+    kept = np.flatnonzero(np.abs(t_C) > bound)
+    kept = kept[np.argsort(-np.abs(t_C[kept]), kind="stable")][:max_pairs]
+    return pairs_Kx2[kept], t_C[kept]
 
 
 def bonferroni_t(n_pairs: int, n_eras: int) -> float:
@@ -137,13 +137,13 @@ def joint_t(x_ExRxF: np.ndarray, res_ExR: np.ndarray, valid_ExR: np.ndarray, pai
     total, total_sq = np.zeros(k), np.zeros(k)
     for x_RxF, res_R, valid_R in zip(x_ExRxF, res_ExR, valid_ExR):
         z_RxF = np.asarray(centred(jnp.asarray(x_RxF), jnp.asarray(valid_R)), np.float64)
-        prod_RxK = z_RxF[:, pairs_Kx2[:, 0]] * z_RxF[:, pairs_Kx2[:, 1]]
-        prod_RxK = np.where(valid_R[:, None], prod_RxK - prod_RxK[valid_R].mean(axis=0), 0.0)
-        prod_RxK /= np.maximum(np.sqrt((prod_RxK**2).sum(axis=0)), 1e-12)
+        prod_RxC = z_RxF[:, pairs_Kx2[:, 0]] * z_RxF[:, pairs_Kx2[:, 1]]
+        prod_RxC = np.where(valid_R[:, None], prod_RxC - prod_RxC[valid_R].mean(axis=0), 0.0)
+        prod_RxC /= np.maximum(np.sqrt((prod_RxC**2).sum(axis=0)), 1e-12)
         res_R = np.asarray(res_R, np.float64)
-        beta_K = np.linalg.solve(prod_RxK.T @ prod_RxK + 1e-6 * np.eye(k), prod_RxK.T @ res_R)
-        beta_K /= max(np.sqrt(res_R @ res_R), 1e-12)
-        total, total_sq = total + beta_K, total_sq + beta_K**2
+        beta_C = np.linalg.solve(prod_RxC.T @ prod_RxC + 1e-6 * np.eye(k), prod_RxC.T @ res_R)
+        beta_C /= max(np.sqrt(res_R @ res_R), 1e-12)
+        total, total_sq = total + beta_C, total_sq + beta_C**2
     return t_over_eras(total / n_eras, total_sq / n_eras, n_eras)
 
 

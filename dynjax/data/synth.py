@@ -67,8 +67,8 @@ class DiffuseSignal:
     shapes: tuple[str, ...]  # response shape of each feature's bins
     flip_F: np.ndarray  # bool: the group whose sign flips
     pairs_Kx2: np.ndarray  # int feature pairs of the interaction terms
-    threshold_K: np.ndarray  # bool: a threshold term (both in the top two bins) instead of a product
-    coef_K: np.ndarray
+    threshold_I: np.ndarray  # bool: a threshold term (both in the top two bins) instead of a product
+    coef_I: np.ndarray
     share: float  # of the signal's variance in the interactions
 
 
@@ -192,14 +192,14 @@ def regime_sequence(n_eras: int, cfg: SynthConfig, rng: np.random.Generator) -> 
     return seq
 
 
-def quantile_bins(values_NxK: np.ndarray, quantiles: tuple[float, ...]) -> np.ndarray:
+def quantile_bins(values_NxI: np.ndarray, quantiles: tuple[float, ...]) -> np.ndarray:
     """Per-column rank bins at the given cumulative quantiles (0..len(quantiles))."""
-    n = len(values_NxK)
-    order = np.argsort(values_NxK, axis=0, kind="stable")
+    n = len(values_NxI)
+    order = np.argsort(values_NxI, axis=0, kind="stable")
     edges = np.asarray(quantiles) * n
     bin_of_rank = np.searchsorted(edges, np.arange(n) + 0.5).astype(np.int8)
-    bins = np.empty(values_NxK.shape, np.int8)
-    np.put_along_axis(bins, order, np.broadcast_to(bin_of_rank[:, None], values_NxK.shape), axis=0)
+    bins = np.empty(values_NxI.shape, np.int8)
+    np.put_along_axis(bins, order, np.broadcast_to(bin_of_rank[:, None], values_NxI.shape), axis=0)
     return bins
 
 
@@ -220,9 +220,9 @@ def draw_diffuse(cfg: SynthConfig, group_F: np.ndarray, flips_E: np.ndarray, rng
     shapes = tuple(rng.choice(SHAPES, n_feat, p=[0.7, 0.15, 0.15]))
     candidates = np.flatnonzero(active_F) if active_F.sum() >= 2 else np.arange(n_feat)
     pairs_Kx2 = np.stack([rng.choice(candidates, 2, replace=False) for _ in range(cfg.n_interactions)]).reshape(-1, 2)
-    threshold_K = rng.random(cfg.n_interactions) < 0.5
-    coef_K = rng.choice([-1.0, 1.0], cfg.n_interactions) * rng.uniform(0.5, 1.5, cfg.n_interactions)
-    return DiffuseSignal(weight_ExF, shapes, flip_F, pairs_Kx2, threshold_K, coef_K, cfg.interaction_share)
+    threshold_I = rng.random(cfg.n_interactions) < 0.5
+    coef_I = rng.choice([-1.0, 1.0], cfg.n_interactions) * rng.uniform(0.5, 1.5, cfg.n_interactions)
+    return DiffuseSignal(weight_ExF, shapes, flip_F, pairs_Kx2, threshold_I, coef_I, cfg.interaction_share)
 
 
 def diffuse_signal(bins_NxF: np.ndarray, sig: DiffuseSignal, era: int) -> np.ndarray:
@@ -230,12 +230,12 @@ def diffuse_signal(bins_NxF: np.ndarray, sig: DiffuseSignal, era: int) -> np.nda
     table_FxB = sig.weight_ExF[era - 1][:, None] * np.stack([_SHAPE_TABLES[s] for s in sig.shapes])
     linear_N = np.take_along_axis(table_FxB, bins_NxF.T.astype(np.int64), axis=1).sum(axis=0)
     signal_N = _standardise(linear_N)
-    if len(sig.coef_K) and sig.share > 0:
-        a_NxK, b_NxK = bins_NxF[:, sig.pairs_Kx2[:, 0]], bins_NxF[:, sig.pairs_Kx2[:, 1]]
-        product_NxK = (a_NxK - 2.0) * (b_NxK - 2.0) / 2.0
-        both_high_NxK = ((a_NxK >= 3) & (b_NxK >= 3)).astype(np.float64)
-        terms_NxK = np.where(sig.threshold_K, both_high_NxK - both_high_NxK.mean(axis=0), product_NxK)
-        signal_N = np.sqrt(1 - sig.share) * signal_N + np.sqrt(sig.share) * _standardise(terms_NxK @ sig.coef_K)
+    if len(sig.coef_I) and sig.share > 0:
+        a_NxI, b_NxI = bins_NxF[:, sig.pairs_Kx2[:, 0]], bins_NxF[:, sig.pairs_Kx2[:, 1]]
+        product_NxI = (a_NxI - 2.0) * (b_NxI - 2.0) / 2.0
+        both_high_NxI = ((a_NxI >= 3) & (b_NxI >= 3)).astype(np.float64)
+        terms_NxI = np.where(sig.threshold_I, both_high_NxI - both_high_NxI.mean(axis=0), product_NxI)
+        signal_N = np.sqrt(1 - sig.share) * signal_N + np.sqrt(sig.share) * _standardise(terms_NxI @ sig.coef_I)
     return _standardise(signal_N)
 
 
@@ -256,8 +256,8 @@ def generate_era(cfg: SynthConfig, n_rows: int, signal_of, unresolved_60: bool,
     """One era: int8 bins (-1 = null), signal, and targets [N, 4]; `signal_of(bins_NxF)` is the
     era's noise-free signal."""
     cluster_F, rho_F = loadings
-    z_NxK = rng.standard_normal((n_rows, cfg.n_factors))
-    raw_NxF = rho_F * z_NxK[:, cluster_F] + np.sqrt(1 - rho_F**2) * rng.standard_normal((n_rows, cfg.n_features))
+    z_NxI = rng.standard_normal((n_rows, cfg.n_factors))
+    raw_NxF = rho_F * z_NxI[:, cluster_F] + np.sqrt(1 - rho_F**2) * rng.standard_normal((n_rows, cfg.n_features))
     bins = quantile_bins(raw_NxF, (0.2, 0.4, 0.6, 0.8))
     signal = signal_of(bins)
     target = quantile_bins((signal + cfg.noise * rng.standard_normal(n_rows))[:, None], FIVE_BIN_QUANTILES)[:, 0] / 4
@@ -384,7 +384,7 @@ def write_synthetic(cfg: SynthConfig, out: str | Path, chunk_rows: int = 200_000
     if plan.diffuse is not None:
         d = plan.diffuse
         meta["interactions"] = [{"features": [names[i], names[j]], "kind": "threshold" if t else "product", "coef": float(c)}
-                                for (i, j), t, c in zip(d.pairs_Kx2, d.threshold_K, d.coef_K)]
+                                for (i, j), t, c in zip(d.pairs_Kx2, d.threshold_I, d.coef_I)]
         meta["flip_group"] = [names[f] for f in np.flatnonzero(d.flip_F)]
     (out / "truth" / "synth.json").write_text(json.dumps(meta, indent=1))
     write_synthetic_references(out, names, cfg.seed)

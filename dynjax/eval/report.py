@@ -133,8 +133,8 @@ def member_weights(log_path: Path) -> dict | None:
     if not rows or "hedge/weight_1" not in rows[0]:
         return None
     keys = sorted((k for k in rows[0] if k.startswith("hedge/weight_")), key=lambda k: int(k.rsplit("_", 1)[1]))
-    w_UxN = np.array([[r[k] for k in keys] for r in rows])
-    return {"weight_mean": w_UxN.mean(axis=0).tolist(), "weight_last": w_UxN[-1].tolist(), "updates": len(rows)}
+    w_UxM = np.array([[r[k] for k in keys] for r in rows])
+    return {"weight_mean": w_UxM.mean(axis=0).tolist(), "weight_last": w_UxM[-1].tolist(), "updates": len(rows)}
 
 
 def _ridge(path: Path, timeline, predicted: np.ndarray, val, embargo: int, rows_per_era: int, seed: int) -> pl.DataFrame:

@@ -130,9 +130,9 @@ class FeatureAttention(nn.Module):
     def logits(self, tok_FxBxD, query_D) -> jnp.ndarray:
         """Every head's logit of every (feature, bin) token, `[H, F, B]` (float32)."""
         n_feat, n_bins, _ = tok_FxBxD.shape
-        k_FxBxHxE = self.key(tok_FxBxD).reshape(n_feat, n_bins, self.n_heads, self.d_head)
-        q_HxE = self.query(query_D).reshape(self.n_heads, self.d_head)
-        return jnp.einsum("fbhe,he->hfb", k_FxBxHxE, q_HxE, preferred_element_type=jnp.float32) / jnp.sqrt(self.d_head)
+        k_FxBxHxA = self.key(tok_FxBxD).reshape(n_feat, n_bins, self.n_heads, self.d_head)
+        q_HxA = self.query(query_D).reshape(self.n_heads, self.d_head)
+        return jnp.einsum("fbha,ha->hfb", k_FxBxHxA, q_HxA, preferred_element_type=jnp.float32) / jnp.sqrt(self.d_head)
 
     def __call__(self, logit_HxFxB, x_RxF, keep_F) -> jnp.ndarray:
         """`att_RxF`: each row's weights over the kept features (zero elsewhere), heads averaged."""

@@ -88,8 +88,8 @@ def mix_members(pred_MxR: np.ndarray, weights_XxM: np.ndarray) -> np.ndarray:
     return (ranks_RxM @ (weights_XxM / weights_XxM.sum(axis=1, keepdims=True)).T).T
 
 
-def combine_trials(pred_NxR: np.ndarray, groups: int, weights_N: np.ndarray | None = None) -> np.ndarray:
+def combine_trials(pred_GMxR: np.ndarray, groups: int, weights_GM: np.ndarray | None = None) -> np.ndarray:
     """Each trial's ensemble prediction of one era, `[G, R]`: `combine_members` within each of the
-    G trials (N = G x M stacked members)."""
-    w = [None] * groups if weights_N is None else np.split(np.asarray(weights_N), groups)
-    return np.stack([combine_members(p, wg) for p, wg in zip(np.split(np.asarray(pred_NxR), groups), w)])
+    G trials (G trials of M members stacked)."""
+    w = [None] * groups if weights_GM is None else np.split(np.asarray(weights_GM), groups)
+    return np.stack([combine_members(p, wg) for p, wg in zip(np.split(np.asarray(pred_GMxR), groups), w)])

@@ -301,14 +301,14 @@ def predict_rows(run: RunContext | Predictor, state: RunState, split: EraData, l
                  context: EraContext | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """`predict_era` for era `local` of any split, with the era context given: the members'
     predictions combined per era by their Hedge weights (`train.hedge_eta`)."""
-    pred_NxR, imp_F, used_F = member_predictions(run, state, split, local, context)
-    weights_N = hedge_weights(state.hedge, run.cfg.train.hedge_eta, run.members.mixtures_XxM)
-    return combine_trials(pred_NxR, run.groups, weights_N), imp_F, used_F
+    pred_GMxR, imp_F, used_F = member_predictions(run, state, split, local, context)
+    weights_GM = hedge_weights(state.hedge, run.cfg.train.hedge_eta, run.members.mixtures_XxM)
+    return combine_trials(pred_GMxR, run.groups, weights_GM), imp_F, used_F
 
 
 def member_predictions(run: RunContext | Predictor, state: RunState, split: EraData, local: int,
                        context: EraContext | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Every member's prediction of every row of one era, `[N, R]` (N = G trials x M members), the
+    """Every member's prediction of every row of one era, `[G * M, R]`, the
     members' mean importances and the features used (kept by the mask and open in some member).
 
     With a selection mode, importances come from attention over all features (a second, unmasked
@@ -317,13 +317,13 @@ def member_predictions(run: RunContext | Predictor, state: RunState, split: EraD
     all_F = jnp.ones(run.n_features, bool)
     preds, imp_sum, used_F, n = [], np.zeros(run.n_features), np.zeros(run.n_features, bool), 0
     for x_RxF, mask_R, _ in chunks(run, split, local):
-        pred_NxR, weight_NxRxF, gate_NxF = run.predict(params, x_RxF, mask_F, context, run.resident)
+        pred_GMxR, weight_GMxRxF, gate_GMxF = run.predict(params, x_RxF, mask_F, context, run.resident)
         if run.cfg.selection.mode != "none":
-            _, weight_NxRxF, _ = run.predict(params, x_RxF, all_F, context, run.resident)
-        preds.append(np.asarray(pred_NxR)[:, mask_R])
-        imp_NxF = jax.vmap(era_importance, in_axes=(0, None))(weight_NxRxF, jnp.asarray(mask_R))
-        imp_sum += np.asarray(imp_NxF).mean(axis=0) * mask_R.sum()
-        used_F = np.asarray(mask_F) & (np.asarray(gate_NxF) > 0).any(axis=0)
+            _, weight_GMxRxF, _ = run.predict(params, x_RxF, all_F, context, run.resident)
+        preds.append(np.asarray(pred_GMxR)[:, mask_R])
+        imp_GMxF = jax.vmap(era_importance, in_axes=(0, None))(weight_GMxRxF, jnp.asarray(mask_R))
+        imp_sum += np.asarray(imp_GMxF).mean(axis=0) * mask_R.sum()
+        used_F = np.asarray(mask_F) & (np.asarray(gate_GMxF) > 0).any(axis=0)
         n += int(mask_R.sum())
     return np.concatenate(preds, axis=1), imp_sum / max(n, 1), used_F
 
@@ -357,10 +357,10 @@ def mixture_corr(run: RunContext, state: RunState, positions: np.ndarray) -> np.
     corr_ExX = []
     for e in positions:
         split, local = run.schedule.timeline.era(int(e))
-        pred_NxR, _, _ = member_predictions(run, state, split, local, run.features.of(int(e)))
+        pred_GMxR, _, _ = member_predictions(run, state, split, local, run.features.of(int(e)))
         n = split.index.n_labeled[local]
         y_R = split.y_NxT[split.index.labeled_rows(local), 0]
-        mixed_XxR = np.concatenate([mix_members(p[:, :n], run.members.mixtures_XxM) for p in np.split(pred_NxR, run.groups)])
+        mixed_XxR = np.concatenate([mix_members(p[:, :n], run.members.mixtures_XxM) for p in np.split(pred_GMxR, run.groups)])
         corr_ExX.append([float(era_corr(p, y_R)) for p in mixed_XxR])
     return np.array(corr_ExX, np.float64).reshape(len(positions), -1)
 

@@ -70,7 +70,7 @@ class Layout:
     # State
 
     def train_shardings(self, train):
-        """Stacked train states `[N, ...]`: members split on "members", feature tables on "model"."""
+        """Stacked train states `[G * M, ...]`: members split on "members", feature tables on "model"."""
         members = "members" if self._size("members") > 1 else None
 
         def leaf(path, a):

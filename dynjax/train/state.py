@@ -110,11 +110,11 @@ def train_state_init(model: FeatureAttentionModel, optimizer: optax.GradientTran
     return jax.jit(init)
 
 
-def with_thresholds(members: TrainState, thresholds_N: tuple[float, ...]) -> TrainState:
+def with_thresholds(members: TrainState, thresholds_GM: tuple[float, ...]) -> TrainState:
     """Stacked members whose context gates hold the given thresholds (params and EMA params)."""
     # A fresh array per tree: params and EMA params sharing one buffer would be donated twice.
     set_params = lambda p: {**p, "params": {**p["params"], "gates": {**p["params"]["gates"],
-                                                                     "threshold": jnp.array(thresholds_N, jnp.float32)}}}
+                                                                     "threshold": jnp.array(thresholds_GM, jnp.float32)}}}
     return members.replace(params=set_params(members.params), ema_params=set_params(members.ema_params))
 
 

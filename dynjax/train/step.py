@@ -1,16 +1,16 @@
 """The train step and predict, built in one place for runs, tests and benchmarks alike.
 
     step = make_step(model, loss_cfg, optim_cfg, layout, n_members, spec)
-    step(states_N, batch, feature_mask_F, key, data) -> (states_N, metrics)
+    step(states_GM, batch, feature_mask_F, key, data) -> (states_GM, metrics)
     predict = make_predict(model, layout, n_members, resident, chunks)
-    predict(params_N, x_RxF | rows_R, feature_mask_F, context, data) -> (pred_NxR, weight_NxRxF, gate_NxF)
+    predict(params_GM, x_RxF | rows_R, feature_mask_F, context, data) -> (pred_GMxR, weight_GMxRxF, gate_GMxF)
 
 One era's loss (`make_window_loss`), vmapped over the W eras of a window, is one member's
-update (`member_step`); `jax.vmap` takes it over the N stacked members (and the G trials of a
-population sweep, N = G x M; a run is one trial, G = 1), and `jax.jit` compiles that once, with
+update (`member_step`); `jax.vmap` takes it over the stacked members (G trials of a population
+sweep x M members; a run is one trial, G = 1), and `jax.jit` compiles that once, with
 in/out shardings from the abstract state and the `BatchSpec` (state donated). `data` is the
 device-resident `Resident` (`data.placement=device`: the batch holds row numbers and the step
-gathers the rows) or None (host rows in the batch). N = 1 runs the plain member step on the one
+gathers the rows) or None (host rows in the batch). G * M = 1 runs the plain member step on the one
 member, so a single model pays nothing for the member axis.
 """
 
@@ -104,9 +104,9 @@ def hyper_loss(loss_cfg: LossConfig, hyper: dict) -> LossConfig:
 
 def make_step(model: FeatureAttentionModel, loss_cfg: LossConfig, optim_cfg: OptimConfig, layout: Layout,
               n_members: int, spec: BatchSpec, hyper_G: dict | None = None) -> Callable:
-    """The jitted, state-donating `step(states_N, batch, feature_mask_F, key, data)` over stacked members.
+    """The jitted, state-donating `step(states_GM, batch, feature_mask_F, key, data)` over stacked members.
 
-    The states are G trials of `n_members` members each, N = G * n_members, trial by trial: G = 1
+    The states are G trials of `n_members` members each, stacked trial by trial: G = 1
     for a run (the config's hyperparameters), else one trial per value of `hyper_G` (float
     hyperparameters by config path). The members of every trial get the keys a run of that trial
     alone would. The train states' shardings come from their abstract shapes
@@ -154,8 +154,8 @@ def abstract_members(model: FeatureAttentionModel, optim_cfg: OptimConfig, n: in
 
 
 def _population(step_fn: Callable, groups: int, n_members: int, per_member: bool, hyper_G: dict | None) -> Callable:
-    """`step_fn` over the N = G x M stacked members: vmapped over the members of a trial, then over
-    the trials (each with its own `hyper_G` values; the config's where None); N = 1 calls it on the one member."""
+    """`step_fn` over the G x M stacked members: vmapped over the members of a trial, then over
+    the trials (each with its own `hyper_G` values; the config's where None); one member is called alone."""
     hyper_G = None if hyper_G is None else {k: jnp.asarray(v, jnp.float32) for k, v in hyper_G.items()}
     if groups * n_members == 1:
         def one(states, batch, feature_mask_F, key):
@@ -189,8 +189,8 @@ def predict_fn(model: FeatureAttentionModel) -> Callable:
 
 def make_predict(model: FeatureAttentionModel, layout: Layout, n_members: int, resident: bool = False,
                  chunks: tuple[int, ...] = ()) -> Callable:
-    """Jitted `predict(params_N, x_RxF | rows_R, feature_mask_F, context, data) -> (pred_NxR, weight_NxRxF,
-    gate_NxF)` over stacked members, on the layout's mesh (outputs replicated). With `resident`
+    """Jitted `predict(params_GM, x_RxF | rows_R, feature_mask_F, context, data) -> (pred_GMxR, weight_GMxRxF,
+    gate_GMxF)` over stacked members, on the layout's mesh (outputs replicated). With `resident`
     it takes a chunk's row numbers (-1 pads) and gathers them from `data`; `chunks` are the
     chunk sizes it is fed (their rows split on the data axis when they all divide)."""
     one = predict_fn(model)

@@ -259,13 +259,13 @@ def early_stopped(run: RunContext, state: RunState, epochs, holdout: np.ndarray,
     return best, float(np.nan_to_num(best_G, neginf=0.0).mean())
 
 
-def keep_better(best: RunState, state: RunState, better_N: np.ndarray) -> RunState:
-    """`best` with the members flagged in `better_N` replaced by copies of `state`'s."""
-    if better_N.all():
+def keep_better(best: RunState, state: RunState, better_GM: np.ndarray) -> RunState:
+    """`best` with the members flagged in `better_GM` replaced by copies of `state`'s."""
+    if better_GM.all():
         return jax.tree.map(jnp.copy, state)
-    if not better_N.any():
+    if not better_GM.any():
         return best
-    pick = lambda new, old: jnp.where(better_N.reshape(-1, *[1] * (new.ndim - 1)), new, old)
+    pick = lambda new, old: jnp.where(better_GM.reshape(-1, *[1] * (new.ndim - 1)), new, old)
     return best.replace(train=jax.tree.map(pick, state.train, best.train))
 
 

@@ -17,7 +17,7 @@ from dynjax.data.numerai import EraData, NumeraiData, take_eras
 @dataclass(frozen=True)
 class Folds:
     n_pretrain: int  # eras [0, n_pretrain) of the split pretrain (the walk-forward purges the embargo)
-    scored_KxL: np.ndarray  # split positions of each fold's scored eras
+    scored_QxE: np.ndarray  # split positions of each fold's scored eras
 
 
 def make_folds(n_eras: int, n_folds: int, fold_eras: int, min_pretrain: int = 1) -> Folds:
@@ -39,6 +39,6 @@ def min_pretrain_eras(window_eras: int, embargo: int, holdout_eras: int = 0) -> 
 def fold_data(data: NumeraiData, folds: Folds) -> NumeraiData:
     """The walk-forward's data for the folds: pretraining eras as `train`, scored eras as `validation`."""
     train: EraData = data.train
-    end = int(folds.scored_KxL[-1, -1]) + 1
+    end = int(folds.scored_QxE[-1, -1]) + 1
     return NumeraiData(take_eras(train, 0, folds.n_pretrain), take_eras(train, folds.n_pretrain, end), None,
                        data.metadata)

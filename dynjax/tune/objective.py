@@ -83,7 +83,7 @@ def evaluate_population(cfg: RunConfig, hyper_G: dict[str, list[float]] | None, 
     fdata = fold_data(data, folds)
     scored, fold_eras = fdata.validation, cfg.tune.fold_eras
     groups = 1 if hyper_G is None else len(next(iter(hyper_G.values())))
-    corr_GxE, fold_GxK = [[] for _ in range(groups)], [[] for _ in range(groups)]
+    corr_GxE, fold_GxQ = [[] for _ in range(groups)], [[] for _ in range(groups)]
     pruned = [None] * groups
 
     def on_era(k: int, e: int, pred_GxR: np.ndarray) -> None:
@@ -98,9 +98,9 @@ def evaluate_population(cfg: RunConfig, hyper_G: dict[str, list[float]] | None, 
             return
         for g in range(groups):
             if pruned[g] is None:
-                fold_GxK[g].append(fold_metric(corr_GxE[g], cfg.tune.metric))
-                if not report(g, len(fold_GxK[g]) - 1, fold_GxK[g][-1]):
-                    pruned[g] = len(fold_GxK[g]) - 1
+                fold_GxQ[g].append(fold_metric(corr_GxE[g], cfg.tune.metric))
+                if not report(g, len(fold_GxQ[g]) - 1, fold_GxQ[g][-1]):
+                    pruned[g] = len(fold_GxQ[g]) - 1
         if all(p is not None for p in pruned):
             raise AllPruned
 
@@ -109,5 +109,5 @@ def evaluate_population(cfg: RunConfig, hyper_G: dict[str, list[float]] | None, 
         walk_forward(cfg, fdata, out, checkpoints=False, on_era=on_era, progress=progress, hyper_G=hyper_G)
     except AllPruned:
         pass
-    return [{"value": fold_metric(corr_GxE[g], cfg.tune.metric), "fold_values": fold_GxK[g], "pruned_fold": pruned[g],
+    return [{"value": fold_metric(corr_GxE[g], cfg.tune.metric), "fold_values": fold_GxQ[g], "pruned_fold": pruned[g],
              "corr_E": [float(c) for c in corr_GxE[g]], **summarize(np.asarray(corr_GxE[g]))} for g in range(groups)]

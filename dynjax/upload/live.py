@@ -153,14 +153,14 @@ def impute(imputer: Imputer, x_RxF: np.ndarray) -> np.ndarray:
     return x_RxF
 
 
-def neutralize(score_R: np.ndarray, x_RxK: np.ndarray, proportion: float) -> np.ndarray:
+def neutralize(score_R: np.ndarray, x_RxF: np.ndarray, proportion: float) -> np.ndarray:
     """numerai-tools' `neutralize` of one era (least squares on the features' float view and a constant),
     in numpy: numerai-tools 0.4, in Numerai's image, imports torch (tested equal)."""
     if proportion == 0 or np.ptp(score_R) == 0:
         return score_R
-    n_RxK = np.hstack([float_view_np(x_RxK).astype(np.float64), np.ones((len(score_R), 1))])
-    coef_K = np.linalg.lstsq(n_RxK, score_R, rcond=1e-6)[0]
-    return score_R - proportion * (n_RxK @ coef_K)
+    n_RxF = np.hstack([float_view_np(x_RxF).astype(np.float64), np.ones((len(score_R), 1))])
+    coef_F = np.linalg.lstsq(n_RxF, score_R, rcond=1e-6)[0]
+    return score_R - proportion * (n_RxF @ coef_F)
 
 
 def rank01(score_R: np.ndarray) -> np.ndarray:
