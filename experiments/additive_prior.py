@@ -12,7 +12,7 @@ over the training rows) is the default's `loss.additive_l2` / `loss.additive_smo
 where their values come from, and the grid shows how much the choice matters on each setting.
 A diagnostic, not a model: nothing of it is blended into dynjax.
 
-Writes `experiments/results/additive_prior.{json,md}`; the figures are in `experiments/README.md`.
+Writes `experiments/results/additive_prior.{json,md}`; what they say is in the research log (`docs/research-log.md`).
 """
 
 import itertools

@@ -10,7 +10,7 @@ validation era with numerai-tools, with max feature exposure and feature-neutral
 Deterministic (LightGBM seed 0; the data are fixed per setting), so one run per setting;
 results are cached per setting in `ROOT/yardsticks/SETTING.json`.
 
-Writes `experiments/results/yardsticks.{json,md}`; the figures are in `experiments/README.md`.
+Writes `experiments/results/yardsticks.{json,md}`; what they say is in the research log (`docs/research-log.md`).
 """
 
 import json
