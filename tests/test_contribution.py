@@ -9,7 +9,8 @@ from numerai_tools.scoring import correlation_contribution, max_feature_correlat
 from dynjax.data import DataError
 from dynjax.data.bins import MISSING, float_view_np
 from dynjax.data.references import benchmark_column, read_reference
-from dynjax.eval.contribution import contribution_per_era, neutralize_era
+from dynjax.eval.contribution import contribution_per_era, era_contribution
+from dynjax.eval.neutral import neutralize_era
 from dynjax.upload.live import neutralize as live_neutralize
 
 
@@ -32,8 +33,22 @@ def test_contribution_per_era_is_numerai_tools_correlation_contribution():
     pdf = pd.DataFrame({c: era[c].to_numpy() for c in era.columns}).set_index("id")
     want = correlation_contribution(pdf[["prediction"]], pdf["reference"], pdf["target"])["prediction"]
     row = got.filter(pl.col("era") == "0001")
-    assert row["bmc_m"].item() == pytest.approx(want, abs=1e-12) and row["bmc_flat"].item() == 0.0
-    assert 0 < row["bmc_corr_with_m"].item() < 1
+    assert row["bmc_m"].item() == pytest.approx(want, abs=1e-9) and row["bmc_flat"].item() == 0.0
+    assert row["bmc_corr_with_m"].item() == pytest.approx(pdf["reference"].rank().corr(pdf["prediction"].rank()), abs=1e-12)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_the_numpy_contribution_equals_numerai_tools_with_ties_and_other_targets(seed):
+    """`era_contribution` (the report's and the tuner's BMC / MMC) against numerai-tools'
+    `correlation_contribution`: ties in both rankings, targets in bins and targets outside [0, 1]."""
+    rng = np.random.default_rng(seed)
+    r = int(rng.integers(20, 500))
+    pred, ref = np.round(rng.standard_normal(r), 1), np.round(rng.standard_normal(r), 1)
+    for y in (rng.choice([0.0, 0.25, 0.5, 0.75, 1.0], r), rng.standard_normal(r)):
+        idx = pd.Index([f"i{k:04d}" for k in range(r)])
+        want = correlation_contribution(pd.DataFrame({"p": pred}, index=idx), pd.Series(ref, index=idx),
+                                        pd.Series(y, index=idx))["p"]
+        assert era_contribution(pred, ref, y) == pytest.approx(float(want), abs=1e-9)
 
 
 def test_neutralising_cuts_exposure_and_the_live_models_numpy_form_equals_numerai_tools():

@@ -1,12 +1,13 @@
 """Covers dynjax.eval.scores: per-era numerai_corr and the run summary statistics."""
 
 import numpy as np
+import pandas as pd
 import polars as pl
 import pytest
 from numerai_tools.scoring import numerai_corr
 
 from dynjax.eval import per_era_corr, summarize, to_pandas
-from dynjax.eval.scores import era_exposure
+from dynjax.eval.scores import fast_numerai_corr
 
 
 def _frame(seed=0, eras=4, rows=50):
@@ -44,9 +45,13 @@ def test_summary_statistics():
     assert summarize([])["n_eras"] == 0
 
 
-def test_exposure_of_a_prediction_equal_to_one_feature():
-    rng = np.random.default_rng(0)
-    x = rng.integers(0, 5, (200, 3)).astype(np.float32)
-    y = (x[:, 1] + rng.standard_normal(200)) / 10
-    out = era_exposure(x[:, 1] + 1e-3 * rng.standard_normal(200), y, x, ["a", "b", "c"])
-    assert out["max_exposure"] > 0.99 and abs(out["fnc"]) < 0.1  # all signal came from feature b
+@pytest.mark.parametrize("seed", range(3))
+def test_the_numpy_numerai_corr_equals_numerai_tools(seed):
+    from numerai_tools.scoring import numerai_corr
+
+    rng = np.random.default_rng(seed)
+    r = int(rng.integers(5, 400))
+    pred, y = np.round(rng.standard_normal(r), 1), rng.choice([0.0, 0.25, 0.5, 0.75, 1.0], r)  # ties in both
+    idx = pd.Index([f"id{i:05d}" for i in range(r)])
+    want = numerai_corr(pd.DataFrame({"p": pred}, index=idx), pd.Series(y, index=idx, name="target"))["p"]
+    assert fast_numerai_corr(pred, y) == pytest.approx(float(want), abs=1e-9)

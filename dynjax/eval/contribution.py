@@ -1,22 +1,21 @@
-"""What a model adds beyond the others (BMC, MMC) and per-era feature neutralisation, via numerai-tools.
+"""What a model adds beyond the others (BMC, MMC), and neutralisation of a split's eras.
 
-BMC is each era's `correlation_contribution` of the predictions beyond a benchmark model,
-MMC the same beyond the meta model: the gaussianised ranks, orthogonalised to the
-reference, against the target. Neutralisation subtracts `proportion` of each era's least-
-squares projection of the predictions on the float view of the features (`neutralize`).
+BMC is each era's numerai-tools `correlation_contribution` of the predictions beyond a benchmark
+model, MMC the same beyond the meta model: the gaussianised ranks, orthogonalised to the
+reference, against the target (`era_contribution`, in numpy, tested equal). Neutralisation
+subtracts `proportion` of each era's least-squares projection of the predictions on the float
+view of the features (`dynjax.eval.neutral`).
 """
 
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import polars as pl
-from numerai_tools.scoring import correlation_contribution, neutralize
+from scipy.stats import norm, rankdata
 
-from dynjax.data.bins import float_view_np
 from dynjax.data.errors import DataError, preview
 from dynjax.data.features import read_feature_metadata, resolve_features
-from dynjax.eval.scores import to_pandas
+from dynjax.eval.neutral import neutralize_era
 
 
 def contribution_per_era(truth: pl.DataFrame, sources: dict[str, pl.DataFrame], reference: pl.DataFrame,
@@ -31,24 +30,49 @@ def contribution_per_era(truth: pl.DataFrame, sources: dict[str, pl.DataFrame], 
     for (era,), part in frame.sort("era").group_by("era", maintain_order=True):
         if part.height < 3 or part["reference"].n_unique() < 2:
             continue
-        pdf = to_pandas(part)
-        varied = [n for n in names if pdf[n].nunique() > 1]  # a constant prediction contributes nothing
-        bmc = correlation_contribution(pdf[varied], pdf["reference"], pdf["target"]) if varied else {}
-        ranks = pdf[["reference", *names]].rank(method="average")
-        rows.append((era, *(float(bmc[n]) if n in varied else 0.0 for n in names),
-                     *(float(ranks["reference"].corr(ranks[n])) if n in varied else 0.0 for n in names)))
+        reference = Ranked(part["reference"].to_numpy())
+        t_R = target_bins(part["target"].to_numpy())
+        ranked = [Ranked(part[n].to_numpy()) for n in names]
+        rows.append((era, *(r.contribution(reference, t_R) for r in ranked), *(r.rank_corr(reference) for r in ranked)))
     schema = {"era": pl.String, **{f"{tag}_{n}": pl.Float64 for n in names},
               **{f"{tag}_corr_with_{n}": pl.Float64 for n in names}}
     return pl.DataFrame(rows, schema=schema, orient="row")
 
 
 def era_contribution(pred_R: np.ndarray, reference_R: np.ndarray, y_R: np.ndarray) -> float:
-    """One era's contribution beyond the reference (0 for a constant prediction or reference)."""
-    if np.ptp(pred_R) == 0 or np.ptp(reference_R) == 0:
-        return 0.0
-    index = pd.RangeIndex(len(y_R))
-    preds = pd.DataFrame({"prediction": np.asarray(pred_R, np.float64)}, index=index)
-    return float(correlation_contribution(preds, pd.Series(reference_R, index=index), pd.Series(y_R, index=index))["prediction"])
+    """One era's contribution beyond the reference: numerai-tools' `correlation_contribution` in numpy
+    (tested equal); 0 for a constant prediction or reference."""
+    return Ranked(pred_R).contribution(Ranked(reference_R), target_bins(y_R))
+
+
+class Ranked:
+    """One era's values with their tie-kept ranks and gaussianised ranks, computed once."""
+
+    def __init__(self, values_R: np.ndarray):
+        self.rank_R = rankdata(values_R, method="average")
+        self.constant = bool(np.ptp(values_R) == 0)
+        self.gauss_R = norm.ppf((self.rank_R - 0.5) / len(values_R))
+
+    def contribution(self, reference: "Ranked", t_R: np.ndarray) -> float:
+        """The covariance of these gaussianised ranks, orthogonalised to the reference's, with the
+        centred target bins (numerai-tools' `correlation_contribution`); 0 when either is constant."""
+        if self.constant or reference.constant:
+            return 0.0
+        p_R, m_R = self.gauss_R, reference.gauss_R
+        return float(t_R @ (p_R - m_R * (p_R @ m_R) / (m_R @ m_R)) / len(t_R))
+
+    def rank_corr(self, other: "Ranked") -> float:
+        """Pearson corr of the tie-kept ranks (0 when either is constant: it then has no ranking)."""
+        if self.constant or other.constant:
+            return 0.0
+        return float(np.corrcoef(self.rank_R, other.rank_R)[0, 1])
+
+
+def target_bins(y_R: np.ndarray) -> np.ndarray:
+    """The target as numerai-tools' contribution reads it: in bins -2..2 when it lies in [0, 1], centred."""
+    t_R = np.asarray(y_R, np.float64)
+    t_R = t_R * 4 if ((t_R >= 0) & (t_R <= 1)).all() else t_R
+    return t_R - t_R.mean()
 
 
 def neutralizer_columns(split_features: tuple[str, ...], data_dir: str | Path | None, feature_set: str) -> np.ndarray:
@@ -72,15 +96,6 @@ def run_neutralizers(cfg, features: tuple[str, ...], run_dir: str | Path) -> np.
         return None
     data_dir = cfg.data.data_dir or Path(run_dir) / "data"
     return neutralizer_columns(features, data_dir, cfg.eval.neutralize_features)
-
-
-def neutralize_era(pred_R: np.ndarray, x_RxF: np.ndarray, proportion: float) -> np.ndarray:
-    """One era's predictions neutralised against its features' float view (numerai-tools)."""
-    if proportion == 0 or np.ptp(pred_R) == 0:
-        return np.asarray(pred_R, np.float64)
-    df = pd.DataFrame({"prediction": np.asarray(pred_R, np.float64)})
-    out = neutralize(df, pd.DataFrame(float_view_np(x_RxF).astype(np.float64)), proportion)
-    return out["prediction"].to_numpy()
 
 
 def neutralize_split(preds: pl.DataFrame, split, columns: np.ndarray, proportion: float) -> pl.DataFrame:

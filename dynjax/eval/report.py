@@ -15,8 +15,9 @@ from dynjax.data.references import reference_models
 from dynjax.data.timeline import make_timeline
 from dynjax.eval.baseline import ridge_walk_forward
 from dynjax.eval.contribution import contribution_per_era, neutralize_split, neutralizer_columns
+from dynjax.eval.neutral import FeatureSpan, era_exposure
 from dynjax.eval.plots import write_plots
-from dynjax.eval.scores import era_exposure, payout, per_era_corr, rank_per_era, summarize
+from dynjax.eval.scores import payout, per_era_corr, rank_per_era, summarize
 from dynjax.eval.truth import active_features, has_truth
 
 
@@ -36,7 +37,9 @@ def build_report(out: str | Path, data: NumeraiData, cfg: RunConfig, data_dir: s
     neutral_cols, proportion = None, eval_cfg.neutralize or eval_cfg.report_neutralize
     if proportion:  # the neutralised view, beside the raw one (submitted only with eval.neutralize)
         neutral_cols = neutralizer_columns(val.features, data_dir, eval_cfg.neutralize_features)
-        sources["neutral"] = neutralize_split(sources["dynjax"], val, neutral_cols, proportion)
+    exposure, neutral = exposure_and_neutral_view(val, sources["dynjax"], neutral_cols, proportion)
+    if neutral is not None:
+        sources["neutral"] = neutral
     references = reference_models(data_dir, eval_cfg)
     if "bmc" in references:
         sources["benchmark"] = references["bmc"][1].rename({"reference": "prediction"})
@@ -50,10 +53,7 @@ def build_report(out: str | Path, data: NumeraiData, cfg: RunConfig, data_dir: s
         per_era = scored if per_era is None else per_era.join(scored, on="era", how="left")
     selection = pl.read_parquet(out / "selection.parquet")
     per_era = per_era.join(_selection_per_era(selection, data_dir), on="era", how="left")
-    per_era = per_era.join(exposure_per_era(val, sources["dynjax"]), on="era", how="left")
-    if "neutral" in sources:
-        neutral_exposure = exposure_per_era(val, sources["neutral"]).rename({"fnc": "fnc_neutral", "max_exposure": "max_exposure_neutral"})
-        per_era = per_era.join(neutral_exposure, on="era", how="left")
+    per_era = per_era.join(exposure, on="era", how="left")
     scored = {n: sources[n] for n in ("dynjax", "frozen", "ridge", "neutral") if n in sources}
     for tag, (column, reference) in references.items():
         per_era = per_era.join(contribution_per_era(truth_frame, scored, reference, tag), on="era", how="left")
@@ -166,18 +166,37 @@ def _selection_per_era(selection: pl.DataFrame, data_dir) -> pl.DataFrame:
     return per_era.join(quality, on="era")
 
 
-def exposure_per_era(split, preds: pl.DataFrame) -> pl.DataFrame:
-    """Per era of `split`: feature-neutral corr and max feature exposure of `preds` (numerai-tools)."""
-    by_id = dict(zip(preds["id"].to_list(), preds["prediction"].to_list()))
+def exposure_and_neutral_view(split, preds: pl.DataFrame, columns: np.ndarray | None,
+                              proportion: float) -> tuple[pl.DataFrame, pl.DataFrame | None]:
+    """Per era of `split`: the predictions' feature-neutral corr and max feature exposure (`fnc`,
+    `max_exposure`: numerai-tools' definitions, `dynjax.eval.neutral`); with `columns`, also their
+    neutralised view (each era's rows neutralised against those features at `proportion`, as
+    `neutralize_split`) and its figures (`fnc_neutral`, `max_exposure_neutral`). An era's features
+    are factored once for all of it."""
+    ids = pl.DataFrame({"id": split.ids})
+    pred_N = ids.join(preds.select("id", "prediction"), on="id", how="left", maintain_order="left")["prediction"].to_numpy()
+    neutral_N = None if columns is None else pred_N.copy()
+    every = columns is None or np.array_equal(columns, np.arange(split.x_NxF.shape[1]))
     rows = []
     for e in range(split.index.n_eras):
-        r = split.index.labeled_rows(e)
-        if r.stop - r.start < 3:
+        r, labeled = split.index.rows(e), split.index.labeled_rows(e)
+        x_RxF = float_view_np(split.x_NxF[r])
+        span = FeatureSpan(x_RxF)
+        if neutral_N is not None and np.ptp(pred_N[r]) > 0:
+            view = span if every else FeatureSpan(x_RxF[:, columns])
+            neutral_N[r] = view.neutralize(pred_N[r], proportion)
+        n = labeled.stop - labeled.start
+        if n < 3:
             continue
-        xf = float_view_np(split.x_NxF[r])
-        pred = np.array([by_id[i] for i in split.ids[r.start:r.stop].to_list()])
-        rows.append((split.index.names[e], *era_exposure(pred, split.y_NxT[r, 0], xf, list(split.features)).values()))
-    return pl.DataFrame(rows, schema=["era", "fnc", "max_exposure"], orient="row")
+        span = span if n == r.stop - r.start else FeatureSpan(x_RxF[:n])  # labelled rows come first
+        scored = [era_exposure(p[labeled], split.y_NxT[labeled, 0], span) for p in (pred_N, neutral_N) if p is not None]
+        rows.append((split.index.names[e], *(v for s in scored for v in (s["fnc"], s["max_exposure"]))))
+    names = ["fnc", "max_exposure"] + (["fnc_neutral", "max_exposure_neutral"] if neutral_N is not None else [])
+    exposure = pl.DataFrame(rows, schema=["era", *names], orient="row")
+    if neutral_N is None:
+        return exposure, None
+    return exposure, preds.drop("prediction").join(ids.with_columns(pl.Series("prediction", neutral_N)), on="id",
+                                                   how="left").select(preds.columns)
 
 
 def _write_submission(out: Path, live, preds: pl.DataFrame) -> None:
@@ -192,6 +211,6 @@ def score_predictions(data: NumeraiData, preds: pl.DataFrame) -> dict:
     val = data.validation
     truth = pl.DataFrame({"id": val.ids, "era": val.era_column(), "target": val.y_NxT[:, 0]})
     per_era = per_era_corr(truth.join(preds.select("id", "prediction"), on="id"), "prediction")
-    exposure = exposure_per_era(val, preds)
+    exposure, _ = exposure_and_neutral_view(val, preds, None, 0.0)
     return {**summarize(per_era["corr"].to_numpy()), "max_exposure_mean": float(exposure["max_exposure"].mean()),
             "fnc_mean": float(exposure["fnc"].fill_nan(None).mean())}
