@@ -32,6 +32,20 @@ def rss_bytes(field: str = "VmRSS") -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # not Linux: KiB on most
 
 
+def cpu_usage(who: int = resource.RUSAGE_SELF) -> dict[str, float]:
+    """User and system CPU seconds and minor page faults so far (`who`: this process, or its children)."""
+    r = resource.getrusage(who)
+    return {"user_s": r.ru_utime, "system_s": r.ru_stime, "minor_faults": r.ru_minflt}
+
+
+def cpu_since(before: dict[str, float], who: int = resource.RUSAGE_SELF) -> dict[str, float]:
+    """`cpu_usage` since `before`, with system CPU as a share of user CPU (`system_share`)."""
+    now = cpu_usage(who)
+    spent = {k: now[k] - before[k] for k in now}
+    spent["system_share"] = spent["system_s"] / max(spent["user_s"], 1e-9)
+    return spent
+
+
 def device_peak_bytes() -> int | None:
     """The accelerator allocator's peak (`memory_stats`); None on CPU, which has none."""
     import jax

@@ -28,6 +28,8 @@ from dataclasses import asdict, dataclass
 
 from benchmarks.common import (
     CompileCounter,
+    cpu_since,
+    cpu_usage,
     device_peak_bytes,
     gate,
     machine,
@@ -164,8 +166,10 @@ def measure(spec: StepSpec) -> dict:
         box[0], _ = step(box[0], next_batch(), mask_F, key, resident)
         return box[0]
 
+    before = cpu_usage()
     with CompileCounter() as compiles:
         times = time_call(one_step, spec.repeats, warmup=2)
+    cpu = cpu_since(before)  # the timed steps' and their warm-up's: system CPU and faults are allocator churn
 
     n_rows = spec.eras * spec.rows
     chunk = (np.arange(n_rows, dtype=np.int32) if resident is not None else split.x_NxF[:n_rows])
@@ -179,7 +183,8 @@ def measure(spec: StepSpec) -> dict:
             "predict_rows_per_s": member_rows / median(predict_times),
             "compile_s": compile_s, "recompiles": compiles.count, "step_flops": flops,
             "achieved_flops_per_s": flops / step_s, "rss_before_bytes": rss_before,
-            "peak_rss_bytes": rss_bytes("VmHWM"), "device_peak_bytes": device_peak_bytes()}
+            "peak_rss_bytes": rss_bytes("VmHWM"), "device_peak_bytes": device_peak_bytes(),
+            "cpu": cpu, "system_share": cpu["system_share"], "faults_per_step": cpu["minor_faults"] / (spec.repeats + 2)}
 
 
 def _ceiling() -> dict:
@@ -212,7 +217,8 @@ COLUMNS = [("F", "features", ""), ("D", "d_model", ""), ("normaliser", "normaliz
            ("step ms", "step_ms", ".0f"), ("predict rows/s", "predict_rows_per_s", ",.0f"),
            ("predict/train", "predict_over_train", ".1f"), ("compile s", "compile_s", ".1f"),
            ("recompiles", "recompiles", ""), ("peak mem GB", "memory_beyond_data_gb", ".2f"),
-           ("FLOP/s of matmul", "flop_fraction", ".1%"), ("targets met", "met", "")]
+           ("FLOP/s of matmul", "flop_fraction", ".1%"), ("system / user CPU", "system_share", ".1%"),
+           ("faults / step", "faults_per_step", ",.0f"), ("targets met", "met", "")]
 
 
 def markdown(rows: list[dict], device_vs_host: dict[str, float]) -> str:

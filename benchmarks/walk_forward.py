@@ -22,7 +22,18 @@ import sys
 import time
 from pathlib import Path
 
-from benchmarks.common import add_check, gate, machine, synthetic_data, table, write_results
+from benchmarks.common import (
+    add_check,
+    cpu_since,
+    cpu_usage,
+    gate,
+    machine,
+    synthetic_data,
+    table,
+    write_results,
+)
+
+TARGET_SYSTEM_SHARE = 0.10  # system CPU over user CPU: more is allocator churn (dynjax/malloc.py)
 
 
 def synth_config(train_eras: int, val_eras: int, rows_per_era: int, features: int, setting: str = ""):
@@ -41,19 +52,19 @@ def run_dynjax(data_dir: Path, out: Path) -> dict:
     from dynjax.cli import main as cli
 
     shutil.rmtree(out, ignore_errors=True)
-    start = time.perf_counter()
+    start, before = time.perf_counter(), cpu_usage()
     if cli(["walk-forward", "--data", str(data_dir), "--out", str(out)]) != 0:
         raise RuntimeError("dynjax walk-forward failed")
-    embargo = json.loads((out / "config.json").read_text())["data"]["embargo"]
-    wall_s = time.perf_counter() - start
+    wall_s, cpu = time.perf_counter() - start, cpu_since(before)
     metrics = json.loads((out / "metrics.json").read_text())
+    embargo = metrics["embargo"]["eras"]
     t = metrics["timing"]
     stages = {"data loading": t["load_s"], "compile (XLA, inside training)": t["compile_s"],
               "training": t["train_s"] - t["compile_s"], "prediction": t["predict_s"],
               "checkpointing": t["checkpoint_s"], "scoring (report)": t["report_s"]}
     stages["other (frozen predictions, setup)"] = wall_s - sum(stages.values())
-    return {"wall_s": wall_s, "stages": stages, "dynjax": metrics["dynjax"], "frozen": metrics["frozen"], "embargo": embargo,
-            "ridge": metrics["ridge"], "oracle": metrics.get("oracle")}
+    return {"wall_s": wall_s, "cpu": cpu, "stages": stages, "dynjax": metrics["dynjax"], "frozen": metrics["frozen"],
+            "embargo": embargo, "ridge": metrics["ridge"], "oracle": metrics.get("oracle")}
 
 
 def run_lightgbm(data_dir: Path, embargo: int, refit: bool = True) -> dict | None:
@@ -122,6 +133,9 @@ def main() -> int:
                         ("sharpe", "corr_sharpe", ".2f"), ("max exposure", "max_exposure_mean", ".3f"), ("eras", "n_eras", "")]),
         *([(f"Walk-forward within static LightGBM's wall: {'yes' if within else 'no'} "
             f"({run['wall_s']:.0f} s against {lgbm['static']['wall_s']:.0f} s).")] if lgbm else []),
+        (f"CPU of the walk-forward: user {run['cpu']['user_s']:.0f} s, system {run['cpu']['system_s']:.0f} s "
+         f"({run['cpu']['system_share']:.1%} of user; target <= {TARGET_SYSTEM_SHARE:.0%}), "
+         f"{run['cpu']['minor_faults']:,.0f} minor page faults."),
     ])
     print(markdown)
     size = ({"setting": args.setting} if args.setting else
@@ -130,7 +144,8 @@ def main() -> int:
                                           "training_is_slowest": slowest == "training", "lightgbm": lgbm,
                                           "within_lightgbm_wall": within}, markdown)
     print(f"wrote {path}")
-    return gate(args.check, {"training is the slowest stage": slowest == "training"}, "walk_forward")
+    return gate(args.check, {"training is the slowest stage": slowest == "training",
+                             "system CPU <= 10 % of user": run["cpu"]["system_share"] <= TARGET_SYSTEM_SHARE}, "walk_forward")
 
 
 if __name__ == "__main__":

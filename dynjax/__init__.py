@@ -12,4 +12,8 @@ Dimension legend, used in every tensor name (`x_WxRxF`, `y_NxT`, `emb_FxBxD`); o
   (D / H). Letters written together multiply.
 """
 
+from dynjax.malloc import tune_malloc
+
+tune_malloc()  # before numpy or JAX start threads: see dynjax/malloc.py
+
 __version__ = "0.1.0"

@@ -197,3 +197,15 @@ def test_a_non_finite_loss_keeps_the_checkpoints_before_it_and_a_corrupt_one_fal
     assert (out / "checkpoints.corrupt" / "2").is_dir()  # set aside, not deleted
     a, b = (pl.read_parquet(p / "predictions.parquet").sort("id") for p in (full_run, out))
     np.testing.assert_array_equal(a["prediction"].to_numpy(), b["prediction"].to_numpy())
+
+
+def test_sliding_pretraining_windows_and_an_update_every_other_era(data_dir, tmp_path):
+    """`train.pretrain_windows=sliding` (consecutive eras) and `train.update_every=2`: the walk-forward
+    trains before every other era only (and before the era after the history when its turn comes)."""
+    cfg = override(CFG, ["train.pretrain_windows=sliding", "train.update_every=2"])
+    data = load_numerai(data_dir)
+    walk_forward(cfg, data, tmp_path / "run")
+    rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    names = list(data.validation.index.names)
+    assert [r["era"] for r in rows if r["phase"] == "walk"] == names[0::2] + (["next"] if len(names) % 2 == 0 else [])
+    assert pl.read_parquet(tmp_path / "run" / "predictions.parquet")["prediction"].is_finite().all()
