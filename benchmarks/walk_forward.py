@@ -52,7 +52,7 @@ def run_dynjax(data_dir: Path, out: Path) -> dict:
     from dynjax.cli import main as cli
 
     shutil.rmtree(out, ignore_errors=True)
-    start, before = time.perf_counter(), cpu_usage()
+    start, start_time, before = time.perf_counter(), time.time(), cpu_usage()
     if cli(["walk-forward", "--data", str(data_dir), "--out", str(out)]) != 0:
         raise RuntimeError("dynjax walk-forward failed")
     wall_s, cpu = time.perf_counter() - start, cpu_since(before)
@@ -64,7 +64,8 @@ def run_dynjax(data_dir: Path, out: Path) -> dict:
               "checkpointing": t["checkpoint_s"], "scoring (report)": t["report_s"]}
     stages["other (frozen predictions, setup)"] = wall_s - sum(stages.values())
     return {"wall_s": wall_s, "cpu": cpu, "stages": stages, "dynjax": metrics["dynjax"], "frozen": metrics["frozen"],
-            "embargo": embargo, "ridge": metrics["ridge"], "oracle": metrics.get("oracle")}
+            "embargo": embargo, "ridge": metrics["ridge"], "oracle": metrics.get("oracle"), "start": start_time,
+            "out": str(out)}
 
 
 def run_lightgbm(data_dir: Path, embargo: int, refit: bool = True) -> dict | None:
@@ -88,8 +89,43 @@ def run_lightgbm(data_dir: Path, embargo: int, refit: bool = True) -> dict | Non
         fit = fits[name]
         start = time.perf_counter()
         preds, times = fit()
-        out[name] = {"wall_s": load_s + time.perf_counter() - start, **times, "scores": score(data, preds)}
+        out[name] = {"wall_s": load_s + time.perf_counter() - start, **times, "scores": score(data, preds),
+                     "corr_E": era_corr(data, preds)}
     return out
+
+
+def era_corr(data, preds) -> dict[str, float]:
+    """Each validation era's numerai corr of `preds` (`id`, `prediction`)."""
+    import polars as pl
+
+    from dynjax.eval.scores import per_era_corr
+
+    val = data.validation
+    truth = pl.DataFrame({"id": val.ids, "era": val.era_column(), "target": val.y_NxT[:, 0]})
+    per_era = per_era_corr(truth.join(preds.select("id", "prediction"), on="id"), "prediction")
+    return dict(zip(per_era["era"].to_list(), per_era["corr"].to_list()))
+
+
+def time_to_quality(run: dict, lgbm: dict | None, every: int = 20) -> list[dict]:
+    """The walk-forward's mean corr over the eras predicted by then against its wall time, after its
+    first era (the model just pretrained) and every `every` eras, beside the frozen model's and static
+    LightGBM's mean corr on the same eras (LightGBM's wall: its fit and predict of them all)."""
+    import polars as pl
+
+    out = Path(run["out"])
+    walked = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    walked = [r for r in walked if r["phase"] == "walk" and r["era"] != "next"]
+    per_era = pl.read_csv(out / "metrics_per_era.csv", schema_overrides={"era": pl.String})
+    corr = dict(zip(per_era["era"].to_list(), per_era["corr_dynjax"].to_list()))
+    frozen = dict(zip(per_era["era"].to_list(), per_era["corr_frozen"].to_list()))
+    rows = []
+    for k in sorted({1, *range(every, len(walked) + 1, every), len(walked)}):
+        eras = [r["era"] for r in walked[:k]]
+        mean = lambda scores, eras=eras: sum(scores[e] for e in eras) / len(eras)
+        rows.append({"eras": k, "wall_s": walked[k - 1]["time"] - run["start"], "corr": mean(corr),
+                     "frozen_corr": mean(frozen), "lightgbm_corr": mean(lgbm["static"]["corr_E"]) if lgbm else None,
+                     "lightgbm_wall_s": lgbm["static"]["wall_s"] if lgbm else None})
+    return rows
 
 
 def main() -> int:
@@ -137,11 +173,17 @@ def main() -> int:
          f"({run['cpu']['system_share']:.1%} of user; target <= {TARGET_SYSTEM_SHARE:.0%}), "
          f"{run['cpu']['minor_faults']:,.0f} minor page faults."),
     ])
+    quality_curve = time_to_quality(run, lgbm)
+    markdown += "\n\nTime to quality (mean corr over the validation eras predicted so far):\n\n" + table(
+        quality_curve, [("eras", "eras", ""), ("dynjax wall s", "wall_s", ".0f"), ("dynjax corr", "corr", ".4f"),
+                        ("frozen corr", "frozen_corr", ".4f"), ("LightGBM corr", "lightgbm_corr", ".4f"),
+                        ("LightGBM wall s", "lightgbm_wall_s", ".0f")])
     print(markdown)
     size = ({"setting": args.setting} if args.setting else
             {"train_eras": args.train_eras, "val_eras": args.val_eras, "rows_per_era": args.rows_per_era, "features": args.features})
     path = write_results("walk_forward" + (f"_{args.setting}" if args.setting else ""), {"machine": machine(), "data": size, "dynjax": run, "slowest_stage": slowest,
                                           "training_is_slowest": slowest == "training", "lightgbm": lgbm,
+                                          "time_to_quality": quality_curve,
                                           "within_lightgbm_wall": within}, markdown)
     print(f"wrote {path}")
     return gate(args.check, {"training is the slowest stage": slowest == "training",

@@ -3,6 +3,7 @@ the full-size benchmark's data proportions and targets."""
 
 import jax
 import jax.numpy as jnp
+import polars as pl
 import pytest
 
 from benchmarks.common import CompileCounter, table
@@ -132,3 +133,23 @@ def test_the_device_suite_picks_its_entries_by_name(monkeypatch):
     monkeypatch.setattr("sys.argv", ["benchmarks", "--suite", "device", "--only", "upload"])
     with pytest.raises(SystemExit):
         suite.main()
+
+
+def test_time_to_quality_reads_the_runs_clock_and_scores_the_eras_predicted_so_far(tmp_path):
+    import json
+
+    from benchmarks.walk_forward import time_to_quality
+
+    eras = [f"{e:04d}" for e in range(1, 46)]
+    log = [{"phase": "pretrain", "time": 100.0}] + [{"phase": "walk", "era": e, "time": 110.0 + k} for k, e in enumerate(eras)]
+    log.append({"phase": "walk", "era": "next", "time": 200.0})
+    (tmp_path / "metrics.jsonl").write_text("\n".join(json.dumps(r) for r in log) + "\n")
+    pl.DataFrame({"era": eras, "corr_dynjax": [0.1] * 20 + [0.3] * 25, "corr_frozen": [0.2] * 45}).write_csv(
+        tmp_path / "metrics_per_era.csv")
+    lgbm = {"static": {"wall_s": 9.0, "corr_E": dict.fromkeys(eras, 0.05)}}
+    rows = time_to_quality({"out": str(tmp_path), "start": 100.0}, lgbm)
+    assert [r["eras"] for r in rows] == [1, 20, 40, 45]
+    assert rows[0]["wall_s"] == 10.0 and rows[-1]["wall_s"] == 54.0
+    assert rows[1]["corr"] == pytest.approx(0.1) and rows[2]["corr"] == pytest.approx((20 * 0.1 + 20 * 0.3) / 40)
+    assert rows[-1]["frozen_corr"] == pytest.approx(0.2) and rows[-1]["lightgbm_corr"] == pytest.approx(0.05)
+    assert time_to_quality({"out": str(tmp_path), "start": 100.0}, None)[0]["lightgbm_corr"] is None

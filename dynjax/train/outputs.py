@@ -5,6 +5,7 @@ by `prediction_frame`, so they share one `{id, era, prediction}` layout.
 """
 
 import json
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -29,7 +30,7 @@ def era_ids(timeline: Timeline, e: int) -> pl.Series:
 
 
 class MetricsLog:
-    """Slash-named metrics as JSON lines in the run directory."""
+    """Slash-named metrics as JSON lines in the run directory, each with its wall-clock `time`."""
 
     def __init__(self, path: Path):
         self.path = path
@@ -37,6 +38,7 @@ class MetricsLog:
     def write(self, **record) -> None:
         """Append one record; device values are pulled here, so call it every few steps only."""
         clean = {k: float(v) if hasattr(v, "__float__") and not isinstance(v, (int, str)) else v for k, v in record.items()}
+        clean["time"] = round(time.time(), 3)  # when: a run's time to quality (benchmarks/walk_forward.py)
         if not np.isfinite(clean.get("train/loss", 0.0)):
             raise FloatingPointError(f"non-finite training loss at {record.get('phase')} step/era "
                                      f"{record.get('step', record.get('era'))}: {clean['train/loss']} (the checkpoints "
