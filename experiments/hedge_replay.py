@@ -1,7 +1,7 @@
 """Mixing rules replayed offline on finished runs: how another Hedge would have scored, in seconds.
 
     python -m experiments.hedge_replay --root /tmp/dj [--settings default,switching,noisy,wide,diffuse]
-        [--variant lead01] [--seeds 0,1,2] [--name hedge_replay]
+        [--variant default] [--seeds 0,1,2] [--name hedge_replay]
 
 A run's members do not depend on how Hedge mixes them (Hedge weighs predictions, it never
 touches training), so a mixing rule can be judged without training: every run logs, as each
