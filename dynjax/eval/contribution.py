@@ -11,11 +11,12 @@ from pathlib import Path
 
 import numpy as np
 import polars as pl
-from scipy.stats import norm, rankdata
+from scipy.stats import rankdata
 
 from dynjax.data.errors import DataError, preview
 from dynjax.data.features import read_feature_metadata, resolve_features
 from dynjax.eval.neutral import neutralize_era
+from dynjax.eval.scores import gaussianise
 
 
 def contribution_per_era(truth: pl.DataFrame, sources: dict[str, pl.DataFrame], reference: pl.DataFrame,
@@ -51,7 +52,7 @@ class Ranked:
     def __init__(self, values_R: np.ndarray):
         self.rank_R = rankdata(values_R, method="average")
         self.constant = bool(np.ptp(values_R) == 0)
-        self.gauss_R = norm.ppf((self.rank_R - 0.5) / len(values_R))
+        self.gauss_R = gaussianise(self.rank_R)
 
     def contribution(self, reference: "Ranked", t_R: np.ndarray) -> float:
         """The covariance of these gaussianised ranks, orthogonalised to the reference's, with the

@@ -36,7 +36,12 @@ def per_era_corr(frame: pl.DataFrame, prediction: str, target: str = "target") -
 
 def gaussian_ranks(values_R: np.ndarray) -> np.ndarray:
     """numerai-tools' tie-kept rank into (0, 1), then the normal quantile: its `gaussian(tie_kept_rank(.))`."""
-    return norm.ppf((rankdata(values_R, method="average") - 0.5) / len(values_R))
+    return gaussianise(rankdata(values_R, method="average"))
+
+
+def gaussianise(rank_R: np.ndarray) -> np.ndarray:
+    """Average ranks 1..R mapped into (0, 1) as numerai-tools' `tie_kept_rank`, then the normal quantile."""
+    return norm.ppf((rank_R - 0.5) / len(rank_R))
 
 
 def fast_numerai_corr(pred_R: np.ndarray, y_R: np.ndarray) -> float:
