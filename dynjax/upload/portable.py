@@ -53,13 +53,6 @@ def dumps(model) -> bytes:
     return pickle.dumps(_Portable(bundle_source(MODULES), type(model).__name__, model.to_state()), protocol=PROTOCOL)
 
 
-def load_source(source: str, name: str = MODULE_NAME) -> types.ModuleType:
-    """The bundle executed as a module, as the pickle's loader does (not registered in sys.modules)."""
-    module = types.ModuleType(name)
-    exec(compile(source, name + ".py", "exec"), module.__dict__)  # noqa: S102  (our own source)
-    return module
-
-
 def bundle_source(modules: tuple[types.ModuleType, ...]) -> str:
     """The modules' source as one module: imports among them removed, every other import checked."""
     defined: set[str] = set()
