@@ -94,6 +94,17 @@ def t_lead(eta: float, z: float, mean_x: int) -> Rule:
     return rule
 
 
+def mean_variance(eta: float, risk: float) -> Rule:
+    """Hedge on a risk-adjusted score: each mixture's summed corr less `risk` times its summed squared
+    deviation from its mean (a mean-variance investor's utility, mean - risk * variance, over the
+    resolved eras), so a mixture that wins inside regimes and crashes after each change pays for it."""
+    def rule(scores_ExX):
+        n = len(scores_ExX)
+        score_X = scores_ExX.sum(0) - risk * n * scores_ExX.var(0) if n > 1 else scores_ExX.sum(0)
+        return softmax(eta * score_X)
+    return rule
+
+
 def fixed(pi_X: np.ndarray) -> Rule:
     return lambda scores_ExX: np.asarray(pi_X, float)
 
@@ -117,6 +128,9 @@ def rules(cfg, mix_XxM: np.ndarray, kinds_M: tuple[int, ...]) -> dict[str, Rule]
         "t_lead2": t_lead(30.0, 2.0, mean_x),
         "dense_lead0.05": hedge(30.0, on_first(0.05)),
         "dense_lead0.1": hedge(30.0, on_first(0.1)),
+        "mean_var1": mean_variance(30.0, 1.0),
+        "mean_var3": mean_variance(30.0, 3.0),
+        "mean_var10": mean_variance(30.0, 10.0),
         "mean": fixed(on_mean(1.0)),
         "dense": fixed(on_first(1.0)),
     }
@@ -185,10 +199,10 @@ def scored_eras(run: dict) -> np.ndarray:
     return ~np.isnan(run["corr_ExX"]).all(axis=1)
 
 
-def summary(corr_E: np.ndarray) -> tuple[float, float]:
-    """Mean and Sharpe, as the run's report scores them."""
+def summary(corr_E: np.ndarray) -> tuple[float, float, float]:
+    """Mean, Sharpe and max drawdown, as the run's report scores them."""
     s = summarize(corr_E)
-    return s["corr_mean"], s["corr_sharpe"]
+    return s["corr_mean"], s["corr_sharpe"], s["max_drawdown"]
 
 
 def replay_setting(root: Path, setting: str, variant: str, seeds: list[int]) -> dict:
@@ -215,8 +229,8 @@ def replay_setting(root: Path, setting: str, variant: str, seeds: list[int]) -> 
         per_rule.setdefault("frozen", []).append(summary(run["frozen_E"][ok_E]))
         per_rule.setdefault("actual run, every era", []).append(summary(run["dynjax_E"]))
         per_rule.setdefault("frozen, every era", []).append(summary(run["frozen_E"]))
-    rows = {name: {"corr": float(np.mean([c for c, _ in v])), "sharpe": float(np.mean([s for _, s in v])), "seeds": len(v)}
-            for name, v in per_rule.items()}
+    rows = {name: {"corr": float(np.mean([c for c, _, _ in v])), "sharpe": float(np.mean([s for _, s, _ in v])),
+                   "max_dd": float(np.mean([d for _, _, d in v])), "seeds": len(v)} for name, v in per_rule.items()}
     return {"setting": setting, "variant": variant, "rules": rows, "checks": checks}
 
 
@@ -225,11 +239,12 @@ def markdown(results: list[dict]) -> str:
     names = list(next(r for r in results if r["rules"])["rules"]) if settings else []
     by = {r["setting"]: r for r in results}
     seeds = {s: len(by[s]["checks"]) for s in settings}
-    lines = ["| rule | " + " | ".join(f"{s} ({seeds[s]} seed{'s' * (seeds[s] > 1)})" for s in settings) + " |",
+    lines = ["corr / Sharpe / max drawdown on the scored eras, mean over seeds", "",
+             "| rule | " + " | ".join(f"{s} ({seeds[s]} seed{'s' * (seeds[s] > 1)})" for s in settings) + " |",
              "| --- |" + " --- |" * len(settings)]
+    cell = lambda r: f"{r['corr']:.4f} / {r['sharpe']:.2f} / {r['max_dd']:.3f}"
     for name in names:
-        lines.append(f"| {name} | " + " | ".join(f"{by[s]['rules'][name]['corr']:.4f} / {by[s]['rules'][name]['sharpe']:.2f}"
-                                                 for s in settings) + " |")
+        lines.append(f"| {name} | " + " | ".join(cell(by[s]["rules"][name]) for s in settings) + " |")
     lines += ["", "| setting | seed | scored eras | max weight error | mean replay error per era |", "| --- | --- | --- | --- | --- |"]
     for r in results:
         for c in r["checks"]:

@@ -69,7 +69,9 @@ def walk_forward(out: Path, data_dir: Path, overrides: list[str], config: Path |
         (out / "wall_s.txt").write_text(f"{time.perf_counter() - start:.1f}\n")
     m = json.loads((out / "metrics.json").read_text())
     d, s = m["dynjax"], m.get("selection", {})
+    f = m["frozen"]
     return {"corr": d["corr_mean"], "sharpe": d["corr_sharpe"], "max_dd": d["max_drawdown"], "kept": s.get("n_selected"),
+            "below0": d.get("below_zero"), "frozen_max_dd": f["max_drawdown"], "frozen_below0": f.get("below_zero"),
             "recall": s.get("recall"), "precision": s.get("precision"), "topk_recall": s.get("topk_recall"),
             "wall_s": float((out / "wall_s.txt").read_text()), "frozen_corr": m["frozen"]["corr_mean"],
             "frozen_sharpe": m["frozen"]["corr_sharpe"], "exposure": d.get("max_exposure_mean"), "fnc": d.get("fnc_mean"),

@@ -42,6 +42,7 @@ def test_summary_statistics():
     assert s["corr_std"] == pytest.approx(np.std([0.02, -0.01, -0.03, 0.04]))
     assert s["corr_sharpe"] == pytest.approx(0.005 / s["corr_std"])
     assert s["max_drawdown"] == pytest.approx(0.04)  # peak 0.02 -> trough -0.02
+    assert s["below_zero"] == 0.5
     assert summarize([])["n_eras"] == 0
 
 

@@ -172,4 +172,4 @@ def test_diffuse_weights_drift_between_eras_and_are_the_truth(tmp_path):
 def test_named_settings_are_valid_configs():
     for name, fields in SETTINGS.items():
         cfg = SynthConfig(**fields)
-        assert (cfg.signal == "diffuse") == (name == "diffuse"), name
+        assert (cfg.signal == "diffuse") == (name in ("diffuse", "numerai")), name

@@ -37,6 +37,12 @@ SETTINGS = {
     # Numerai-like: 300 features, ~1,500 rows an era, 360 + 120 eras, oracle corr ~0.1.
     "diffuse": {"seed": 4, "signal": "diffuse", "n_features": 300, "n_factors": 32, "rows_per_era": 1500,
                 "n_train_eras": 360, "n_val_eras": 120, "noise": 8.5},
+    # Recurring regimes: 3 sticky regimes of ~14 eras that return many times in training and validation,
+    # so a static model that learned them all is strong (the frozen model and ridge are the yardsticks).
+    "recurring": {"seed": 5, "n_train_eras": 240, "n_val_eras": 80, "rows_per_era": 900, "regime_eras": 14},
+    # The diffuse kind at Numerai's signal-to-noise: oracle corr ~0.04, static LightGBM ~0.02.
+    "numerai": {"seed": 6, "signal": "diffuse", "n_features": 300, "n_factors": 32, "rows_per_era": 1500,
+                "n_train_eras": 360, "n_val_eras": 120, "noise": 21.0},
 }
 
 TARGET_NAMES = ("target", "target_ender_20", "target_ender_60", "target_jasper_20")

@@ -79,10 +79,12 @@ def payout(corr_E: np.ndarray, mmc_E: np.ndarray, corr_multiplier: float, mmc_mu
 
 
 def summarize(corr_E: np.ndarray) -> dict[str, float]:
-    """Mean, std, Sharpe and max drawdown of the cumulative per-era score."""
+    """Mean, std, Sharpe, max drawdown of the cumulative per-era score and the share of eras below zero:
+    what a Numerai stake lives through."""
     corr_E = np.asarray(corr_E, np.float64)
     if corr_E.size == 0:
-        return {"corr_mean": float("nan"), "corr_std": float("nan"), "corr_sharpe": float("nan"), "max_drawdown": float("nan"), "n_eras": 0}
+        return {"corr_mean": float("nan"), "corr_std": float("nan"), "corr_sharpe": float("nan"), "max_drawdown": float("nan"),
+                "below_zero": float("nan"), "n_eras": 0}
     cum = np.cumsum(corr_E)
     drawdown = np.max(np.maximum.accumulate(np.r_[0.0, cum])[1:] - cum)
     std = float(corr_E.std())  # numerai-tools' sharpe_ratio uses the population std
@@ -91,5 +93,6 @@ def summarize(corr_E: np.ndarray) -> dict[str, float]:
         "corr_std": std,
         "corr_sharpe": float(sharpe_ratio(pd.Series(corr_E))) if std > 0 else float("nan"),
         "max_drawdown": float(drawdown),
+        "below_zero": float((corr_E < 0).mean()),
         "n_eras": int(corr_E.size),
     }
