@@ -314,11 +314,12 @@ def _progress(iterable, **kwargs):
 
 
 def _print_report(metrics: dict, out) -> None:
-    print(f"\n{'model':<9}{'corr mean':>11}{'std':>9}{'sharpe':>8}{'max dd':>9}")
+    print(f"\n{'model':<9}{'corr mean':>11}{'std':>9}{'sharpe':>8}{'max dd':>9}{'eras < 0':>10}")
     for name in ("dynjax", "frozen", "ridge", "benchmark", "oracle"):
         if name in metrics:
             m = metrics[name]
-            print(f"{name:<9}{m['corr_mean']:>11.4f}{m['corr_std']:>9.4f}{m['corr_sharpe']:>8.2f}{m['max_drawdown']:>9.4f}")
+            print(f"{name:<9}{m['corr_mean']:>11.4f}{m['corr_std']:>9.4f}{m['corr_sharpe']:>8.2f}{m['max_drawdown']:>9.4f}"
+                  f"{m['below_zero']:>10.1%}")
     sel = metrics.get("selection", {})
     if "recall" in sel:
         print(f"selection: {sel['n_selected']:.1f} features/era, recall {sel['recall']:.3f}, precision "
@@ -327,6 +328,11 @@ def _print_report(metrics: dict, out) -> None:
         m = metrics["members"]
         print("member weights (Hedge, mean over the walk-forward / last): " + ", ".join(
             f"{i}: {a:.2f} / {b:.2f}" for i, (a, b) in enumerate(zip(m["weight_mean"], m["weight_last"]))))
+        print(f"frozen members' share of the prediction (the safe expert): {m['frozen_share_mean']:.2f} / "
+              f"{m['frozen_share_last']:.2f}")
+        for label, s in m.get("scores", {}).items():
+            print(f"  {label} (out of sample, {s['n_eras']} eras resolved in the walk): corr {s['corr_mean']:.4f}, sharpe "
+                  f"{s['corr_sharpe']:.2f}, max dd {s['max_drawdown']:.4f}, eras < 0 {s['below_zero']:.1%}")
     d = metrics.get("dynjax", {})
     if "max_exposure_mean" in d:
         print(f"exposure: max feature exposure {d['max_exposure_mean']:.3f} (mean over eras), feature-neutral corr "

@@ -228,12 +228,18 @@ class TrainConfig:
     hedge_eta: float = 30.0  # 0: equal weights over the mixtures
     hedge_decay: float = 1.0
     hedge_mean: bool = True
+    # The safe expert: the members frozen after pretraining stay in the mixture. Hedge (the same eta
+    # and decay) weighs mixtures of the walk-forward's members and the frozen ones, these the frozen
+    # ones' shares, so updates can add skill but not take the frozen model's away. (0,): the walk alone.
+    frozen_shares: tuple[float, ...] = (0.0, 0.25, 0.5, 0.75, 1.0)
 
     def __post_init__(self):
         parse_mesh(self.mesh)
         _check(all(h >= 0 for h in self.horizons), "train.horizons are era counts >= 0 (0: all resolved eras)")
         _check(self.hedge_eta >= 0 and 0 <= self.hedge_decay <= 1, "hedge_eta must be >= 0 and hedge_decay in [0, 1]")
         _check(self.ensemble >= 1, "ensemble must be >= 1 member")
+        _check(len(self.frozen_shares) >= 1 and all(0 <= a <= 1 for a in self.frozen_shares),
+               "train.frozen_shares are the frozen members' shares of the mixtures, each in [0, 1] (0: the walk alone)")
         _check(self.pretrain_windows in ("sliding", "random"), "train.pretrain_windows must be 'sliding' or 'random'")
         _check(self.pretrain_epochs >= 0 and self.steps_per_update >= 0 and self.patience >= 0, "epochs, steps and patience must be >= 0")
         _check(self.update_every >= 1 and self.window_stride >= 1, "update_every and window_stride must be >= 1")

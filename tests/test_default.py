@@ -39,6 +39,12 @@ def test_the_default_as_shipped_runs_end_to_end_and_learns(fresh):
     # Skill, with wide bands: measured 0.160 against the oracle's 0.506 (frozen 0.227, ridge 0.153).
     assert walk > 0.05 and walk > 0.15 * oracle and metrics["frozen"]["corr_mean"] > 0.05, metrics
     assert metrics["members"]["updates"] == SHIPPED.synth.n_val_eras + 1 and len(metrics["members"]["weight_mean"]) == 2
+    assert 0 <= metrics["members"]["frozen_share_mean"] <= 1, metrics["members"]
+    # What Numerai pays, for the walk-forward and for each member kind and their mix, scored out of sample.
+    scores = metrics["members"]["scores"]
+    assert list(scores) == ["all eras, dense", "latest 16 eras, gated at z 5", "equal mix"], scores
+    assert all(s["n_eras"] > 0 and 0 <= s["below_zero"] <= 1 and s["max_drawdown"] >= 0 for s in scores.values())
+    assert 0 <= metrics["dynjax"]["below_zero"] <= 1
     preds = pl.read_parquet(fresh / "predictions.parquet")
     assert preds["prediction"].is_finite().all() and preds["era"].n_unique() == SHIPPED.synth.n_val_eras + 1
 
@@ -63,4 +69,5 @@ def test_the_default_exports_a_pickle_that_predicts_what_dynjax_predict_writes(f
     pkl, live, sub = export_and_predict(run, tmp_path)
     model = pickle.loads(pkl.read_bytes())
     check_upload(model(live), live, sub)
-    assert model.weight_M.shape == (2,) and model.info["embargo"] == 4
+    assert model.weight_M.shape == (4,) and model.info["embargo"] == 4  # two members, then their frozen copies
+    np.testing.assert_allclose(model.weight_M.sum(), 1.0)

@@ -110,3 +110,29 @@ def test_a_walk_forward_logs_weights_that_start_from_the_holdout_and_learn(tmp_p
     assert any(last == t - 1 - cfg.data.embargo_eras for t, last in latest.items())  # the bound is reached: it can fail
     holdout = [r for r in rows if r.get("eval/holdout_corr") is not None]
     assert len(holdout) == (cfg.train.pretrain_epochs if patience else 0)  # in-sample figures are not logged
+
+
+def test_the_safe_expert_scales_the_walk_forwards_weights_by_one_minus_the_frozen_share():
+    from dynjax.train.members import with_frozen
+
+    mix_XxM = mixtures((0, 1), mean=True)
+    w_N = with_frozen(np.array([0.9, 0.1, 0.2, 0.8]), np.array([0.25, 1.0]), mix_XxM)  # two trials of two members
+    # each trial: its members' Hedge weights x (1 - share), then the frozen members equally x share
+    np.testing.assert_allclose(w_N, [0.675, 0.075, 0.125, 0.125, 0.0, 0.0, 0.5, 0.5])
+
+
+def test_the_frozen_share_follows_hedge_over_the_shares():
+    """Scores that favour the full share put the whole prediction on the frozen members."""
+    from types import SimpleNamespace
+
+    from dynjax.config import RunConfig
+    from dynjax.train.members import plan_members
+    from dynjax.train.run import frozen_share, run_weights
+
+    cfg = RunConfig()
+    run = SimpleNamespace(cfg=cfg, members=plan_members(cfg))
+    floor = update_hedge(init_hedge(5), np.array([[0.0, 0.0, 0.1, 0.2, 0.4]]), decay=1.0)  # shares 0 ... 1
+    state = SimpleNamespace(floor=floor, hedge=init_hedge(3))
+    assert frozen_share(run, state)[0] > 0.99
+    np.testing.assert_allclose(run_weights(run, state)[2:], [0.5, 0.5], atol=0.01)
+    assert frozen_share(run, SimpleNamespace(floor=init_hedge(5)))[0] == 0.5  # no score yet: the mean share

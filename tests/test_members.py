@@ -13,7 +13,7 @@ from dynjax.config import LossConfig, ModelConfig, OptimConfig, RunConfig, overr
 from dynjax.data import load_numerai, sample_window, window_rng
 from dynjax.model import FeatureAttentionModel
 from dynjax.train import BatchSpec, make_optimizer, make_predict, make_step
-from dynjax.train.members import combine_members, mixtures, plan_members
+from dynjax.train.members import combine_members, mixture_labels, mixtures, plan_members
 from dynjax.train.sharding import make_layout
 from dynjax.train.state import create_train_state, member_keys
 from dynjax.train.step import member_step, predict_fn
@@ -93,3 +93,29 @@ def test_the_default_plans_a_dense_all_history_member_and_a_gated_recent_one():
     assert three.kinds_M == (0, 0, 0) and three.thresholds_M is None and not three.per_member_windows
     np.testing.assert_allclose(three.mixtures_XxM, [[1 / 3] * 3])  # one kind: its members share its weight
     np.testing.assert_allclose(mixtures((0, 1, 0), mean=False), [[0.5, 0, 0.5], [0, 1, 0]])
+
+
+def test_mixture_labels_name_each_kind_then_the_equal_mix():
+    labels = lambda *overrides: mixture_labels(plan_members(override(RunConfig(), list(overrides))))
+    assert labels() == ["all eras, dense", "latest 16 eras, gated at z 5", "equal mix"]
+    assert labels("train.hedge_mean=false") == ["all eras, dense", "latest 16 eras, gated at z 5"]
+    assert labels("train.ensemble=3", "train.horizons=0,16,0", "model.gate_thresholds=-1000,3.5,-1000") == [
+        "all eras, dense", "latest 16 eras, gated at z 3.5", "equal mix"]  # members 0 and 2 are one kind
+    assert labels("model.gates=none", "train.horizons=") == ["latest window"]
+
+
+def test_member_scores_read_each_resolved_era_once(tmp_path):
+    """A resumed run logs an era's Hedge scores again: the report counts the era once, its last record."""
+    import json
+
+    from dynjax.eval.report import member_scores
+
+    log = tmp_path / "metrics.jsonl"
+    records = [{"phase": "hedge", "era": "0001", "hedge/corr_0": 0.1, "hedge/corr_1": -0.2},
+               {"phase": "hedge", "era": "0002", "hedge/corr_0": 0.3, "hedge/corr_1": None},
+               {"phase": "walk", "era": "0003", "hedge/weight_0": 0.5},
+               {"phase": "hedge", "era": "0002", "hedge/corr_0": 0.3, "hedge/corr_1": None}]
+    log.write_text("".join(json.dumps(r) + "\n" for r in records))
+    scores = member_scores(log, ["a", "b"])
+    assert scores["a"]["n_eras"] == 2 and scores["a"]["corr_mean"] == pytest.approx(0.2)
+    assert scores["b"]["n_eras"] == 1 and scores["b"]["below_zero"] == 1.0

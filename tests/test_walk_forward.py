@@ -209,3 +209,14 @@ def test_sliding_pretraining_windows_and_an_update_every_other_era(data_dir, tmp
     names = list(data.validation.index.names)
     assert [r["era"] for r in rows if r["phase"] == "walk"] == names[0::2] + (["next"] if len(names) % 2 == 0 else [])
     assert pl.read_parquet(tmp_path / "run" / "predictions.parquet")["prediction"].is_finite().all()
+
+
+def test_the_safe_expert_at_a_full_share_predicts_what_the_frozen_model_does(data_dir, tmp_path):
+    """`train.frozen_shares=1`: the prediction is the members frozen after pretraining, whatever the
+    updates did: the walk-forward's predictions equal the frozen model's to the bit."""
+    cfg = override(ALL, ["train.frozen_shares=1"])
+    walk_forward(cfg, load_numerai(data_dir), tmp_path)
+    walk, frozen = (pl.read_parquet(tmp_path / n).sort("id") for n in ("predictions.parquet", "predictions_frozen.parquet"))
+    np.testing.assert_array_equal(walk["prediction"].to_numpy(), frozen["prediction"].to_numpy())
+    log = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert {r["floor/frozen_share_0"] for r in log if r["phase"] == "walk"} == {1.0}

@@ -19,6 +19,7 @@ from dynjax.eval.neutral import FeatureSpan, era_exposure
 from dynjax.eval.plots import write_plots
 from dynjax.eval.scores import payout, per_era_corr, rank_per_era, summarize
 from dynjax.eval.truth import active_features, has_truth
+from dynjax.train.members import mixture_labels, plan_members
 
 
 def build_report(out: str | Path, data: NumeraiData, cfg: RunConfig, data_dir: str | Path, *,
@@ -79,7 +80,7 @@ def build_report(out: str | Path, data: NumeraiData, cfg: RunConfig, data_dir: s
     metrics["embargo"] = {"eras": embargo, "target": cfg.data.targets[0], "why": embargo_reason(cfg.data.targets[0], embargo)}
     members = member_weights(out / "metrics.jsonl")
     if members:
-        metrics["members"] = members
+        metrics["members"] = {**members, "scores": member_scores(out / "metrics.jsonl", mixture_labels(plan_members(cfg)))}
     metrics["timing"] = timings or {}
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2, default=float) + "\n")
     metrics["plots"] = [str(p) for p in write_plots(out, per_era, selection)]
@@ -124,8 +125,9 @@ def _stats(values: pl.Series) -> dict[str, float]:
 
 
 def member_weights(log_path: Path) -> dict | None:
-    """The members' Hedge weights over the walk-forward (`hedge/weight_m` in the training log):
-    mean over the updates and the last; None with one member."""
+    """The members' Hedge weights over the walk-forward (`hedge/weight_m` in the training log) and the
+    frozen members' share of the prediction (`floor/frozen_share_0`): mean over the updates and the
+    last; None with one member."""
     if not log_path.is_file():
         return None
     rows = [json.loads(line) for line in log_path.read_text().splitlines() if '"hedge/weight_' in line]
@@ -134,7 +136,22 @@ def member_weights(log_path: Path) -> dict | None:
         return None
     keys = sorted((k for k in rows[0] if k.startswith("hedge/weight_")), key=lambda k: int(k.rsplit("_", 1)[1]))
     w_UxM = np.array([[r[k] for k in keys] for r in rows])
-    return {"weight_mean": w_UxM.mean(axis=0).tolist(), "weight_last": w_UxM[-1].tolist(), "updates": len(rows)}
+    share_U = np.array([r["floor/frozen_share_0"] for r in rows])
+    return {"weight_mean": w_UxM.mean(axis=0).tolist(), "weight_last": w_UxM[-1].tolist(), "updates": len(rows),
+            "frozen_share_mean": float(share_U.mean()), "frozen_share_last": float(share_U[-1])}
+
+
+def member_scores(log_path: Path, labels: list[str]) -> dict[str, dict]:
+    """Each Hedge mixture's (each kind of member alone, and their equal mix) per-era statistics over
+    the eras scored during the walk-forward (`hedge/corr_x` in the training log: out of sample,
+    by the state before it trained on them), named by `labels`."""
+    corr_by_era = {}
+    for line in log_path.read_text().splitlines():
+        if '"hedge/corr_' in line:
+            r = json.loads(line)
+            corr_by_era[r["era"]] = [r.get(f"hedge/corr_{x}") for x in range(len(labels))]  # a resumed run logs again
+    corr_ExX = np.array(list(corr_by_era.values()), np.float64).reshape(-1, len(labels))
+    return {label: summarize(c[np.isfinite(c)]) for label, c in zip(labels, corr_ExX.T)}
 
 
 def _ridge(path: Path, timeline, predicted: np.ndarray, val, embargo: int, rows_per_era: int, seed: int) -> pl.DataFrame:

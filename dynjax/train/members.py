@@ -30,6 +30,7 @@ class Members:
     prior_M: tuple[float, ...]  # scale of the additive prior
     kinds_M: tuple[int, ...]  # members with the same memory and threshold share a kind
     mixtures_XxM: np.ndarray  # the mixtures Hedge weighs (rows sum to one)
+    frozen_A: np.ndarray  # the frozen members' shares of the mixtures the safe expert's Hedge weighs (`train.frozen_shares`)
 
     @property
     def n(self) -> int:
@@ -55,7 +56,24 @@ def plan_members(cfg: RunConfig) -> Members:
     spec = list(zip(horizons or (None,) * m, thresholds or (None,) * m))
     kinds = tuple(spec.index(s) for s in spec)
     return Members(horizons, thresholds, per_member(cfg.loss.prior_members, m), kinds,
-                   mixtures(kinds, cfg.train.hedge_mean))
+                   mixtures(kinds, cfg.train.hedge_mean), np.asarray(cfg.train.frozen_shares, np.float64))
+
+
+def mixture_labels(members: Members) -> list[str]:
+    """A name per Hedge mixture, in `mixtures_XxM` order: each kind by its memory and gates
+    ("all eras, dense", "latest 16 eras, gated at z 5"), then "equal mix"."""
+
+    def kind(m: int) -> str:
+        memory = ("latest window" if not members.horizons_M else
+                  "all eras" if members.horizons_M[m] == 0 else f"latest {members.horizons_M[m]} eras")
+        if members.thresholds_M is None:
+            return memory
+        t = members.thresholds_M[m]
+        return f"{memory}, {'dense' if t <= ALL_OPEN else f'gated at z {t:g}'}"
+
+    # `mixtures` puts each kind alone first (a kind's number is its first member's), then the equal mix.
+    alone = [kind(int(m)) for m in np.unique(members.kinds_M)]
+    return alone + ["equal mix"] * (len(members.mixtures_XxM) - len(alone))
 
 
 def per_member(values: tuple, n_members: int) -> tuple:
@@ -71,6 +89,22 @@ def mixtures(kinds_M: tuple[int, ...], mean: bool) -> np.ndarray:
     k = onehot_MxK.shape[1]
     grid_XxK = np.eye(k) if not mean or k == 1 else np.vstack([np.eye(k), np.full(k, 1 / k)])
     return grid_XxK @ (onehot_MxK / onehot_MxK.sum(axis=0)).T
+
+
+def with_frozen(walk_GM: np.ndarray, frozen_G: np.ndarray, mixtures_XxM: np.ndarray) -> np.ndarray:
+    """Weights `[G * 2M]` over each trial's M members then its M frozen ones: the walk's Hedge
+    weights scaled by 1 - the frozen share, the frozen model's own (every mixture equally, as
+    pretraining left Hedge) by the share."""
+    frozen_M = mixtures_XxM.mean(axis=0)
+    walk_GxM = np.asarray(walk_GM, np.float64).reshape(len(frozen_G), -1)
+    a_Gx1 = np.asarray(frozen_G, np.float64)[:, None]
+    return np.concatenate([(1 - a_Gx1) * walk_GxM, a_Gx1 * frozen_M], axis=1).reshape(-1)
+
+
+def stack_frozen(pred_GMxR: np.ndarray, frozen_GMxR: np.ndarray, groups: int) -> np.ndarray:
+    """Each trial's members followed by its frozen members, `[G * 2M, R]`."""
+    split = lambda p: np.asarray(p).reshape(groups, -1, p.shape[-1])
+    return np.concatenate([split(pred_GMxR), split(frozen_GMxR)], axis=1).reshape(-1, pred_GMxR.shape[-1])
 
 
 def combine_members(pred_MxR: np.ndarray, weights_M: np.ndarray | None = None) -> np.ndarray:

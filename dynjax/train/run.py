@@ -7,7 +7,7 @@ data where the run places them there (`data.placement`), and the host-side era f
 (`EraFeatures`: summaries for the encoder, evidence for the gates), all built once by
 `make_run_context`. The module-level functions take it first: `batch_for` and `update_batch`
 build step inputs, `train_step` runs one step, `predict_era` predicts one era,
-`score_resolved` scores Hedge's mixtures on eras that have resolved. Every random draw comes
+`score_resolved` scores Hedge's mixtures and the frozen members' shares on eras that have resolved. Every random draw comes
 from `(seed, phase, ...)` streams, so a resumed run draws exactly what an uninterrupted one would.
 """
 
@@ -32,8 +32,15 @@ from dynjax.eval.jax_corr import era_corr
 from dynjax.model.attention_gam import FeatureAttentionModel
 from dynjax.model.selection import era_importance
 from dynjax.train.era_features import EraFeatures, make_era_features
-from dynjax.train.hedge import hedge_weights, update_hedge
-from dynjax.train.members import Members, combine_trials, mix_members, plan_members
+from dynjax.train.hedge import hedge_weights, mixture_weights, update_hedge
+from dynjax.train.members import (
+    Members,
+    combine_trials,
+    mix_members,
+    plan_members,
+    stack_frozen,
+    with_frozen,
+)
 from dynjax.train.sharding import Layout, make_layout
 from dynjax.train.state import RunState, initial_run_state, make_optimizer, resolve_decay
 from dynjax.train.step import BatchSpec, make_predict, make_step
@@ -299,11 +306,30 @@ def predict_era(run: RunContext, state: RunState, e: int) -> tuple[np.ndarray, n
 
 def predict_rows(run: RunContext | Predictor, state: RunState, split: EraData, local: int,
                  context: EraContext | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """`predict_era` for era `local` of any split, with the era context given: the members'
-    predictions combined per era by their Hedge weights (`train.hedge_eta`)."""
+    """`predict_era` for era `local` of any split, with the era context given: the members' and the
+    frozen members' tie-kept ranks mixed per era by `run_weights`; the members' importances."""
     pred_GMxR, imp_F, used_F = member_predictions(run, state, split, local, context)
-    weights_GM = hedge_weights(state.hedge, run.cfg.train.hedge_eta, run.members.mixtures_XxM)
-    return combine_trials(pred_GMxR, run.groups, weights_GM), imp_F, used_F
+    frozen_GMxR = raw_predictions(run, state.frozen, state.selection.mask_F, split, local, context)
+    pred_GNxR = stack_frozen(pred_GMxR, frozen_GMxR, run.groups)
+    return combine_trials(pred_GNxR, run.groups, run_weights(run, state)), imp_F, used_F
+
+
+def walk_rows(run: RunContext, state: RunState, split: EraData, local: int, context: EraContext | None) -> np.ndarray:
+    """The members' predictions alone, mixed by their Hedge weights, `[G, R]` (pretraining's holdout)."""
+    pred_GMxR, _, _ = member_predictions(run, state, split, local, context)
+    return combine_trials(pred_GMxR, run.groups, hedge_weights(state.hedge, run.cfg.train.hedge_eta, run.members.mixtures_XxM))
+
+
+def run_weights(run: RunContext | Predictor, state: RunState) -> np.ndarray:
+    """Each trial's weights over its members then its frozen members, `[G * 2M]`: Hedge's over the
+    members' mixtures, scaled by the safe expert's frozen share (Hedge over `train.frozen_shares`)."""
+    eta, members = run.cfg.train.hedge_eta, run.members
+    return with_frozen(hedge_weights(state.hedge, eta, members.mixtures_XxM), frozen_share(run, state), members.mixtures_XxM)
+
+
+def frozen_share(run: RunContext | Predictor, state: RunState) -> np.ndarray:
+    """Each trial's frozen share of its prediction, `[G]`: the shares weighed by Hedge over them."""
+    return mixture_weights(state.floor, run.cfg.train.hedge_eta, len(run.members.frozen_A)) @ run.members.frozen_A
 
 
 def member_predictions(run: RunContext | Predictor, state: RunState, split: EraData, local: int,
@@ -328,6 +354,13 @@ def member_predictions(run: RunContext | Predictor, state: RunState, split: EraD
     return np.concatenate(preds, axis=1), imp_sum / max(n, 1), used_F
 
 
+def raw_predictions(run: RunContext | Predictor, params, mask_F, split: EraData, local: int,
+                    context: EraContext | None) -> np.ndarray:
+    """The predictions `[G * M, R]` of stacked params (the frozen members) for one era's rows."""
+    return np.concatenate([np.asarray(run.predict(params, x_RxF, mask_F, context, run.resident)[0])[:, mask_R]
+                           for x_RxF, mask_R, _ in chunks(run, split, local)], axis=1)
+
+
 def chunks(run: RunContext | Predictor, split: EraData, local: int):
     """An era's rows in predict chunks: feature rows from the host, or row numbers into the resident data."""
     size = run.cfg.train.predict_chunk
@@ -336,33 +369,49 @@ def chunks(run: RunContext | Predictor, split: EraData, local: int):
     return era_row_chunks(split, local, size, int(run.schedule.timeline.offsets_S[run.schedule.timeline.splits.index(split)]))
 
 
-def score_resolved(run: RunContext, state: RunState, resolved: np.ndarray) -> tuple[RunState, list[tuple[str, list]]]:
-    """Score every Hedge mixture on the eras resolved since the last call (before the members train
-    on them: out of sample) and fold the scores into the Hedge weights. Returns the state and each
-    scored era's `(name, corr per mixture)`, Hedge's inputs, for the log."""
+def score_resolved(run: RunContext, state: RunState, resolved: np.ndarray) -> tuple[RunState, list[tuple[str, list, list]]]:
+    """Score every Hedge mixture and every frozen share on the eras resolved since the last call
+    (before the members train on them: out of sample) and fold the scores into both Hedges.
+    Returns the state and each scored era's `(name, corr per mixture, corr per frozen share)`,
+    their inputs, for the log."""
     new = resolved[int(state.hedge.n_seen):]
     if not len(new):
         return state, []
     scored = []
-    hedge = state.hedge
-    if run.cfg.train.hedge_eta and len(run.members.mixtures_XxM) > 1:
-        corr_ExX = mixture_corr(run, state, new)
-        hedge = update_hedge(hedge, corr_ExX, run.cfg.train.hedge_decay)
-        scored = [(run.schedule.timeline.name(int(e)), row.tolist()) for e, row in zip(new, corr_ExX)]
-    return state.replace(hedge=hedge.replace(n_seen=hedge.n_seen + len(new))), scored
+    t, members = run.cfg.train, run.members
+    hedge, floor = state.hedge, state.floor
+    if t.hedge_eta and max(len(members.mixtures_XxM), len(members.frozen_A)) > 1:
+        corr_ExX, floor_ExA = resolved_corr(run, state, new)
+        hedge = update_hedge(hedge, corr_ExX, t.hedge_decay)
+        floor = update_hedge(floor, floor_ExA, t.hedge_decay)
+        scored = [(run.schedule.timeline.name(int(e)), x.tolist(), a.tolist()) for e, x, a in zip(new, corr_ExX, floor_ExA)]
+    return state.replace(hedge=hedge.replace(n_seen=hedge.n_seen + len(new)), floor=floor), scored
 
 
-def mixture_corr(run: RunContext, state: RunState, positions: np.ndarray) -> np.ndarray:
-    """Every Hedge mixture's Numerai corr on each era at `positions` (their labelled rows), `[E, G * X]`."""
-    corr_ExX = []
+def resolved_corr(run: RunContext, state: RunState, positions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Numerai corr on each era at `positions` (their labelled rows) of every Hedge mixture of the
+    members, `[E, G * X]`, and of every frozen share, `[E, G * A]` (the members mixed by today's Hedge
+    weights, the frozen ones as in `run_weights`)."""
+    members = run.members
+    walk_GxM = hedge_weights(state.hedge, run.cfg.train.hedge_eta, members.mixtures_XxM).reshape(run.groups, -1)
+    shares_GxAxN = [np.stack([with_frozen(w_M, [a], members.mixtures_XxM) for a in members.frozen_A]) for w_M in walk_GxM]
+    corr_ExX, corr_ExA = [], []
     for e in positions:
         split, local = run.schedule.timeline.era(int(e))
-        pred_GMxR, _, _ = member_predictions(run, state, split, local, run.features.of(int(e)))
+        context = run.features.of(int(e))
+        pred_GMxR, _, _ = member_predictions(run, state, split, local, context)
+        frozen_GMxR = raw_predictions(run, state.frozen, state.selection.mask_F, split, local, context)
         n = split.index.n_labeled[local]
         y_R = split.y_NxT[split.index.labeled_rows(local), 0]
-        mixed_XxR = np.concatenate([mix_members(p[:, :n], run.members.mixtures_XxM) for p in np.split(pred_GMxR, run.groups)])
-        corr_ExX.append([float(era_corr(p, y_R)) for p in mixed_XxR])
-    return np.array(corr_ExX, np.float64).reshape(len(positions), -1)
+        corr = lambda mixed_XxR, y_R=y_R: [float(era_corr(p, y_R)) for p in mixed_XxR]
+        trials = zip(np.split(pred_GMxR[:, :n], run.groups), np.split(frozen_GMxR[:, :n], run.groups), shares_GxAxN)
+        x, a = [], []
+        for p_MxR, f_MxR, share_AxN in trials:
+            x += corr(mix_members(p_MxR, members.mixtures_XxM)) if len(p_MxR) > 1 else corr(p_MxR)
+            a += corr(mix_members(np.concatenate([p_MxR, f_MxR]), share_AxN))
+        corr_ExX.append(x)
+        corr_ExA.append(a)
+    return np.array(corr_ExX, np.float64), np.array(corr_ExA, np.float64)
 
 
 def sampling_rng(run: RunContext, *path: int) -> np.random.Generator:

@@ -85,9 +85,10 @@ class Layout:
         return jax.tree_util.tree_map_with_path(leaf, train)
 
     def state_shardings(self, state):
-        """A `RunState`'s shardings: the train states as above, the rest replicated."""
-        rest = jax.tree.map(lambda _: self.replicated, state.replace(train=None))
-        return rest.replace(train=self.train_shardings(state.train))
+        """A `RunState`'s shardings: the train states as above, the frozen members as their EMA params, the rest replicated."""
+        rest = jax.tree.map(lambda _: self.replicated, state.replace(train=None, frozen=None))
+        train = self.train_shardings(state.train)
+        return rest.replace(train=train, frozen=train.ema_params)
 
     def abstract(self, tree, shardings):
         """`jax.eval_shape` leaves with their shardings: a restore target that lands on the mesh."""

@@ -2,7 +2,8 @@
 
 A run's state is what a checkpoint holds besides the cursor and the config: the members' train
 states stacked on a leading axis (G trials x M members; G = 1 for a run), the selection state,
-the root RNG key data and the Hedge scores.
+the root RNG key data, the Hedge scores, and the members frozen after pretraining with the scores
+of their shares (the safe expert).
 """
 
 import dataclasses
@@ -42,6 +43,8 @@ class RunState:
     selection: SelectionState
     rng: jnp.ndarray  # key data of the root key
     hedge: HedgeState  # the members' online mixing weights (`train.hedge_eta`)
+    frozen: Any  # the members' EMA params as pretraining left them: the safe expert (`train.frozen_shares`)
+    floor: HedgeState  # Hedge over the frozen members' shares of the prediction
 
 
 def make_optimizer(cfg: OptimConfig, hyper: dict[str, jnp.ndarray] | None = None) -> optax.GradientTransformation:
@@ -137,5 +140,7 @@ def initial_run_state(members: Members, model: FeatureAttentionModel, optimizer,
     if members.thresholds_M is not None:
         train = with_thresholds(train, members.thresholds_M * groups)
     train = train.replace(prior_scale=jnp.array(members.prior_M * groups, jnp.float32))
+    # A copy: the step donates the train state, and the frozen params must outlive it.
     return RunState(train, init_selection(model.n_features), jax.random.key_data(root_key),
-                    init_hedge(groups * len(members.mixtures_XxM)))
+                    init_hedge(groups * len(members.mixtures_XxM)), jax.tree.map(jnp.copy, train.ema_params),
+                    init_hedge(groups * len(members.frozen_A)))

@@ -53,14 +53,16 @@ from dynjax.train.run import (
     WALK,
     RunContext,
     batch_for,
+    frozen_share,
     make_run_context,
-    mixture_corr,
     predict_era,
     pretrain_plan,
+    resolved_corr,
     sampling_rng,
     score_resolved,
     train_step,
     update_batch,
+    walk_rows,
 )
 from dynjax.train.state import RunState
 from dynjax.train.timing import new_timings, timed
@@ -72,7 +74,7 @@ __all__ = ["Interrupted", "MetricsLog", "walk_forward"]
 class Update:
     """What an update did, for the log: the eras Hedge scored and the last train step's metrics."""
 
-    scored: list[tuple[str, list[float]]]  # (era name, corr per mixture), in era order
+    scored: list[tuple[str, list[float], list[float]]]  # (era name, corr per mixture, corr per frozen share), in era order
     metrics: dict | None  # device values; None when this era trained no step (`train.update_every`)
 
 
@@ -205,10 +207,12 @@ def pretrain(run: RunContext, state: RunState, log: MetricsLog, progress, stop: 
     else:
         for _, state in epochs:
             pass
+    # The safe expert: the members as pretraining leaves them (copies: the step donates the train state).
+    state = state.replace(frozen=jax.tree.map(jnp.copy, state.train.ema_params))
     # Hedge scores eras from the first one pretraining has not fitted (with early stopping: the holdout).
     hedge = init_hedge(run.groups * len(run.members.mixtures_XxM), len(resolved))
     if cfg.train.patience and cfg.train.hedge_eta and len(run.members.mixtures_XxM) > 1:
-        hedge = update_hedge(hedge, mixture_corr(run, state, holdout), cfg.train.hedge_decay)
+        hedge = update_hedge(hedge, resolved_corr(run, state, holdout)[0], cfg.train.hedge_decay)
     state = state.replace(hedge=hedge)
     # The selection state starts from the pretrained model's importances over the latest resolved eras.
     for e in holdout:
@@ -275,7 +279,7 @@ def holdout_corr(run: RunContext, state: RunState, holdout: np.ndarray) -> np.nd
     for e in holdout:
         split, local = run.schedule.timeline.era(int(e))
         rows = split.index.labeled_rows(local)
-        pred_GxR, _, _ = predict_era(run, state, int(e))
+        pred_GxR = walk_rows(run, state, split, local, run.features.of(int(e)))  # the frozen members are not set yet
         corrs.append([era_corr(p[: rows.stop - rows.start], split.y_NxT[rows, 0]) for p in pred_GxR])
     return np.mean(corrs, axis=0)
 
@@ -346,9 +350,12 @@ class Unsaved:
 
 
 def log_era(log: MetricsLog, run: RunContext, state: RunState, name: str, update: Update) -> None:
-    """Hedge's inputs (each scored era's mixtures' corr) and, after a trained update, its metrics and weights."""
-    for era, corr_X in update.scored:
-        log.write(phase="hedge", era=era, **{f"hedge/corr_{x}": v if np.isfinite(v) else None for x, v in enumerate(corr_X)})
+    """Hedge's inputs (each scored era's mixtures' and frozen shares' corr) and, after a trained update,
+    its metrics and weights."""
+    finite = lambda v: v if np.isfinite(v) else None
+    for era, corr_X, corr_A in update.scored:
+        log.write(phase="hedge", era=era, **{f"hedge/corr_{x}": finite(v) for x, v in enumerate(corr_X)},
+                  **{f"floor/corr_{a}": finite(v) for a, v in enumerate(corr_A)})
     if update.metrics is None:
         return
     mix_XxM = run.members.mixtures_XxM
@@ -356,7 +363,8 @@ def log_era(log: MetricsLog, run: RunContext, state: RunState, name: str, update
     log.write(phase="walk", era=name, **{f"train/{m}": v for m, v in update.metrics.items()},
               **{"select/n_features": int(state.selection.mask_F.sum())},
               **{f"hedge/weight_{m}": float(w) for m, w in enumerate((pi_GxX @ mix_XxM).reshape(-1))},
-              **{f"hedge/mixture_{x}": float(p) for x, p in enumerate(pi_GxX.reshape(-1))})
+              **{f"hedge/mixture_{x}": float(p) for x, p in enumerate(pi_GxX.reshape(-1))},
+              **{f"floor/frozen_share_{g}": float(a) for g, a in enumerate(frozen_share(run, state))})
 
 
 def write_pairs(out: Path, pair_index: tuple[int, ...], features: tuple[str, ...]) -> None:

@@ -1,7 +1,7 @@
 """`dynjax export`: a run's next-era model as a Numerai model-upload pickle.
 
-The run's `next/` state (params of every member, the selection mask,
-the Hedge weights, the next era's context, the imputer, the feature list) is evaluated
+The run's `next/` state (params of every member and of the frozen ones, the selection mask,
+the Hedge weights and frozen share, the next era's context, the imputer, the feature list) is evaluated
 once into per-(feature, bin) tables (`FeatureAttentionModel.era_tables`) and packed into a
 `dynjax.upload.live.LiveModel`, which `dynjax.upload.portable` writes as source and plain
 values: the pickle needs numpy and pandas to load and run, in any Python from 3.10 on.
@@ -11,13 +11,13 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from dynjax.data.bins import Imputer
 from dynjax.eval.contribution import run_neutralizers
-from dynjax.train.hedge import hedge_weights
 from dynjax.train.next_era import NextEra, load_next
-from dynjax.train.run import make_predictor
+from dynjax.train.run import make_predictor, run_weights
 from dynjax.upload.live import LiveModel
 from dynjax.upload.portable import OLDEST_PYTHON, NotPortable, dumps, interpreter
 
@@ -39,8 +39,10 @@ def live_model(nxt: NextEra, run_dir: str | Path) -> LiveModel:
     def tables(params):
         return predictor.model.apply(params, mask_F, nxt.context, method="era_tables")
 
-    members = jax.device_get(jax.vmap(tables)(state.train.ema_params))
-    weight_M = hedge_weights(state.hedge, cfg.train.hedge_eta, predictor.members.mixtures_XxM)
+    # The members, then the frozen ones (the safe expert), weighted as `dynjax predict` weighs them.
+    stacked = jax.tree.map(lambda *a: jnp.concatenate(a), state.train.ema_params, state.frozen)
+    members = jax.device_get(jax.vmap(tables)(stacked))
+    weight_M = run_weights(predictor, state)
     return LiveModel(
         features=tuple(nxt.features), normalizer=cfg.model.normalizer,
         logit_MxHxFxB=np.asarray(members["logit_HxFxB"], np.float32), gate_MxF=np.asarray(members["gate_F"], np.float64),

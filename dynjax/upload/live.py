@@ -12,6 +12,8 @@ era after the run's history (`FeatureAttentionModel.era_tables`):
                + sum_p u_rf u_rg pair[p, x_rf, x_rg],  u = n_kept * att * gate   (the screened pairs (f, g), model.pairs)
     output   = rank per era of  sum_n weight_n * tie-kept rank(pred_nR)   (neutralised first with eval.neutralize)
 
+over the members n, the walk-forward's and then the frozen ones (the safe expert), weighted as the run weighs them.
+
 The arithmetic is float64 here and float32 in dynjax, so the two agree to ~1e-7 before
 ranking; only rows whose scores tie to that precision can swap places.
 """
@@ -38,7 +40,7 @@ class LiveModel:
     gate_MxF: np.ndarray
     keep_MxF: np.ndarray  # selection mask and open gates
     beta_MxFxB: np.ndarray
-    weight_M: np.ndarray  # Hedge weights, summing to one
+    weight_M: np.ndarray  # the members' weights (Hedge's, scaled by the frozen share), summing to one
     imputer: Imputer
     neutralize: float = 0.0  # `eval.neutralize`: proportion of per-era neutralisation
     neutral_cols: np.ndarray | None = None  # the features (indices into `features`) neutralised against
