@@ -16,7 +16,6 @@ drawdown / share of eras below zero per rule and setting, mean over seeds, besid
 and the frozen model.
 """
 
-import argparse
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +23,7 @@ import pandas as pd
 import polars as pl
 
 from dynjax.eval.scores import fast_numerai_corr, summarize
-from experiments.record import SETTINGS, make_data, write_results
+from experiments.record import make_data, replay_main
 
 SHARES = np.array([0.0, 0.25, 0.5, 0.75, 1.0])  # the frozen model's share of each mixture Hedge weighs
 
@@ -107,18 +106,7 @@ def markdown(rows: list[dict]) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--root", default="/tmp/dynjax_ablation")
-    parser.add_argument("--settings", default=",".join(SETTINGS))
-    parser.add_argument("--variant", default="default")
-    parser.add_argument("--seeds", default="0,1,2")
-    parser.add_argument("--name", default="frozen_floor")
-    args = parser.parse_args()
-    seeds = [int(s) for s in args.seeds.split(",")]
-    rows = [per_setting(Path(args.root), s, args.variant, seeds) for s in args.settings.split(",")]
-    table = markdown(rows)
-    print(table)
-    write_results(args.name, {"variant": args.variant, "seeds": seeds, "settings": rows}, table)
+    replay_main(__doc__, "frozen_floor", per_setting, markdown)
 
 
 if __name__ == "__main__":

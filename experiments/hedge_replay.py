@@ -21,7 +21,6 @@ logged score are replayed: the last `embargo` eras of a run never resolve, and t
 `embargo + 1` are the equal mixture under every rule that starts from equal weights.
 """
 
-import argparse
 import csv
 import json
 from collections.abc import Callable
@@ -34,7 +33,7 @@ from dynjax.config import load_config
 from dynjax.eval.scores import summarize
 from dynjax.train.hedge import init_hedge, mixture_weights, update_hedge
 from dynjax.train.members import plan_members
-from experiments.record import SETTINGS, write_results
+from experiments.record import replay_main
 
 Rule = Callable[[np.ndarray], np.ndarray]  # scores of the resolved eras [E, X] -> mixture weights [X]
 
@@ -254,18 +253,7 @@ def markdown(results: list[dict]) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--root", default="/tmp/dynjax_ablation")
-    parser.add_argument("--settings", default=",".join(SETTINGS))
-    parser.add_argument("--variant", default="default", help="the experiments.skill variant whose runs to replay")
-    parser.add_argument("--seeds", default="0,1,2")
-    parser.add_argument("--name", default="hedge_replay")
-    args = parser.parse_args()
-    seeds = [int(s) for s in args.seeds.split(",")]
-    results = [replay_setting(Path(args.root), s, args.variant, seeds) for s in args.settings.split(",")]
-    table = markdown(results)
-    print(table)
-    write_results(args.name, {"variant": args.variant, "seeds": seeds, "results": results}, table)
+    replay_main(__doc__, "hedge_replay", replay_setting, markdown)
 
 
 if __name__ == "__main__":

@@ -152,6 +152,26 @@ def settings_main(doc: str, name: str, per_setting, markdown, **payload) -> None
     write_results(args.name, {**payload, "settings": rows}, table)
 
 
+def replay_main(doc: str, name: str, per_setting, markdown) -> None:
+    """The command line of a replay over finished runs: `per_setting(root, setting, variant, seeds)` for
+    each of `--settings` (the runs of one `experiments.skill` variant), printed as `markdown(rows)`
+    and written to `results/NAME.{json,md}`."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--root", default="/tmp/dynjax_ablation")
+    parser.add_argument("--settings", default=",".join(SETTINGS))
+    parser.add_argument("--variant", default="default", help="the experiments.skill variant whose runs to replay")
+    parser.add_argument("--seeds", default="0,1,2")
+    parser.add_argument("--name", default=name)
+    args = parser.parse_args()
+    seeds = [int(s) for s in args.seeds.split(",")]
+    rows = [per_setting(Path(args.root), s, args.variant, seeds) for s in args.settings.split(",")]
+    table = markdown(rows)
+    print(table)
+    write_results(args.name, {"variant": args.variant, "seeds": seeds, "settings": rows}, table)
+
+
 def grid_parser(doc: str, variants: dict, name: str, jobs: int):
     """The command line of a variants x settings x seeds experiment."""
     import argparse
