@@ -6,7 +6,21 @@ import pandas as pd
 import pytest
 from numerai_tools.scoring import feature_neutral_corr, max_feature_correlation, neutralize
 
-from dynjax.eval.neutral import FeatureSpan, era_exposure, neutralize_era
+from dynjax.eval.neutral import RCOND, FeatureSpan, era_exposure, gram_solver, neutralize_era
+
+
+def test_the_gram_solver_takes_cholesky_only_where_lstsq_would_drop_nothing():
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((200, 6))
+    b = rng.standard_normal(6)
+    for scale in (1.0, 1e-5):  # well conditioned; a direction lstsq keeps but Cholesky must not solve
+        a[:, 5] = a[:, 4] + scale * rng.standard_normal(200)
+        gram = a.T @ a
+        want = np.linalg.lstsq(gram, b, rcond=RCOND**2)[0]
+        np.testing.assert_allclose(gram @ gram_solver(gram)(b), gram @ want, rtol=1e-6, atol=1e-6)
+    a[:, 5] = a[:, 4]  # singular: the pseudo-inverse over the kept directions
+    gram = a.T @ a
+    np.testing.assert_allclose(gram_solver(gram)(b), np.linalg.lstsq(gram, b, rcond=RCOND**2)[0], atol=1e-8)
 
 
 def test_exposure_of_a_prediction_equal_to_one_feature():
@@ -18,13 +32,15 @@ def test_exposure_of_a_prediction_equal_to_one_feature():
     assert era_exposure(np.full(200, 0.5), y, FeatureSpan(x)) == {"fnc": pytest.approx(np.nan, nan_ok=True), "max_exposure": 0.0}
 
 
+@pytest.mark.parametrize("degenerate", [True, False], ids=["rank-deficient", "full-rank"])
 @pytest.mark.parametrize("seed", range(4))
-def test_exposure_fnc_and_neutralisation_equal_numerai_tools(seed):
+def test_exposure_fnc_and_neutralisation_equal_numerai_tools(seed, degenerate):
     rng = np.random.default_rng(seed)
-    r, f = int(rng.integers(30, 400)), int(rng.integers(3, 40))
+    r, f = int(rng.integers(60, 400)), int(rng.integers(3, 40))
     x = ((rng.integers(0, 5, (r, f)) - 2) / np.sqrt(2)).astype(np.float32)
-    x[:, 0] = 0.0  # a feature constant in this era (numerai-tools' corr: NaN, skipped; collinear with the constant)
-    x[:, 2] = x[:, 1]  # a duplicated feature: rank-deficient, as lstsq's rcond handles it
+    if degenerate:  # the eigendecomposition's path; full rank takes Cholesky's
+        x[:, 0] = 0.0  # a feature constant in this era (numerai-tools' corr: NaN, skipped; collinear with the constant)
+        x[:, 2] = x[:, 1]  # a duplicated feature: rank-deficient, as lstsq's rcond handles it
     pred = np.round(x[:, 1:] @ rng.standard_normal(f - 1) + rng.standard_normal(r), 1)  # ties
     y = rng.choice([0.0, 0.25, 0.5, 0.75, 1.0], r)
     idx = pd.Index([f"id{i:05d}" for i in range(r)])

@@ -7,6 +7,7 @@ adds the newly resolved eras in O(F^2) instead of refitting from scratch.
 
 import numpy as np
 import polars as pl
+from scipy.linalg import solve
 
 from dynjax.data.bins import float_view_np
 from dynjax.data.timeline import Timeline
@@ -44,7 +45,7 @@ def ridge_walk_forward(timeline: Timeline, predicted: np.ndarray, embargo: int, 
             continue
         reg = alpha * np.eye(n_features + 1)
         reg[-1, -1] = 0.0  # no penalty on the intercept
-        w = np.linalg.solve(xtx + reg, xty)
+        w = solve(xtx + reg, xty, assume_a="pos", check_finite=False)  # Cholesky: X'X + alpha I is positive definite
         split, local = timeline.era(int(e))
         rows = split.index.rows(local)
         pred = np.c_[float_view_np(split.x_NxF[rows]), np.ones(rows.stop - rows.start)] @ w + 0.5
