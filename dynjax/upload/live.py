@@ -15,7 +15,9 @@ era after the run's history (`FeatureAttentionModel.era_tables`):
 over the members n, the walk-forward's and then the frozen ones (the safe expert), weighted as the run weighs them.
 
 The arithmetic is float64 here and float32 in dynjax, so the two agree to ~1e-7 before
-ranking; only rows whose scores tie to that precision can swap places.
+ranking; each member's scores are rounded to float32 before they are ranked, so scores that tie
+in dynjax (a member still close to 0.5) tie here too, and only a score within dynjax's rounding
+error of a float32 boundary can still swap places with its neighbour.
 """
 
 from dataclasses import dataclass, field, fields
@@ -82,7 +84,9 @@ class LiveModel:
             chunk = x_RxF[start:start + _CHUNK_ROWS]
             for m in range(len(self.weight_M)):
                 pred_MxR[m, start:start + len(chunk)] = self._member(m, chunk)
-        return pred_MxR
+        # At dynjax's float32 resolution: scores that tie there (a member that barely moves from 0.5)
+        # tie here too, rather than ranking on digits dynjax never had.
+        return pred_MxR.astype(np.float32).astype(np.float64)
 
     def combine(self, pred_MxR: np.ndarray) -> np.ndarray:
         """Hedge-weighted mean of the members' tie-kept ranks (one member: its raw prediction)."""
