@@ -6,7 +6,7 @@ Dimension legend, used in every tensor name (`x_WxRxF`, `y_NxT`, `emb_FxBxD`); o
   bin), T targets, D model width, H attention heads, M members of a run, G trials of a population
   sweep (1 for a run; `GM`: the G x M members a step stacks), K kinds of members, X Hedge's
   mixtures of them, U walk-forward updates, V the gates' evidence horizons, S splits of a
-  timeline, L past eras an era's context reads, P screened feature pairs (`BB`: a pair's bins),
+  timeline, P screened feature pairs (`BB`: a pair's bins),
   C candidate pairs of the screen, Q tuning folds, J a feature's imputation neighbours, Z missing
   cells to fill, I interaction terms of the synthetic signal, A the width of one attention head
   (D / H). Letters written together multiply.

@@ -73,8 +73,6 @@ class ModelConfig:
     normalizer: str = "softmax"
     gates: str = "context"  # "context": per-era gates from resolved-era evidence; "l1" / "l0": global per-feature gates
     dropout: float = 0.0
-    context: bool = False  # condition the query on an encoder over past eras' summaries (the TFT's temporal part)
-    context_eras: int = 8
     evidence_eras: tuple[int, ...] = (4, 16, 64)  # horizons of the gates' evidence (resolved eras pooled)
     gate_hidden: int = 16  # width of the gate network (shared by all features)
     # The context gates' evidence z-score at which a gate starts half open, per ensemble member

@@ -58,7 +58,7 @@ TINY_RUN = ["optim.ema_decay=0",
     "synth.active_per_regime=3", "synth.n_factors=3", "synth.noise=1.0",
     "data.window_eras=2", "data.rows_per_era=16", "train.holdout_eras=2", "train.pretrain_epochs=1",
     "train.steps_per_update=2", "train.predict_chunk=32", "model.d_model=8", "model.n_heads=2",
-    "model.context=true", "model.context_eras=3", "selection.mode=topk", "selection.k=4",
+    "selection.mode=topk", "selection.k=4",
 ]
 
 

@@ -28,7 +28,7 @@ def batch(w: int, r: int, f: int, cfg: ModelConfig) -> Batch:
     rng = np.random.default_rng(0)
     evidence = rng.normal(size=(w, f, len(cfg.evidence_eras))).astype(np.float32)
     return Batch(x_WxRxF=rng.integers(0, 6, (w, r, f)).astype(np.int8), y_WxR=rng.random((w, r)).astype(np.float32),
-                 mask_WxR=rng.random((w, r)) > 0.1, context=EraContext(None, None, evidence))
+                 mask_WxR=rng.random((w, r)) > 0.1, context=EraContext(evidence))
 
 
 def step_once(mesh: str, w: int, r: int, f: int = 16, members: int = 2):

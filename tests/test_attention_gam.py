@@ -14,21 +14,19 @@ from dynjax.model import FeatureAttentionModel
 from dynjax.model.attention import masked_logits
 from dynjax.model.normalizers import get_normalizer
 
-F, R, L = 11, 16, 4
+F, R = 11, 16
 SMALL = {"d_model": 8, "n_heads": 2, "gates": "none"}  # the plain attention model; context gates have their own test
 X = jax.random.randint(jax.random.key(0), (R, F), 0, N_BINS).astype(jnp.int8)
-CTX = EraContext(jax.random.normal(jax.random.key(1), (L, F)), jnp.arange(L) < 2)
 
 
 def _init(cfg):
     model = FeatureAttentionModel(cfg, F)
-    ctx = CTX if cfg.context else None
-    params = model.init({"params": jax.random.key(2), "gates": jax.random.key(3)}, X, None, ctx)
-    return model, params, ctx
+    params = model.init({"params": jax.random.key(2), "gates": jax.random.key(3)}, X, None, None)
+    return model, params, None
 
 
 @pytest.mark.parametrize("normalizer", ["softmax", "sparsemax", "entmax15"])
-@pytest.mark.parametrize("kw", [{}, {"gates": "l0"}, {"gates": "l1"}, {"context": True}])
+@pytest.mark.parametrize("kw", [{}, {"gates": "l0"}, {"gates": "l1"}])
 def test_shapes_and_finiteness(normalizer, kw):
     model, params, ctx = _init(ModelConfig(**{**SMALL, "normalizer": normalizer, **kw}))
     pred, aux = model.apply(params, X, None, ctx)
@@ -57,7 +55,7 @@ def test_the_model_is_its_formula_per_row(normalizer):
 
 
 def test_jit_and_no_jit_agree():
-    model, params, ctx = _init(ModelConfig(**SMALL, context=True, normalizer="sparsemax"))
+    model, params, ctx = _init(ModelConfig(**SMALL, normalizer="sparsemax"))
     eager = model.apply(params, X, None, ctx)[0]
     jitted = jax.jit(model.apply)(params, X, None, ctx)[0]
     np.testing.assert_allclose(eager, jitted, atol=1e-5)

@@ -66,7 +66,7 @@ def test_pickle_predicts_what_dynjax_predict_writes(finished_run, tmp_path):
     ["train.ensemble=3", "model.normalizer=entmax15", "data.missing=model", "selection.mode=none", "eval.neutralize=0.5"],
     # with two feature pairs' tables (model.pairs; given, as the tiny data's screen keeps none)
     ["model.normalizer=sparsemax", "model.gates=l0", "data.missing=era_median", "train.ensemble=1", "train.horizons=",
-     "model.context=false", "model.pairs=2", "model.pair_index=0,3,1,2", "loss.pair_l2=0"],
+     "model.pairs=2", "model.pair_index=0,3,1,2", "loss.pair_l2=0"],
 ])
 def test_pickle_covers_members_normalisers_gates_and_imputers(tmp_path, overrides):
     run = tmp_path / "run"

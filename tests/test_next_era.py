@@ -13,7 +13,7 @@ from dynjax.train.next_era import load_next, save_next
 
 def test_next_era_round_trip_and_replacement(tmp_path):
     cfg = RunConfig()
-    context = EraContext(np.ones((3, 4), np.float32), np.array([True, True, False]), None)
+    context = EraContext(np.ones((4, 3), np.float32))
     imputer = Imputer("global_mean", fill_F=np.arange(4.0))
     for v in (1.0, 2.0):  # the second save replaces the first
         save_next(tmp_path, cfg, {"w": jnp.full(2, v)}, number=42, after="0041", features=("a", "b", "c", "d"),
@@ -21,8 +21,8 @@ def test_next_era_round_trip_and_replacement(tmp_path):
     nxt = load_next(tmp_path)
     assert (nxt.cfg, nxt.number, nxt.after, nxt.features, nxt.feature_columns) == (cfg, 42, "0041", ("a", "b", "c", "d"),
                                                                                    ("a", "b", "c", "d", "e"))
-    np.testing.assert_array_equal(nxt.context.summary_LxF, context.summary_LxF)
-    assert nxt.context.evidence_FxV is None and nxt.imputer.strategy == "global_mean"
+    np.testing.assert_array_equal(nxt.context.evidence_FxV, context.evidence_FxV)
+    assert nxt.imputer.strategy == "global_mean"
     np.testing.assert_array_equal(nxt.imputer.fill_F, np.arange(4.0))
     state = nxt.restore_state({"w": jnp.zeros(2)})
     np.testing.assert_array_equal(state["w"], [2.0, 2.0])

@@ -35,9 +35,9 @@ def run(data):
     return make_run_context(CFG, data)
 
 
-def test_context_holds_every_eras_evidence_and_summary(run):
+def test_context_holds_every_eras_evidence(run):
     n_eras, n_feat = run.schedule.timeline.n_eras, run.n_features
-    assert run.features.evidence_ExFxV.shape == (n_eras, n_feat, 2) and run.features.summary_ExF.shape == (n_eras, n_feat)
+    assert run.features.evidence_ExFxV.shape == (n_eras, n_feat, 2)
     assert run.schedule.predicted[0] == run.schedule.timeline.splits[0].index.n_eras
 
 
@@ -67,7 +67,6 @@ def test_batch_carries_each_eras_own_context(run):
     batch = batch_for(run, positions, sampling_rng(run, 0))
     assert batch.x_WxRxF.shape == (2, CFG.data.rows_per_era, run.n_features)
     np.testing.assert_array_equal(batch.context.evidence_FxV, run.features.evidence_ExFxV[positions])
-    assert batch.context.summary_LxF.shape == (2, CFG.model.context_eras, run.n_features)
 
 
 def test_members_with_different_memories_get_their_own_windows(run, data):

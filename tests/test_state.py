@@ -11,13 +11,14 @@ from dynjax.train import make_optimizer
 from dynjax.train.state import create_train_state
 
 
-def test_initial_state_for_plain_and_context_models():
-    for cfg in (ModelConfig(d_model=8, n_heads=2, gates="none"), ModelConfig(d_model=8, n_heads=2, context=True, gates="l0")):
+def test_initial_state_for_plain_and_gated_models():
+    for cfg in (ModelConfig(d_model=8, n_heads=2, gates="none"), ModelConfig(d_model=8, n_heads=2, gates="l0")):
         model = FeatureAttentionModel(cfg, 7)
         state = create_train_state(model, make_optimizer(OptimConfig()), jax.random.key(0))
         assert int(state.step) == 0
         assert state.params["params"]["embed"]["emb"].shape == (7, 6, 8)
-        assert ("context" in state.params["params"]) == cfg.context
+        gates = {"gates"} if cfg.gates != "none" else set()  # "none" has no gate params
+        assert set(state.params["params"]) == {"embed", "token_grn", "query", "attention", "additive"} | gates
 
 
 def test_run_state_stacks_members_with_their_thresholds_and_priors():

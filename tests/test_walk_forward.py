@@ -1,6 +1,6 @@
 """Covers dynjax.train.walk_forward: kill-and-resume identity, no target leakage, checkpoints,
-each with the era-context encoder and top-k selection, and with every mechanism of the default
-on (context gates, EMA, two members with their own memories mixed by Hedge, device rows)."""
+each with top-k selection alone, and with every mechanism of the default on (context gates, EMA,
+two members with their own memories mixed by Hedge, device rows)."""
 
 import dataclasses
 import json
@@ -18,7 +18,7 @@ from dynjax.train.walk_forward import walk_forward
 from tests.conftest import TINY_RUN
 from tests.test_run import MECHANISMS
 
-# The era-context encoder with a top-k selection mask and none of the continual-learning mechanisms ...
+# A top-k selection mask and none of the continual-learning mechanisms ...
 CFG = override(RunConfig(), [*TINY_RUN, "model.gates=none", "loss.sparsity=none", "train.ensemble=1"])
 # ... and every mechanism on, the two members of two kinds (all resolved history / the latest eras)
 # mixed by Hedge weights that resolved eras move; both gated (tests/test_hedge.py opens one's gates).
@@ -56,9 +56,9 @@ def test_outputs_cover_every_predicted_era(full_run, data_dir):
 
 
 # Every mechanism on; tests/test_update.py stops (SIGTERM) and resumes the default config through the CLI.
-@pytest.mark.parametrize("stop_after, which", [(1, "context"), (2, "all")])
+@pytest.mark.parametrize("stop_after, which", [(1, "topk"), (2, "all")])
 def test_killed_and_resumed_run_predicts_identically(request, data_dir, tmp_path, stop_after, which):
-    cfg, full_run = (CFG, request.getfixturevalue("full_run")) if which == "context" else (ALL, request.getfixturevalue("full_run_all"))
+    cfg, full_run = (CFG, request.getfixturevalue("full_run")) if which == "topk" else (ALL, request.getfixturevalue("full_run_all"))
     out = tmp_path / "run"
     walk_forward(cfg, load_numerai(data_dir), out, stop_after=stop_after)  # "killed" here
     assert not (out / "predictions.parquet").exists()
@@ -99,7 +99,7 @@ def test_every_mechanism_writes_a_sparse_selection(full_run_all):
 
 
 def test_unresolved_targets_cannot_change_a_prediction(tmp_path):
-    # Every mechanism that reads past targets (era context, gate evidence, Hedge's scores) is on.
+    # Every mechanism that reads past targets (gate evidence, Hedge's scores, the safe expert's) is on.
     # Eight validation eras, so the last ones train on resolved validation targets.
     cfg = override(ALL, ["synth.n_val_eras=8"])
     data_dir = write_synthetic(cfg.synth, tmp_path / "data")
@@ -150,7 +150,7 @@ def test_a_60_day_target_embargoes_12_eras_and_its_targets_reach_no_prediction_b
     for era, number in zip(val.index.names, val.index.numbers):
         same = np.array_equal(era_preds("clean", era), era_preds("flipped", era))
         assert same or number > first + 12, era
-    assert not same  # the last era reads the flipped eras (era context, updates): the test can fail
+    assert not same  # the last era reads the flipped eras (gate evidence, updates): the test can fail
 
 
 def _garble(step_dir):

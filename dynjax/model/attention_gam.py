@@ -1,7 +1,7 @@
 """The model: an attention-weighted additive model of the bins (a GAM whose terms attention weighs).
 
-    tok_FxBxD = GRN(emb[f, b], c)               per (feature, bin): an F x B table of tokens
-    query_D   = q + W c                         one per era (learned; context-conditioned with model.context)
+    tok_FxBxD = GRN(emb[f, b])                  per (feature, bin): an F x B table of tokens
+    query_D   = q                               learned
     keep_F    = mask_F & (gate_F > 0)           the selection mask and the era's open gates
     att_RxF   = mean_h norm(masked(<k_h(tok[f, x_rf]), query_h>, keep_F))   interpretable multi-head
     w_RxF     = att_RxF * gate_F                the row's feature importances
@@ -10,11 +10,11 @@
 
 The parts are the Temporal Fusion Transformer's (Lim et al. 2021): gated residual networks
 make the feature tokens, interpretable multi-head attention (values shared, heads averaged)
-gives one weight per feature, and an era context (`model.context`: an encoder over resolved
-eras' summaries, the TFT's temporal part at era level) conditions the query and the GRN. The
-weights scale a GAM rather than pool values into an MLP: on every synthetic setting the GAM
-beat the MLP heads (the research log), and it keeps the attention the importance of the whole
-prediction. Everything per (feature, bin) is tabulated once per era, so a row costs lookups.
+gives one weight per feature, and what changes from era to era comes from resolved eras alone
+(the context gates' evidence; an encoder over resolved eras' summaries conditioning the query,
+the TFT's temporal part, cost skill on every setting: the research log). The weights scale a GAM
+rather than pool values into an MLP: on every synthetic setting the GAM beat the MLP heads, and it
+keeps the attention the importance of the whole prediction. Everything per (feature, bin) is tabulated once per era, so a row costs lookups.
 
 A closed gate removes its feature from the normaliser as the selection mask does, so dropped
 features get exactly zero weight and the rest share the attention.
@@ -27,7 +27,6 @@ from dynjax.config import ModelConfig
 from dynjax.data.context import EraContext
 from dynjax.model.attention import FeatureAttention
 from dynjax.model.blocks import GRN
-from dynjax.model.context import EraContextEncoder
 from dynjax.model.embed import FeatureEmbedding
 from dynjax.model.gates import ContextGates, FeatureGates
 from dynjax.model.heads import AdditiveHead, PairTableHead
@@ -36,8 +35,8 @@ from dynjax.model.heads import AdditiveHead, PairTableHead
 class FeatureAttentionModel(nn.Module):
     """`apply(params, x_RxF, mask_F, context) -> (pred_R, aux)` for one era's rows.
 
-    `context` is the era's `EraContext`; it needs `summary_*` with `cfg.context` and
-    `evidence_FxV` with `cfg.gates == "context"`, and may be None otherwise.
+    `context` is the era's `EraContext`; it needs `evidence_FxV` with `cfg.gates == "context"`,
+    and may be None otherwise.
     """
 
     cfg: ModelConfig
@@ -58,44 +57,36 @@ class FeatureAttentionModel(nn.Module):
         self.additive = AdditiveHead(self.n_features)
         if cfg.pair_index:
             self.pairs = PairTableHead(cfg.pair_index)
-        if cfg.context:
-            self.context = EraContextEncoder(cfg.d_model)
-            self.context_query = nn.Dense(cfg.d_model, use_bias=False)
 
     def _era(self, mask_F, context: EraContext | None, deterministic: bool):
-        """What is one per era: `(c_D, query_D, gate_F, gate_aux, keep_F)` (keep: mask and open gates)."""
+        """What is one per era: `(gate_F, gate_aux, keep_F)` (keep: mask and open gates)."""
         cfg = self.cfg
         mask_F = jnp.ones(self.n_features, bool) if mask_F is None else mask_F
-        c_D, query_D = None, self.query_D
-        if cfg.context:
-            _need(context, "summary_LxF", "model.context=true")
-            c_D = self.context(context.summary_LxF, context.summary_mask_L)
-            query_D = query_D + self.context_query(c_D)
         if cfg.gates == "context":
             _need(context, "evidence_FxV", "model.gates=context")
             gate_F, gate_aux = self.gates(context.evidence_FxV, deterministic=deterministic)
         else:
             gate_F, gate_aux = self.gates(deterministic=deterministic)
-        return c_D, query_D, gate_F, gate_aux, mask_F & (gate_F > 0)
+        return gate_F, gate_aux, mask_F & (gate_F > 0)
 
-    def _logits(self, c_D, query_D, deterministic: bool) -> jnp.ndarray:
+    def _logits(self, deterministic: bool) -> jnp.ndarray:
         """Every head's attention logit of every (feature, bin) token, `[H, F, B]`."""
-        tok_FxBxD = self.token_grn(self.embed.table().astype(self.token_grn.dtype), c_D, deterministic=deterministic)
-        return self.attention.logits(tok_FxBxD, query_D)
+        tok_FxBxD = self.token_grn(self.embed.table().astype(self.token_grn.dtype), deterministic=deterministic)
+        return self.attention.logits(tok_FxBxD, self.query_D)
 
     def era_tables(self, mask_F=None, context: EraContext | None = None) -> dict:
         """The per-(feature, bin) tables one era's prediction reads, for `dynjax export`: `logit_HxFxB`,
         `gate_F`, `keep_F` and `beta_FxB` (and `pair_PxBB` with screened pairs): the whole model."""
-        c_D, query_D, gate_F, _, keep_F = self._era(mask_F, context, True)
-        tables = {"logit_HxFxB": self._logits(c_D, query_D, True), "gate_F": gate_F, "keep_F": keep_F,
+        gate_F, _, keep_F = self._era(mask_F, context, True)
+        tables = {"logit_HxFxB": self._logits(True), "gate_F": gate_F, "keep_F": keep_F,
                   "beta_FxB": self.additive.variables["params"]["beta"]}
         if self.cfg.pair_index:
             tables["pair_PxBB"] = self.pairs.variables["params"]["table"]
         return tables
 
     def __call__(self, x_RxF, mask_F=None, context: EraContext | None = None, *, deterministic: bool = True):
-        c_D, query_D, gate_F, gate_aux, keep_F = self._era(mask_F, context, deterministic)
-        att_RxF = self.attention(self._logits(c_D, query_D, deterministic), x_RxF, keep_F)
+        gate_F, gate_aux, keep_F = self._era(mask_F, context, deterministic)
+        att_RxF = self.attention(self._logits(deterministic), x_RxF, keep_F)
         weight_RxF = att_RxF * gate_F
         n_kept = keep_F.sum().astype(jnp.float32)
         pred_R = 0.5 + self.additive(x_RxF, weight_RxF, n_kept)

@@ -17,23 +17,17 @@ class GLU(nn.Module):
 
 
 class GRN(nn.Module):
-    """GRN(a, c) = LayerNorm(a + GLU(W1 ELU(W2 a + W3 c + b2) + b1)); `c` is optional context.
-
-    Works on any leading shape; `c` broadcasts against `a`'s leading axes (one era context
-    for a whole table of tokens).
-    """
+    """GRN(a) = LayerNorm(a + GLU(W1 ELU(W2 a + b2) + b1)), on any leading shape (the TFT's GRN
+    without its optional context input: the era encoder that fed it cost skill, the research log)."""
 
     features: int
     dropout: float = 0.0
     dtype: jnp.dtype = jnp.float32  # compute dtype; params stay float32
 
     @nn.compact
-    def __call__(self, a: jnp.ndarray, c: jnp.ndarray | None = None, *, deterministic: bool = True) -> jnp.ndarray:
-        dense = lambda name, **kw: nn.Dense(self.features, dtype=self.dtype, name=name, **kw)
+    def __call__(self, a: jnp.ndarray, *, deterministic: bool = True) -> jnp.ndarray:
+        dense = lambda name: nn.Dense(self.features, dtype=self.dtype, name=name)
         skip = a if a.shape[-1] == self.features else dense("skip")(a)
-        h = dense("w2")(a)
-        if c is not None:
-            h = h + dense("w3", use_bias=False)(c)
-        h = dense("w1")(nn.elu(h))
+        h = dense("w1")(nn.elu(dense("w2")(a)))
         h = nn.Dropout(self.dropout)(h, deterministic=deterministic)
         return nn.LayerNorm(dtype=self.dtype, name="norm")(skip + GLU(self.features, self.dtype, name="glu")(h))

@@ -28,7 +28,7 @@ from dynjax.train.checkpoint import CheckpointError
 from dynjax.train.processes import barrier, is_writer
 
 NEXT = "next"
-_CONTEXT_FIELDS = ("summary_LxF", "summary_mask_L", "evidence_FxV")
+_CONTEXT_FIELDS = ("evidence_FxV",)
 _IMPUTER_FIELDS = ("fill_F", "neighbors_FxJ", "coef_FxJ", "intercept_F")
 
 

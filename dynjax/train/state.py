@@ -82,9 +82,7 @@ def dummy_context(cfg: ModelConfig, n_features: int) -> EraContext | None:
     """An `EraContext` of the right shapes for `init` (None when the model reads none)."""
     if not reads_context(cfg):
         return None
-    summary = (jnp.zeros((cfg.context_eras, n_features)), jnp.ones(cfg.context_eras, bool)) if cfg.context else (None, None)
-    evidence = jnp.zeros((n_features, len(cfg.evidence_eras))) if cfg.gates == "context" else None
-    return EraContext(*summary, evidence)
+    return EraContext(jnp.zeros((n_features, len(cfg.evidence_eras))))
 
 
 def create_train_state(
