@@ -331,8 +331,14 @@ def to_dict(cfg) -> dict[str, Any]:
     return dataclasses.asdict(cfg)
 
 
+# Keys that left the config, with the value the code now implies (None: any) and the commit that
+# still runs them: a run directory saved before loads where it held that value.
+RETIRED = {"ModelConfig": {"context": (False, "77e63c7"), "context_eras": (None, "77e63c7")}}
+
+
 def from_dict(cls, raw: dict[str, Any]):
     """Build a config dataclass from a (possibly partial) dict; unknown keys are errors."""
+    raw = _without_retired(cls, raw)
     hints = typing.get_type_hints(cls)
     names = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(raw) - names)
@@ -343,6 +349,18 @@ def from_dict(cls, raw: dict[str, Any]):
         hint = hints[name]
         kwargs[name] = from_dict(hint, value) if dataclasses.is_dataclass(hint) else _coerce(hint, value)
     return cls(**kwargs)
+
+
+def _without_retired(cls, raw: dict[str, Any]) -> dict[str, Any]:
+    """`raw` less the keys that left `cls` (`RETIRED`); ValueError if one holds another value than
+    the code now implies, naming the commit that still runs it."""
+    retired = RETIRED.get(cls.__name__, {})
+    for key in sorted(set(raw) & set(retired)):
+        implied, commit = retired[key]
+        if implied is not None and raw[key] != implied:
+            raise ValueError(f"{cls.__name__}.{key}={raw[key]!r} left dynjax (docs/research-log.md says why); "
+                             f"the code at commit {commit} still runs it")
+    return {k: v for k, v in raw.items() if k not in retired}
 
 
 def load_config(path: str | Path) -> RunConfig:

@@ -84,3 +84,12 @@ def test_partial_dict_and_unknown_keys():
     assert from_dict(RunConfig, {"data": {"embargo": 5}}).data == DataConfig(embargo=5)
     with pytest.raises(ValueError, match="unknown DataConfig keys: window"):
         from_dict(RunConfig, {"data": {"window": 5}})
+
+
+def test_a_config_saved_before_a_key_left_loads_where_it_held_what_the_code_now_does():
+    saved = {"model": {"d_model": 16, "context": False, "context_eras": 8}}  # a run directory's config.json of before
+    assert from_dict(RunConfig, saved).model.d_model == 16
+    with pytest.raises(ValueError, match="ModelConfig.context=True left dynjax .* at commit 77e63c7"):
+        from_dict(RunConfig, {"model": {"context": True}})
+    with pytest.raises(ValueError, match="unknown config key 'context'"):
+        override(RunConfig(), ["model.context=true"])

@@ -29,8 +29,8 @@ def one_blas_thread(fn):
 
     The report's linear algebra is per era (Gram matrices and Cholesky factors of an era's
     features): BLAS's threads gain nothing at that size and spin against each other and against
-    any other process on the cores (the diffuse setting's report: 4 s on one thread, 8 s on two,
-    48 s beside another run on two cores)."""
+    any other process on the cores (the diffuse setting's report: 4.0-4.4 s on one thread; 7.6-8.0 s
+    on two, and up to 56 s beside two other runs on the 2 cores)."""
     @functools.wraps(fn)
     def wrapped(*args, **kwargs):
         with threadpool_limits(limits=1, user_api="blas"):

@@ -12,9 +12,10 @@ The parts are the Temporal Fusion Transformer's (Lim et al. 2021): gated residua
 make the feature tokens, interpretable multi-head attention (values shared, heads averaged)
 gives one weight per feature, and what changes from era to era comes from resolved eras alone
 (the context gates' evidence; an encoder over resolved eras' summaries conditioning the query,
-the TFT's temporal part, cost skill on every setting: the research log). The weights scale a GAM
-rather than pool values into an MLP: on every synthetic setting the GAM beat the MLP heads, and it
-keeps the attention the importance of the whole prediction. Everything per (feature, bin) is tabulated once per era, so a row costs lookups.
+the TFT's temporal part, cost skill on six of the seven synthetic settings: the research log).
+The weights scale a GAM rather than pool values into an MLP: on every synthetic setting the GAM
+beat the MLP heads, and it keeps the attention the importance of the whole prediction.
+Everything per (feature, bin) is tabulated once per era, so a row costs lookups.
 
 A closed gate removes its feature from the normaliser as the selection mask does, so dropped
 features get exactly zero weight and the rest share the attention.
