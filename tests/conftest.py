@@ -66,6 +66,17 @@ TINY_RUN = ["optim.ema_decay=0",
 FINISHED_ARGS = ["--feature-set", "medium", *TINY_RUN]
 
 
+def off_zero_init(state):
+    """`state` (one member's or stacked members') with its additive table moved off zero, the same for every
+    member. At the zero init every prediction is 0.5 against targets in quarters, so some cells' gradients
+    cancel to zero exactly, and Adam's first step (g / (|g| + eps)) turns rounding either side of zero into
+    a step of the learning rate: tests that compare two compiled forms of one step start here instead."""
+    beta = state.params["params"]["additive"]["beta"]
+    beta = beta + 0.05 * jax.random.normal(jax.random.key(99), beta.shape[-2:])
+    params = {**state.params, "params": {**state.params["params"], "additive": {"beta": beta}}}
+    return state.replace(params=params, ema_params=jax.tree.map(lambda a: a.copy(), params))  # two buffers: steps donate both
+
+
 @pytest.fixture(scope="session")
 def finished_run(tmp_path_factory) -> Path:
     """A finished `dynjax walk-forward` of FINISHED_ARGS on its embedded data (copy it before

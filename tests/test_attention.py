@@ -10,6 +10,7 @@ import pytest
 from dynjax.data import N_BINS
 from dynjax.model.attention import (
     FeatureAttention,
+    bin_sums,
     head_mean,
     lookup,
     masked_bin_sums,
@@ -110,6 +111,30 @@ def test_lookup_gradient_of_a_bfloat16_table_sums_in_float32():
     assert grad.dtype == jnp.bfloat16
     np.testing.assert_array_equal(np.asarray(grad[:, 0], np.float32), [4096.0, 4096.0])
     np.testing.assert_array_equal(np.asarray(grad[:, 1:], np.float32), 0.0)
+
+
+def test_bin_sums_add_each_rows_cells_and_their_gradient_counts_the_rows_per_cell():
+    rng = np.random.default_rng(0)
+    x = jnp.asarray(rng.integers(0, N_BINS, (70, F)), jnp.int8)
+    table_KxFxB = jnp.asarray(rng.normal(size=(3, F, N_BINS)), jnp.float32)
+    naive = lambda t: t[:, jnp.arange(F), x.astype(jnp.int32)].sum(axis=2).T  # [R, K]
+    np.testing.assert_allclose(bin_sums(table_KxFxB, x), naive(table_KxFxB), rtol=1e-6, atol=1e-6)
+    weigh_RxK = jnp.asarray(rng.normal(size=(70, 3)), jnp.float32)
+    grad, want = (jax.grad(lambda t, f=f: (f(t) * weigh_RxK).sum())(table_KxFxB) for f in (lambda t: bin_sums(t, x), naive))
+    np.testing.assert_allclose(grad, want, rtol=1e-5, atol=1e-5)
+    # vmapped over members' tables (as the train step is), each member's sums and gradient are its own
+    stacked = jnp.stack([table_KxFxB, 2 * table_KxFxB])
+    np.testing.assert_allclose(jax.vmap(bin_sums, in_axes=(0, None))(stacked, x)[1], 2 * naive(table_KxFxB), rtol=1e-5)
+
+
+def test_bin_sums_of_a_bfloat16_table_sum_in_float32():
+    table = jnp.ones((1, 2, N_BINS), jnp.bfloat16)
+    x = jnp.zeros((4096, 2), jnp.int8)
+    assert bin_sums(table, x).dtype == jnp.float32
+    grad = jax.grad(lambda t: bin_sums(t, x).sum())(table)
+    assert grad.dtype == jnp.bfloat16  # 4,096 rows in one cell: a bfloat16 running sum would stall at 256
+    np.testing.assert_array_equal(np.asarray(grad[0, :, 0], np.float32), [4096.0, 4096.0])
+    np.testing.assert_array_equal(np.asarray(grad[0, :, 1:], np.float32), 0.0)
 
 
 def test_masked_bin_sums_equal_the_scatter_add():

@@ -11,7 +11,7 @@ from dynjax.config import ModelConfig
 from dynjax.data import N_BINS
 from dynjax.data.context import EraContext
 from dynjax.model import FeatureAttentionModel
-from dynjax.model.attention import masked_logits
+from dynjax.model.attention import head_mean, masked_logits
 from dynjax.model.normalizers import get_normalizer
 
 F, R = 11, 16
@@ -52,6 +52,40 @@ def test_the_model_is_its_formula_per_row(normalizer):
     w_RxF = att_RxF * np.asarray(tables["gate_F"])
     want_R = 0.5 + mask_F.sum() * (w_RxF * np.asarray(tables["beta_FxB"])[np.arange(F), x]).sum(axis=1)
     np.testing.assert_allclose(model.apply(params, X, mask_F)[0], want_R, rtol=1e-5, atol=1e-6)
+
+
+def test_the_softmax_models_table_sums_give_the_per_row_models_values_and_gradients():
+    """With softmax the prediction is two table sums per head (no row weights formed); against the
+    per-row model in jnp (weights normalised per row, then the additive head and a pair), values and
+    gradients agree, with row weights asked for or left out."""
+    model = FeatureAttentionModel(ModelConfig(d_model=8, n_heads=2, gates="l1", pairs=1, pair_index=(1, 6)), F)
+    context = None
+    params = model.init({"params": jax.random.key(2), "gates": jax.random.key(3)}, X, None, context)
+    leaves, tree = jax.tree.flatten(params)
+    params = jax.tree.unflatten(tree, [a + 0.3 * jax.random.normal(jax.random.key(i), a.shape) for i, a in enumerate(leaves)])
+    mask_F = jnp.arange(F) != 2
+    y_R = jax.random.uniform(jax.random.key(9), (R,))
+
+    def per_row(p):
+        t = model.apply(p, mask_F, context, method="era_tables")
+        logit_HxRxF = t["logit_HxFxB"][:, jnp.arange(F), X.astype(jnp.int32)]
+        att_RxF = head_mean(jax.nn.softmax(masked_logits(logit_HxRxF, t["keep_F"]), axis=-1))
+        u_RxF = t["keep_F"].sum() * att_RxF * t["gate_F"]
+        pair_R = u_RxF[:, 1] * u_RxF[:, 6] * t["pair_PxBB"][0, X[:, 1].astype(jnp.int32) * N_BINS + X[:, 6]]
+        return 0.5 + (u_RxF * t["beta_FxB"][jnp.arange(F), X.astype(jnp.int32)]).sum(axis=1) + pair_R
+
+    loss = lambda pred_R: ((pred_R - y_R) ** 2).sum()
+    gate_F = model.apply(params, X, mask_F, context)[1]["gate_F"]
+    assert float(jnp.abs(gate_F[jnp.array([1, 6])] - 1).min()) > 0.1  # gates that scale the pair's weights
+    want_R, want_grad = jax.value_and_grad(lambda p: loss(per_row(p)))(params)
+    for rows in (True, False):
+        pred = lambda p, rows=rows: model.apply(p, X, mask_F, context, row_weights=rows)[0]
+        np.testing.assert_allclose(pred(params), per_row(params), rtol=1e-5, atol=1e-6)
+        got, grad = jax.value_and_grad(lambda p, pred=pred: loss(pred(p)))(params)
+        np.testing.assert_allclose(got, want_R, rtol=1e-5)
+        chex.assert_trees_all_close(grad, want_grad, rtol=2e-4, atol=1e-5)  # some gradients are at rounding level
+    _, aux = model.apply(params, X, mask_F, context, row_weights=False)
+    assert "att_RxF" not in aux and "weight_RxF" not in aux
 
 
 def test_jit_and_no_jit_agree():

@@ -19,7 +19,7 @@ def test_masked_mse_and_pearson_ignore_padding():
 
 def _aux(n_rows=4, n_feat=3):
     att = jnp.tile(jnp.array([0.5, 0.5, 0.0]), (n_rows, 1))
-    return {"att_RxF": att, "weight_RxF": att, "gate_aux": {}}
+    return {"att_RxF": att, "weight_RxF": att, "gate_aux": {}, "keep_F": jnp.ones(att.shape[1], bool)}
 
 
 def test_terms_are_separate_and_sum_to_total():
@@ -36,7 +36,7 @@ def test_zero_lambda_leaves_the_gradient_of_the_task_loss():
     def grad(cfg):
         def loss(logits):
             att = jax.nn.softmax(jnp.tile(logits, (4, 1)))
-            aux = {"att_RxF": att, "weight_RxF": att, "gate_aux": {}}
+            aux = {"att_RxF": att, "weight_RxF": att, "gate_aux": {}, "keep_F": jnp.ones(att.shape[1], bool)}
             return era_loss(att @ jnp.array([0.0, 0.5, 1.0]), y, mask, aux, cfg)[0]
         return jax.grad(loss)(jnp.array([0.3, 0.1, -0.2]))
 

@@ -17,6 +17,7 @@ from dynjax.train.members import combine_members, mixture_labels, mixtures, plan
 from dynjax.train.sharding import make_layout
 from dynjax.train.state import create_train_state, member_keys
 from dynjax.train.step import member_step, predict_fn
+from tests.conftest import off_zero_init
 
 
 @pytest.fixture(scope="module")
@@ -51,12 +52,14 @@ def test_member_zero_of_a_population_is_the_single_model_trained_alone_and_compi
     _, model, optimizer, batches, all_F = setup
     make, single = steps
     population = make(3)
-    states, alone = _members(model, optimizer, 3), create_train_state(model, optimizer, jax.random.key(0))
+    states, alone = off_zero_init(_members(model, optimizer, 3)), off_zero_init(create_train_state(model, optimizer, jax.random.key(0)))
     for i, batch in enumerate(batches):
         mask_F = all_F.at[i].set(False)  # a new mask each step must not recompile
         states, metrics = population(states, batch, mask_F, jax.random.key(7), None)
         alone, _ = single(alone, batch, mask_F, jax.random.key(7))
-    chex.assert_trees_all_close(jax.tree.map(lambda a: a[0], states.ema_params), alone.ema_params, rtol=1e-5, atol=1e-6)
+    # atol 1e-5: a parameter softmax is blind to (the token norm's bias shifts every logit alike) has a
+    # gradient at rounding level, which Adam's steps (g / (|g| + eps)) scale up differently in the two programs.
+    chex.assert_trees_all_close(jax.tree.map(lambda a: a[0], states.ema_params), alone.ema_params, rtol=1e-5, atol=1e-5)
     assert not np.allclose(states.params["params"]["query"][0], states.params["params"]["query"][1])  # members differ
     assert metrics["loss"].shape == ()  # metrics are member means
     assert population._cache_size() == 1

@@ -68,12 +68,13 @@ def test_a_pair_table_adds_its_cell_under_both_weights():
     w_RxF = jax.nn.softmax(jax.random.normal(jax.random.key(1), (6, 5)), axis=1)
     head = PairTableHead((0, 3, 1, 4))
     table_PxBB = jax.random.normal(jax.random.key(2), (2, N_BINS * N_BINS))
-    assert head.init(jax.random.key(3), x_RxF, w_RxF, jnp.float32(5))["params"]["table"].shape == (2, N_BINS * N_BINS)
-    out_R = head.apply({"params": {"table": table_PxBB}}, x_RxF, w_RxF, jnp.float32(5))
+    pair_w = lambda w: (w[:, [0, 1]], w[:, [3, 4]])  # each pair's first and second feature's weights
+    assert head.init(jax.random.key(3), x_RxF, *pair_w(w_RxF), jnp.float32(5))["params"]["table"].shape == (2, N_BINS * N_BINS)
+    out_R = head.apply({"params": {"table": table_PxBB}}, x_RxF, *pair_w(w_RxF), jnp.float32(5))
     x, w, t = np.asarray(x_RxF, int), 5 * np.asarray(w_RxF), np.asarray(table_PxBB)
     expected_R = sum(w[:, f] * w[:, g] * t[p, x[:, f] * N_BINS + x[:, g]] for p, (f, g) in enumerate(((0, 3), (1, 4))))
     np.testing.assert_allclose(out_R, expected_R, rtol=1e-5)
-    dropped = head.apply({"params": {"table": table_PxBB}}, x_RxF, w_RxF.at[:, 3].set(0.0), jnp.float32(5))
+    dropped = head.apply({"params": {"table": table_PxBB}}, x_RxF, *pair_w(w_RxF.at[:, 3].set(0.0)), jnp.float32(5))
     np.testing.assert_allclose(dropped, w[:, 1] * w[:, 4] * t[1, x[:, 1] * N_BINS + x[:, 4]], rtol=1e-5)
 
 

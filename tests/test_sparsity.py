@@ -26,12 +26,15 @@ def test_entropy_gradient_concentrates_attention():
 def test_penalty_kinds_and_counts():
     att = jnp.array([[0.5, 0.5, 0.0]])
     mask = jnp.ones(1, bool)
-    assert float(sparsity_penalty("none", att, mask, {})[0]) == 0.0
-    assert float(sparsity_penalty("entropy", att, mask, {})[0]) == pytest.approx(np.log(2))
-    assert float(sparsity_penalty("l1", att, mask, {"l1": jnp.array(0.7)})[0]) == pytest.approx(0.7)
-    assert float(sparsity_penalty("l0", att, mask, {"expected_l0": jnp.array(1.5)})[0]) == pytest.approx(0.5)
+    assert float(sparsity_penalty("none", att, mask, {}, 3)[0]) == 0.0
+    assert float(sparsity_penalty("entropy", att, mask, {}, 3)[0]) == pytest.approx(np.log(2))
+    assert float(sparsity_penalty("l1", att, mask, {"l1": jnp.array(0.7)}, 3)[0]) == pytest.approx(0.7)
+    assert float(sparsity_penalty("l0", None, mask, {"expected_l0": jnp.array(1.5)}, 3)[0]) == pytest.approx(0.5)
     assert int(n_nonzero(jnp.array([0.2, 0.0, 0.8]))) == 2
     with pytest.raises(ValueError, match="needs model gates 'l0' or 'context'"):
-        sparsity_penalty("l0", att, mask, {})
+        sparsity_penalty("l0", att, mask, {}, 3)
+    with pytest.raises(ValueError, match="needs rows' attention"):  # the model left the row weights out
+        sparsity_penalty("entropy", None, mask, {}, 3)
+    assert "entropy" not in sparsity_penalty("l0", None, mask, {"expected_l0": jnp.array(1.5)}, 3)[1]
     with pytest.raises(ValueError, match="unknown sparsity penalty"):
-        sparsity_penalty("l3", att, mask, {})
+        sparsity_penalty("l3", att, mask, {}, 3)

@@ -15,7 +15,11 @@ gives one weight per feature, and what changes from era to era comes from resolv
 the TFT's temporal part, cost skill on six of the seven synthetic settings: the research log).
 The weights scale a GAM rather than pool values into an MLP: on every synthetic setting the GAM
 beat the MLP heads, and it keeps the attention the importance of the whole prediction.
-Everything per (feature, bin) is tabulated once per era, so a row costs lookups.
+Everything per (feature, bin) is tabulated once per era, so a row costs lookups. With softmax
+the row's weights need not be formed at all: per head, the additive head is a ratio of two sums
+over the row's cells, `sum_f gate_f e[f, x_rf] beta[f, x_rf]` over `sum_f e[f, x_rf]`
+(`e = exp(logit)` over the kept features), so a row costs two table sums per head (`bin_sums`),
+and the weights are formed only where they are read (importances, the pairs' features).
 
 A closed gate removes its feature from the normaliser as the selection mask does, so dropped
 features get exactly zero weight and the rest share the attention.
@@ -23,10 +27,11 @@ features get exactly zero weight and the rest share the attention.
 
 import flax.linen as nn
 import jax.numpy as jnp
+import numpy as np
 
 from dynjax.config import ModelConfig
 from dynjax.data.context import EraContext
-from dynjax.model.attention import FeatureAttention
+from dynjax.model.attention import FeatureAttention, bin_sums, exp_table, softmax_rows
 from dynjax.model.blocks import GRN
 from dynjax.model.embed import FeatureEmbedding
 from dynjax.model.gates import ContextGates, FeatureGates
@@ -37,7 +42,8 @@ class FeatureAttentionModel(nn.Module):
     """`apply(params, x_RxF, mask_F, context) -> (pred_R, aux)` for one era's rows.
 
     `context` is the era's `EraContext`; it needs `evidence_FxV` with `cfg.gates == "context"`,
-    and may be None otherwise.
+    and may be None otherwise. `aux` holds `gate_F`, `gate_aux`, `keep_F` and, with `row_weights`
+    (the default), each row's `att_RxF` and `weight_RxF`.
     """
 
     cfg: ModelConfig
@@ -85,15 +91,39 @@ class FeatureAttentionModel(nn.Module):
             tables["pair_PxBB"] = self.pairs.variables["params"]["table"]
         return tables
 
-    def __call__(self, x_RxF, mask_F=None, context: EraContext | None = None, *, deterministic: bool = True):
+    def __call__(self, x_RxF, mask_F=None, context: EraContext | None = None, *, deterministic: bool = True,
+                 row_weights: bool = True):
         gate_F, gate_aux, keep_F = self._era(mask_F, context, deterministic)
-        att_RxF = self.attention(self._logits(deterministic), x_RxF, keep_F)
-        weight_RxF = att_RxF * gate_F
+        logit_HxFxB = self._logits(deterministic)
         n_kept = keep_F.sum().astype(jnp.float32)
-        pred_R = 0.5 + self.additive(x_RxF, weight_RxF, n_kept)
+        if self.cfg.normalizer == "softmax":
+            pred_R, att = self._softmax_gam(logit_HxFxB, x_RxF, gate_F, keep_F, n_kept)
+        else:  # the sparse normalisers' thresholds need every row's logits: the weights are formed first
+            att_RxF = self.attention(logit_HxFxB, x_RxF, keep_F)
+            pred_R = 0.5 + self.additive(x_RxF, att_RxF * gate_F, n_kept)
+            att = lambda cols: att_RxF[:, cols]
+        weight = lambda cols: att(cols) * gate_F[cols]
         if self.cfg.pair_index:
-            pred_R = pred_R + self.pairs(x_RxF, weight_RxF, n_kept)
-        return pred_R, {"att_RxF": att_RxF, "weight_RxF": weight_RxF, "gate_F": gate_F, "gate_aux": gate_aux}
+            f_P, g_P = np.asarray(self.cfg.pair_index[0::2]), np.asarray(self.cfg.pair_index[1::2])
+            pred_R = pred_R + self.pairs(x_RxF, weight(f_P), weight(g_P), n_kept)
+        aux = {"gate_F": gate_F, "gate_aux": gate_aux, "keep_F": keep_F}
+        if row_weights:
+            every = slice(None)
+            aux.update(att_RxF=att(every), weight_RxF=weight(every))
+        return pred_R, aux
+
+    def _softmax_gam(self, logit_HxFxB, x_RxF, gate_F, keep_F, n_kept):
+        """`(pred_R, att)`: the additive head's prediction from two table sums per head, and `att(cols)`,
+        the rows' head-averaged weights at some features (formed only when asked)."""
+        dtype = self.attention.dtype
+        exp_HxFxB = exp_table(logit_HxFxB, keep_F)
+        terms_HxFxB = exp_HxFxB * (gate_F[:, None] * self.additive.beta_FxB)
+        n_heads = exp_HxFxB.shape[0]
+        sums_RxK = bin_sums(jnp.concatenate([exp_HxFxB, terms_HxFxB]).astype(dtype), x_RxF)
+        norm_RxH = jnp.maximum(sums_RxK[:, :n_heads], jnp.finfo(jnp.float32).tiny)  # no kept feature: zero weights
+        pred_R = 0.5 + n_kept * (sums_RxK[:, n_heads:] / norm_RxH).mean(axis=1)
+        exp_HxFxB = exp_HxFxB.astype(dtype)
+        return pred_R, lambda cols: softmax_rows(exp_HxFxB[:, cols], x_RxF[:, cols], norm_RxH)
 
 
 def _need(context: EraContext | None, field: str, why: str) -> None:

@@ -24,11 +24,13 @@ class AdditiveHead(nn.Module):
 
     n_features: int
 
-    @nn.compact
+    def setup(self):
+        # Read directly by the softmax model, which sums its terms per head (`FeatureAttentionModel`).
+        self.beta_FxB = self.param("beta", nn.initializers.zeros, (self.n_features, N_BINS))
+
     def __call__(self, x_RxF: jnp.ndarray, w_RxF: jnp.ndarray, n_kept: jnp.ndarray) -> jnp.ndarray:
-        beta_FxB = self.param("beta", nn.initializers.zeros, (self.n_features, N_BINS))
         # A matvec, not a reduce over features: see `era_importance`.
-        return n_kept * jnp.matmul(lookup(beta_FxB, x_RxF) * w_RxF, jnp.ones(self.n_features, jnp.float32))
+        return n_kept * jnp.matmul(lookup(self.beta_FxB, x_RxF) * w_RxF, jnp.ones(self.n_features, jnp.float32))
 
 
 class PairTableHead(nn.Module):
@@ -43,9 +45,10 @@ class PairTableHead(nn.Module):
     pairs: tuple[int, ...]  # flattened (f0, g0, f1, g1, ...)
 
     @nn.compact
-    def __call__(self, x_RxF: jnp.ndarray, w_RxF: jnp.ndarray, n_kept: jnp.ndarray) -> jnp.ndarray:
+    def __call__(self, x_RxF: jnp.ndarray, wf_RxP: jnp.ndarray, wg_RxP: jnp.ndarray, n_kept: jnp.ndarray) -> jnp.ndarray:
+        """`wf_RxP`, `wg_RxP`: the rows' weights of each pair's first and second feature."""
         f_P, g_P = np.asarray(self.pairs[0::2]), np.asarray(self.pairs[1::2])
         table_PxBB = self.param("table", nn.initializers.zeros, (len(f_P), N_BINS * N_BINS))
         cell_RxP = x_RxF[:, f_P].astype(jnp.int32) * N_BINS + x_RxF[:, g_P].astype(jnp.int32)
         value_RxP = jnp.take_along_axis(table_PxBB.T, cell_RxP, axis=0)
-        return (value_RxP * (n_kept * w_RxF[:, f_P]) * (n_kept * w_RxF[:, g_P])).sum(axis=1)
+        return (value_RxP * (n_kept * wf_RxP) * (n_kept * wg_RxP)).sum(axis=1)

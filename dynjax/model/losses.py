@@ -24,16 +24,24 @@ def masked_pearson(pred_R: jnp.ndarray, y_R: jnp.ndarray, mask_R: jnp.ndarray) -
 
 
 def era_loss(pred_R, y_R, mask_R, aux: dict, cfg: LossConfig) -> tuple[jnp.ndarray, dict]:
-    """Loss of one era: `(total, terms)` with every term separate so each can be logged."""
+    """Loss of one era: `(total, terms)` with every term separate so each can be logged; `aux` is the
+    model's, with row weights where the penalty reads them (`needs_row_weights`)."""
     mse = masked_mse(pred_R, y_R, mask_R)
     corr = masked_pearson(pred_R, y_R, mask_R)
-    penalty, diag = sparsity_penalty(cfg.sparsity, aux["att_RxF"], mask_R, aux["gate_aux"])
+    penalty, diag = sparsity_penalty(cfg.sparsity, aux.get("att_RxF"), mask_R, aux["gate_aux"], aux["keep_F"].shape[0])
     task = cfg.mse_weight * mse + cfg.corr_weight * (1.0 - corr)
     total = task + cfg.sparsity_lambda * penalty
-    importance_F = era_importance(aux["weight_RxF"], mask_R)
+    # Without row weights (softmax, whose weights are positive wherever a feature is kept): the kept count.
+    n_features = (n_nonzero(era_importance(aux["weight_RxF"], mask_R)) if "weight_RxF" in aux
+                  else aux["keep_F"].sum())
     terms = {"loss": total, "task": task, "mse": mse, "corr": corr, "sparsity": penalty,
-             "n_features": n_nonzero(importance_F), **{f"sparsity/{k}": v for k, v in diag.items()}}
+             "n_features": n_features, **{f"sparsity/{k}": v for k, v in diag.items()}}
     return total, terms
+
+
+def needs_row_weights(cfg: LossConfig) -> bool:
+    """Whether the loss reads each row's attention (the entropy penalty) beyond the prediction."""
+    return cfg.sparsity == "entropy"
 
 
 def additive_prior(params, cfg: LossConfig) -> jnp.ndarray:

@@ -18,22 +18,25 @@ def n_nonzero(importance_F: jnp.ndarray) -> jnp.ndarray:
     return (importance_F > 0).sum()
 
 
-def sparsity_penalty(kind: str, att_RxF: jnp.ndarray, mask_R: jnp.ndarray, gate_aux: dict) -> tuple[jnp.ndarray, dict]:
-    """The selected penalty; `gate_aux` carries the gates' own terms (`l1`, `expected_l0`)."""
-    entropy = attention_entropy(att_RxF, mask_R)
-    diag = {"entropy": entropy, **gate_aux}
+def sparsity_penalty(kind: str, att_RxF: jnp.ndarray | None, mask_R: jnp.ndarray, gate_aux: dict,
+                     n_features: int) -> tuple[jnp.ndarray, dict]:
+    """The selected penalty; `gate_aux` carries the gates' own terms (`l1`, `expected_l0`). The rows'
+    attention entropy is a diagnostic where `att_RxF` is given, and needed only by "entropy"."""
+    diag = {**gate_aux}
+    if att_RxF is not None:
+        diag["entropy"] = attention_entropy(att_RxF, mask_R)
     if kind == "none":
         return jnp.zeros(()), diag
     if kind == "entropy":
-        return entropy, diag
+        return _need(diag, "entropy", "rows' attention (att_RxF)", kind), diag
     if kind == "l1":
-        return _need(gate_aux, "l1", "l1", kind), diag
+        return _need(gate_aux, "l1", "model gates 'l1'", kind), diag
     if kind == "l0":
-        return _need(gate_aux, "expected_l0", "l0' or 'context", kind) / att_RxF.shape[-1], diag
+        return _need(gate_aux, "expected_l0", "model gates 'l0' or 'context'", kind) / n_features, diag
     raise ValueError(f"unknown sparsity penalty {kind!r}; choose from {PENALTIES}")
 
 
-def _need(gate_aux: dict, key: str, gates: str, kind: str) -> jnp.ndarray:
-    if key not in gate_aux:
-        raise ValueError(f"sparsity penalty {kind!r} needs model gates '{gates}'")
-    return gate_aux[key]
+def _need(terms: dict, key: str, what: str, kind: str) -> jnp.ndarray:
+    if key not in terms:
+        raise ValueError(f"sparsity penalty {kind!r} needs {what}")
+    return terms[key]

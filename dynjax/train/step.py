@@ -28,7 +28,7 @@ from dynjax.data.context import EraContext
 from dynjax.data.resident import Resident, gather_rows, gather_targets
 from dynjax.data.windows import Batch
 from dynjax.model.attention_gam import FeatureAttentionModel
-from dynjax.model.losses import additive_prior, era_loss
+from dynjax.model.losses import additive_prior, era_loss, needs_row_weights
 from dynjax.train.sharding import Layout
 from dynjax.train.state import TrainState, make_optimizer, member_keys, train_state_init
 
@@ -51,10 +51,12 @@ def make_window_loss(model: FeatureAttentionModel, loss_cfg: LossConfig) -> Call
     mean loss plus `prior_scale` times the additive path's prior (`loss.prior_rows` resolved by the
     run; 0 leaves it out)."""
 
+    row_weights = needs_row_weights(loss_cfg)  # the prediction alone is much cheaper (`FeatureAttentionModel`)
+
     def loss_one_era(params, era: Batch, feature_mask_F, key):
         dropout_key, gates_key = jax.random.split(key)
         pred_R, aux = model.apply(params, era.x_WxRxF, feature_mask_F, era.context, deterministic=False,
-                                  rngs={"dropout": dropout_key, "gates": gates_key})
+                                  row_weights=row_weights, rngs={"dropout": dropout_key, "gates": gates_key})
         return era_loss(pred_R, era.y_WxR, era.mask_WxR, aux, loss_cfg)
 
     def window_loss(params, batch: Batch, feature_mask_F, key, prior_scale=1.0):
