@@ -174,8 +174,9 @@ def measure(spec: StepSpec) -> dict:
     n_rows = spec.eras * spec.rows
     chunk = (np.arange(n_rows, dtype=np.int32) if resident is not None else split.x_NxF[:n_rows])
     context = None if next_batch().context is None else jax.tree.map(lambda a: a[0], next_batch().context)
-    predict_times = time_call(lambda: fns.predict(box[0].ema_params, chunk, mask_F, context, resident), spec.repeats,
-                              warmup=1)
+    valid = np.ones(n_rows, bool)
+    predict_times = time_call(lambda: fns.predict(box[0].ema_params, chunk, valid, mask_F, context, resident),
+                              spec.repeats, warmup=1)
     step_s = median(times)
     member_rows = n_rows * spec.members
     return {**asdict(spec), "rows_per_step": n_rows, "step_s": step_s, "step_times_s": times,

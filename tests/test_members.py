@@ -73,9 +73,10 @@ def test_an_ensemble_of_one_equals_the_single_model(setup, steps):
     alone, _ = single(alone, batches[0], all_F, jax.random.key(7))
     chex.assert_trees_all_equal(jax.tree.map(lambda a: a[0], states.params), alone.params)
     predict = make_predict(model, make_layout("", model.n_features), 1)
-    pred_MxR, weight_MxRxF, gate_MxF = predict(states.params, train.x_NxF[:10], all_F, None, None)
-    pred_R, _, _ = jax.jit(predict_fn(model))(alone.params, train.x_NxF[:10], all_F)
-    chex.assert_shape((pred_MxR, weight_MxRxF, gate_MxF), ((1, 10), (1, 10, all_F.shape[0]), (1, all_F.shape[0])))
+    valid_R = np.ones(10, bool)
+    pred_MxR, weight_sum_MxF, gate_MxF = predict(states.params, train.x_NxF[:10], valid_R, all_F, None, None)
+    pred_R, _, _ = jax.jit(predict_fn(model))(alone.params, train.x_NxF[:10], valid_R, all_F)
+    chex.assert_shape((pred_MxR, weight_sum_MxF, gate_MxF), ((1, 10), (1, all_F.shape[0]), (1, all_F.shape[0])))
     np.testing.assert_array_equal(combine_members(np.asarray(pred_MxR)), np.asarray(pred_R))
 
 

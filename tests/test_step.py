@@ -142,19 +142,25 @@ def test_device_resident_rows_train_and_predict_as_host_rows(setup):
     x_RxF = np.zeros((64, train.x_NxF.shape[1]), np.int8)
     x_RxF[:40] = train.x_NxF[rows_R[:40]]
     layout = make_layout("", model.n_features)
-    on_host = make_predict(model, layout, 2)(a.ema_params, x_RxF, all_F, None, None)
-    on_device = make_predict(model, layout, 2, resident=True)(b.ema_params, rows_R, all_F, None, resident)
+    on_host = make_predict(model, layout, 2)(a.ema_params, x_RxF, rows_R >= 0, all_F, None, None)
+    on_device = make_predict(model, layout, 2, resident=True)(b.ema_params, rows_R, rows_R >= 0, all_F, None, resident)
     chex.assert_trees_all_close(on_host, on_device, rtol=1e-5, atol=1e-6)
 
 
-def test_predict_shapes_and_mask(setup):
+@pytest.mark.parametrize("normalizer", ["softmax", "entmax15"])
+def test_predict_sums_the_valid_rows_weights_and_masks_features(setup, normalizer):
     train, model, _, _, all_F = setup
+    model = model.clone(cfg=ModelConfig(d_model=8, n_heads=2, normalizer=normalizer, gates="none"))
     params = _members(model, 1).params
+    params["params"]["query"] = jax.random.normal(jax.random.key(4), params["params"]["query"].shape)  # weights not uniform
     predict = make_predict(model, make_layout("", model.n_features), 1)
-    mask = all_F.at[:5].set(False)
-    pred, weight, gate = predict(params, train.x_NxF[:20], mask, None, None)
-    chex.assert_shape((pred, weight, gate), ((1, 20), (1, 20, all_F.shape[0]), (1, all_F.shape[0])))
-    assert bool((weight[:, :, :5] == 0).all())
+    mask, valid_R = all_F.at[:5].set(False), np.arange(20) % 3 != 0
+    pred, weight_sum, gate = predict(params, train.x_NxF[:20], valid_R, mask, None, None)
+    chex.assert_shape((pred, weight_sum, gate), ((1, 20), (1, all_F.shape[0]), (1, all_F.shape[0])))
+    want_R, aux = model.apply(jax.tree.map(lambda a: a[0], params), train.x_NxF[:20], mask)
+    np.testing.assert_allclose(pred[0], want_R, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(weight_sum[0], aux["weight_RxF"][valid_R].sum(axis=0), rtol=1e-5, atol=1e-6)
+    assert bool((weight_sum[:, :5] == 0).all()) and float(weight_sum[0].std()) > 1e-4
 
 
 @pytest.mark.parametrize("normalizer", ["softmax", "entmax15"])

@@ -118,11 +118,15 @@ def _bin_sums_fwd(table_KxFxB, x_RxF):
 
 def _bin_sums_bwd(residuals, g_RxK):
     x_RxF, empty = residuals
-    n_bins = empty.shape[1]
+    return bin_totals(x_RxF, g_RxK, empty.shape[1]).astype(empty.dtype), None
+
+
+def bin_totals(x_RxF: jnp.ndarray, g_RxK: jnp.ndarray, n_bins: int) -> jnp.ndarray:
+    """`[K, F, B]` sums of each row's `g_RxK` over the rows in each (feature, bin), in float32: `bin_sums`'s
+    transpose (its gradient), as B matmuls of the rows' bin indicators."""
     g_KxR = g_RxK.astype(jnp.float32).T
-    grad_KxFxB = jnp.stack([jnp.matmul(g_KxR, _indicator(x_RxF, b, jnp.float32), precision=jax.lax.Precision.HIGHEST)
-                            for b in range(n_bins)], axis=2)
-    return grad_KxFxB.astype(empty.dtype), None
+    return jnp.stack([jnp.matmul(g_KxR, _indicator(x_RxF, b, jnp.float32), precision=jax.lax.Precision.HIGHEST)
+                      for b in range(n_bins)], axis=2)
 
 
 bin_sums.defvjp(_bin_sums_fwd, _bin_sums_bwd)

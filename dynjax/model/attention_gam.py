@@ -31,7 +31,7 @@ import numpy as np
 
 from dynjax.config import ModelConfig
 from dynjax.data.context import EraContext
-from dynjax.model.attention import FeatureAttention, bin_sums, exp_table, softmax_rows
+from dynjax.model.attention import FeatureAttention, bin_sums, bin_totals, exp_table, softmax_rows
 from dynjax.model.blocks import GRN
 from dynjax.model.embed import FeatureEmbedding
 from dynjax.model.gates import ContextGates, FeatureGates
@@ -42,8 +42,9 @@ class FeatureAttentionModel(nn.Module):
     """`apply(params, x_RxF, mask_F, context) -> (pred_R, aux)` for one era's rows.
 
     `context` is the era's `EraContext`; it needs `evidence_FxV` with `cfg.gates == "context"`,
-    and may be None otherwise. `aux` holds `gate_F`, `gate_aux`, `keep_F` and, with `row_weights`
-    (the default), each row's `att_RxF` and `weight_RxF`.
+    and may be None otherwise. `aux` holds `gate_F`, `gate_aux`, `keep_F`; with `row_weights` (the
+    default) each row's `att_RxF` and `weight_RxF`; with `valid_R` (bool), `weight_sum_F`, the
+    weights summed over the valid rows (what importances need, without the rows' weights for softmax).
     """
 
     cfg: ModelConfig
@@ -92,16 +93,17 @@ class FeatureAttentionModel(nn.Module):
         return tables
 
     def __call__(self, x_RxF, mask_F=None, context: EraContext | None = None, *, deterministic: bool = True,
-                 row_weights: bool = True):
+                 row_weights: bool = True, valid_R=None):
         gate_F, gate_aux, keep_F = self._era(mask_F, context, deterministic)
         logit_HxFxB = self._logits(deterministic)
         n_kept = keep_F.sum().astype(jnp.float32)
         if self.cfg.normalizer == "softmax":
-            pred_R, att = self._softmax_gam(logit_HxFxB, x_RxF, gate_F, keep_F, n_kept)
+            pred_R, att, att_sum = self._softmax_gam(logit_HxFxB, x_RxF, gate_F, keep_F, n_kept)
         else:  # the sparse normalisers' thresholds need every row's logits: the weights are formed first
             att_RxF = self.attention(logit_HxFxB, x_RxF, keep_F)
             pred_R = 0.5 + self.additive(x_RxF, att_RxF * gate_F, n_kept)
             att = lambda cols: att_RxF[:, cols]
+            att_sum = lambda valid_R: valid_R.astype(jnp.float32) @ att_RxF
         weight = lambda cols: att(cols) * gate_F[cols]
         if self.cfg.pair_index:
             f_P, g_P = np.asarray(self.cfg.pair_index[0::2]), np.asarray(self.cfg.pair_index[1::2])
@@ -110,20 +112,29 @@ class FeatureAttentionModel(nn.Module):
         if row_weights:
             every = slice(None)
             aux.update(att_RxF=att(every), weight_RxF=weight(every))
+        if valid_R is not None:
+            aux["weight_sum_F"] = att_sum(valid_R) * gate_F
         return pred_R, aux
 
     def _softmax_gam(self, logit_HxFxB, x_RxF, gate_F, keep_F, n_kept):
-        """`(pred_R, att)`: the additive head's prediction from two table sums per head, and `att(cols)`,
-        the rows' head-averaged weights at some features (formed only when asked)."""
+        """`(pred_R, att, att_sum)`: the additive head's prediction from two table sums per head;
+        `att(cols)`, the rows' head-averaged weights at some features, and `att_sum(valid_R)`, every
+        feature's weight summed over the valid rows (by the sums' transpose), formed only when asked."""
         dtype = self.attention.dtype
         exp_HxFxB = exp_table(logit_HxFxB, keep_F)
         terms_HxFxB = exp_HxFxB * (gate_F[:, None] * self.additive.beta_FxB)
-        n_heads = exp_HxFxB.shape[0]
+        n_heads, _, n_bins = exp_HxFxB.shape
         sums_RxK = bin_sums(jnp.concatenate([exp_HxFxB, terms_HxFxB]).astype(dtype), x_RxF)
         norm_RxH = jnp.maximum(sums_RxK[:, :n_heads], jnp.finfo(jnp.float32).tiny)  # no kept feature: zero weights
         pred_R = 0.5 + n_kept * (sums_RxK[:, n_heads:] / norm_RxH).mean(axis=1)
-        exp_HxFxB = exp_HxFxB.astype(dtype)
-        return pred_R, lambda cols: softmax_rows(exp_HxFxB[:, cols], x_RxF[:, cols], norm_RxH)
+        table_HxFxB = exp_HxFxB.astype(dtype)
+        att = lambda cols: softmax_rows(table_HxFxB[:, cols], x_RxF[:, cols], norm_RxH)
+
+        def att_sum(valid_R):
+            share_RxH = valid_R[:, None] / (n_heads * norm_RxH)  # each valid row's 1 / (H * norm) per head
+            return (table_HxFxB.astype(jnp.float32) * bin_totals(x_RxF, share_RxH, n_bins)).sum(axis=(0, 2))
+
+        return pred_R, att, att_sum
 
 
 def _need(context: EraContext | None, field: str, why: str) -> None:

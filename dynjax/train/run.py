@@ -30,7 +30,6 @@ from dynjax.data.timeline import Timeline, make_timeline
 from dynjax.data.windows import Batch, era_chunks, era_row_chunks, sample_eras, window_rng
 from dynjax.eval.jax_corr import era_corr
 from dynjax.model.attention_gam import FeatureAttentionModel
-from dynjax.model.selection import era_importance
 from dynjax.train.era_features import EraFeatures, make_era_features
 from dynjax.train.hedge import hedge_weights, mixture_weights, update_hedge
 from dynjax.train.members import (
@@ -343,12 +342,11 @@ def member_predictions(run: RunContext | Predictor, state: RunState, split: EraD
     all_F = jnp.ones(run.n_features, bool)
     preds, imp_sum, used_F, n = [], np.zeros(run.n_features), np.zeros(run.n_features, bool), 0
     for x_RxF, mask_R, _ in chunks(run, split, local):
-        pred_GMxR, weight_GMxRxF, gate_GMxF = run.predict(params, x_RxF, mask_F, context, run.resident)
+        pred_GMxR, weight_sum_GMxF, gate_GMxF = run.predict(params, x_RxF, mask_R, mask_F, context, run.resident)
         if run.cfg.selection.mode != "none":
-            _, weight_GMxRxF, _ = run.predict(params, x_RxF, all_F, context, run.resident)
+            _, weight_sum_GMxF, _ = run.predict(params, x_RxF, mask_R, all_F, context, run.resident)
         preds.append(np.asarray(pred_GMxR)[:, mask_R])
-        imp_GMxF = jax.vmap(era_importance, in_axes=(0, None))(weight_GMxRxF, jnp.asarray(mask_R))
-        imp_sum += np.asarray(imp_GMxF).mean(axis=0) * mask_R.sum()
+        imp_sum += np.asarray(weight_sum_GMxF).mean(axis=0)
         used_F = np.asarray(mask_F) & (np.asarray(gate_GMxF) > 0).any(axis=0)
         n += int(mask_R.sum())
     return np.concatenate(preds, axis=1), imp_sum / max(n, 1), used_F
@@ -357,7 +355,7 @@ def member_predictions(run: RunContext | Predictor, state: RunState, split: EraD
 def raw_predictions(run: RunContext | Predictor, params, mask_F, split: EraData, local: int,
                     context: EraContext | None) -> np.ndarray:
     """The predictions `[G * M, R]` of stacked params (the frozen members) for one era's rows."""
-    return np.concatenate([np.asarray(run.predict(params, x_RxF, mask_F, context, run.resident)[0])[:, mask_R]
+    return np.concatenate([np.asarray(run.predict(params, x_RxF, mask_R, mask_F, context, run.resident)[0])[:, mask_R]
                            for x_RxF, mask_R, _ in chunks(run, split, local)], axis=1)
 
 

@@ -3,7 +3,7 @@
     step = make_step(model, loss_cfg, optim_cfg, layout, n_members, spec)
     step(states_GM, batch, feature_mask_F, key, data) -> (states_GM, metrics)
     predict = make_predict(model, layout, n_members, resident, chunks)
-    predict(params_GM, x_RxF | rows_R, feature_mask_F, context, data) -> (pred_GMxR, weight_GMxRxF, gate_GMxF)
+    predict(params_GM, x_RxF | rows_R, valid_R, feature_mask_F, context, data) -> (pred_GMxR, weight_sum_GMxF, gate_GMxF)
 
 One era's loss (`make_window_loss`), vmapped over the W eras of a window, is one member's
 update (`member_step`); `jax.vmap` takes it over the stacked members (G trials of a population
@@ -180,33 +180,36 @@ def _population(step_fn: Callable, groups: int, n_members: int, per_member: bool
 
 
 def predict_fn(model: FeatureAttentionModel) -> Callable:
-    """One member's pure `predict(params, x_RxF, feature_mask_F, context) -> (pred_R, weight_RxF, gate_F)`."""
+    """One member's pure `predict(params, x_RxF, valid_R, feature_mask_F, context) -> (pred_R, weight_sum_F, gate_F)`:
+    the rows' predictions, the weights summed over the valid rows (importances), the era's gates."""
 
-    def predict(params, x_RxF, feature_mask_F, context: EraContext | None = None):
-        pred_R, aux = model.apply(params, x_RxF, feature_mask_F, context)
-        return pred_R, aux["weight_RxF"], aux["gate_F"]
+    def predict(params, x_RxF, valid_R, feature_mask_F, context: EraContext | None = None):
+        pred_R, aux = model.apply(params, x_RxF, feature_mask_F, context, row_weights=False, valid_R=valid_R)
+        return pred_R, aux["weight_sum_F"], aux["gate_F"]
 
     return predict
 
 
 def make_predict(model: FeatureAttentionModel, layout: Layout, n_members: int, resident: bool = False,
                  chunks: tuple[int, ...] = ()) -> Callable:
-    """Jitted `predict(params_GM, x_RxF | rows_R, feature_mask_F, context, data) -> (pred_GMxR, weight_GMxRxF,
-    gate_GMxF)` over stacked members, on the layout's mesh (outputs replicated). With `resident`
-    it takes a chunk's row numbers (-1 pads) and gathers them from `data`; `chunks` are the
-    chunk sizes it is fed (their rows split on the data axis when they all divide)."""
+    """Jitted `predict(params_GM, x_RxF | rows_R, valid_R, feature_mask_F, context, data) -> (pred_GMxR,
+    weight_sum_GMxF, gate_GMxF)` over stacked members, on the layout's mesh (outputs replicated). With
+    `resident` it takes a chunk's row numbers (-1 pads) and gathers them from `data`; `valid_R` marks
+    the chunk's real rows (importances sum over them); `chunks` are the chunk sizes it is fed (their
+    rows split on the data axis when they all divide)."""
     one = predict_fn(model)
     if n_members == 1:
-        members = lambda params, x, mask_F, context: _stack1(one(_first(params), x, mask_F, context))
+        members = lambda params, *rest: _stack1(one(_first(params), *rest))
     else:
-        members = jax.vmap(one, in_axes=(0, None, None, None))
+        members = jax.vmap(one, in_axes=(0, None, None, None, None))
 
-    def predict(params, chunk, feature_mask_F, context, data: Resident | None):
-        return members(params, gather_rows(data, chunk) if resident else chunk, feature_mask_F, context)
+    def predict(params, chunk, valid_R, feature_mask_F, context, data: Resident | None):
+        return members(params, gather_rows(data, chunk) if resident else chunk, valid_R, feature_mask_F, context)
 
     params_sh = layout.train_shardings(abstract_members(model, OptimConfig(), n_members).ema_params)
     rep = layout.replicated
-    in_sh = (params_sh, layout.rows_sharding(*chunks) if chunks else rep, rep, rep, rep)
+    rows_sh = layout.rows_sharding(*chunks) if chunks else rep
+    in_sh = (params_sh, rows_sh, rows_sh, rep, rep, rep)
     return _global_inputs(jax.jit(predict, in_shardings=in_sh, out_shardings=rep), layout, in_sh)
 
 
