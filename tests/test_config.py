@@ -49,6 +49,7 @@ def test_override_types():
         ("model.evidence_eras=0", "evidence_eras must be positive"),
         ("model.gates=dense", "unknown gates"),
         ("train.ensemble=0", "ensemble must be >= 1"),
+        ("train.checkpoint_every=0", "checkpoint_every must be >= 1"),
         ("optim.ema_decay=1.0", "ema_decay must be in"),
         ("selection.warmup_eras=-1", "warmup_eras must be >= 0"),
         ("loss.additive_smooth=-1", "loss.pair_l2 and loss.prior_rows must be >= 0"),

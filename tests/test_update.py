@@ -131,7 +131,8 @@ def test_sigterm_stops_after_a_checkpoint_and_resume_is_identical(rounds, fresh,
     code = main(args)
     err = capsys.readouterr().err
     assert code == 128 + signal.SIGTERM and "stopped by SIGTERM after era 0020" in err and "resume with --resume" in err
-    assert sorted(int(p.name) for p in (out / "checkpoints").iterdir()) == [0, 1, 2]
+    # Step 1 was not due (train.checkpoint_every=4); the signal's era saves whenever it comes.
+    assert sorted(int(p.name) for p in (out / "checkpoints").iterdir()) == [0, 2]
     assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL  # handlers restored
     monkeypatch.undo()
     assert main(["walk-forward", "--out", str(out), "--resume"]) == 0

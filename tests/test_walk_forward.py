@@ -22,6 +22,7 @@ from tests.test_run import MECHANISMS
 CFG = override(RunConfig(), [*TINY_RUN, "model.gates=none", "loss.sparsity=none", "train.ensemble=1"])
 # ... and every mechanism on, the two members of two kinds (all resolved history / the latest eras)
 # mixed by Hedge weights that resolved eras move; both gated (tests/test_hedge.py opens one's gates).
+EVERY_ERA = override(CFG, ["train.checkpoint_every=1"])  # a checkpoint after every walk-forward era
 ALL = override(CFG, [*MECHANISMS, "selection.mode=none", "train.horizons=0,2", "model.gate_thresholds=5",
                      "train.hedge_eta=10", "data.placement=device",
                      "data.rows_per_era=40"])  # more than an era holds: padded windows
@@ -60,8 +61,10 @@ def test_outputs_cover_every_predicted_era(full_run, data_dir):
 def test_killed_and_resumed_run_predicts_identically(request, data_dir, tmp_path, stop_after, which):
     cfg, full_run = (CFG, request.getfixturevalue("full_run")) if which == "topk" else (ALL, request.getfixturevalue("full_run_all"))
     out = tmp_path / "run"
-    walk_forward(cfg, load_numerai(data_dir), out, stop_after=stop_after)  # "killed" here
+    walk_forward(cfg, load_numerai(data_dir), out, stop_after=stop_after)  # "killed" here, as by kill -9
     assert not (out / "predictions.parquet").exists()
+    # Between checkpoints (train.checkpoint_every=4): the resume walks the eras since step 0 again.
+    assert sorted(int(p.name) for p in (out / "checkpoints").iterdir()) == [0]
     walk_forward(cfg, load_numerai(data_dir), out)  # resumes from the latest checkpoint (EMA params, members, Hedge, selection)
     a = pl.read_parquet(full_run / "predictions.parquet").sort("id")
     b = pl.read_parquet(out / "predictions.parquet").sort("id")
@@ -161,11 +164,11 @@ def _garble(step_dir):
 
 def test_no_readable_checkpoint_gives_a_clear_error(data_dir, tmp_path):
     out = tmp_path / "run"
-    walk_forward(CFG, load_numerai(data_dir), out, stop_after=1)
+    walk_forward(EVERY_ERA, load_numerai(data_dir), out, stop_after=1)
     for step in ("0", "1"):
         _garble(out / "checkpoints" / step)
     with pytest.raises(CheckpointError, match="checkpoints: no readable checkpoint .*checkpoints/1: checkpoint state unreadable"):
-        walk_forward(CFG, load_numerai(data_dir), out)
+        walk_forward(EVERY_ERA, load_numerai(data_dir), out)
     assert (out / "checkpoints" / "1").is_dir() and any((out / "predictions_parts").iterdir())  # nothing moved or lost
 
 
@@ -187,13 +190,13 @@ def test_a_non_finite_loss_keeps_the_checkpoints_before_it_and_a_corrupt_one_fal
     monkeypatch.setattr(outputs.ResolvedScores, "read", lambda self, e: pytest.fail("read a prediction part"))
     out = tmp_path / "run"
     with pytest.raises(FloatingPointError, match=f"non-finite training loss at walk step/era {bad_era}: nan"):
-        walk_forward(CFG, data, out)
+        walk_forward(EVERY_ERA, data, out)
     assert max(int(p.name) for p in (out / "checkpoints").iterdir()) == 2  # the eras before it
     monkeypatch.undo()
     # The latest kept checkpoint turns out corrupt (a half-written copy, a bad disk): the one before it resumes.
     _garble(out / "checkpoints" / "2")
     with pytest.warns(UserWarning, match="checkpoints/2: checkpoint state unreadable.*restored checkpoint 1 instead"):
-        walk_forward(CFG, load_numerai(data_dir), out)
+        walk_forward(EVERY_ERA, load_numerai(data_dir), out)
     assert (out / "checkpoints.corrupt" / "2").is_dir()  # set aside, not deleted
     a, b = (pl.read_parquet(p / "predictions.parquet").sort("id") for p in (full_run, out))
     np.testing.assert_array_equal(a["prediction"].to_numpy(), b["prediction"].to_numpy())

@@ -146,7 +146,7 @@ def walk_forward(cfg: RunConfig, data: NumeraiData, out: str | Path, *, stop_aft
         if state is None:
             with timed(timings, "train_s", compiles="compile_s"):
                 state, holdout_corr = pretrain(run, run.fresh_state(), log, progress, stop)
-            store.save(0, run.place(state), holdout_corr)
+            store.save(0, state, lambda: holdout_corr)
 
         # Walk forward
         walk_key = jax.random.fold_in(jax.random.wrap_key_data(state.rng), WALK)
@@ -162,10 +162,12 @@ def walk_forward(cfg: RunConfig, data: NumeraiData, out: str | Path, *, stop_aft
             scores.add(e, prediction.pred_GxR[0])
             on_era(k, e, prediction.pred_GxR)
 
-            # Checkpoint
+            # Checkpoint (every few eras: a killed run walks the eras since its latest checkpoint again)
+            done, signalled = k + 1, stop.signal is not None  # a signal from here on is seen after the next era
+            due = done % run.cfg.train.checkpoint_every == 0 or done == len(history) or signalled
             with timed(timings, "checkpoint_s"):
-                store.save(k + 1, run.place(state), scores.mean_until(e, history[: k + 1]))
-            if stop.signal:
+                store.save(done, state, lambda e=e, done=done: scores.mean_until(e, history[:done]), due=due)
+            if signalled:
                 raise Interrupted(f"stopped by {stop.signal} after era {run.schedule.timeline.name(e)} (walk-forward era "
                                   f"{k + 1} of {len(history)}, checkpointed)", stop.signum)
             if stop_after is not None and k + 1 - cursor >= stop_after:
@@ -317,15 +319,17 @@ class Checkpointed:
         self.record.check(run.schedule.timeline, run.schedule.predicted)
         return int(saved["cursor"]), state
 
-    def save(self, cursor: int, state: RunState, metric: float) -> None:
-        """Checkpoint `cursor` walk-forward eras done (0: pretrained), with the metric the best is kept by."""
+    def save(self, cursor: int, state: RunState, metric: Callable[[], float], *, due: bool = True) -> None:
+        """Record `cursor` walk-forward eras done (0: pretrained) in the history; when `due`, checkpoint
+        them, with `metric()`, the figure the best checkpoint is kept by."""
         schedule = self.run.schedule
         if self.record is None:
             self.record = History.start(schedule.timeline)
         if cursor:
             self.record.add(schedule.timeline, schedule.predicted, cursor - 1, self.run.cfg.data.embargo_eras)
-        meta = {"cursor": cursor, "config": self.config, "history": self.record.to_json()}
-        self.checkpoints.save(cursor, state, meta, metric)
+        if due:
+            meta = {"cursor": cursor, "config": self.config, "history": self.record.to_json()}
+            self.checkpoints.save(cursor, self.run.place(state), meta, metric())
 
 
 class Unsaved:
@@ -342,7 +346,7 @@ class Unsaved:
     def resume(self, run: RunContext) -> tuple[int, None]:
         return 0, None
 
-    def save(self, cursor: int, state: RunState, metric: float) -> None:
+    def save(self, cursor: int, state: RunState, metric: Callable[[], float], *, due: bool = True) -> None:
         pass
 
 
