@@ -132,7 +132,7 @@ class FeatureAttentionModel(nn.Module):
 
         def att_sum(valid_R):
             share_RxH = valid_R[:, None] / (n_heads * norm_RxH)  # each valid row's 1 / (H * norm) per head
-            return (table_HxFxB.astype(jnp.float32) * bin_totals(x_RxF, share_RxH, n_bins)).sum(axis=(0, 2))
+            return (exp_HxFxB * bin_totals(x_RxF, share_RxH, n_bins)).sum(axis=(0, 2))
 
         return pred_R, att, att_sum
 
