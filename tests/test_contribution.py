@@ -87,3 +87,31 @@ def test_reference_files_are_read_and_their_problems_named(tmp_path):
     (tmp_path / "bad.parquet").write_bytes(b"not parquet")
     with pytest.raises(DataError, match="unreadable parquet"):
         read_reference(tmp_path / "bad.parquet")
+
+
+def test_every_era_at_once_equals_each_era_alone():
+    """The vectorised `contribution_per_era` against `era_contribution` and the rank corr era by era:
+    ties, targets outside [0, 1] in one era, a constant source in one, and the eras it skips
+    (fewer than 3 rows, a constant reference)."""
+    rng = np.random.default_rng(3)
+    sizes = {"a": 40, "b": 2, "c": 25, "d": 30, "e": 60}
+    eras = [e for e, n in sizes.items() for _ in range(n)]
+    ids = [f"i{k}" for k in range(len(eras))]
+    y = rng.integers(0, 5, len(ids)) / 4
+    y[np.array(eras) == "e"] = rng.standard_normal(60)
+    ref = np.round(rng.standard_normal(len(ids)), 1)
+    ref[np.array(eras) == "d"] = 0.3
+    pred = np.round(y + rng.standard_normal(len(ids)), 1)
+    flat = np.where(np.array(eras) == "c", 0.5, pred)
+    truth = pl.DataFrame({"id": ids, "era": eras, "target": y})
+    sources = {"m": pl.DataFrame({"id": ids, "prediction": pred}), "flat": pl.DataFrame({"id": ids, "prediction": flat})}
+    got = contribution_per_era(truth, sources, pl.DataFrame({"id": ids, "reference": ref}), "mmc")
+    assert got["era"].to_list() == ["a", "c", "e"]
+    for era in got["era"]:
+        rows = np.array(eras) == era
+        for name, p in (("m", pred), ("flat", flat)):
+            want = era_contribution(p[rows], ref[rows], y[rows])
+            assert got.filter(pl.col("era") == era)[f"mmc_{name}"].item() == pytest.approx(want, abs=1e-12)
+        want_rc = pd.Series(ref[rows]).rank().corr(pd.Series(pred[rows]).rank())
+        assert got.filter(pl.col("era") == era)["mmc_corr_with_m"].item() == pytest.approx(want_rc, abs=1e-12)
+    assert got.filter(pl.col("era") == "c")["mmc_flat"].item() == 0.0

@@ -72,6 +72,15 @@ def test_float_view_is_centred_and_scaled():
     assert abs(float(float_view(bins).mean())) < 1e-6 and abs(float(float_view(bins).std()) - 1) < 1e-6
 
 
+def test_the_numpy_float_view_table_equals_its_formula_for_every_code():
+    from dynjax.data.bins import float_view_np
+
+    codes = np.arange(-128, 128).astype(np.int8).reshape(16, 16)
+    np.testing.assert_array_equal(float_view_np(codes), float_view_np(codes.astype(np.int32)))  # the formula, bit for bit
+    np.testing.assert_allclose(float_view_np(codes), np.asarray(float_view(jnp.asarray(codes))), rtol=1e-6)  # XLA rounds its own way
+    assert float_view_np(codes).dtype == np.float32 and float_view_np(codes).shape == (16, 16)
+
+
 def test_unknown_strategy():
     with pytest.raises(ValueError, match="unknown missing-value strategy 'knn'"):
         fit_imputer("knn", np.zeros((2, 2), np.int8))

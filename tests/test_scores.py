@@ -56,3 +56,20 @@ def test_the_numpy_numerai_corr_equals_numerai_tools(seed):
     idx = pd.Index([f"id{i:05d}" for i in range(r)])
     want = numerai_corr(pd.DataFrame({"p": pred}, index=idx), pd.Series(y, index=idx, name="target"))["p"]
     assert fast_numerai_corr(pred, y) == pytest.approx(float(want), abs=1e-9)
+
+
+def test_every_era_at_once_equals_each_era_alone():
+    """`per_era_corr` scores every era in one pass: each era as `fast_numerai_corr` alone, with ties,
+    a constant prediction (0), an era of one row (skipped) and targets outside [0, 1]."""
+    rng = np.random.default_rng(5)
+    sizes = {"a": 30, "b": 1, "c": 20, "d": 45}
+    eras = np.array([e for e, n in sizes.items() for _ in range(n)])
+    y = rng.choice([0.0, 0.25, 0.5, 0.75, 1.0], len(eras))
+    y[eras == "d"] = rng.standard_normal(45)
+    pred = np.round(y + rng.standard_normal(len(eras)), 1)
+    pred[eras == "c"] = 0.5
+    got = per_era_corr(pl.DataFrame({"era": eras, "prediction": pred, "target": y}), "prediction")
+    assert got["era"].to_list() == ["a", "c", "d"] and got.filter(pl.col("era") == "c")["corr"].item() == 0.0
+    for era in ("a", "d"):
+        want = fast_numerai_corr(pred[eras == era], y[eras == era])
+        assert got.filter(pl.col("era") == era)["corr"].item() == pytest.approx(want, abs=1e-12)

@@ -6,7 +6,8 @@ import numpy as np
 import pandas as pd
 import polars as pl
 from numerai_tools.scoring import sharpe_ratio, tie_kept_rank
-from scipy.stats import norm, rankdata
+from scipy.special import ndtri
+from scipy.stats import rankdata
 
 
 def prediction_frame(ids, era: str | Sequence[str], prediction: np.ndarray) -> pl.DataFrame:
@@ -18,20 +19,32 @@ def prediction_frame(ids, era: str | Sequence[str], prediction: np.ndarray) -> p
 
 def per_era_corr(frame: pl.DataFrame, prediction: str, target: str = "target") -> pl.DataFrame:
     """Numerai's correlation of `prediction` with `target` in every era with a known target
-    (`fast_numerai_corr`: numerai-tools' `numerai_corr`, tested equal).
+    (numerai-tools' `numerai_corr`, tested equal), every era at once.
 
-    `frame` needs `id`, `era`, the prediction and the target columns; rows with a null/NaN
-    target are left out, and eras with fewer than two such rows are skipped.
+    `frame` needs `era`, the prediction and the target columns; rows with a null/NaN target are
+    left out, and eras with fewer than two such rows are skipped. An era whose prediction is
+    constant (every feature dropped: no position) scores 0.
     """
-    scored = frame.select("id", "era", prediction, target).filter(pl.col(target).is_not_nan() & pl.col(target).is_not_null())
-    rows = []
-    for (era,), part in scored.sort("era").group_by("era", maintain_order=True):
-        if part.height < 2:
-            continue
-        pred_R = part[prediction].to_numpy()
-        # no ranking at all (every feature dropped): no position, score 0
-        rows.append((era, 0.0 if np.ptp(pred_R) == 0 else fast_numerai_corr(pred_R, part[target].to_numpy())))
-    return pl.DataFrame(rows, schema={"era": pl.String, "corr": pl.Float64}, orient="row")
+    scored = frame.select(pl.col("era").cast(pl.String), pl.col(prediction).cast(pl.Float64).fill_null(np.nan).alias("p"),
+                          pl.col(target).cast(pl.Float64).alias("y"))
+    scored = scored.filter(pl.col("y").is_not_nan() & pl.col("y").is_not_null())
+    scored = scored.with_columns(q=tie_kept_quantile("p"), t=pl.col("y") - pl.col("y").mean().over("era"))
+    scored = scored.with_columns(pl.Series("g15", power15(ndtri(scored["q"].to_numpy()))),
+                                 pl.Series("t15", power15(scored["t"].to_numpy())))
+    per_era = scored.group_by("era").agg(n=pl.len(), corr=pl.corr("g15", "t15"), nan=pl.col("p").is_nan().any(),
+                                         flat=pl.col("p").max() == pl.col("p").min())
+    corr = pl.when("nan").then(np.nan).when("flat").then(0.0).otherwise("corr")  # rankdata's NaN propagates
+    return per_era.filter(pl.col("n") >= 2).select("era", corr.alias("corr")).sort("era")
+
+
+def tie_kept_quantile(column: str, era: str = "era") -> pl.Expr:
+    """numerai-tools' `tie_kept_rank` within each era: average ranks 1..R, less a half, over R."""
+    return ((pl.col(column).rank("average") - 0.5) / pl.len()).over(era)
+
+
+def power15(v: np.ndarray) -> np.ndarray:
+    """numerai_corr's signed power 1.5, which weighs the tails."""
+    return np.sign(v) * np.abs(v) ** 1.5
 
 
 def gaussian_ranks(values_R: np.ndarray) -> np.ndarray:
@@ -41,7 +54,7 @@ def gaussian_ranks(values_R: np.ndarray) -> np.ndarray:
 
 def gaussianise(rank_R: np.ndarray) -> np.ndarray:
     """Average ranks 1..R mapped into (0, 1) as numerai-tools' `tie_kept_rank`, then the normal quantile."""
-    return norm.ppf((rank_R - 0.5) / len(rank_R))
+    return ndtri((rank_R - 0.5) / len(rank_R))  # scipy's norm.ppf, without its argument checks
 
 
 def fast_numerai_corr(pred_R: np.ndarray, y_R: np.ndarray) -> float:
@@ -49,8 +62,7 @@ def fast_numerai_corr(pred_R: np.ndarray, y_R: np.ndarray) -> float:
     with the centred target ^1.5 (tested equal)."""
     g_R = gaussian_ranks(pred_R)
     t_R = np.asarray(y_R, np.float64) - np.mean(y_R)
-    p15_R, t15_R = np.sign(g_R) * np.abs(g_R) ** 1.5, np.sign(t_R) * np.abs(t_R) ** 1.5
-    return float(np.corrcoef(p15_R, t15_R)[0, 1])
+    return float(np.corrcoef(power15(g_R), power15(t_R))[0, 1])
 
 
 def to_pandas(frame: pl.DataFrame, index: str = "id") -> pd.DataFrame:
