@@ -330,6 +330,9 @@ def _print_report(metrics: dict, out) -> None:
             f"{i}: {a:.2f} / {b:.2f}" for i, (a, b) in enumerate(zip(m["weight_mean"], m["weight_last"]))))
         print(f"frozen members' share of the prediction (the safe expert): {m['frozen_share_mean']:.2f} / "
               f"{m['frozen_share_last']:.2f}")
+        if len(m.get("policy_share", {})) > 1:
+            print("mixing policy (share of the updates; the best Sharpe as predicted): " + ", ".join(
+                f"{label} {share:.2f}" for label, share in m["policy_share"].items()) + f"; last: {m['policy_last']}")
         for label, s in m.get("scores", {}).items():
             print(f"  {label} (out of sample, {s['n_eras']} eras resolved in the walk): corr {s['corr_mean']:.4f}, sharpe "
                   f"{s['corr_sharpe']:.2f}, max dd {s['max_drawdown']:.4f}, eras < 0 {s['below_zero']:.1%}")

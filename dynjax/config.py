@@ -227,9 +227,17 @@ class TrainConfig:
     # Hedge (train.hedge) weighs mixtures of the members' kinds: each kind alone and, with hedge_mean,
     # all kinds equally, by softmax(eta * score), the score each mixture's out-of-sample corr summed
     # over resolved eras, older ones decayed per era (decay 1: every era counts).
-    hedge_eta: float = 30.0  # 0: equal weights over the mixtures
+    hedge_eta: float = 30.0  # the safe expert's rate (below); 0: no Hedge, equal weights everywhere
     hedge_decay: float = 1.0
     hedge_mean: bool = True
+    # The members' mixing policies (dynjax.train.policy): policy p is Hedge at rate hedge_etas[p] on each
+    # mixture's summed corr less hedge_risks[p] times its summed squared deviation. The run mixes by
+    # the policy whose own per-era corr, as it predicted, has the best Sharpe over the scored eras (the
+    # first until hedge_select_after are scored): how fast to follow a leader, and whether its variance
+    # counts, learned from the resolved eras. One policy: plain Hedge at that rate.
+    hedge_etas: tuple[float, ...] = (30.0, 3.0, 30.0)
+    hedge_risks: tuple[float, ...] = (0.0, 0.0, 10.0)
+    hedge_select_after: int = 8
     # The safe expert: the members frozen after pretraining stay in the mixture. Hedge (the same eta
     # and decay) weighs mixtures of the walk-forward's members and the frozen ones, these the frozen
     # ones' shares, so updates can add skill but not take the frozen model's away. (0,): the walk alone.
@@ -239,6 +247,10 @@ class TrainConfig:
         parse_mesh(self.mesh)
         _check(all(h >= 0 for h in self.horizons), "train.horizons are era counts >= 0 (0: all resolved eras)")
         _check(self.hedge_eta >= 0 and 0 <= self.hedge_decay <= 1, "hedge_eta must be >= 0 and hedge_decay in [0, 1]")
+        _check(len(self.hedge_etas) >= 1 and len(self.hedge_etas) == len(self.hedge_risks)
+               and min(self.hedge_etas) >= 0 and min(self.hedge_risks) >= 0 and self.hedge_select_after >= 0,
+               f"train.hedge_etas and train.hedge_risks are one rate and one risk >= 0 per policy (as many of each), and "
+               f"train.hedge_select_after >= 0; got {self.hedge_etas}, {self.hedge_risks}, {self.hedge_select_after}")
         _check(self.ensemble >= 1, "ensemble must be >= 1 member")
         _check(len(self.frozen_shares) >= 1 and all(0 <= a <= 1 for a in self.frozen_shares),
                "train.frozen_shares are the frozen members' shares of the mixtures, each in [0, 1] (0: the walk alone)")

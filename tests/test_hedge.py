@@ -7,6 +7,7 @@ import pytest
 
 from dynjax.train.hedge import hedge_weights, init_hedge, update_hedge
 from dynjax.train.members import mixtures
+from dynjax.train.policy import init_policy
 
 
 def test_weights_start_equal_and_move_to_the_member_that_scores():
@@ -132,7 +133,7 @@ def test_the_frozen_share_follows_hedge_over_the_shares():
     cfg = RunConfig()
     run = SimpleNamespace(cfg=cfg, members=plan_members(cfg))
     floor = update_hedge(init_hedge(5), np.array([[0.0, 0.0, 0.1, 0.2, 0.4]]), decay=1.0)  # shares 0 ... 1
-    state = SimpleNamespace(floor=floor, hedge=init_hedge(3))
+    state = SimpleNamespace(floor=floor, hedge=init_hedge(3), policy=init_policy(3, 1, 3, 4))
     assert frozen_share(run, state)[0] > 0.99
     np.testing.assert_allclose(run_weights(run, state)[2:], [0.5, 0.5], atol=0.01)
     assert frozen_share(run, SimpleNamespace(floor=init_hedge(5)))[0] == 0.5  # no score yet: the mean share

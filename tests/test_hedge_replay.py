@@ -7,7 +7,7 @@ import pytest
 
 from dynjax.config import RunConfig, override
 from dynjax.train.members import plan_members
-from experiments.hedge_replay import adahedge, blend_corr, replay, rules, t_lead
+from experiments.hedge_replay import adahedge, blend_corr, fixed, replay, rules, select, t_lead
 
 
 def _standardised(v):
@@ -59,3 +59,16 @@ def test_t_lead_keeps_the_mean_until_a_lead_is_significant():
     assert t_lead(30.0, 2.0, mean_x=2)(noisy).argmax() == 2
     steady = np.column_stack([np.full(12, 0.2) + rng.normal(0, 0.001, 12), np.zeros(12), np.full(12, 0.1)])
     assert t_lead(30.0, 2.0, mean_x=2)(steady).argmax() == 0
+
+
+def test_select_mixes_by_the_rule_whose_replayed_corr_has_the_best_sharpe():
+    """Kind 0 wins on average but crashes every other era; kind 1 is steady: the rule that follows
+    kind 0 has the higher mean, the one that holds kind 1 the higher Sharpe, and is chosen once
+    enough eras resolved (before: the first rule)."""
+    cfg = RunConfig()
+    mix_XxM, kinds_M = plan_members(cfg).mixtures_XxM, plan_members(cfg).kinds_M
+    kind0, kind1 = fixed(np.array([1.0, 0.0, 0.0])), fixed(np.array([0.0, 1.0, 0.0]))
+    rule = select({"kind0": kind0, "kind1": kind1}, mix_XxM, kinds_M, lag=1, min_eras=6)
+    scores_ExX = np.column_stack([np.tile([0.4, -0.2], 5), np.full(10, 0.08), np.full(10, 0.1)])
+    np.testing.assert_array_equal(rule(scores_ExX[:5]), [1.0, 0.0, 0.0])  # too few eras: the first rule
+    np.testing.assert_array_equal(rule(scores_ExX), [0.0, 1.0, 0.0])

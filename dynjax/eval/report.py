@@ -95,7 +95,7 @@ def build_report(out: str | Path, data: NumeraiData, cfg: RunConfig, data_dir: s
                         **{f"corr_with_{n}": float(per_era[f"{tag}_corr_with_{n}"].mean()) for n in scored}}
     metrics["payout"] = _payout_summary(per_era, scored, eval_cfg)
     metrics["embargo"] = {"eras": embargo, "target": cfg.data.targets[0], "why": embargo_reason(cfg.data.targets[0], embargo)}
-    members = member_weights(out / "metrics.jsonl")
+    members = member_weights(out / "metrics.jsonl", policy_labels(cfg.train))
     if members:
         metrics["members"] = {**members, "scores": member_scores(out / "metrics.jsonl", mixture_labels(plan_members(cfg)))}
     metrics["timing"] = timings or {}
@@ -141,9 +141,10 @@ def _stats(values: pl.Series) -> dict[str, float]:
     return {"mean": s["corr_mean"], "std": s["corr_std"], "sharpe": s["corr_sharpe"], "n_eras": s["n_eras"]}
 
 
-def member_weights(log_path: Path) -> dict | None:
-    """The members' Hedge weights over the walk-forward (`hedge/weight_m` in the training log) and the
-    frozen members' share of the prediction (`floor/frozen_share_0`): mean over the updates and the
+def member_weights(log_path: Path, policies: list[str] | None = None) -> dict | None:
+    """The members' Hedge weights over the walk-forward (`hedge/weight_m` in the training log), the
+    frozen members' share of the prediction (`floor/frozen_share_0`) and, named by `policies`, the
+    share of the updates each mixing policy chose (`hedge/policy_0`): mean over the updates and the
     last; None with one member."""
     if not log_path.is_file():
         return None
@@ -154,8 +155,18 @@ def member_weights(log_path: Path) -> dict | None:
     keys = sorted((k for k in rows[0] if k.startswith("hedge/weight_")), key=lambda k: int(k.rsplit("_", 1)[1]))
     w_UxM = np.array([[r[k] for k in keys] for r in rows])
     share_U = np.array([r["floor/frozen_share_0"] for r in rows])
-    return {"weight_mean": w_UxM.mean(axis=0).tolist(), "weight_last": w_UxM[-1].tolist(), "updates": len(rows),
-            "frozen_share_mean": float(share_U.mean()), "frozen_share_last": float(share_U[-1])}
+    out = {"weight_mean": w_UxM.mean(axis=0).tolist(), "weight_last": w_UxM[-1].tolist(), "updates": len(rows),
+           "frozen_share_mean": float(share_U.mean()), "frozen_share_last": float(share_U[-1])}
+    if policies and "hedge/policy_0" in rows[0]:
+        chosen_U = np.array([r["hedge/policy_0"] for r in rows])
+        out["policy_share"] = {label: float((chosen_U == p).mean()) for p, label in enumerate(policies)}
+        out["policy_last"] = policies[int(chosen_U[-1])]
+    return out
+
+
+def policy_labels(train_cfg) -> list[str]:
+    """"Hedge eta 30" / "Hedge eta 30, risk 10": the members' mixing policies (`train.hedge_etas`)."""
+    return [f"Hedge eta {eta:g}" + (f", risk {risk:g}" if risk else "") for eta, risk in zip(train_cfg.hedge_etas, train_cfg.hedge_risks)]
 
 
 def member_scores(log_path: Path, labels: list[str]) -> dict[str, dict]:

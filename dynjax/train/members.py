@@ -16,6 +16,7 @@ import pandas as pd
 from numerai_tools.scoring import tie_kept_rank
 
 from dynjax.config import RunConfig
+from dynjax.train.policy import Policies, policies
 
 # A gate threshold (evidence z) at or below this keeps every gate open: the dense member's -1000.
 ALL_OPEN = -100.0
@@ -31,6 +32,8 @@ class Members:
     kinds_M: tuple[int, ...]  # members with the same memory and threshold share a kind
     mixtures_XxM: np.ndarray  # the mixtures Hedge weighs (rows sum to one)
     frozen_A: np.ndarray  # the frozen members' shares of the mixtures the safe expert's Hedge weighs (`train.frozen_shares`)
+    policies: Policies  # the mixing policies over `mixtures_XxM` (`dynjax.train.policy`)
+    lag: int  # eras between an era's prediction and its scoring, less one: the embargo
 
     @property
     def n(self) -> int:
@@ -56,7 +59,8 @@ def plan_members(cfg: RunConfig) -> Members:
     spec = list(zip(horizons or (None,) * m, thresholds or (None,) * m))
     kinds = tuple(spec.index(s) for s in spec)
     return Members(horizons, thresholds, per_member(cfg.loss.prior_members, m), kinds,
-                   mixtures(kinds, cfg.train.hedge_mean), np.asarray(cfg.train.frozen_shares, np.float64))
+                   mixtures(kinds, cfg.train.hedge_mean), np.asarray(cfg.train.frozen_shares, np.float64),
+                   policies(cfg.train), cfg.data.embargo_eras)
 
 
 def mixture_labels(members: Members) -> list[str]:

@@ -31,7 +31,7 @@ from dynjax.data.windows import Batch, era_chunks, era_row_chunks, sample_eras, 
 from dynjax.eval.jax_corr import era_corr
 from dynjax.model.attention_gam import FeatureAttentionModel
 from dynjax.train.era_features import EraFeatures, make_era_features
-from dynjax.train.hedge import hedge_weights, mixture_weights, update_hedge
+from dynjax.train.hedge import mixture_weights, update_hedge
 from dynjax.train.members import (
     Members,
     combine_trials,
@@ -40,6 +40,7 @@ from dynjax.train.members import (
     stack_frozen,
     with_frozen,
 )
+from dynjax.train.policy import as_predicted, chosen_weights, fold_policy
 from dynjax.train.sharding import Layout, make_layout
 from dynjax.train.state import RunState, initial_run_state, make_optimizer, resolve_decay
 from dynjax.train.step import BatchSpec, make_predict, make_step
@@ -316,14 +317,19 @@ def predict_rows(run: RunContext | Predictor, state: RunState, split: EraData, l
 def walk_rows(run: RunContext, state: RunState, split: EraData, local: int, context: EraContext | None) -> np.ndarray:
     """The members' predictions alone, mixed by their Hedge weights, `[G, R]` (pretraining's holdout)."""
     pred_GMxR, _, _ = member_predictions(run, state, split, local, context)
-    return combine_trials(pred_GMxR, run.groups, hedge_weights(state.hedge, run.cfg.train.hedge_eta, run.members.mixtures_XxM))
+    return combine_trials(pred_GMxR, run.groups, walk_weights(run, state))
 
 
 def run_weights(run: RunContext | Predictor, state: RunState) -> np.ndarray:
     """Each trial's weights over its members then its frozen members, `[G * 2M]`: Hedge's over the
     members' mixtures, scaled by the safe expert's frozen share (Hedge over `train.frozen_shares`)."""
-    eta, members = run.cfg.train.hedge_eta, run.members
-    return with_frozen(hedge_weights(state.hedge, eta, members.mixtures_XxM), frozen_share(run, state), members.mixtures_XxM)
+    return with_frozen(walk_weights(run, state), frozen_share(run, state), run.members.mixtures_XxM)
+
+
+def walk_weights(run: RunContext | Predictor, state: RunState) -> np.ndarray:
+    """Each trial's weights over its members, `[G * M]`: Hedge's under the mixing policy that pays."""
+    members = run.members
+    return chosen_weights(state.hedge, state.policy, members.policies, members.mixtures_XxM)
 
 
 def frozen_share(run: RunContext | Predictor, state: RunState) -> np.ndarray:
@@ -368,48 +374,48 @@ def chunks(run: RunContext | Predictor, split: EraData, local: int):
 
 
 def score_resolved(run: RunContext, state: RunState, resolved: np.ndarray) -> tuple[RunState, list[tuple[str, list, list]]]:
-    """Score every Hedge mixture and every frozen share on the eras resolved since the last call
-    (before the members train on them: out of sample) and fold the scores into both Hedges.
-    Returns the state and each scored era's `(name, corr per mixture, corr per frozen share)`,
-    their inputs, for the log."""
+    """Score every Hedge mixture, every mixing policy and every frozen share on the eras resolved
+    since the last call, one era at a time in order (before the members train on them: out of
+    sample), and fold the scores into the Hedges and the policies. Returns the state and each scored
+    era's `(name, corr per mixture, corr per frozen share)`, their inputs, for the log."""
     new = resolved[int(state.hedge.n_seen):]
     if not len(new):
         return state, []
     scored = []
     t, members = run.cfg.train, run.members
-    hedge, floor = state.hedge, state.floor
     if t.hedge_eta and max(len(members.mixtures_XxM), len(members.frozen_A)) > 1:
-        corr_ExX, floor_ExA = resolved_corr(run, state, new)
-        hedge = update_hedge(hedge, corr_ExX, t.hedge_decay)
-        floor = update_hedge(floor, floor_ExA, t.hedge_decay)
-        scored = [(run.schedule.timeline.name(int(e)), x.tolist(), a.tolist()) for e, x, a in zip(new, corr_ExX, floor_ExA)]
-    return state.replace(hedge=hedge.replace(n_seen=hedge.n_seen + len(new)), floor=floor), scored
+        for e in new:
+            corr_GX, floor_GA, policy_GP = resolved_corr(run, state, int(e))
+            state = state.replace(hedge=update_hedge(state.hedge, corr_GX[None], t.hedge_decay),
+                                  floor=update_hedge(state.floor, floor_GA[None], t.hedge_decay),
+                                  policy=fold_policy(state.policy, corr_GX, policy_GP, t.hedge_decay))
+            scored.append((run.schedule.timeline.name(int(e)), corr_GX.tolist(), floor_GA.tolist()))
+    return state.replace(hedge=state.hedge.replace(n_seen=state.hedge.n_seen + len(new))), scored
 
 
-def resolved_corr(run: RunContext, state: RunState, positions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Numerai corr on each era at `positions` (their labelled rows) of every Hedge mixture of the
-    members, `[E, G * X]`, and of every frozen share, `[E, G * A]` (the members mixed by today's Hedge
-    weights, the frozen ones as in `run_weights`)."""
+def resolved_corr(run: RunContext, state: RunState, e: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Numerai corr on the era at position `e` (its labelled rows) of every Hedge mixture of the
+    members, `[G * X]`, of every frozen share, `[G * A]` (the members mixed by today's weights, the
+    frozen ones as in `run_weights`), and of every mixing policy, `[G * P]` (the members mixed by the
+    weights each policy had when the era was predicted; zeros with one policy)."""
     members = run.members
-    walk_GxM = hedge_weights(state.hedge, run.cfg.train.hedge_eta, members.mixtures_XxM).reshape(run.groups, -1)
+    walk_GxM = walk_weights(run, state).reshape(run.groups, -1)
     shares_GxAxN = [np.stack([with_frozen(w_M, [a], members.mixtures_XxM) for a in members.frozen_A]) for w_M in walk_GxM]
-    corr_ExX, corr_ExA = [], []
-    for e in positions:
-        split, local = run.schedule.timeline.era(int(e))
-        context = run.features.of(int(e))
-        pred_GMxR, _, _ = member_predictions(run, state, split, local, context)
-        frozen_GMxR = raw_predictions(run, state.frozen, state.selection.mask_F, split, local, context)
-        n = split.index.n_labeled[local]
-        y_R = split.y_NxT[split.index.labeled_rows(local), 0]
-        corr = lambda mixed_XxR, y_R=y_R: [float(era_corr(p, y_R)) for p in mixed_XxR]
-        trials = zip(np.split(pred_GMxR[:, :n], run.groups), np.split(frozen_GMxR[:, :n], run.groups), shares_GxAxN)
-        x, a = [], []
-        for p_MxR, f_MxR, share_AxN in trials:
-            x += corr(mix_members(p_MxR, members.mixtures_XxM)) if len(p_MxR) > 1 else corr(p_MxR)
-            a += corr(mix_members(np.concatenate([p_MxR, f_MxR]), share_AxN))
-        corr_ExX.append(x)
-        corr_ExA.append(a)
-    return np.array(corr_ExX, np.float64), np.array(corr_ExA, np.float64)
+    policy_GxPxM = as_predicted(state.policy, members.policies, members.mixtures_XxM)
+    split, local = run.schedule.timeline.era(e)
+    context = run.features.of(e)
+    pred_GMxR, _, _ = member_predictions(run, state, split, local, context)
+    frozen_GMxR = raw_predictions(run, state.frozen, state.selection.mask_F, split, local, context)
+    n = split.index.n_labeled[local]
+    y_R = split.y_NxT[split.index.labeled_rows(local), 0]
+    corr = lambda mixed_XxR: [float(era_corr(p, y_R)) for p in mixed_XxR]
+    trials = zip(np.split(pred_GMxR[:, :n], run.groups), np.split(frozen_GMxR[:, :n], run.groups), shares_GxAxN, policy_GxPxM)
+    x, a, p = [], [], []
+    for p_MxR, f_MxR, share_AxN, w_PxM in trials:
+        x += corr(mix_members(p_MxR, members.mixtures_XxM)) if len(p_MxR) > 1 else corr(p_MxR)
+        a += corr(mix_members(np.concatenate([p_MxR, f_MxR]), share_AxN))
+        p += corr(mix_members(p_MxR, w_PxM)) if members.policies.n > 1 else [0.0]
+    return np.array(x, np.float64), np.array(a, np.float64), np.array(p, np.float64)
 
 
 def sampling_rng(run: RunContext, *path: int) -> np.random.Generator:

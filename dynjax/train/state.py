@@ -24,6 +24,7 @@ from dynjax.model.selection import SelectionState, init_selection
 from dynjax.train.era_features import reads_context
 from dynjax.train.hedge import HedgeState, init_hedge
 from dynjax.train.members import Members
+from dynjax.train.policy import PolicyState, init_policy
 
 
 @struct.dataclass
@@ -45,6 +46,7 @@ class RunState:
     hedge: HedgeState  # the members' online mixing weights (`train.hedge_eta`)
     frozen: Any  # the members' EMA params as pretraining left them: the safe expert (`train.frozen_shares`)
     floor: HedgeState  # Hedge over the frozen members' shares of the prediction
+    policy: PolicyState  # which of the members' mixing policies pays (`train.hedge_etas`)
 
 
 def make_optimizer(cfg: OptimConfig, hyper: dict[str, jnp.ndarray] | None = None) -> optax.GradientTransformation:
@@ -141,4 +143,5 @@ def initial_run_state(members: Members, model: FeatureAttentionModel, optimizer,
     # A copy: the step donates the train state, and the frozen params must outlive it.
     return RunState(train, init_selection(model.n_features), jax.random.key_data(root_key),
                     init_hedge(groups * len(members.mixtures_XxM)), jax.tree.map(jnp.copy, train.ema_params),
-                    init_hedge(groups * len(members.frozen_A)))
+                    init_hedge(groups * len(members.frozen_A)),
+                    init_policy(groups * len(members.mixtures_XxM), groups, members.policies.n, members.lag))

@@ -47,6 +47,7 @@ from dynjax.train.outputs import (
     prediction_frame,
     write_part,
 )
+from dynjax.train.policy import chosen, settled
 from dynjax.train.processes import is_writer
 from dynjax.train.run import (
     PRETRAIN,
@@ -214,8 +215,9 @@ def pretrain(run: RunContext, state: RunState, log: MetricsLog, progress, stop: 
     # Hedge scores eras from the first one pretraining has not fitted (with early stopping: the holdout).
     hedge = init_hedge(run.groups * len(run.members.mixtures_XxM), len(resolved))
     if cfg.train.patience and cfg.train.hedge_eta and len(run.members.mixtures_XxM) > 1:
-        hedge = update_hedge(hedge, resolved_corr(run, state, holdout)[0], cfg.train.hedge_decay)
-    state = state.replace(hedge=hedge)
+        corr_ExGX = np.stack([resolved_corr(run, state, int(e))[0] for e in holdout])
+        hedge = update_hedge(hedge, corr_ExGX, cfg.train.hedge_decay)
+    state = state.replace(hedge=hedge, policy=settled(state.policy, hedge))  # the holdout resolved before any prediction
     # The selection state starts from the pretrained model's importances over the latest resolved eras.
     for e in holdout:
         state, _ = predict_and_select(run, state, int(e))
@@ -362,12 +364,15 @@ def log_era(log: MetricsLog, run: RunContext, state: RunState, name: str, update
                   **{f"floor/corr_{a}": finite(v) for a, v in enumerate(corr_A)})
     if update.metrics is None:
         return
-    mix_XxM = run.members.mixtures_XxM
-    pi_GxX = mixture_weights(state.hedge, run.cfg.train.hedge_eta, len(mix_XxM))
+    members = run.members
+    policy_G = chosen(state.policy, members.policies)
+    pi_GxX = np.stack([mixture_weights(state.hedge, members.policies.etas_P[p], len(members.mixtures_XxM),
+                                       members.policies.risks_P[p])[g] for g, p in enumerate(policy_G)])
     log.write(phase="walk", era=name, **{f"train/{m}": v for m, v in update.metrics.items()},
               **{"select/n_features": int(state.selection.mask_F.sum())},
-              **{f"hedge/weight_{m}": float(w) for m, w in enumerate((pi_GxX @ mix_XxM).reshape(-1))},
+              **{f"hedge/weight_{m}": float(w) for m, w in enumerate((pi_GxX @ members.mixtures_XxM).reshape(-1))},
               **{f"hedge/mixture_{x}": float(p) for x, p in enumerate(pi_GxX.reshape(-1))},
+              **{f"hedge/policy_{g}": int(p) for g, p in enumerate(policy_G)},
               **{f"floor/frozen_share_{g}": float(a) for g, a in enumerate(frozen_share(run, state))})
 
 

@@ -22,7 +22,7 @@ from dynjax.config import RunConfig, override
 
 # Every path changes what the default config does (a test holds it to that): the optimiser, the
 # context gates' sparsity penalty and the gated member's threshold (the dense member keeps -1000),
-# the additive prior, dropout in the token GRN, the updates' size and window, Hedge's rate.
+# the additive prior, dropout in the token GRN, the updates' size and window, the safe expert's Hedge rate.
 DEFAULT_SPACE: dict[str, dict] = {
     "optim.learning_rate": {"low": 1e-3, "high": 1e-2, "log": True},
     "optim.weight_decay": {"low": 1e-6, "high": 1e-2, "log": True},
