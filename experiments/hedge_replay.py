@@ -13,7 +13,9 @@ two kinds is then `(a c0 + (1 - a) c1) / sqrt(a^2 + (1 - a)^2 + 2 a (1 - a) rho)
 kinds' rank correlation `rho` solved from the equal mean's logged corr, era by era.
 
 Two checks say how far to trust it: the run's own rule, replayed through `dynjax.train.hedge`,
-must give the member weights the run logged (`weights_err`, ~1e-7), and its replayed corr is
+must give the member weights the run logged (`weights_err`, ~1e-7 with one mixing policy; with
+several, the replay chooses the policy by the blended corr below, not the corr the run measured, so
+an era where the two choices differ shows as a larger error), and its replayed corr is
 compared with the corr the run scored on the same eras (`replay_err`: mean |error| per era; the
 blend formula ignores numerai_corr's gaussianisation and power 1.5, and the logged score uses the
 members' params of the era it resolves, a few updates after they predicted it). Only eras with a
@@ -104,19 +106,49 @@ def mean_variance(eta: float, risk: float) -> Rule:
     return rule
 
 
+def select(candidates: dict[str, Rule], mix_XxM: np.ndarray, kinds_M: tuple[int, ...], lag: int,
+           min_eras: int = 8) -> Rule:
+    """A mixing policy learned from the resolved eras: each candidate rule is replayed on them (its
+    weights for each from the eras resolved before it, as the run) and the one whose replayed per-era
+    corr has the best Sharpe so far mixes the next era; the first candidate until `min_eras` resolve."""
+    mean_x = _mean_row(mix_XxM, kinds_M)
+    kind0_M = np.asarray(kinds_M) == min(kinds_M)
+    first = next(iter(candidates.values()))
+
+    def replayed(cand: Rule, scores_ExX: np.ndarray) -> np.ndarray:
+        return np.array([blend_corr(*scores_ExX[e, [0, 1, mean_x]],
+                                    float((cand(scores_ExX[: max(e - lag + 1, 0)]) @ mix_XxM)[kind0_M].sum()))
+                         for e in range(len(scores_ExX))])
+
+    def rule(scores_ExX):
+        if len(scores_ExX) < min_eras:
+            return first(scores_ExX)
+        sharpe = {name: (c.mean() / c.std() if c.std() > 0 else -np.inf)
+                  for name, c in ((n, replayed(cand, scores_ExX)) for n, cand in candidates.items())}
+        return candidates[max(sharpe, key=sharpe.get)](scores_ExX)
+    return rule
+
+
 def fixed(pi_X: np.ndarray) -> Rule:
     return lambda scores_ExX: np.asarray(pi_X, float)
 
 
 def rules(cfg, mix_XxM: np.ndarray, kinds_M: tuple[int, ...]) -> dict[str, Rule]:
-    """The rules compared: the run's own and alternatives to it (rates, leads, AdaHedge, fixed weights)."""
+    """The rules compared: the run's own (its config's policies) and alternatives to it (rates, leads,
+    AdaHedge, mean-variance scores, fixed weights, policies chosen by their replayed Sharpe)."""
     n = len(mix_XxM)
     mean_x = _mean_row(mix_XxM, kinds_M)
     on_mean = lambda v: np.where(np.arange(n) == mean_x, v, 0.0)
     on_first = lambda v: np.where(np.arange(n) == 0, v, 0.0)
     t = cfg.train
+    lag = cfg.data.embargo_eras + 1
+    policy = {f"eta{e:g}" + (f"_risk{r:g}" if r else ""): mean_variance(e, r) if r else hedge(e, np.zeros(n), t.hedge_decay)
+              for e, r in zip(t.hedge_etas, t.hedge_risks)}
+    run = select(policy, mix_XxM, kinds_M, lag, t.hedge_select_after) if len(policy) > 1 else next(iter(policy.values()))
+    picks = {"eta30": hedge(30.0, np.zeros(n)), "eta3": hedge(3.0, np.zeros(n)), "mean_var10": mean_variance(30.0, 10.0),
+             "mean": fixed(on_mean(1.0)), "dense": fixed(on_first(1.0))}
     return {
-        "run": hedge(t.hedge_eta, np.zeros(n), t.hedge_decay),
+        "run": run,
         "eta30": hedge(30.0, np.zeros(n)),
         "eta10": hedge(10.0, np.zeros(n)),
         "eta3": hedge(3.0, np.zeros(n)),
@@ -132,6 +164,10 @@ def rules(cfg, mix_XxM: np.ndarray, kinds_M: tuple[int, ...]) -> dict[str, Rule]
         "mean_var10": mean_variance(30.0, 10.0),
         "mean": fixed(on_mean(1.0)),
         "dense": fixed(on_first(1.0)),
+        "one_policy": hedge(30.0, np.zeros(n), t.hedge_decay),  # Hedge at rate 30 alone (train.hedge_etas=30)
+        "select_policies": select({k: picks[k] for k in ("eta30", "eta3", "mean_var10")}, mix_XxM, kinds_M, lag,
+                                  t.hedge_select_after),  # the default's three policies, whatever the run's config
+        "select_with_fixed": select(picks, mix_XxM, kinds_M, lag, t.hedge_select_after),  # the fixed mixtures as policies too
     }
 
 

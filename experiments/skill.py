@@ -61,6 +61,7 @@ VARIANTS = {
     "pair_rows1024": ["model.pair_rows=1024"],
     "rows256": ["data.rows_per_era=256"],  # half the rows an era in every step
     "classic_hedge": CLASSIC_HEDGE,
+    "one_policy": ["train.hedge_etas=30", "train.hedge_risks=0"],  # Hedge at rate 30 alone: no policy chosen
     "no_hedge": ["train.hedge_eta=0"],  # the plain rank mean of the members
     "gate35": ["model.gate_thresholds=-1000,3.5"],  # the gated member opens at evidence z 3.5, not 5
     "gates_both": GATES_BOTH,
