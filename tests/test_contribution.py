@@ -104,14 +104,15 @@ def test_every_era_at_once_equals_each_era_alone():
     pred = np.round(y + rng.standard_normal(len(ids)), 1)
     flat = np.where(np.array(eras) == "c", 0.5, pred)
     truth = pl.DataFrame({"id": ids, "era": eras, "target": y})
-    sources = {"m": pl.DataFrame({"id": ids, "prediction": pred}), "flat": pl.DataFrame({"id": ids, "prediction": flat})}
+    # "target" as a source's name: a target ensemble's members are named by their targets
+    sources = {"target": pl.DataFrame({"id": ids, "prediction": pred}), "flat": pl.DataFrame({"id": ids, "prediction": flat})}
     got = contribution_per_era(truth, sources, pl.DataFrame({"id": ids, "reference": ref}), "mmc")
     assert got["era"].to_list() == ["a", "c", "e"]
     for era in got["era"]:
         rows = np.array(eras) == era
-        for name, p in (("m", pred), ("flat", flat)):
+        for name, p in (("target", pred), ("flat", flat)):
             want = era_contribution(p[rows], ref[rows], y[rows])
             assert got.filter(pl.col("era") == era)[f"mmc_{name}"].item() == pytest.approx(want, abs=1e-12)
         want_rc = pd.Series(ref[rows]).rank().corr(pd.Series(pred[rows]).rank())
-        assert got.filter(pl.col("era") == era)["mmc_corr_with_m"].item() == pytest.approx(want_rc, abs=1e-12)
+        assert got.filter(pl.col("era") == era)["mmc_corr_with_target"].item() == pytest.approx(want_rc, abs=1e-12)
     assert got.filter(pl.col("era") == "c")["mmc_flat"].item() == 0.0

@@ -28,29 +28,31 @@ def contribution_per_era(truth: pl.DataFrame, sources: dict[str, pl.DataFrame], 
     Every era at once: each column's tie-kept ranks and gaussianised ranks per era, then
     `Ranked.contribution` and `Ranked.rank_corr` as sums over each era's rows (tested equal).
     Eras with fewer than 3 rows or a constant reference are skipped."""
-    frame = truth.filter(pl.col("target").is_not_nan() & pl.col("target").is_not_null()).join(reference, on="id")
+    # Internal column names: a source may be called anything, "target" included (a target ensemble's members).
+    frame = truth.filter(pl.col("target").is_not_nan() & pl.col("target").is_not_null()).select(
+        "id", pl.col("era").cast(pl.String), "target").join(reference.select("id", pl.col("reference").alias("_v_ref")), on="id")
+    keys = {name: f"s{i}" for i, name in enumerate(sources)}
     for name, preds in sources.items():
-        frame = frame.join(preds.select("id", pl.col("prediction").alias(name)), on="id")
-    names, columns = list(sources), ["reference", *sources]
-    frame = frame.select(pl.col("era").cast(pl.String), "target", *columns)
-    frame = frame.filter((pl.len().over("era") >= 3) & (pl.col("reference").n_unique().over("era") >= 2))
+        frame = frame.join(preds.select("id", pl.col("prediction").alias(f"_v_{keys[name]}")), on="id")
+    columns = ["ref", *keys.values()]
+    frame = frame.filter((pl.len().over("era") >= 3) & (pl.col("_v_ref").n_unique().over("era") >= 2))
     y = pl.col("target").cast(pl.Float64)
     t = pl.when(((y >= 0) & (y <= 1)).all().over("era")).then(y * 4).otherwise(y)  # `target_bins`, per era
     frame = frame.with_columns((t - t.mean().over("era")).alias("_t"),
-                               *(pl.col(c).rank("average").over("era").alias(f"_r_{c}") for c in columns),
-                               *(tie_kept_quantile(c).alias(f"_g_{c}") for c in columns))
+                               *(pl.col(f"_v_{c}").rank("average").over("era").alias(f"_r_{c}") for c in columns),
+                               *(tie_kept_quantile(f"_v_{c}").alias(f"_g_{c}") for c in columns))
     frame = frame.with_columns(pl.Series(f"_g_{c}", ndtri(frame[f"_g_{c}"].to_numpy())) for c in columns)
-    m, t = pl.col("_g_reference"), pl.col("_t")
+    m, t = pl.col("_g_ref"), pl.col("_t")
     sums = [pl.len().alias("_n"), (t * m).sum().alias("_tm"), (m * m).sum().alias("_mm")]
-    for n in names:
-        p = pl.col(f"_g_{n}")
-        sums += [(t * p).sum().alias(f"_tp_{n}"), (p * m).sum().alias(f"_pm_{n}"),
-                 pl.corr(f"_r_{n}", "_r_reference").alias(f"_rc_{n}"), (pl.col(n).max() == pl.col(n).min()).alias(f"_flat_{n}")]
+    for k in keys.values():
+        p, v = pl.col(f"_g_{k}"), pl.col(f"_v_{k}")
+        sums += [(t * p).sum().alias(f"_tp_{k}"), (p * m).sum().alias(f"_pm_{k}"),
+                 pl.corr(f"_r_{k}", "_r_ref").alias(f"_rc_{k}"), (v.max() == v.min()).alias(f"_flat_{k}")]
     per_era = frame.group_by("era").agg(sums).sort("era")
-    flat = {n: pl.col(f"_flat_{n}") for n in names}
+    flat = {n: pl.col(f"_flat_{k}") for n, k in keys.items()}
     contribution = {f"{tag}_{n}": pl.when(flat[n]).then(0.0).otherwise(
-        (pl.col(f"_tp_{n}") - pl.col("_tm") * pl.col(f"_pm_{n}") / pl.col("_mm")) / pl.col("_n")) for n in names}
-    rank_corr = {f"{tag}_corr_with_{n}": pl.when(flat[n]).then(0.0).otherwise(pl.col(f"_rc_{n}")) for n in names}
+        (pl.col(f"_tp_{k}") - pl.col("_tm") * pl.col(f"_pm_{k}") / pl.col("_mm")) / pl.col("_n")) for n, k in keys.items()}
+    rank_corr = {f"{tag}_corr_with_{n}": pl.when(flat[n]).then(0.0).otherwise(pl.col(f"_rc_{k}")) for n, k in keys.items()}
     return per_era.select("era", **contribution, **rank_corr)
 
 
