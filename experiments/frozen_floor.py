@@ -67,16 +67,25 @@ def era_ranks(out: Path, data_dir: Path) -> tuple[list[tuple[np.ndarray, np.ndar
     return eras, json.loads((out / "metrics.json").read_text())["embargo"]["eras"]
 
 
-def replay(eras, embargo: int) -> dict[str, np.ndarray]:
-    """Each rule's per-era corr `[E]`."""
+# Candidates of the policy rule: the floor's share chosen as the members' policies are (dynjax.train.policy).
+POLICIES = {"hedge eta 30": hedge(30.0), "hedge eta 3": hedge(3.0), "mean-variance 10": hedge(30.0, 10.0)}
+
+
+def replay(eras, embargo: int, after: int = 8) -> dict[str, np.ndarray]:
+    """Each rule's per-era corr `[E]`; "policies": each era mixed by the candidate of `POLICIES` whose
+    own per-era corr over the eras resolved by then has the best Sharpe (the first before `after`)."""
     corr_ExA = np.array([[fast_numerai_corr((1 - a) * w + a * f, y) for a in SHARES] for w, f, y in eras])
     out = {}
-    for name, rule in RULES.items():
+    for name, rule in {**RULES, **{f"_{k}": v for k, v in POLICIES.items()}}.items():
         corr_E = []
         for t, (w, f, y) in enumerate(eras):
             a = float(rule(corr_ExA[: max(t - embargo, 0)]) @ SHARES)
             corr_E.append(fast_numerai_corr((1 - a) * w + a * f, y))
         out[name] = np.array(corr_E)
+    cand_PxE = np.stack([out.pop(f"_{k}") for k in POLICIES])
+    pick_E = [0 if t - embargo < max(after, 2) else
+              int(np.argmax([c[: t - embargo].mean() / c[: t - embargo].std() for c in cand_PxE])) for t in range(len(eras))]
+    out["policies"] = cand_PxE[pick_E, np.arange(len(eras))]
     return out
 
 
@@ -100,7 +109,7 @@ def markdown(rows: list[dict]) -> str:
     lines = ["corr / Sharpe / max drawdown / eras below zero, every validation era, mean over seeds", "",
              "| rule | " + " | ".join(f"{r['setting']} ({r['seeds']})" for r in rows) + " |", "| --- |" + " --- |" * len(rows)]
     cell = lambda s: f"{s['corr_mean']:.4f} / {s['corr_sharpe']:.2f} / {s['max_drawdown']:.3f} / {s['below_zero']:.0%}"
-    for name in RULES:
+    for name in [*RULES, "policies"]:
         lines.append(f"| {name} | " + " | ".join(cell(r["rules"][name]) for r in rows) + " |")
     return "\n".join(lines)
 
