@@ -29,6 +29,8 @@ def test_missing_or_corrupt_checkpoint_is_named(tmp_path):
     ckpt.save(0, _state(1.0), {"cursor": 0}, 0.0)
     with pytest.raises(CheckpointError, match="ck/5: checkpoint metadata unreadable"):
         ckpt.restore_meta(5)
-    with pytest.raises(CheckpointError, match="ck/0: checkpoint state unreadable"):
+    # a state of another structure (another version of dynjax wrote it) names the parts that differ
+    with pytest.raises(CheckpointError, match=r"ck/0: checkpoint state: its run state has other parts than this dynjax's \(other") as err:
         ckpt.restore_state(0, jax.eval_shape(lambda: {"other": jnp.zeros(2)}))
+    assert "another version wrote it" in str(err.value) and "User-provided" not in str(err.value)
     ckpt.close()

@@ -17,6 +17,7 @@ half-written latest checkpoint with a warning -> check the data against the hist
 continue the walk-forward at the cursor (`dynjax.train.walk_forward.Checkpointed`).
 """
 
+import re
 import shutil
 import warnings
 from pathlib import Path
@@ -30,6 +31,20 @@ METRIC = "eval/corr_mean"
 
 class CheckpointError(RuntimeError):
     """A checkpoint that cannot be read back; names the step and directory."""
+
+
+def state_unreadable(where: str, err: Exception) -> CheckpointError:
+    """The error for a state that cannot be restored: one written by another version of dynjax (whose
+    run state has other parts) says so and names them; anything else keeps Orbax's reason."""
+    text = str(err)
+    if "tree structures do not match" in text or "Structure mismatch" in text:
+        # Orbax names each differing path on a line of its own, or as a tuple of keys
+        parts = re.findall(r"^([\w.\[\]'-]+):$", text, re.MULTILINE) or [
+            ".".join(k.strip(" '") for k in path.split(",") if k.strip()) for path in re.findall(r"path \(([^)]*)\)", text)]
+        return CheckpointError(f"{where}: its run state has other parts than this dynjax's ({', '.join(parts[:8])}"
+                               f"{', ...' if len(parts) > 8 else ''}): another version wrote it; continue it with the "
+                               f"code that wrote it (git log names the commits), or start the run again")
+    return CheckpointError(f"{where}: unreadable ({type(err).__name__}: {text})")
 
 
 class RunCheckpoints:
@@ -77,7 +92,7 @@ class RunCheckpoints:
         try:
             return self.manager.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract_state)))["state"]
         except Exception as err:  # noqa: BLE001  (orbax and tensorstore raise many types)
-            raise CheckpointError(f"{self.directory}/{step}: checkpoint state unreadable ({type(err).__name__}: {err})") from None
+            raise state_unreadable(f"{self.directory}/{step}: checkpoint state", err) from None
 
     def restore_latest(self, abstract_state: Any) -> tuple[int, Any, dict] | None:
         """`(step, state, meta)` of the newest readable checkpoint; None if there is none.

@@ -24,7 +24,7 @@ import orbax.checkpoint as ocp
 from dynjax.config import RunConfig, from_dict, to_dict
 from dynjax.data.bins import Imputer
 from dynjax.data.context import EraContext
-from dynjax.train.checkpoint import CheckpointError
+from dynjax.train.checkpoint import CheckpointError, state_unreadable
 from dynjax.train.processes import barrier, is_writer
 
 NEXT = "next"
@@ -50,7 +50,7 @@ class NextEra:
             with ocp.StandardCheckpointer() as ckptr:
                 return ckptr.restore(self.directory / "state", abstract_state)
         except Exception as err:  # noqa: BLE001  (orbax and tensorstore raise many types)
-            raise CheckpointError(f"{self.directory / 'state'}: next-era state unreadable ({type(err).__name__}: {err})") from None
+            raise state_unreadable(f"{self.directory / 'state'}: next-era state", err) from None
 
 
 def save_next(out: Path, cfg: RunConfig, state: Any, *, number: int, after: str, features: tuple[str, ...],
