@@ -25,7 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
-from dynjax.train.hedge import HedgeState, hedge_weights, init_hedge, update_hedge
+from dynjax.train.hedge import HedgeState, init_hedge, mixture_weights, update_hedge
 
 
 @dataclass(frozen=True)
@@ -62,11 +62,14 @@ def init_policy(n_scores: int, n_groups: int, n_policies: int, lag: int) -> Poli
                        zeros_GP, zeros_GP, jnp.zeros((), jnp.int32))
 
 
+def policy_mixtures(hedge: HedgeState, pol: Policies, n_mixtures: int) -> np.ndarray:
+    """Each policy's mixture weights from `hedge`'s scores: `[G, P, X]`."""
+    return np.stack([mixture_weights(hedge, eta, n_mixtures, risk) for eta, risk in zip(pol.etas_P, pol.risks_P)], axis=1)
+
+
 def policy_weights(hedge: HedgeState, pol: Policies, mix_XxM: np.ndarray) -> np.ndarray:
     """Each policy's member weights from `hedge`'s scores: `[G, P, M]`."""
-    n_members = mix_XxM.shape[1]
-    w_PxGM = [hedge_weights(hedge, eta, mix_XxM, risk) for eta, risk in zip(pol.etas_P, pol.risks_P)]
-    return np.stack([w.reshape(-1, n_members) for w in w_PxGM], axis=1)
+    return policy_mixtures(hedge, pol, len(mix_XxM)) @ mix_XxM
 
 
 def chosen(state: PolicyState, pol: Policies) -> np.ndarray:
@@ -82,10 +85,15 @@ def chosen(state: PolicyState, pol: Policies) -> np.ndarray:
     return np.argmax(np.nan_to_num(sharpe_GxP, nan=-np.inf), axis=1)
 
 
+def chosen_mixtures(hedge: HedgeState, state: PolicyState, pol: Policies, n_mixtures: int) -> np.ndarray:
+    """Each trial's mixture weights, `[G, X]`: the chosen policy's, from the latest scores."""
+    pi_GxPxX = policy_mixtures(hedge, pol, n_mixtures)
+    return pi_GxPxX[np.arange(len(pi_GxPxX)), chosen(state, pol)]
+
+
 def chosen_weights(hedge: HedgeState, state: PolicyState, pol: Policies, mix_XxM: np.ndarray) -> np.ndarray:
     """Each member's weight, `[G * M]`: the chosen policy's, from the latest scores."""
-    w_GxPxM = policy_weights(hedge, pol, mix_XxM)
-    return w_GxPxM[np.arange(len(w_GxPxM)), chosen(state, pol)].reshape(-1)
+    return (chosen_mixtures(hedge, state, pol, len(mix_XxM)) @ mix_XxM).reshape(-1)
 
 
 def as_predicted(state: PolicyState, pol: Policies, mix_XxM: np.ndarray) -> np.ndarray:

@@ -33,7 +33,7 @@ from dynjax.eval.jax_corr import era_corr
 from dynjax.model.selection import update_selection
 from dynjax.rundir import check_writable, write_json
 from dynjax.train.checkpoint import RunCheckpoints
-from dynjax.train.hedge import init_hedge, mixture_weights, update_hedge
+from dynjax.train.hedge import init_hedge, update_hedge
 from dynjax.train.history import ChangedHistory, History
 from dynjax.train.interrupt import Interrupted, StopRequest, stop_requests
 from dynjax.train.next_era import save_next
@@ -47,7 +47,7 @@ from dynjax.train.outputs import (
     prediction_frame,
     write_part,
 )
-from dynjax.train.policy import chosen, settled
+from dynjax.train.policy import chosen, chosen_mixtures, settled
 from dynjax.train.processes import is_writer
 from dynjax.train.run import (
     PRETRAIN,
@@ -365,14 +365,12 @@ def log_era(log: MetricsLog, run: RunContext, state: RunState, name: str, update
     if update.metrics is None:
         return
     members = run.members
-    policy_G = chosen(state.policy, members.policies)
-    pi_GxX = np.stack([mixture_weights(state.hedge, members.policies.etas_P[p], len(members.mixtures_XxM),
-                                       members.policies.risks_P[p])[g] for g, p in enumerate(policy_G)])
+    pi_GxX = chosen_mixtures(state.hedge, state.policy, members.policies, len(members.mixtures_XxM))
     log.write(phase="walk", era=name, **{f"train/{m}": v for m, v in update.metrics.items()},
               **{"select/n_features": int(state.selection.mask_F.sum())},
               **{f"hedge/weight_{m}": float(w) for m, w in enumerate((pi_GxX @ members.mixtures_XxM).reshape(-1))},
               **{f"hedge/mixture_{x}": float(p) for x, p in enumerate(pi_GxX.reshape(-1))},
-              **{f"hedge/policy_{g}": int(p) for g, p in enumerate(policy_G)},
+              **{f"hedge/policy_{g}": int(p) for g, p in enumerate(chosen(state.policy, members.policies))},
               **{f"floor/frozen_share_{g}": float(a) for g, a in enumerate(frozen_share(run, state))})
 
 
