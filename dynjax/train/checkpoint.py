@@ -44,7 +44,7 @@ def state_unreadable(where: str, err: Exception) -> CheckpointError:
         return CheckpointError(f"{where}: its run state has other parts than this dynjax's ({', '.join(parts[:8])}"
                                f"{', ...' if len(parts) > 8 else ''}): another version wrote it; continue it with the "
                                f"code that wrote it (git log names the commits), or start the run again")
-    return CheckpointError(f"{where}: unreadable ({type(err).__name__}: {text})")
+    return CheckpointError(f"{where} unreadable ({type(err).__name__}: {text})")
 
 
 class RunCheckpoints:
