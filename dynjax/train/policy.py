@@ -67,11 +67,6 @@ def policy_mixtures(hedge: HedgeState, pol: Policies, n_mixtures: int) -> np.nda
     return np.stack([mixture_weights(hedge, eta, n_mixtures, risk) for eta, risk in zip(pol.etas_P, pol.risks_P)], axis=1)
 
 
-def policy_weights(hedge: HedgeState, pol: Policies, mix_XxM: np.ndarray) -> np.ndarray:
-    """Each policy's member weights from `hedge`'s scores: `[G, P, M]`."""
-    return policy_mixtures(hedge, pol, len(mix_XxM)) @ mix_XxM
-
-
 def chosen(state: PolicyState, pol: Policies) -> np.ndarray:
     """Each trial's policy, `[G]`: the best Sharpe of its per-era corr so far, the first before `after` eras."""
     sum_GxP = np.asarray(state.sum_GP, np.float64).reshape(-1, pol.n)
@@ -98,23 +93,20 @@ def chosen_weights(hedge: HedgeState, state: PolicyState, pol: Policies, mix_XxM
 
 def as_predicted(state: PolicyState, pol: Policies, mix_XxM: np.ndarray) -> np.ndarray:
     """Each policy's member weights when the next era to score was predicted, `[G, P, M]`."""
-    return policy_weights(state.lagged, pol, mix_XxM)
+    return policy_mixtures(state.lagged, pol, len(mix_XxM)) @ mix_XxM
 
 
 def fold_policy(state: PolicyState, corr_GX: np.ndarray, policy_corr_GP: np.ndarray, decay: float) -> PolicyState:
     """One scored era: its policies' corr into their sums, its mixtures' corr into the waiting eras
     (the oldest of which, once K wait, joins the lagged scores)."""
     policy_corr_GP = np.nan_to_num(np.asarray(policy_corr_GP, np.float64))
-    recent_KxGX, n_recent, lagged = np.asarray(state.recent_KxGX), int(state.n_recent), state.lagged
-    corr_1xGX = np.asarray(corr_GX, np.float32)[None]
-    if n_recent < len(recent_KxGX):
-        recent_KxGX = recent_KxGX.copy()
-        recent_KxGX[n_recent] = corr_1xGX[0]
-        n_recent += 1
-    else:
-        waiting = np.concatenate([recent_KxGX, corr_1xGX])
-        lagged = update_hedge(lagged, waiting[:1], decay)
-        recent_KxGX = waiting[1:]
+    n_recent, lagged = int(state.n_recent), state.lagged
+    waiting_KxGX = np.concatenate([np.asarray(state.recent_KxGX)[:n_recent], np.asarray(corr_GX, np.float32)[None]])
+    if len(waiting_KxGX) > len(state.recent_KxGX):  # K wait already: the oldest joins the lagged scores
+        lagged, waiting_KxGX = update_hedge(lagged, waiting_KxGX[:1], decay), waiting_KxGX[1:]
+    n_recent = len(waiting_KxGX)
+    recent_KxGX = np.zeros(state.recent_KxGX.shape, np.float32)
+    recent_KxGX[:n_recent] = waiting_KxGX
     return state.replace(lagged=lagged, recent_KxGX=jnp.asarray(recent_KxGX), n_recent=jnp.asarray(n_recent, jnp.int32),
                          sum_GP=jnp.asarray(np.asarray(state.sum_GP, np.float64) + policy_corr_GP, jnp.float32),
                          sq_GP=jnp.asarray(np.asarray(state.sq_GP, np.float64) + policy_corr_GP**2, jnp.float32),
