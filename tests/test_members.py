@@ -123,3 +123,22 @@ def test_member_scores_read_each_resolved_era_once(tmp_path):
     scores = member_scores(log, ["a", "b"])
     assert scores["a"]["n_eras"] == 2 and scores["a"]["corr_mean"] == pytest.approx(0.2)
     assert scores["b"]["n_eras"] == 1 and scores["b"]["below_zero"] == 1.0
+
+
+def test_member_weights_count_each_walked_era_once(tmp_path):
+    """A resumed run walks the eras since its latest checkpoint again and logs them again: the
+    report's weights and policy shares count each update once, the last record of its era."""
+    import json
+
+    from dynjax.eval.report import member_weights
+
+    walk = lambda era, w, policy: {"phase": "walk", "era": era, "hedge/weight_0": w, "hedge/weight_1": 1 - w,
+                                   "hedge/policy_0": policy, "floor/frozen_share_0": 0.5}
+    once = [walk("0001", 0.2, 0), walk("0002", 0.6, 1), walk("next", 1.0, 1)]
+    again = [*once[:2], {"phase": "hedge", "era": "0001", "hedge/corr_0": 0.1}, *once[1:]]
+    for name, records in (("once", once), ("again", again)):
+        (tmp_path / name).write_text("".join(json.dumps(r) + "\n" for r in records))
+    summary = member_weights(tmp_path / "again", ["a", "b"])
+    assert summary == member_weights(tmp_path / "once", ["a", "b"])
+    assert summary["updates"] == 3 and summary["weight_mean"][0] == pytest.approx(0.6)
+    assert summary["policy_share"] == {"a": pytest.approx(1 / 3), "b": pytest.approx(2 / 3)}

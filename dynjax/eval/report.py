@@ -145,11 +145,11 @@ def member_weights(log_path: Path, policies: list[str] | None = None) -> dict | 
     """The members' Hedge weights over the walk-forward (`hedge/weight_m` in the training log), the
     frozen members' share of the prediction (`floor/frozen_share_0`) and, named by `policies`, the
     share of the updates each mixing policy chose (`hedge/policy_0`): mean over the updates and the
-    last; None with one member."""
+    last; None with one member. A resumed run logs the eras it walks again: each counts once, its last record."""
     if not log_path.is_file():
         return None
-    rows = [json.loads(line) for line in log_path.read_text().splitlines() if '"hedge/weight_' in line]
-    rows = [r for r in rows if r.get("phase") == "walk"]
+    records = (json.loads(line) for line in log_path.read_text().splitlines() if '"hedge/weight_' in line)
+    rows = list({r["era"]: r for r in records if r.get("phase") == "walk"}.values())
     if not rows or "hedge/weight_1" not in rows[0]:
         return None
     keys = sorted((k for k in rows[0] if k.startswith("hedge/weight_")), key=lambda k: int(k.rsplit("_", 1)[1]))
