@@ -169,7 +169,10 @@ def replay(eras, lag: int) -> dict[str, np.ndarray]:
     walk_w, _ = policies(eras, lag, walk)
     t_walk_w, _ = policies(eras, lag, walk, lambda c, p: t_hedge(c, 1.0, ref_walk))
     fixed = lambda w: np.array([mix_corr(era, w)[0] for era in eras])
+    alone = {f"{side} member {k} alone": fixed(np.eye(2 * m)[i])
+             for i, (side, k) in enumerate([("walk-forward", k) for k in range(m)] + [("frozen", k) for k in range(m)])}
     return {
+        **alone,
         "frozen model": fixed(frozen),
         "walk-forward's members, equal": fixed(walk[-1]),
         "every member, equal": fixed(every[-1]),
