@@ -60,6 +60,7 @@ VARIANTS = {
     "every2": ["train.update_every=2"],
     "pair_rows1024": ["model.pair_rows=1024"],
     "rows256": ["data.rows_per_era=256"],  # half the rows an era in every step
+    "rows1800": ["data.rows_per_era=1800"],  # every row of an era in every step on diffuse and numerai (1,200-1,800 an era)
     "classic_hedge": CLASSIC_HEDGE,
     "one_policy": ["train.hedge_etas=30", "train.hedge_risks=0"],  # Hedge at rate 30 alone: no policy chosen
     "no_hedge": ["train.hedge_eta=0"],  # the plain rank mean of the members
