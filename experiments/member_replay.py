@@ -26,8 +26,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from numerai_tools.scoring import tie_kept_rank
+from scipy.special import softmax
 
 from dynjax.eval.scores import fast_numerai_corr, summarize
+from dynjax.train.hedge import init_hedge, mixture_weights, update_hedge
 from experiments.record import SETTINGS, make_data, write_results
 
 SHARES = np.array([0.0, 0.25, 0.5, 0.75, 1.0])  # train.frozen_shares
@@ -97,17 +99,10 @@ def mix_corr(era: tuple[np.ndarray, np.ndarray], w_Xx2M: np.ndarray) -> np.ndarr
     return np.array([fast_numerai_corr(m, y) if np.ptp(m) > 0 else 0.0 for m in mixed.T])
 
 
-def softmax(z: np.ndarray) -> np.ndarray:
-    e = np.exp(z - z.max())
-    return e / e.sum()
-
-
 def hedge(corr_ExX: np.ndarray, rate: float, risk: float = 0.0) -> np.ndarray:
-    """softmax(rate * (summed corr - risk * summed squared deviation)), as `dynjax.train.hedge`."""
-    if not len(corr_ExX):
-        return np.full(corr_ExX.shape[1], 1 / corr_ExX.shape[1])
-    dev = ((corr_ExX - corr_ExX.mean(0)) ** 2).sum(0)
-    return softmax(rate * (corr_ExX.sum(0) - risk * dev))
+    """The run's Hedge weights over X mixtures after the scored eras `corr_ExX` (`dynjax.train.hedge`)."""
+    n = corr_ExX.shape[1]
+    return mixture_weights(update_hedge(init_hedge(n), corr_ExX, decay=1.0), rate, n, risk)[0]
 
 
 def t_hedge(corr_ExX: np.ndarray, rate: float, ref: int) -> np.ndarray:

@@ -5,8 +5,7 @@ import polars as pl
 import pytest
 
 from dynjax.eval.scores import fast_numerai_corr
-from dynjax.train.hedge import init_hedge, mixture_weights, update_hedge
-from experiments.member_replay import grids, hedge, load, mix_corr, record, replay, t_hedge
+from experiments.member_replay import grids, load, mix_corr, record, replay, t_hedge
 from tests.conftest import TINY_RUN
 
 # The tiny run without the importance mask: the frozen members then predict with the mask they had
@@ -35,13 +34,6 @@ def test_the_record_holds_every_walk_forward_era_as_the_run_predicted_it(synth_d
     assert all(len(c) == len(eras) and np.isfinite(c).all() for c in corr.values())
     np.testing.assert_allclose(corr["frozen model"], want, atol=1e-9)
     assert "walk-forward member 1 alone" in corr and "frozen member 1 alone" in corr
-
-
-def test_the_replays_hedge_is_the_runs():
-    corr_ExX = np.random.default_rng(0).normal(0.02, 0.05, (30, 4))
-    state = update_hedge(init_hedge(4), corr_ExX, decay=1.0)
-    for rate, risk in ((30.0, 0.0), (30.0, 10.0)):
-        np.testing.assert_allclose(hedge(corr_ExX, rate, risk), mixture_weights(state, rate, 4, risk)[0], rtol=1e-4)
 
 
 def test_t_hedge_does_not_grow_with_the_signals_scale_and_is_even_before_two_eras():
