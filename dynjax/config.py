@@ -224,10 +224,6 @@ class TrainConfig:
     # Walk-forward memory per member (member m: horizons[m % len]): each update draws its
     # data.window_eras eras from the latest h resolved eras (0: all of them); (): the latest window.
     horizons: tuple[int, ...] = (0, 16)
-    # Research option (off): a member with a horizon h > 0 draws from the h resolved eras whose profile
-    # (mean target per feature bin) is most like the latest resolved eras' (the gates' shortest evidence
-    # horizon) instead of the latest h: a regime that returns brings back its own eras.
-    recall: bool = False
     # Hedge (train.hedge) weighs mixtures of the members' kinds: each kind alone and, with hedge_mean,
     # all kinds equally, by softmax(eta * score), the score each mixture's out-of-sample corr summed
     # over resolved eras, older ones decayed per era (decay 1: every era counts).

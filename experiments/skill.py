@@ -16,7 +16,8 @@ walk-forward, ridge on every resolved era, the oracle), computed once per settin
 
 Writes `experiments/results/skill.{json,md}`; the tables and what they say are in the research
 log (`docs/research-log.md`). Variants of mechanisms that left the code (MLP heads, rehearsal,
-the warm walk, Hedge's lead and prior, the pretrained experts, L2-SP, the era encoder) are there
+the warm walk, Hedge's lead and prior, the pretrained experts, L2-SP, the era encoder, the recalled
+memory) are there
 with the commit that still runs them.
 """
 
@@ -67,7 +68,6 @@ VARIANTS = {
     "gate35": ["model.gate_thresholds=-1000,3.5"],  # the gated member opens at evidence z 3.5, not 5
     "gates_both": GATES_BOTH,
     "gated_all": ["train.horizons=0,0"],  # the gated member remembers every resolved era too
-    "recall": ["train.recall=true"],  # the gated member's 16 eras: those most like the latest, not the latest
     "all_dense": ["model.gate_thresholds=-1000", "train.horizons=0"],
     "all_gated_recent": ["model.gate_thresholds=5", "train.horizons=16"],
     # Variance reduction at a low signal-to-noise: two seeds of each kind averaged within the one

@@ -28,18 +28,6 @@ class EraFeatures:
     cfg: RunConfig
     evidence_ExFxV: np.ndarray | None  # gate inputs per timeline position (embargo applied)
     next_context: EraContext | None  # the era after the history's (resolved eras only, like any era's)
-    stats: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None  # `bin_stats` per position (train.recall)
-
-    def most_like(self, resolved: np.ndarray, k: int, probe: int) -> np.ndarray:
-        """The `k` eras of `resolved` (timeline positions, in order) whose mean target per feature bin
-        is most like the latest `probe` resolved eras' pooled (cosine), in timeline order."""
-        sum_ExFxB, count_ExFxB, _ = self.stats
-        profile = lambda s, c: (s / np.maximum(c, 1.0)).ravel()
-        latest = resolved[-probe:]
-        probe_D = profile(sum_ExFxB[latest].sum(0), count_ExFxB[latest].sum(0))
-        profiles_ExD = (sum_ExFxB[resolved] / np.maximum(count_ExFxB[resolved], 1.0)).reshape(len(resolved), -1)
-        cos_E = profiles_ExD @ probe_D / (np.linalg.norm(profiles_ExD, axis=1) * np.linalg.norm(probe_D) + 1e-12)
-        return np.sort(resolved[np.argsort(-cos_E, kind="stable")[:k]])
 
     def at(self, positions: np.ndarray) -> EraContext | None:
         """Context of the eras at `positions` (leading axis = len(positions)); None if the model reads none."""
@@ -54,16 +42,12 @@ class EraFeatures:
 
 
 def make_era_features(cfg: RunConfig, splits: list[EraData], timeline: Timeline, next_number: int) -> EraFeatures:
-    """The evidence of every era of `splits`, if the config's model reads it (and the eras' bin
-    statistics, if the walk-forward recalls eras by them: `train.recall`)."""
-    if not (reads_context(cfg.model) or cfg.train.recall):
+    """The evidence of every era of `splits`, if the config's model reads it."""
+    if not reads_context(cfg.model):
         return EraFeatures(cfg, None, None)
     stats = tuple(np.concatenate(parts) for parts in zip(*(bin_stats(s) for s in splits)))
-    kept = stats if cfg.train.recall else None
-    if not reads_context(cfg.model):
-        return EraFeatures(cfg, None, None, kept)
     # One pass over the cumulative statistics for every position and the era after the history.
     at_T = np.r_[timeline.numbers_E, next_number]
     evidence, next_evidence = np.split(
         timeline_evidence(stats, timeline.numbers_E, cfg.data.embargo_eras, cfg.model.evidence_eras, at_T), [timeline.n_eras])
-    return EraFeatures(cfg, evidence, EraContext(next_evidence[0]), kept)
+    return EraFeatures(cfg, evidence, EraContext(next_evidence[0]))

@@ -279,14 +279,11 @@ def update_batch(run: RunContext, resolved: np.ndarray, rng: np.random.Generator
 
 
 def _recent(run: RunContext, resolved: np.ndarray, horizon: int | None, rng: np.random.Generator) -> np.ndarray:
-    """The eras of one member's update: the latest window, or W eras of the latest `horizon` (0: all;
-    with `train.recall`, the `horizon` eras most like the latest)."""
+    """The eras of one member's update: the latest window, or W eras of the latest `horizon` (0: all)."""
     w = run.cfg.data.window_eras
     if horizon is None:
         return resolved[-w:]
     pool = resolved[-horizon:] if horizon else resolved
-    if horizon and run.cfg.train.recall:
-        pool = run.features.most_like(resolved, horizon, probe=min(run.cfg.model.evidence_eras))
     if len(pool) < w:  # a memory shorter than the window repeats eras: every member's window has W eras
         return np.sort(np.r_[pool, rng.choice(pool, w - len(pool))])
     return pool if len(pool) == w else np.sort(rng.choice(pool, w, replace=False))
