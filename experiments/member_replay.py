@@ -35,6 +35,7 @@ from experiments.record import SETTINGS, make_data, write_results
 SHARES = np.array([0.0, 0.25, 0.5, 0.75, 1.0])  # train.frozen_shares
 POLICIES = ((30.0, 0.0), (3.0, 0.0), (30.0, 10.0))  # (rate, risk): train.hedge_etas, train.hedge_risks
 SELECT_AFTER = 8  # train.hedge_select_after
+EQUAL_TOO = (*POLICIES, (0.0, 0.0))  # rate 0: the mixtures equally, i.e. the members' equal mix
 
 
 # Recording
@@ -125,17 +126,17 @@ def grids(m: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return walk, every, frozen
 
 
-def policies(eras, lag: int, grid: np.ndarray, score=None) -> tuple[np.ndarray, np.ndarray]:
+def policies(eras, lag: int, grid: np.ndarray, score=None, rules=POLICIES) -> tuple[np.ndarray, np.ndarray]:
     """Per era, the weights `[E, 2M]` the mixing policies choose over `grid` (each policy Hedge at one
     rate and risk; the one whose own corr as predicted has the best Sharpe, the first before
     `SELECT_AFTER` eras are scored) and the era's corr of each policy `[E, P]`. `score(corr, p)`
     replaces Hedge when given."""
-    score = score or (lambda c, p: hedge(c, *POLICIES[p]))
+    score = score or (lambda c, p: hedge(c, *rules[p]))
     corr_ExX = np.stack([mix_corr(era, grid) for era in eras])
     w_Ex2M, own_ExP = [], []
     for t, era in enumerate(eras):
         seen = corr_ExX[: max(t - lag, 0)]
-        w_Px2M = np.stack([score(seen, p) @ grid for p in range(len(POLICIES))])
+        w_Px2M = np.stack([score(seen, p) @ grid for p in range(len(rules))])
         scored = np.array(own_ExP[: max(t - lag, 0)])
         best = int(np.argmax(scored.mean(0) / (scored.std(0) + 1e-12))) if len(scored) >= SELECT_AFTER else 0
         w_Ex2M.append(w_Px2M[best])
@@ -173,6 +174,7 @@ def replay(eras, lag: int) -> dict[str, np.ndarray]:
         "every member, equal": fixed(every[-1]),
         "policies over the walk-forward's members": np.array([mix_corr(era, w)[0] for era, w in zip(eras, walk_w)]),
         "safe expert (the run's rule, as predicted)": safe_expert(eras, lag, walk_w, frozen),
+        "the same, the equal mix a fourth policy": safe_expert(eras, lag, policies(eras, lag, walk, rules=EQUAL_TOO)[0], frozen),
         "policies over every member": _mixed(eras, policies(eras, lag, every)[0]),
         "t-Hedge, safe expert t-Hedge": safe_expert(eras, lag, t_walk_w, frozen, lambda c: t_hedge(c, 1.0, 2)),
         "t-Hedge over every member": _mixed(eras, policies(eras, lag, every, lambda c, p: t_hedge(c, 3.0, ref_every))[0]),
