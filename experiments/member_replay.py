@@ -126,17 +126,22 @@ def grids(m: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return walk, every, frozen
 
 
-def policies(eras, lag: int, grid: np.ndarray, score=None, rules=POLICIES) -> tuple[np.ndarray, np.ndarray]:
-    """Per era, the weights `[E, 2M]` the mixing policies choose over `grid` (each policy Hedge at one
-    rate and risk; the one whose own corr as predicted has the best Sharpe, the first before
-    `SELECT_AFTER` eras are scored) and the era's corr of each policy `[E, P]`. `score(corr, p)`
-    replaces Hedge when given."""
-    score = score or (lambda c, p: hedge(c, *rules[p]))
+def hedges(rules=POLICIES) -> list:
+    """The mixing policies as rules from the scored eras' corr to weights: Hedge at each (rate, risk)."""
+    return [lambda c, rate=rate, risk=risk: hedge(c, rate, risk) for rate, risk in rules]
+
+
+def policies(eras, lag: int, grid: np.ndarray, rules=None) -> tuple[np.ndarray, np.ndarray]:
+    """Per era, the weights `[E, 2M]` the mixing policies (`rules`, each the scored eras' corr `[E, X]`
+    to weights over `grid`; the run's three Hedges by default) choose, the one whose own corr as
+    predicted has the best Sharpe (the first before `SELECT_AFTER` eras are scored), and the era's
+    corr of each policy `[E, P]`."""
+    rules = rules or hedges()
     corr_ExX = np.stack([mix_corr(era, grid) for era in eras])
     w_Ex2M, own_ExP = [], []
     for t, era in enumerate(eras):
         seen = corr_ExX[: max(t - lag, 0)]
-        w_Px2M = np.stack([score(seen, p) @ grid for p in range(len(rules))])
+        w_Px2M = np.stack([rule(seen) @ grid for rule in rules])
         scored = np.array(own_ExP[: max(t - lag, 0)])
         best = int(np.argmax(scored.mean(0) / (scored.std(0) + 1e-12))) if len(scored) >= SELECT_AFTER else 0
         w_Ex2M.append(w_Px2M[best])
@@ -163,7 +168,7 @@ def replay(eras, lag: int) -> dict[str, np.ndarray]:
     walk, every, frozen = grids(m)
     ref_walk, ref_every = len(walk) - 1, len(every) - 1  # the equal mixes
     walk_w, _ = policies(eras, lag, walk)
-    t_walk_w, _ = policies(eras, lag, walk, lambda c, p: t_hedge(c, 1.0, ref_walk))
+    t_walk_w, _ = policies(eras, lag, walk, [lambda c: t_hedge(c, 1.0, ref_walk)])
     fixed = lambda w: np.array([mix_corr(era, w)[0] for era in eras])
     alone = {f"{side} member {k} alone": fixed(np.eye(2 * m)[i])
              for i, (side, k) in enumerate([("walk-forward", k) for k in range(m)] + [("frozen", k) for k in range(m)])}
@@ -174,10 +179,10 @@ def replay(eras, lag: int) -> dict[str, np.ndarray]:
         "every member, equal": fixed(every[-1]),
         "policies over the walk-forward's members": np.array([mix_corr(era, w)[0] for era, w in zip(eras, walk_w)]),
         "safe expert (the run's rule, as predicted)": safe_expert(eras, lag, walk_w, frozen),
-        "the same, the equal mix a fourth policy": safe_expert(eras, lag, policies(eras, lag, walk, rules=EQUAL_TOO)[0], frozen),
+        "the same, the equal mix a fourth policy": safe_expert(eras, lag, policies(eras, lag, walk, hedges(EQUAL_TOO))[0], frozen),
         "policies over every member": _mixed(eras, policies(eras, lag, every)[0]),
         "t-Hedge, safe expert t-Hedge": safe_expert(eras, lag, t_walk_w, frozen, lambda c: t_hedge(c, 1.0, 2)),
-        "t-Hedge over every member": _mixed(eras, policies(eras, lag, every, lambda c, p: t_hedge(c, 3.0, ref_every))[0]),
+        "t-Hedge over every member": _mixed(eras, policies(eras, lag, every, [lambda c: t_hedge(c, 3.0, ref_every)])[0]),
     }
 
 
