@@ -14,9 +14,9 @@ over the gated member's memory (its latest 16 resolved eras) predict era t: an a
 model, the gated member's additive path without its training. No feature kept: a constant (the
 gates shut; corr 0). The same walk over the validation eras says whether the proxy tracks the
 threshold's worth where it was measured; beside both, the walk-forward's own verdict: the corr of
-`gate35` minus the default's (same seeds; `results/skill_round9_gate35.json` against
+`gate35` minus the default's (same seeds; `results/skill_gate35.json` against
 `results/skill.json` / `skill_redraw101.json`) and the Hedge weight `gates_both` gave z 3.5 against
-z 5 (`results/skill_round11_gates.json`).
+z 5 (`results/skill_gates_both.json`).
 
 Writes `experiments/results/gate_choice.{json,md}`; what it says is in the research log.
 """
@@ -87,10 +87,10 @@ def measured(setting: str) -> dict:
         rows = json.loads(path.read_text())["runs"] if path.is_file() else []
         return {r["seed"]: r for r in rows if r["setting"] == setting and r["variant"] == variant}
 
-    gate35 = runs("skill_round9_gate35", "gate35")
+    gate35 = runs("skill_gate35", "gate35")
     default = {**runs("skill", "default"), **runs("skill_redraw101", "default")}
     deltas = [gate35[s]["corr"] - default[s]["corr"] for s in sorted(gate35) if s in default]
-    both = runs("skill_round11_gates", "gates_both")
+    both = runs("skill_gates_both", "gates_both")
     shares = [r["kind_weights"]["h16 t3.5"] / (r["kind_weights"]["h16 t3.5"] + r["kind_weights"]["h16 t5"])
               for r in both.values() if r.get("kind_weights")]
     return {"gate35_minus_default": deltas, "hedge_share_z35": float(np.mean(shares)) if shares else None}
