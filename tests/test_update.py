@@ -49,19 +49,24 @@ def _snapshot(run) -> dict:
 
 def test_update_continues_the_run_as_a_fresh_run_over_the_new_round(rounds, fresh, first_round, tmp_path, capsys):
     run = shutil.copytree(first_round, tmp_path / "run")
-    n_before = len((run / "metrics.jsonl").read_text().splitlines())
+    before = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
     assert _frame(run / "predictions.parquet", "id")["era"].unique().sort().to_list() == ["0019", "0020", "0021", "X"]
 
     assert main(["update", "--run", str(run), "--data", str(rounds[0])]) == 0
     printed = capsys.readouterr().out
     assert "dynjax" in printed and "2 new walk-forward eras (0022..0023) after 3 done before; live era X predicted" in printed
-    # Nothing done before is redone: the log gains the two new eras' updates and the next era's, and
-    # Hedge's scores of the eras resolved since, none scored before; no pretraining.
+    # Nothing done before is redone: the log keeps every record but the next era's update (era 0022's
+    # now) and gains the two new eras' updates and the next era's, and Hedge's scores of the eras
+    # resolved since, none scored before; no pretraining. It is the log a fresh run writes.
     lines = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
-    added = lines[n_before:]
+    kept = [r for r in before if r.get("walked") != "next"]
+    assert len(kept) < len(before) and lines[:len(kept)] == kept
+    added = lines[len(kept):]
     assert [r["era"] for r in added if r["phase"] == "walk"] == ["0022", "0023", "next"]
     assert {r["phase"] for r in added} == {"walk", "hedge"}
-    scored_before = {r["era"] for r in lines[:n_before] if r["phase"] == "hedge"}
+    tags = lambda rs: [(r["phase"], r.get("era"), r.get("walked"), r.get("step")) for r in rs]
+    assert tags(lines) == tags(json.loads(x) for x in (fresh / "metrics.jsonl").read_text().splitlines())
+    scored_before = {r["era"] for r in kept if r["phase"] == "hedge"}
     scored_now = [r["era"] for r in added if r["phase"] == "hedge"]
     assert scored_now and not scored_before & set(scored_now) and max(scored_now) < "0023"
     # ... and predicts what a fresh run over the newer data predicts, live era included.

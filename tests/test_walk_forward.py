@@ -71,6 +71,14 @@ def test_killed_and_resumed_run_predicts_identically(request, data_dir, tmp_path
     np.testing.assert_array_equal(a["prediction"].to_numpy(), b["prediction"].to_numpy())
     sa, sb = (pl.read_parquet(p / "selection.parquet").sort("era", "feature") for p in (full_run, out))
     assert sa.equals(sb)
+    # The log holds each record once, as the run never killed wrote it (the eras walked again rewound).
+    logs = [[{k: v for k, v in json.loads(line).items() if k != "time"} for line in (p / "metrics.jsonl").read_text().splitlines()]
+            for p in (full_run, out)]
+    tag = lambda r: (r["phase"], r.get("era"), r.get("walked"), r.get("epoch"), r.get("step"))
+    assert [tag(r) for r in logs[1]] == [tag(r) for r in logs[0]] and any(r["phase"] == "hedge" for r in logs[0])
+    for a, b in zip(*logs):
+        assert a.keys() == b.keys() and np.allclose([a[k] for k in a if isinstance(a[k], float)],
+                                                    [b[k] for k in b if isinstance(b[k], float)], rtol=1e-6), tag(a)
 
 
 def test_device_resident_and_host_rows_give_the_same_runs(full_run_all, data_dir, tmp_path):

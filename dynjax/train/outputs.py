@@ -48,6 +48,18 @@ class MetricsLog:
         with self.path.open("a") as f:
             f.write(json.dumps(clean) + "\n")
 
+    def rewind(self, walked_again: set[str] | None) -> None:
+        """Drop the records a resumed run writes again: those of the eras it walks again (by their
+        `walked` era; "next" among them), or with None (pretraining anew) every record."""
+        if not is_writer() or not self.path.is_file():
+            return
+        lines = self.path.read_text().splitlines(keepends=True)
+        kept = [] if walked_again is None else [ln for ln in lines if json.loads(ln).get("walked") not in walked_again]
+        if len(kept) < len(lines):
+            tmp = self.path.with_suffix(".jsonl.tmp")
+            tmp.write_text("".join(kept))
+            tmp.replace(self.path)  # atomic: a kill here leaves the old log or the new one
+
 
 def write_part(out: Path, timeline: Timeline, e: int, pred: np.ndarray, importance_F: np.ndarray,
                selected_F: np.ndarray, *, live: bool = False) -> None:

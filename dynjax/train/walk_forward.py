@@ -143,6 +143,8 @@ def walk_forward(cfg: RunConfig, data: NumeraiData, out: str | Path, *, stop_aft
     with stop_requests(enabled=checkpoints) as stop, store:
         # Resume (or update) from the latest readable checkpoint, or pretrain
         cursor, state = store.resume(run)
+        # A killed run walks the eras since its checkpoint again, and a pretraining anew all of it.
+        log.rewind(None if state is None else {*map(run.schedule.timeline.name, map(int, history[cursor:])), "next"})
         on_start(cursor)
         if state is None:
             with timed(timings, "train_s", compiles="compile_s"):
@@ -360,13 +362,13 @@ def log_era(log: MetricsLog, run: RunContext, state: RunState, name: str, update
     its metrics and weights."""
     finite = lambda v: v if np.isfinite(v) else None
     for era, corr_X, corr_A in update.scored:
-        log.write(phase="hedge", era=era, **{f"hedge/corr_{x}": finite(v) for x, v in enumerate(corr_X)},
+        log.write(phase="hedge", era=era, walked=name, **{f"hedge/corr_{x}": finite(v) for x, v in enumerate(corr_X)},
                   **{f"floor/corr_{a}": finite(v) for a, v in enumerate(corr_A)})
     if update.metrics is None:
         return
     members = run.members
     pi_GxX = chosen_mixtures(state.hedge, state.policy, members.policies, len(members.mixtures_XxM))
-    log.write(phase="walk", era=name, **{f"train/{m}": v for m, v in update.metrics.items()},
+    log.write(phase="walk", era=name, walked=name, **{f"train/{m}": v for m, v in update.metrics.items()},
               **{"select/n_features": int(state.selection.mask_F.sum())},
               **{f"hedge/weight_{m}": float(w) for m, w in enumerate((pi_GxX @ members.mixtures_XxM).reshape(-1))},
               **{f"hedge/mixture_{x}": float(p) for x, p in enumerate(pi_GxX.reshape(-1))},
