@@ -37,6 +37,16 @@ def _faults(**env: str) -> int:
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's mallopt: Linux")
 def test_importing_dynjax_stops_the_per_step_page_faults():
-    tuned, default = _faults(), _faults(DYNJAX_MALLOC="default")
-    assert tuned * 5 < default, (tuned, default)
+    tuned, lean, default = _faults(), _faults(DYNJAX_MALLOC="lean"), _faults(DYNJAX_MALLOC="default")
+    assert tuned * 5 < lean and tuned * 5 < default, (tuned, lean, default)  # lean returns the 300 MB blocks
     assert tune_malloc()  # glibc accepts every setting
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's mallopt: Linux")
+def test_each_mode_is_accepted_and_an_unknown_one_is_named(monkeypatch):
+    for mode, applied in (("lean", True), ("default", False), ("", True)):
+        monkeypatch.setenv("DYNJAX_MALLOC", mode)
+        assert tune_malloc() is applied, mode
+    monkeypatch.setenv("DYNJAX_MALLOC", "fast")
+    with pytest.raises(ValueError, match="DYNJAX_MALLOC='fast': unset .*'lean'"):
+        tune_malloc()
