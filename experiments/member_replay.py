@@ -30,7 +30,7 @@ from scipy.special import softmax
 
 from dynjax.eval.scores import fast_numerai_corr, summarize
 from dynjax.train.hedge import init_hedge, mixture_weights, update_hedge
-from experiments.record import SETTINGS, make_data, write_results
+from experiments.record import make_data, seeds_parser, write_results
 
 SHARES = np.array([0.0, 0.25, 0.5, 0.75, 1.0])  # train.frozen_shares
 POLICIES = ((30.0, 0.0), (3.0, 0.0), (30.0, 10.0))  # (rate, risk): train.hedge_etas, train.hedge_risks
@@ -218,14 +218,8 @@ def markdown(rows: list[dict]) -> str:
 
 
 def main() -> None:
-    import argparse
-
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--root", default="/tmp/dynjax_ablation")
-    parser.add_argument("--settings", default=",".join(SETTINGS))
-    parser.add_argument("--seeds", default="0,1,2")
+    parser = seeds_parser(__doc__, "member_replay")
     parser.add_argument("--variant", default="default", help="names the overrides' runs (root/members/VARIANT)")
-    parser.add_argument("--name", default="member_replay")
     parser.add_argument("overrides", nargs="*", help="config overrides of every run, e.g. train.horizons=0,0")
     args = parser.parse_args()
     seeds = [int(s) for s in args.seeds.split(",")]

@@ -37,7 +37,7 @@ from experiments.member_replay import (
     safe_expert,
     t_hedge,
 )
-from experiments.record import SETTINGS, make_data, write_results
+from experiments.record import make_data, seeds_parser, write_results
 
 
 def fold_size(data: Path, fold_eras: int, fold_share: float | None) -> int:
@@ -136,16 +136,10 @@ def markdown(rows: list[dict]) -> str:
 
 
 def main() -> None:
-    import argparse
-
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--root", default="/tmp/dynjax_ablation")
-    parser.add_argument("--settings", default=",".join(SETTINGS))
-    parser.add_argument("--seeds", default="0,1,2")
+    parser = seeds_parser(__doc__, "policy_before_validation")
     parser.add_argument("--fold-eras", type=int, default=48, help="training eras the walk before validation scores")
     parser.add_argument("--fold-share", type=float, help="instead: this share of each setting's training eras")
     parser.add_argument("--jobs", type=int, default=1, help="records made side by side")
-    parser.add_argument("--name", default="policy_before_validation")
     args = parser.parse_args()
     seeds, settings, root = [int(s) for s in args.seeds.split(",")], args.settings.split(","), Path(args.root)
     # Each record in a fresh process (spawned: JAX and polars are threaded): it runs `dynjax

@@ -17,7 +17,7 @@ RESULTS = Path(__file__).parent / "results"
 from dynjax.data.synth import SETTINGS  # the synthetic settings: overrides of `SynthConfig`
 
 __all__ = ["RESULTS", "SETTINGS", "describe", "grid", "grid_parser", "make_data", "run_variant", "seed_groups",
-           "setting_order", "setting_overrides", "walk_forward"]
+           "seeds_parser", "setting_order", "setting_overrides", "walk_forward"]
 
 
 def setting_overrides(setting: str) -> dict:
@@ -134,6 +134,18 @@ def mean_std(values: list[float]) -> str:
 
     v = np.asarray(values, float)
     return f"{v.mean():.4f} ± {v.std():.4f}"
+
+
+def seeds_parser(doc: str, name: str):
+    """The command line of an experiment over settings and seeds: --root, --settings, --seeds, --name."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--root", default="/tmp/dynjax_ablation")
+    parser.add_argument("--settings", default=",".join(SETTINGS))
+    parser.add_argument("--seeds", default="0,1,2")
+    parser.add_argument("--name", default=name, help="results file name")
+    return parser
 
 
 def settings_main(doc: str, name: str, per_setting, markdown, **payload) -> None:

@@ -145,8 +145,8 @@ def member_weights(log_path: Path, policies: list[str] | None = None) -> dict | 
     """The members' Hedge weights over the walk-forward (`hedge/weight_m` in the training log), the
     frozen members' share of the prediction (`floor/frozen_share_0`) and, named by `policies`, the
     share of the updates each mixing policy chose (`hedge/policy_0`): mean over the updates and the
-    last; None with one member. Each era counts once, its last record (a run resumed before resumes rewound
-    the log holds again the eras it walked again)."""
+    last; None with one member. Each era counts once, by its last record: a log written before resumed
+    runs rewound it (`MetricsLog.rewind`) may hold an era twice."""
     if not log_path.is_file():
         return None
     records = (json.loads(line) for line in log_path.read_text().splitlines() if '"hedge/weight_' in line)
