@@ -231,3 +231,25 @@ def test_the_safe_expert_at_a_full_share_predicts_what_the_frozen_model_does(dat
     np.testing.assert_array_equal(walk["prediction"].to_numpy(), frozen["prediction"].to_numpy())
     log = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     assert {r["floor/frozen_share_0"] for r in log if r["phase"] == "walk"} == {1.0}
+
+
+def test_nothing_compiles_after_the_first_walk_forward_era(tmp_path):
+    """Every mechanism on: the eras scored after the embargo, the next era's update and the live and
+    frozen predictions reuse what the first era compiled (host values go to the device as they are).
+    Eras of 17-32 rows, so that the resolved eras' corr (`era_corr`, padded to a power of two) shares
+    one program."""
+    from benchmarks.common import CompileCounter
+
+    cfg = override(ALL, ["synth.rows_per_era=24"])
+    data = load_numerai(write_synthetic(cfg.synth, tmp_path / "data"))
+    sizes = [data.validation.index.labeled_rows(i).stop - data.validation.index.labeled_rows(i).start
+             for i in range(data.validation.index.n_eras)]
+    assert all(16 < n <= 32 for n in sizes), sizes
+
+    def on_era(k, _e, _pred):
+        if k == 0:
+            compiles.count = 0
+
+    with CompileCounter() as compiles:
+        walk_forward(cfg, data, tmp_path / "run", on_era=on_era)
+    assert compiles.count == 0

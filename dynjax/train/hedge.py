@@ -22,6 +22,7 @@ state also keeps the discounted sum of squared scores, so a policy can score a m
 variance (`risk`); which rate and risk the run mixes by is chosen by `dynjax.train.policy`.
 """
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import struct
@@ -49,8 +50,18 @@ def update_hedge(state: HedgeState, corr_ExGX: np.ndarray, decay: float) -> Hedg
     for corr_GX in np.asarray(corr_ExGX, np.float64):
         corr_GX = np.nan_to_num(corr_GX)  # an era without a score (no variance) adds nothing
         score_GX, sq_GX, mass = decay * score_GX + corr_GX, decay * sq_GX + corr_GX**2, decay * mass + 1.0
-    return state.replace(score_GX=jnp.asarray(score_GX, jnp.float32), sq_GX=jnp.asarray(sq_GX, jnp.float32),
-                         mass=jnp.asarray(mass, jnp.float32))
+    return state.replace(score_GX=as_f32(score_GX), sq_GX=as_f32(sq_GX), mass=as_f32(mass))
+
+
+def as_f32(x) -> jax.Array:
+    """A host value as a float32 device array (`as_device`)."""
+    return as_device(np.asarray(x, np.float32))
+
+
+def as_device(x: np.ndarray | np.generic) -> jax.Array:
+    """A host value on the device as it is: `jnp.asarray` compiles a copy per shape, first run when the
+    first eras are scored, so after the first walk-forward era (`benchmarks.full_scale` counts them)."""
+    return jax.device_put(x)
 
 
 def mixture_weights(state: HedgeState, eta: float, n_mixtures: int, risk: float = 0.0) -> np.ndarray:

@@ -25,7 +25,14 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
-from dynjax.train.hedge import HedgeState, init_hedge, mixture_weights, update_hedge
+from dynjax.train.hedge import (
+    HedgeState,
+    as_device,
+    as_f32,
+    init_hedge,
+    mixture_weights,
+    update_hedge,
+)
 
 
 @dataclass(frozen=True)
@@ -107,10 +114,10 @@ def fold_policy(state: PolicyState, corr_GX: np.ndarray, policy_corr_GP: np.ndar
     n_recent = len(waiting_KxGX)
     recent_KxGX = np.zeros(state.recent_KxGX.shape, np.float32)
     recent_KxGX[:n_recent] = waiting_KxGX
-    return state.replace(lagged=lagged, recent_KxGX=jnp.asarray(recent_KxGX), n_recent=jnp.asarray(n_recent, jnp.int32),
-                         sum_GP=jnp.asarray(np.asarray(state.sum_GP, np.float64) + policy_corr_GP, jnp.float32),
-                         sq_GP=jnp.asarray(np.asarray(state.sq_GP, np.float64) + policy_corr_GP**2, jnp.float32),
-                         n_scored=state.n_scored + 1)
+    return state.replace(lagged=lagged, recent_KxGX=as_device(recent_KxGX), n_recent=as_device(np.int32(n_recent)),
+                         sum_GP=as_f32(np.asarray(state.sum_GP, np.float64) + policy_corr_GP),
+                         sq_GP=as_f32(np.asarray(state.sq_GP, np.float64) + policy_corr_GP**2),
+                         n_scored=as_device(np.int32(int(state.n_scored) + 1)))
 
 
 def settled(state: PolicyState, hedge: HedgeState) -> PolicyState:

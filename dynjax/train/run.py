@@ -31,7 +31,7 @@ from dynjax.data.windows import Batch, era_chunks, era_row_chunks, sample_eras, 
 from dynjax.eval.jax_corr import era_corr
 from dynjax.model.attention_gam import FeatureAttentionModel
 from dynjax.train.era_features import EraFeatures, make_era_features
-from dynjax.train.hedge import mixture_weights, update_hedge
+from dynjax.train.hedge import as_device, mixture_weights, update_hedge
 from dynjax.train.members import (
     Members,
     combine_trials,
@@ -390,7 +390,7 @@ def score_resolved(run: RunContext, state: RunState, resolved: np.ndarray) -> tu
                                   floor=update_hedge(state.floor, floor_GA[None], t.hedge_decay),
                                   policy=fold_policy(state.policy, corr_GX, policy_GP, t.hedge_decay))
             scored.append((run.schedule.timeline.name(int(e)), corr_GX.tolist(), floor_GA.tolist()))
-    return state.replace(hedge=state.hedge.replace(n_seen=state.hedge.n_seen + len(new))), scored
+    return state.replace(hedge=state.hedge.replace(n_seen=as_device(np.int32(int(state.hedge.n_seen) + len(new))))), scored
 
 
 def resolved_corr(run: RunContext, state: RunState, e: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
