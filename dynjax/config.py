@@ -31,7 +31,8 @@ class DataConfig:
     min_era_rows: int = 2
     # Where the train step and predict read rows: "device", the features and target put on the
     # devices once and gathered inside the jit; "host", gathered by numpy and sent every step;
-    # "auto", device when they fit `device_share` of a device's memory (dynjax.data.resident).
+    # "auto", device when they fit `device_share` of a device's memory (twice over on a CPU backend,
+    # beside the host's copy: dynjax.data.resident).
     placement: str = "auto"
     device_share: float = 0.5
 
