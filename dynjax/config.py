@@ -89,7 +89,7 @@ class ModelConfig:
     # weights. The data decide how many: none where nothing interacts. 0: off.
     pairs: int = 32
     pair_t: float = 0.0  # the screen's bound on |t|; 0: Bonferroni's at 5 % over every pair
-    pair_rows: int = 2048  # rows per era the screen reads (every row of a smaller era)
+    pair_rows: int = 2048  # rows per era the screen reads (every row of a smaller era; fewer past 1 GiB of bins)
     pair_index: tuple[int, ...] = ()  # set by the run: the screened pairs, flattened (f0, g0, f1, g1, ...)
 
     def __post_init__(self):

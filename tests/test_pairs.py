@@ -9,10 +9,11 @@ import polars as pl
 import pytest
 
 from dynjax.config import LossConfig, ModelConfig, RunConfig, override
+from dynjax.data import pairs as pairs_module
 from dynjax.data.bins import MISSING, N_BINS, Imputer
 from dynjax.data.eras import build_era_index
 from dynjax.data.numerai import EraData
-from dynjax.data.pairs import bonferroni_t, screen_pairs
+from dynjax.data.pairs import bonferroni_t, screen_pairs, screen_rows
 from dynjax.model import FeatureAttentionModel
 from dynjax.model.heads import PairTableHead
 from dynjax.model.losses import additive_prior
@@ -61,6 +62,17 @@ def test_a_sampled_screen_reads_a_fixed_draw_of_each_era():
     again, t2 = screen_pairs(split, np.arange(E), max_pairs=8, max_rows=R // 2)
     assert first.tolist() == again.tolist() == [[0, 1]]
     np.testing.assert_array_equal(t1, t2)
+
+
+def test_the_screen_reads_fewer_rows_an_era_where_its_bytes_would_pass_the_budget(monkeypatch):
+    assert screen_rows(1000, 3555, 2048) == 2**30 // (1000 * 3555)  # Numerai's size: about 300 an era
+    assert screen_rows(360, 300, 2048) == 2048  # the diffuse setting's: every row it asks for
+    split = split_with(lambda z: 0.15 * z[:, 0] * z[:, 1])
+    half, t_half = screen_pairs(split, np.arange(E), max_pairs=8, max_rows=R // 2)
+    monkeypatch.setattr(pairs_module, "SCREEN_BYTES", E * (R // 2) * F)
+    cut, t_cut = screen_pairs(split, np.arange(E), max_pairs=8, max_rows=R)
+    assert cut.tolist() == half.tolist() == [[0, 1]]
+    np.testing.assert_array_equal(t_cut, t_half)  # the same fixed draw of R / 2 rows an era
 
 
 def test_a_pair_table_adds_its_cell_under_both_weights():

@@ -19,7 +19,8 @@ E - 1 degrees of freedom) are candidates; a pair of a feature correlated with on
 pair's scores too (an echo), so the candidates are then fitted jointly, era by era, and those
 whose own coefficient passes the same bound are kept, largest first, at most `max_pairs`. Data
 without interactions keep none, and the model is the GAM it was. Only the screened eras' targets
-are read, so the screen is as embargo-safe as the pretraining that fits the same eras.
+are read, so the screen is as embargo-safe as the pretraining that fits the same eras. It reads
+a fixed draw of `pair_rows` rows an era, fewer where its bins would pass `SCREEN_BYTES`.
 """
 
 import jax
@@ -36,6 +37,10 @@ FAMILY_ALPHA = 0.05
 CANDIDATES = 4  # pairs past the bound fitted jointly, per pair kept
 BACKFIT_CYCLES = 4  # passes over the features of the main-effect fit
 BACKFIT_L2 = 10.0  # rows' worth of shrinkage of each (feature, bin) mean towards 0
+# The most int8 feature bytes the screen reads (E eras x R rows x F): rows per era are cut to fit,
+# so that at Numerai's size (1,000 eras x 3,555 features) it reads about 300 an era, 1 GiB beside
+# the data, instead of a second copy of them (2,048 rows an era: 7 GiB).
+SCREEN_BYTES = 2**30
 
 
 def screen_pairs(split: EraData, eras: np.ndarray, max_pairs: int, max_rows: int, bound: float = 0.0,
@@ -47,7 +52,8 @@ def screen_pairs(split: EraData, eras: np.ndarray, max_pairs: int, max_rows: int
     none = np.zeros((0, 2), np.int64), np.zeros(0)
     if not max_pairs or n_features < 2 or len(eras) < 3:
         return none
-    x_ExRxF, y_ExR, valid_ExR = era_samples(split, eras, int(min(max_rows, split.index.n_labeled[eras].max())), target)
+    rows = screen_rows(len(eras), n_features, int(min(max_rows, split.index.n_labeled[eras].max())))
+    x_ExRxF, y_ExR, valid_ExR = era_samples(split, eras, rows, target)
     res_ExR = main_effect_residuals(x_ExRxF, y_ExR, valid_ExR)
     t_FxF = pair_t(x_ExRxF, res_ExR, valid_ExR)
     f_P, g_P = np.triu_indices(n_features, 1)
@@ -62,6 +68,12 @@ def screen_pairs(split: EraData, eras: np.ndarray, max_pairs: int, max_rows: int
     kept = np.flatnonzero(np.abs(t_C) > bound)
     kept = kept[np.argsort(-np.abs(t_C[kept]), kind="stable")][:max_pairs]
     return pairs_Kx2[kept], t_C[kept]
+
+
+def screen_rows(n_eras: int, n_features: int, max_rows: int) -> int:
+    """Rows per era the screen reads: `max_rows`, fewer where `n_eras` x rows x `n_features` would pass
+    `SCREEN_BYTES` (at least 3, the fewest an era's corr is read from)."""
+    return max(3, min(max_rows, SCREEN_BYTES // max(n_eras * n_features, 1)))
 
 
 def bonferroni_t(n_pairs: int, n_eras: int) -> float:
