@@ -41,11 +41,17 @@ def numerai_corr(pred_R: jnp.ndarray, y_R: jnp.ndarray, mask_R: jnp.ndarray) -> 
 per_era_numerai_corr = jax.jit(jax.vmap(numerai_corr))
 
 
-def era_corr(pred_R: np.ndarray, y_R: np.ndarray) -> float:
-    """Numerai corr of one era on the host; pads to a power-of-two bucket so eras of
-    different sizes share a handful of compiled programs instead of one each."""
+def corr_rows(n: int) -> int:
+    """The length an era of `n` rows is padded to for its corr: the next power of two, at least 16."""
+    return 1 << max(int(np.ceil(np.log2(max(n, 2)))), 4)
+
+
+def era_corr(pred_R: np.ndarray, y_R: np.ndarray, size: int | None = None) -> float:
+    """Numerai corr of one era on the host, its rows padded to `size` (None: `corr_rows`, so eras of
+    different sizes share a handful of compiled programs; a run passes one size for all its eras,
+    so that an era smaller or larger than the first compiles nothing)."""
     n = len(pred_R)
-    size = 1 << max(int(np.ceil(np.log2(max(n, 2)))), 4)
+    size = size or corr_rows(n)
     pad = lambda v: np.pad(np.asarray(v, np.float32), (0, size - n))
     mask = np.arange(size) < n
     return float(per_era_numerai_corr(pad(pred_R)[None], pad(y_R)[None], mask[None])[0])

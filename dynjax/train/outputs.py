@@ -92,17 +92,18 @@ class ResolvedScores:
 
     Each era's corr is taken when it is predicted (from the loaded labels; it counts only once
     the era has resolved); eras predicted before a resume are read back from their parts once.
+    `rows`: the padded length of every era's corr (the run's, `RunContext.corr_rows`).
     """
 
-    def __init__(self, out: Path, timeline: Timeline, embargo: int):
-        self.parts, self.timeline, self.embargo, self.corr = out / PARTS, timeline, embargo, {}
+    def __init__(self, out: Path, timeline: Timeline, embargo: int, rows: int | None = None):
+        self.parts, self.timeline, self.embargo, self.rows, self.corr = out / PARTS, timeline, embargo, rows, {}
 
     def add(self, e: int, pred: np.ndarray) -> None:
         """Score era position `e`'s prediction (labeled rows come first in an era)."""
         split, local = self.timeline.era(e)
         rows = split.index.labeled_rows(local)
         n = rows.stop - rows.start
-        self.corr[e] = era_corr(np.asarray(pred)[:n], split.y_NxT[rows, 0]) if n > 1 else float("nan")
+        self.corr[e] = era_corr(np.asarray(pred)[:n], split.y_NxT[rows, 0], self.rows) if n > 1 else float("nan")
 
     def read(self, e: int) -> np.ndarray:
         """Era position `e`'s predictions from its part (an era predicted before a resume)."""

@@ -28,7 +28,7 @@ from dynjax.data.pairs import screen_pairs
 from dynjax.data.resident import Resident, choose_placement, put_resident, resident_bytes
 from dynjax.data.timeline import Timeline, make_timeline
 from dynjax.data.windows import Batch, era_chunks, era_row_chunks, sample_eras, window_rng
-from dynjax.eval.jax_corr import era_corr
+from dynjax.eval.jax_corr import corr_rows, era_corr
 from dynjax.model.attention_gam import FeatureAttentionModel
 from dynjax.train.era_features import EraFeatures, make_era_features
 from dynjax.train.hedge import as_device, mixture_weights, update_hedge
@@ -77,6 +77,11 @@ class RunContext:
     @property
     def n_features(self) -> int:
         return self.model.n_features
+
+    @property
+    def corr_rows(self) -> int:
+        """The padded length of every era's corr in the run (`era_corr`): one program for all its eras."""
+        return corr_rows(max(int(s.index.n_labeled.max(initial=0)) for s in self.schedule.timeline.splits))
 
     def fresh_state(self) -> RunState:
         return self.place(initial_run_state(self.members, self.model, self.optimizer, self.root_key, self.groups))
@@ -408,7 +413,7 @@ def resolved_corr(run: RunContext, state: RunState, e: int) -> tuple[np.ndarray,
     frozen_GMxR = raw_predictions(run, state.frozen, state.selection.mask_F, split, local, context)
     n = split.index.n_labeled[local]
     y_R = split.y_NxT[split.index.labeled_rows(local), 0]
-    corr = lambda mixed_XxR: [float(era_corr(p, y_R)) for p in mixed_XxR]
+    corr = lambda mixed_XxR: [float(era_corr(p, y_R, run.corr_rows)) for p in mixed_XxR]
     trials = zip(np.split(pred_GMxR[:, :n], run.groups), np.split(frozen_GMxR[:, :n], run.groups), shares_GxAxN, policy_GxPxM)
     x, a, p = [], [], []
     for p_MxR, f_MxR, share_AxN, w_PxM in trials:

@@ -153,7 +153,7 @@ def walk_forward(cfg: RunConfig, data: NumeraiData, out: str | Path, *, stop_aft
 
         # Walk forward
         walk_key = jax.random.fold_in(jax.random.wrap_key_data(state.rng), WALK)
-        scores = ResolvedScores(out, run.schedule.timeline, run.cfg.data.embargo_eras)
+        scores = ResolvedScores(out, run.schedule.timeline, run.cfg.data.embargo_eras, run.corr_rows)
         for k in progress(range(cursor, len(history)), initial=cursor, total=len(history), desc="walk-forward"):
             e = int(history[k])
             with timed(timings, "train_s", compiles="compile_s"):
@@ -286,7 +286,7 @@ def holdout_corr(run: RunContext, state: RunState, holdout: np.ndarray) -> np.nd
         split, local = run.schedule.timeline.era(int(e))
         rows = split.index.labeled_rows(local)
         pred_GxR = walk_rows(run, state, split, local, run.features.of(int(e)))  # the frozen members are not set yet
-        corrs.append([era_corr(p[: rows.stop - rows.start], split.y_NxT[rows, 0]) for p in pred_GxR])
+        corrs.append([era_corr(p[: rows.stop - rows.start], split.y_NxT[rows, 0], run.corr_rows) for p in pred_GxR])
     return np.mean(corrs, axis=0)
 
 
