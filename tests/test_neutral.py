@@ -23,6 +23,22 @@ def test_the_gram_solver_takes_cholesky_only_where_lstsq_would_drop_nothing():
     np.testing.assert_allclose(gram_solver(gram)(b), np.linalg.lstsq(gram, b, rcond=RCOND**2)[0], atol=1e-8)
 
 
+@pytest.mark.parametrize("seed", range(3))
+def test_an_era_with_more_features_than_rows_neutralises_as_numerai_tools(seed):
+    """The row-space path (AA'): a neutralisation as lstsq's, whether AA' is well conditioned or not."""
+    rng = np.random.default_rng(seed)
+    r, f = int(rng.integers(20, 60)), int(rng.integers(70, 120))
+    x = ((rng.integers(0, 5, (r, f)) - 2) / np.sqrt(2)).astype(np.float64)
+    if seed == 2:
+        x[1] = x[0]  # two identical rows: AA' singular, the eigendecomposition's path
+    pred = np.round(x @ rng.standard_normal(f) / 10 + rng.standard_normal(r), 1)
+    idx = pd.Index([f"id{i:05d}" for i in range(r)])
+    feats, preds = pd.DataFrame(x, index=idx), pd.DataFrame({"p": pred}, index=idx)
+    for proportion in (0.5, 1.0):
+        want = neutralize(preds, feats, proportion)["p"].to_numpy()
+        np.testing.assert_allclose(FeatureSpan(x).neutralize(pred, proportion), want, atol=1e-6)
+
+
 def test_exposure_of_a_prediction_equal_to_one_feature():
     rng = np.random.default_rng(0)
     x = rng.integers(0, 5, (200, 3)).astype(np.float32)

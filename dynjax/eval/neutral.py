@@ -29,14 +29,9 @@ class FeatureSpan:
 
     def __init__(self, x_RxF: np.ndarray):
         x_RxF = np.asarray(x_RxF, np.float64)
-        self.a_RxC = np.hstack([x_RxF, np.ones((len(x_RxF), 1))])
-        self.solve = gram_solver(self.a_RxC.T @ self.a_RxC)
+        self.fitted = projector(np.hstack([x_RxF, np.ones((len(x_RxF), 1))]))
         self.xc_RxF = x_RxF - x_RxF.mean(axis=0)
         self.norm_F = np.sqrt((self.xc_RxF**2).sum(axis=0))
-
-    def fitted(self, v_R: np.ndarray) -> np.ndarray:
-        """The least-squares fit of `v_R` on the features and a constant."""
-        return self.a_RxC @ self.solve(self.a_RxC.T @ v_R)
 
     def neutralize(self, pred_R: np.ndarray, proportion: float) -> np.ndarray:
         """numerai-tools' `neutralize`: `pred - proportion * fit(pred)`."""
@@ -54,6 +49,19 @@ class FeatureSpan:
     def neutral_corr(self, pred_R: np.ndarray, y_R: np.ndarray) -> float:
         """numerai-tools' `feature_neutral_corr`: numerai_corr of the gaussianised ranks neutralised."""
         return fast_numerai_corr(self.neutralize(gaussian_ranks(pred_R), 1.0), y_R)
+
+
+def projector(a_RxC: np.ndarray):
+    """`v_R -> A A+ v_R`, the least-squares fit of `v_R` on the columns of A with lstsq's rcond, from
+    the smaller of A's two Gram matrices: A'A, or AA' where A has more columns than rows (A A+ =
+    AA' (AA')+, whose nonzero eigenvalues are A'A's, so the same directions are dropped). An era of
+    2,300 rows at v5.3's 3,555 features is rank-deficient in A'A, whose eigendecomposition took 5.3 s."""
+    if a_RxC.shape[1] <= a_RxC.shape[0]:
+        solve = gram_solver(a_RxC.T @ a_RxC)
+        return lambda v_R: a_RxC @ solve(a_RxC.T @ v_R)
+    gram_RxR = a_RxC @ a_RxC.T
+    solve = gram_solver(gram_RxR)
+    return lambda v_R: gram_RxR @ solve(v_R)
 
 
 def gram_solver(gram_CxC: np.ndarray):

@@ -23,22 +23,26 @@ from dynjax.eval.scores import payout, per_era_corr, rank_per_era, summarize
 from dynjax.eval.truth import active_features, has_truth
 from dynjax.train.members import mixture_labels, plan_members
 
+WIDE = 1024  # features from which an era's matrices are large enough for BLAS's threads to pay
 
-def one_blas_thread(fn):
-    """`fn` with numpy's and scipy's BLAS on one thread.
+
+def era_blas(fn):
+    """`fn` with numpy's and scipy's BLAS on one thread, unless the eras of its `NumeraiData` are wide.
 
     The report's linear algebra is per era (Gram matrices and Cholesky factors of an era's
-    features): BLAS's threads gain nothing at that size and spin against each other and against
-    any other process on the cores (the diffuse setting's report: 4.0-4.4 s on one thread; 7.6-8.0 s
-    on two, and up to 56 s beside two other runs on the 2 cores)."""
+    features): at a few hundred features BLAS's threads gain nothing and spin against each other
+    and against any other process on the cores (the diffuse setting's report: 4.0-4.4 s on one
+    thread; 7.6-8.0 s on two, and up to 56 s beside two other runs on the 2 cores). At Numerai's
+    thousands they pay (`benchmarks/README.md`: the report at v5.3's width)."""
     @functools.wraps(fn)
     def wrapped(*args, **kwargs):
-        with threadpool_limits(limits=1, user_api="blas"):
+        data = next(a for a in (*args, *kwargs.values()) if isinstance(a, NumeraiData))
+        with threadpool_limits(limits=1 if data.train.x_NxF.shape[1] < WIDE else None, user_api="blas"):
             return fn(*args, **kwargs)
     return wrapped
 
 
-@one_blas_thread
+@era_blas
 def build_report(out: str | Path, data: NumeraiData, cfg: RunConfig, data_dir: str | Path, *,
                  timings: dict | None = None) -> dict:
     """Score a finished walk-forward run of `cfg` in `out`; writes metrics, tables, plots, submission."""
@@ -251,7 +255,7 @@ def _write_submission(out: Path, live, preds: pl.DataFrame) -> None:
     sub.select("id", "prediction").write_csv(out / "submission.csv")
 
 
-@one_blas_thread
+@era_blas
 def score_predictions(data: NumeraiData, preds: pl.DataFrame) -> dict:
     """Validation scores of any model's predictions (`id`, `prediction`): corr mean / Sharpe /
     drawdown per era (numerai-tools), mean max feature exposure and feature-neutral corr."""
