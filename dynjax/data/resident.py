@@ -23,7 +23,7 @@ from flax import struct
 from dynjax.data.numerai import EraData
 
 PLACEMENTS = ("auto", "device", "host")
-BLOCK_BYTES = 2**28  # rows sent per write when the matrices are put on the devices
+BLOCK_BYTES = 2**28  # bytes of rows sent per write when the matrices are put on the devices
 
 
 @struct.dataclass

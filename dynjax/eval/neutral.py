@@ -5,7 +5,8 @@ numerai-tools neutralises by `np.linalg.lstsq` of the predictions on the feature
 era and source, so `FeatureSpan` factors an era's features once and every source reuses it;
 exposure is one matrix product. The factor is the Cholesky factor of their Gram matrix where it is
 well conditioned (then lstsq drops no direction and the projection is the same), else its
-eigendecomposition with the directions below lstsq's rcond dropped; Cholesky costs a tenth.
+eigendecomposition with the directions below lstsq's rcond dropped; Cholesky costs a tenth. An
+era with more features than rows (Numerai's width) is factored through its rows' Gram matrix.
 Tests hold each figure equal to numerai-tools' to 1e-6.
 """
 

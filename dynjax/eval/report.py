@@ -33,7 +33,7 @@ def era_blas(fn):
     features): at a few hundred features BLAS's threads gain nothing and spin against each other
     and against any other process on the cores (the diffuse setting's report: 4.0-4.4 s on one
     thread; 7.6-8.0 s on two, and up to 56 s beside two other runs on the 2 cores). At Numerai's
-    thousands they pay (`benchmarks/README.md`: the report at v5.3's width)."""
+    thousands an era's matrices are large enough to share out (`benchmarks/README.md`: the report)."""
     @functools.wraps(fn)
     def wrapped(*args, **kwargs):
         data = next(a for a in (*args, *kwargs.values()) if isinstance(a, NumeraiData))
