@@ -95,7 +95,7 @@ class ResolvedScores:
     `rows`: the padded length of every era's corr (the run's, `RunContext.corr_rows`).
     """
 
-    def __init__(self, out: Path, timeline: Timeline, embargo: int, rows: int | None = None):
+    def __init__(self, out: Path, timeline: Timeline, embargo: int, rows: int):
         self.parts, self.timeline, self.embargo, self.rows, self.corr = out / PARTS, timeline, embargo, rows, {}
 
     def add(self, e: int, pred: np.ndarray) -> None:
